@@ -1,0 +1,1 @@
+"""MuJoCo simulation tasks as gymnasium environments (ids under ``imitation/``)."""

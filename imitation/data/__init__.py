@@ -1,0 +1,1 @@
+"""Demonstration data: the Zarr demo store, training windows, statistics and format conversion."""

@@ -1,0 +1,145 @@
+"""Crash-safe file writes for the demo store.
+
+zarr's ``LocalStore`` already writes each key through a temporary file and a rename, so a killed
+process never leaves a torn file; it does not ``fsync``, so after a power cut a rename may survive
+while the data it points to does not. ``DurableLocalStore`` adds the missing ``fsync`` of each file
+before its rename and of the directory after it, which is what makes "an episode is committed only
+after its frames are durable" true on disk and not only in the page cache.
+
+Every step (write, fsync, rename, directory fsync, delete) passes through a ``FaultHook``. Tests
+use it to stop the writer deterministically at each step of a commit and check what survives.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from zarr.core.buffer import Buffer
+from zarr.storage import LocalStore
+
+TMP_SUFFIX = ".partial"
+
+# hook(step, path): called before each step; raising from it aborts the operation at that point.
+FaultHook = Callable[[str, str], None]
+
+
+class SimulatedCrash(BaseException):
+    """Raised by fault-injection hooks to stop a writer as if the process had been killed.
+
+    A BaseException so that ordinary ``except Exception`` clean-up code does not run, as it would
+    not after a real kill.
+    """
+
+
+class CrashAfter:
+    """A ``FaultHook`` that lets ``n`` steps through and "kills" the writer at step ``n``.
+
+    After the crash every further step also raises, so nothing more reaches the disk. ``steps``
+    records (step, path) for every step seen, which is how tests enumerate a commit's steps.
+    """
+
+    def __init__(self, n: int | None = None) -> None:
+        self.n = n
+        self.steps: list[tuple[str, str]] = []
+        self.crashed = False
+
+    def __call__(self, step: str, path: str) -> None:
+        if self.crashed:
+            raise SimulatedCrash(f"writer already crashed; refused {step} {path}")
+        self.steps.append((step, path))
+        if self.n is not None and len(self.steps) > self.n:
+            self.crashed = True
+            raise SimulatedCrash(f"simulated crash at step {self.n}: {step} {path}")
+
+
+def _no_hook(step: str, path: str) -> None:
+    return None
+
+
+def fsync_dir(path: Path, hook: FaultHook = _no_hook) -> None:
+    hook("fsync_dir", str(path))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _make_dirs(directory: Path, hook: FaultHook) -> None:
+    """mkdir -p, fsyncing each parent whose entry list changed so new directories survive too."""
+    missing = []
+    d = directory
+    while not d.exists():
+        missing.append(d)
+        d = d.parent
+    for d in reversed(missing):
+        hook("mkdir", str(d))
+        d.mkdir(exist_ok=True)
+        fsync_dir(d.parent, hook)
+
+
+def atomic_write(path: Path, data: bytes | memoryview, hook: FaultHook = _no_hook) -> None:
+    """Write ``data`` to ``path`` so that the file is either the old one or the complete new one."""
+    _make_dirs(path.parent, hook)
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:12]}{TMP_SUFFIX}")
+    view = memoryview(data).cast("B")
+    try:
+        with open(tmp, "wb") as f:
+            hook("write", str(path))
+            half = len(view) // 2
+            f.write(view[:half])
+            hook("write_end", str(path))  # a crash here leaves a torn temporary file
+            f.write(view[half:])
+            f.flush()
+            hook("fsync", str(path))
+            os.fsync(f.fileno())
+        hook("rename", str(path))
+        os.replace(tmp, path)
+    except Exception:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent, hook)
+
+
+class DurableLocalStore(LocalStore):
+    """A zarr ``LocalStore`` whose writes are atomic and durable (fsync) and can be fault-injected."""
+
+    def __init__(self, root: Path | str, *, read_only: bool = False, hook: FaultHook | None = None) -> None:
+        super().__init__(root, read_only=read_only)
+        self.hook: FaultHook = hook or _no_hook
+
+    def with_read_only(self, read_only: bool = False) -> DurableLocalStore:
+        return DurableLocalStore(self.root, read_only=read_only, hook=self.hook)
+
+    async def _set(self, key: str, value: Buffer, exclusive: bool = False) -> None:
+        import asyncio
+
+        if not self._is_open:
+            await self._open()
+        self._check_writable()
+        path = self.root / key
+        if exclusive and path.exists():
+            raise FileExistsError(path)
+        await asyncio.to_thread(atomic_write, path, value.as_buffer_like(), self.hook)
+
+    async def delete(self, key: str) -> None:
+        self.hook("delete", str(self.root / key))
+        await super().delete(key)
+
+
+def remove_temporaries(root: Path) -> list[Path]:
+    """Delete temporary files left by writes that were interrupted; returns what was removed."""
+    removed = []
+    for p in root.rglob(f"*{TMP_SUFFIX}"):
+        if p.is_file():
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
+def write_key(store: DurableLocalStore, key: str, data: bytes) -> None:
+    """Write raw bytes under a store key through the same durable path as zarr's own writes."""
+    atomic_write(store.root / key, data, store.hook)
