@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from imitation.data.codecs import normalize_codec
+from imitation.errors import ImitationError
 
 KINDS = ("state", "action", "image", "scalar")
 # Kinds whose values must be finite: a NaN in a state or action poisons normalisation and training.
@@ -22,7 +23,7 @@ FINITE_KINDS = ("state", "action", "scalar")
 TIMESTAMP = "timestamp"
 
 
-class SchemaError(ValueError):
+class SchemaError(ImitationError, ValueError):
     """A frame or a feature declaration does not match the store's schema."""
 
 
@@ -33,7 +34,7 @@ class Feature:
     shape: tuple[int, ...]
     dtype: str
     kind: str
-    codec: dict[str, Any] = field(default_factory=dict)
+    codec: dict[str, Any] | str = field(default_factory=dict)
     # Optional names of the last axis (joint names for state and action).
     names: tuple[str, ...] | None = None
     # Frames per shard (images) or per chunk (everything else); 0 picks a size from the frame size.
@@ -63,7 +64,11 @@ class Feature:
             object.__setattr__(self, "names", names)
         if self.frames_per_file < 0:
             raise SchemaError(f"frames_per_file must be ≥ 0 (0 = automatic), got {self.frames_per_file}")
-        object.__setattr__(self, "codec", normalize_codec(self.codec or None, kind=self.kind, dtype=dtype))
+        try:
+            codec = normalize_codec(self.codec or None, kind=self.kind, dtype=dtype)
+        except ValueError as e:
+            raise SchemaError(str(e)) from None
+        object.__setattr__(self, "codec", codec)
 
     @property
     def np_dtype(self) -> np.dtype:
@@ -112,7 +117,7 @@ class Feature:
             shape=tuple(d["shape"]),
             dtype=d["dtype"],
             kind=d["kind"],
-            codec=dict(d.get("codec") or {}),
+            codec=d.get("codec") or {},
             names=tuple(d["names"]) if d.get("names") is not None else None,
             frames_per_file=int(d.get("frames_per_file", 0)),
         )

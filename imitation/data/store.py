@@ -44,6 +44,7 @@ import zarr
 from imitation import __version__
 from imitation.data.codecs import CODEC_PACKAGES, FrameEncoder, zarr_codecs
 from imitation.data.durable import DurableLocalStore, FaultHook, remove_temporaries, write_key
+from imitation.errors import ImitationError
 from imitation.data.schema import TIMESTAMP, Feature, SchemaError, parse_features, validate_frame
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ EPISODE_FIELDS: dict[str, tuple[Any, Any]] = {
 _MAX_U64 = np.uint64(2**64 - 1)
 
 
-class StoreError(RuntimeError):
+class StoreError(ImitationError):
     """The store cannot be opened or written as asked; the message says why and what to do."""
 
 
@@ -563,7 +564,9 @@ class EpisodeWriter:
         operator: str = "",
         seed: int | None = None,
         info: Mapping[str, Any] | None = None,
+        start_time: float | None = None,
     ) -> None:
+        """Begin an episode. ``start_time`` (Unix seconds) defaults to now; copies pass the original."""
         self._check_usable()
         if self._episode is not None:
             raise StoreError("an episode is already being recorded; save or discard it first")
@@ -576,7 +579,7 @@ class EpisodeWriter:
             "operator": str(operator),
             "seed": -1 if seed is None else int(seed),
             "info": info_text,
-            "start_time": time.time(),
+            "start_time": time.time() if start_time is None else float(start_time),
         }
         self._n_frames = 0
         self._last_ts = -np.inf
@@ -600,14 +603,19 @@ class EpisodeWriter:
         self._n_frames += 1
         self._put(("frame", values))
 
-    def save_episode(self, *, outcome: str = "success", dropped_frames: int = 0) -> int:
-        """Commit the current episode durably; returns its index in the store."""
+    def save_episode(
+        self, *, outcome: str = "success", dropped_frames: int = 0, duration_s: float | None = None
+    ) -> int:
+        """Commit the current episode durably; returns its index in the store.
+
+        ``duration_s`` defaults to the span of the frame timestamps plus one control period.
+        """
         self._check_usable()
         if self._episode is None:
             raise StoreError("no episode is being recorded; nothing to save")
         if self._n_frames == 0:
             raise StoreError("the episode has no frames; discard it instead of saving")
-        ep = dict(self._episode, outcome=str(outcome), dropped_frames=int(dropped_frames))
+        ep = dict(self._episode, outcome=str(outcome), dropped_frames=int(dropped_frames), duration_s=duration_s)
         self._episode = None
         done = threading.Event()
         self._put(("save", (ep, done)))
@@ -739,8 +747,9 @@ class EpisodeWriter:
                 arr.resize((end, *arr.shape[1:]))
         n = self._n_committed
         start = self._committed_end
-        ts = np.asarray(group["data"][TIMESTAMP][start:end])
-        ep["duration_s"] = float(ts[-1] - ts[0]) + 1.0 / self.fps
+        if ep["duration_s"] is None:
+            ts = np.asarray(group["data"][TIMESTAMP][start:end])
+            ep["duration_s"] = float(ts[-1] - ts[0]) + 1.0 / self.fps
         meta = group["meta"]
         for name in EPISODE_FIELDS:
             arr = meta[name]

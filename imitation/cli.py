@@ -1,0 +1,68 @@
+"""The ``imitation`` command. Subcommands are imported only when run, so ``--help`` is instant."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+# name -> ("module:function", one-line help). Each function takes the remaining arguments.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "quickstart": ("imitation.quickstart:main", "run the whole pipeline on a laptop CPU (the project's main job)"),
+    "data": ("imitation.data.commands:main", "inspect, check, repair, edit and import demo stores"),
+}
+
+USAGE = """usage: imitation <command> [options]
+
+Robot imitation learning: record demonstrations, train policies, run them in simulation and on arms.
+
+commands:
+{commands}
+
+Run 'imitation <command> --help' for a command's options.
+Set IMITATION_DEBUG=1 to see full tracebacks of errors."""
+
+
+def run_table(table: dict[str, tuple[str, str]], argv: Sequence[str], prog: str) -> int:
+    """Dispatch ``argv[0]`` through a command table, importing only the chosen command."""
+    width = max(len(n) for n in table) + 2
+    usage = USAGE.replace("imitation <command>", f"{prog} <command>").format(
+        commands="\n".join(f"  {name:<{width}}{doc}" for name, (_, doc) in table.items())
+    )
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage)
+        return 0
+    if argv[0] == "--version":
+        from imitation import __version__
+
+        print(__version__)
+        return 0
+    name = argv[0]
+    if name not in table:
+        print(f"{prog}: unknown command {name!r}; choose one of: {', '.join(table)}", file=sys.stderr)
+        return 2
+    module, func = table[name][0].split(":")
+    return getattr(importlib.import_module(module), func)(list(argv[1:]), prog=f"{prog} {name}") or 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from imitation.errors import ImitationError
+
+    try:
+        return run_table(COMMANDS, argv, "imitation")
+    except ImitationError as e:
+        if os.environ.get("IMITATION_DEBUG"):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

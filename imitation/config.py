@@ -1,0 +1,118 @@
+"""Typed configuration: dataclasses, filled from YAML files and overridden on the command line.
+
+Every command takes a dataclass whose field docstrings are its ``--help`` text. Values come, in
+order of precedence, from the command line, then ``--config FILE.yaml`` (plain values, no code),
+then the dataclass defaults. The resolved configuration is saved next to every run with ``save``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from imitation.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def from_dict(cls: type[T], data: dict[str, Any], *, where: str = "config") -> T:
+    """Build dataclass ``cls`` from plain values, refusing unknown keys with the list of valid ones."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of field: value, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {unknown}; valid fields: {', '.join(fields)}")
+    hints = _field_types(cls)
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _coerce(hints[name], value, f"{where}.{name}")
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{where}: {e}") from e
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp) and isinstance(value, dict):
+        return from_dict(tp, value, where=where)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        if len(args) == 1:
+            return _coerce(args[0], value, where)
+        return value
+    if tp is Path and isinstance(value, str):
+        return Path(value)
+    if origin in (tuple, list) and isinstance(value, list | tuple):
+        return origin(value)
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def load_yaml(cls: type[T], path: str | Path) -> T:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {e}") from e
+    return from_dict(cls, data, where=str(path))
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain values only (paths as strings, tuples as lists), ready for YAML or JSON."""
+
+    def plain(v: Any) -> Any:
+        if dataclasses.is_dataclass(v):
+            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, Path):
+            return str(v)
+        if isinstance(v, list | tuple):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {str(k): plain(x) for k, x in v.items()}
+        return v
+
+    return plain(cfg)
+
+
+def save(cfg: Any, path: str | Path) -> None:
+    """Write the resolved configuration as YAML (atomically)."""
+    from imitation.data.durable import atomic_write
+
+    atomic_write(Path(path), yaml.safe_dump(to_dict(cfg), sort_keys=False).encode())
+
+
+def parse(cls: type[T], args: Sequence[str] | None = None, *, prog: str | None = None,
+          description: str | None = None) -> T:
+    """Parse ``args`` into ``cls``: defaults < ``--config FILE`` < command-line flags."""
+    import tyro
+
+    args = list(sys.argv[1:] if args is None else args)
+    default = None
+    if "--config" in args:
+        i = args.index("--config")
+        if i + 1 >= len(args):
+            raise ConfigError("--config needs a YAML file path")
+        default = load_yaml(cls, args[i + 1])
+        del args[i : i + 2]
+    kwargs: dict[str, Any] = {"args": args, "prog": prog, "description": description}
+    if default is not None:
+        kwargs["default"] = default
+    return tyro.cli(cls, **kwargs)

@@ -1,0 +1,9 @@
+"""The project's error for user mistakes: the CLI prints its message as one line and exits non-zero."""
+
+
+class ImitationError(Exception):
+    """Bad input or a state the user can fix; the message says what, which value, and how to fix it."""
+
+
+class ConfigError(ImitationError, ValueError):
+    """A configuration file or command-line value is invalid."""

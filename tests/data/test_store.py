@@ -1,0 +1,311 @@
+"""The demo store: round trips, schema checks, episode control, locking, format checks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import zarr
+
+from imitation.data.check import validate
+from imitation.data.schema import Feature, SchemaError
+from imitation.data.store import DemoStore, EpisodeWriter, StoreError, committed_count
+
+LOWDIM = {
+    "state": {"shape": [6], "dtype": "float32", "kind": "state", "names": [f"j{i}" for i in range(6)]},
+    "action": {"shape": [6], "dtype": "float32", "kind": "action"},
+}
+
+
+def smooth_image(rng: np.random.Generator, h: int = 32, w: int = 40) -> np.ndarray:
+    """A camera-like image (gradients plus mild noise) that JPEG codes with small error."""
+    y, x = np.mgrid[0:h, 0:w]
+    base = np.stack([x * 255 / w, y * 255 / h, (x + y) * 127 / (h + w)], axis=-1)
+    return np.clip(base + rng.normal(0, 2, base.shape) + rng.uniform(0, 40), 0, 255).astype(np.uint8)
+
+
+def write_episodes(path, features, lengths, *, seed=0, fps=50, **kw):
+    """Write episodes of the given lengths; returns the frames written, per episode."""
+    rng = np.random.default_rng(seed)
+    written = []
+    with EpisodeWriter(path, features=features, fps=fps, **kw) as w:
+        t = 0.0
+        for e, n in enumerate(lengths):
+            w.start_episode(task=f"task {e}", operator="op", seed=100 + e, info={"e": e})
+            frames = []
+            for _ in range(n):
+                f = {}
+                for key, spec in w.features.items():
+                    if key == "timestamp":
+                        f[key] = t
+                    elif spec.kind == "image":
+                        f[key] = smooth_image(rng, *spec.shape[:2])
+                    else:
+                        f[key] = (rng.normal(size=spec.shape) * 3).astype(spec.dtype)
+                t += 1 / fps
+                frames.append(f)
+                w.add_frame(f)
+            w.save_episode(outcome="success" if e % 2 == 0 else "failure")
+            written.append(frames)
+    return written
+
+
+def stacked(frames, key):
+    return np.stack([np.asarray(f[key]) for f in frames])
+
+
+def test_round_trip_every_dtype_and_codec(tmp_path):
+    features = {}
+    for dtype in ("float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "bool"):
+        for codec in ("blosc", "zstd", "none"):
+            features[f"{dtype}_{codec}"] = {"shape": [3], "dtype": dtype, "kind": "scalar", "codec": {"name": codec}}
+    for codec in ("blosc", "zstd", "none"):
+        features[f"images/rgb_{codec}"] = {"shape": [24, 32, 3], "dtype": "uint8", "kind": "image",
+                                           "codec": {"name": codec}, "frames_per_file": 7}
+    features["images/depth"] = {"shape": [24, 32], "dtype": "uint16", "kind": "image", "codec": {"name": "zstd"}}
+    features["images/jpeg"] = {"shape": [24, 32, 3], "dtype": "uint8", "kind": "image",
+                               "codec": {"name": "jpeg", "quality": 95}, "frames_per_file": 5}
+    path = tmp_path / "all.zarr"
+    rng = np.random.default_rng(1)
+    episodes = []
+    with EpisodeWriter(path, features=features, fps=30) as w:
+        t = 0.0
+        for n in (9, 4, 13):
+            w.start_episode()
+            frames = []
+            for _ in range(n):
+                f = {"timestamp": t}
+                for key, spec in w.features.items():
+                    if key == "timestamp":
+                        continue
+                    dt = spec.np_dtype
+                    if key == "images/jpeg":
+                        f[key] = smooth_image(rng, 24, 32)
+                    elif dt.kind == "b":
+                        f[key] = rng.random(spec.shape) < 0.5
+                    elif dt.kind in "iu":
+                        info = np.iinfo(dt)
+                        f[key] = rng.integers(info.min, info.max, spec.shape, dtype=dt, endpoint=True)
+                    else:
+                        f[key] = rng.normal(size=spec.shape).astype(dt) * 1e3
+                frames.append(f)
+                w.add_frame(f)
+                t += 1 / 30
+            w.save_episode()
+            episodes.append(frames)
+    store = DemoStore.open(path)
+    assert store.n_episodes == 3 and store.n_frames == 26
+    assert store.episode_ends.tolist() == [9, 13, 26]
+    plain = zarr.open_group(path, mode="r")
+    for e, frames in enumerate(episodes):
+        got = store.read_episode(e)
+        for key in features:
+            want = stacked(frames, key)
+            assert got[key].dtype == want.dtype, key
+            if key == "images/jpeg":
+                err = np.abs(got[key].astype(int) - want.astype(int)).mean()
+                assert err < 3, err  # lossy, but close on camera-like images
+            else:
+                np.testing.assert_array_equal(got[key], want, err_msg=key)
+            lo, hi = store.episode_range(e)
+            np.testing.assert_array_equal(np.asarray(plain["data"][key][lo:hi]), got[key])
+    assert validate(store, progress=False).ok
+
+
+def test_plain_zarr_reads_the_store_without_project_imports(tmp_path):
+    path = tmp_path / "p.zarr"
+    features = {**LOWDIM, "images/top": {"shape": [16, 16, 3], "dtype": "uint8", "kind": "image", "codec": "jpeg"}}
+    write_episodes(path, features, [5, 7])
+    code = (
+        "import sys, zarr, json\n"
+        f"g = zarr.open_group({str(path)!r}, mode='r')\n"
+        "assert 'imitation' not in sys.modules\n"
+        "print(json.dumps([g.attrs['format'], g['meta/episode_ends'][:].tolist(), list(g['data/images/top'][11].shape),"
+        " g['data/state'].shape[0]]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == ["imitation.demos", [5, 12], [16, 16, 3], 12]
+
+
+def test_episode_metadata_and_timestamps(tmp_path):
+    path = tmp_path / "m.zarr"
+    write_episodes(path, LOWDIM, [10, 20], fps=10)
+    store = DemoStore.open(path)
+    m = store.episode_meta(1)
+    assert m["task"] == "task 1" and m["operator"] == "op" and m["seed"] == 101 and m["info"] == {"e": 1}
+    assert m["outcome"] == "failure" and m["length"] == 20 and m["dropped_frames"] == 0
+    assert m["duration_s"] == pytest.approx(2.0)  # 20 frames at 10 fps
+    assert m["start_time"] > 1.6e9
+    assert store.meta_table()["length"].tolist() == [10, 20]
+
+
+def test_discard_and_rerecord_leave_nothing_behind(tmp_path):
+    path = tmp_path / "d.zarr"
+    rng = np.random.default_rng(0)
+    features = {**LOWDIM, "images/top": {"shape": [8, 8, 3], "dtype": "uint8", "kind": "image",
+                                         "codec": "zstd", "frames_per_file": 4}}
+
+    def frame(t, value):
+        return {"state": np.full(6, value, "f4"), "action": np.zeros(6, "f4"),
+                "images/top": np.full((8, 8, 3), int(value) % 256, np.uint8), "timestamp": t}
+
+    with EpisodeWriter(path, features=features, fps=10) as w:
+        w.start_episode(task="a")
+        for i in range(6):
+            w.add_frame(frame(i / 10, 1))
+        w.save_episode()
+        w.start_episode(task="b")
+        for i in range(9):
+            w.add_frame(frame(i / 10, 99))
+        w.discard_episode()
+        w.start_episode(task="c", seed=7)
+        for i in range(3):
+            w.add_frame(frame(i / 10, 98))
+        w.rerecord()
+        for i in range(5):
+            w.add_frame(frame(i / 10, 2 + rng.integers(0, 1)))
+        w.save_episode()
+    store = DemoStore.open(path)
+    assert store.episode_ends.tolist() == [6, 11]
+    assert store.episode_meta(1)["task"] == "c" and store.episode_meta(1)["seed"] == 7
+    assert set(np.unique(store.read("state"))) == {1.0, 2.0}
+    assert set(np.unique(store.read("images/top"))) == {1, 2}
+    assert store.uncommitted_frames == 0
+
+
+def test_append_to_existing_store_and_schema_mismatch(tmp_path):
+    path = tmp_path / "a.zarr"
+    first = write_episodes(path, LOWDIM, [4], seed=1)
+    second = write_episodes(path, LOWDIM, [3, 2], seed=2)
+    store = DemoStore.open(path)
+    assert store.episode_ends.tolist() == [4, 7, 9]
+    np.testing.assert_array_equal(store.read("state", 0, 4), stacked(first[0], "state"))
+    np.testing.assert_array_equal(store.read("state", 4, 7), stacked(second[0], "state"))
+    other = {**LOWDIM, "action": {"shape": [7], "dtype": "float32", "kind": "action"}}
+    with pytest.raises(StoreError, match="different feature schema.*action"):
+        EpisodeWriter(path, features=other, fps=50)
+    with pytest.raises(StoreError, match="recorded at 50.0 fps"):
+        EpisodeWriter(path, features=LOWDIM, fps=30)
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"state": np.zeros(5, "f4")}, r"'state': expected shape \(6,\), got \(5,\)"),
+        ({"state": np.zeros(6, "i4")}, "'state': expected dtype float32, got int32"),
+        ({"action": np.array([0, 0, np.nan, 0, 0, 0], "f4")}, r"'action': non-finite value .* index \[2\]"),
+        ({"state": np.array([np.inf, 0, 0, 0, 0, 0])}, "'state': non-finite"),
+        ({"extra": 1.0}, r"unknown feature\(s\) \['extra'\]"),
+        ({"action": None}, r"lacks feature\(s\) \['action'\]"),
+        ({"timestamp": -1.0}, "'timestamp'.*does not increase"),
+    ],
+)
+def test_bad_frames_are_refused_and_committed_data_is_untouched(tmp_path, bad, match):
+    path = tmp_path / "b.zarr"
+    first = write_episodes(path, LOWDIM, [5])
+    with EpisodeWriter(path) as w:
+        w.start_episode()
+        good = {"state": np.ones(6, "f4"), "action": np.ones(6, "f4"), "timestamp": 0.0}
+        w.add_frame(good)
+        frame = {**good, "timestamp": 0.1, **bad}
+        frame = {k: v for k, v in frame.items() if v is not None}
+        with pytest.raises(SchemaError, match=match):
+            w.add_frame(frame)
+        w.add_frame({**good, "timestamp": 0.2})
+        w.save_episode()
+    store = DemoStore.open(path)
+    assert store.episode_ends.tolist() == [5, 7]
+    np.testing.assert_array_equal(store.read("state", 0, 5), stacked(first[0], "state"))
+
+
+@pytest.mark.parametrize(
+    "feature, match",
+    [
+        ({"shape": [3], "dtype": "float32", "kind": "joint"}, "kind 'joint' is unknown"),
+        ({"shape": [3], "dtype": "complex64", "kind": "state"}, "not numeric"),
+        ({"shape": [0], "dtype": "float32", "kind": "state"}, "non-positive"),
+        ({"shape": [3], "dtype": "float32", "kind": "state", "codec": "jpeg"}, "needs a uint8 image"),
+        ({"shape": [3], "dtype": "float32", "kind": "state", "codec": "lz77"}, "unknown codec 'lz77'"),
+        ({"shape": [3], "dtype": "float32", "kind": "state", "names": ["a"]}, "1 names given"),
+    ],
+)
+def test_bad_feature_declarations(feature, match):
+    with pytest.raises(SchemaError, match=match):
+        Feature.from_dict(feature)
+
+
+def test_create_errors(tmp_path):
+    with pytest.raises(SchemaError, match="must be named 'images/<camera>'"):
+        DemoStore.create(tmp_path / "x.zarr", {"top": {"shape": [4, 4, 3], "dtype": "uint8", "kind": "image"}}, fps=10)
+    with pytest.raises(StoreError, match="fps must be > 0"):
+        DemoStore.create(tmp_path / "y.zarr", LOWDIM, fps=0)
+    DemoStore.create(tmp_path / "z.zarr", LOWDIM, fps=10)
+    with pytest.raises(StoreError, match="already exists"):
+        DemoStore.create(tmp_path / "z.zarr", LOWDIM, fps=10)
+    with pytest.raises(StoreError, match="no demo store"):
+        DemoStore.open(tmp_path / "missing.zarr")
+    assert not list(tmp_path.glob(".*creating*"))
+
+
+def test_unknown_format_version_is_refused(tmp_path):
+    path = tmp_path / "v.zarr"
+    write_episodes(path, LOWDIM, [3])
+    g = zarr.open_group(path, mode="r+")
+    g.attrs["format_version"] = 99
+    with pytest.raises(StoreError, match="format_version 99.*upgrade imitation"):
+        DemoStore.open(path)
+    g.attrs["format"] = "something.else"
+    with pytest.raises(StoreError, match="not a demo store"):
+        DemoStore.open(path)
+
+
+def test_one_writer_at_a_time(tmp_path):
+    path = tmp_path / "l.zarr"
+    with EpisodeWriter(path, features=LOWDIM, fps=10), pytest.raises(StoreError, match="open for writing by another"):
+        EpisodeWriter(path)
+    EpisodeWriter(path).close()  # released on close
+
+
+def test_reader_sees_only_committed_episodes_while_recording(tmp_path):
+    path = tmp_path / "r.zarr"
+    with EpisodeWriter(path, features=LOWDIM, fps=10) as w:
+        for e in range(2):
+            w.start_episode()
+            for i in range(30):
+                w.add_frame({"state": np.full(6, e, "f4"), "action": np.zeros(6, "f4"), "timestamp": i / 10})
+            if e == 0:
+                w.save_episode()
+        w.flush()
+        reader = DemoStore.open(path)
+        assert reader.n_episodes == 1 and reader.n_frames == 30
+        assert (reader.read("state") == 0).all()
+        w.discard_episode()
+
+
+def test_episode_control_errors(tmp_path):
+    path = tmp_path / "e.zarr"
+    with EpisodeWriter(path, features=LOWDIM, fps=10) as w:
+        with pytest.raises(StoreError, match="call start_episode"):
+            w.add_frame({"state": np.zeros(6), "action": np.zeros(6), "timestamp": 0.0})
+        with pytest.raises(StoreError, match="nothing to save"):
+            w.save_episode()
+        w.start_episode()
+        with pytest.raises(StoreError, match="already being recorded"):
+            w.start_episode()
+        with pytest.raises(StoreError, match="no frames"):
+            w.save_episode()
+    with pytest.raises(StoreError, match="is closed"):
+        w.start_episode()
+
+
+def test_committed_count_rule():
+    # ends must be strictly increasing, positive and within the data: the prefix that is, counts.
+    assert committed_count(np.array([3, 5, 9]), 9, 3) == 3
+    assert committed_count(np.array([3, 5, 0]), 9, 3) == 2  # resize done, value not yet written
+    assert committed_count(np.array([3, 5, 12]), 9, 3) == 2  # frames not all there
+    assert committed_count(np.array([3, 5, 9]), 9, 2) == 2  # metadata of the 3rd not there
+    assert committed_count(np.array([0]), 9, 1) == 0
+    assert committed_count(np.array([], dtype=np.int64), 0, 0) == 0
