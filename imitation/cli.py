@@ -10,7 +10,10 @@ from collections.abc import Sequence
 
 # name -> ("module:function", one-line help). Each function takes the remaining arguments.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "quickstart": ("imitation.quickstart:main", "run the whole pipeline on a laptop CPU (the project's main job)"),
+    "quickstart": (
+        "imitation.quickstart:main",
+        "run the whole pipeline on a laptop CPU (the project's main job)",
+    ),
     "data": ("imitation.data.commands:main", "inspect, check, repair, edit and import demo stores"),
 }
 

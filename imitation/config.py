@@ -99,8 +99,13 @@ def save(cfg: Any, path: str | Path) -> None:
     atomic_write(Path(path), yaml.safe_dump(to_dict(cfg), sort_keys=False).encode())
 
 
-def parse(cls: type[T], args: Sequence[str] | None = None, *, prog: str | None = None,
-          description: str | None = None) -> T:
+def parse(
+    cls: type[T],
+    args: Sequence[str] | None = None,
+    *,
+    prog: str | None = None,
+    description: str | None = None,
+) -> T:
     """Parse ``args`` into ``cls``: defaults < ``--config FILE`` < command-line flags."""
     import tyro
 

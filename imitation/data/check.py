@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,7 +45,9 @@ def _chunk_files_present(store: DemoStore, key: str, report: Report) -> None:
             hi = min(n, store.n_frames - i * n)
             missing = [i * n + j for j in range(hi) if chunks[j] is None]
             if missing:
-                report.errors.append(f"{key}: frames {missing[:5]}{'...' if len(missing) > 5 else ''} missing from shard {i}")
+                report.errors.append(
+                    f"{key}: frames {missing[:5]}{'...' if len(missing) > 5 else ''} missing from shard {i}"
+                )
 
 
 def validate(store: DemoStore, *, progress: bool | None = None) -> Report:
@@ -67,10 +68,14 @@ def validate(store: DemoStore, *, progress: bool | None = None) -> Report:
         )
     for name in EPISODE_FIELDS:
         if meta[name].shape[0] < store.n_episodes:
-            report.errors.append(f"meta/{name} has {meta[name].shape[0]} entries for {store.n_episodes} episodes")
+            report.errors.append(
+                f"meta/{name} has {meta[name].shape[0]} entries for {store.n_episodes} episodes"
+            )
     temps = list(store.path.rglob(f"*{TMP_SUFFIX}"))
     if temps:
-        report.warnings.append(f"{len(temps)} temporary file(s) of interrupted writes; 'imitation data repair' removes them")
+        report.warnings.append(
+            f"{len(temps)} temporary file(s) of interrupted writes; 'imitation data repair' removes them"
+        )
 
     for key in store.features:
         _chunk_files_present(store, key, report)
@@ -101,9 +106,13 @@ def validate(store: DemoStore, *, progress: bool | None = None) -> Report:
         within[ends[:-1] - 1] = False  # a new episode may start at any time
         bad = np.flatnonzero(~(steps > 0) & within) + 1
         if bad.size:
-            report.errors.append(f"timestamp does not increase within an episode at frames {bad[:5].tolist()}")
+            report.errors.append(
+                f"timestamp does not increase within an episode at frames {bad[:5].tolist()}"
+            )
     if store.n_episodes and not store.has_fresh_stats():
-        report.warnings.append("no statistics cached for the current content; 'imitation data repair' computes them")
+        report.warnings.append(
+            "no statistics cached for the current content; 'imitation data repair' computes them"
+        )
     return report
 
 
@@ -162,7 +171,8 @@ def info(store: DemoStore, *, with_stats: bool = False, episodes: bool = False) 
     if episodes:
         table = store.meta_table()
         out["episode_table"] = [
-            {k: (v[i].item() if hasattr(v[i], "item") else v[i]) for k, v in table.items()} for i in range(store.n_episodes)
+            {k: (v[i].item() if hasattr(v[i], "item") else v[i]) for k, v in table.items()}
+            for i in range(store.n_episodes)
         ]
     return out
 
@@ -185,7 +195,9 @@ def format_info(d: dict[str, Any]) -> str:
         + (f"  ({fph:.0f} files per hour of recording)" if fph else "")
     )
     lines.append("")
-    lines.append(f"{'feature':<20}{'kind':<8}{'shape':<16}{'dtype':<9}{'codec':<18}{'on disk':>10}{'ratio':>8}")
+    lines.append(
+        f"{'feature':<20}{'kind':<8}{'shape':<16}{'dtype':<9}{'codec':<18}{'on disk':>10}{'ratio':>8}"
+    )
     for key, f in d["features"].items():
         codec = f["codec"]["name"] + "".join(f" {k}={v}" for k, v in f["codec"].items() if k != "name")
         ratio = f"{f['ratio']:.1f}x" if f["ratio"] else "-"
@@ -207,6 +219,7 @@ def format_info(d: dict[str, Any]) -> str:
         lines.append("")
         lines.append(f"{'ep':>4} {'length':>7} {'outcome':<10} {'seed':>7} {'operator':<12} task")
         for i, e in enumerate(d["episode_table"]):
-            lines.append(f"{i:>4} {e['length']:>7} {e['outcome']:<10} {e['seed']:>7} {e['operator']:<12} {e['task']}")
+            lines.append(
+                f"{i:>4} {e['length']:>7} {e['outcome']:<10} {e['seed']:>7} {e['operator']:<12} {e['task']}"
+            )
     return "\n".join(lines)
-

@@ -132,7 +132,9 @@ def zarr_codecs(spec: dict[str, Any], itemsize: int) -> list[Any]:
     chain: list[Any] = [BytesCodec()]
     if name == "blosc":
         chain.append(
-            BloscCodec(cname="zstd", clevel=spec["level"], shuffle="shuffle" if itemsize > 1 else "bitshuffle")
+            BloscCodec(
+                cname="zstd", clevel=spec["level"], shuffle="shuffle" if itemsize > 1 else "bitshuffle"
+            )
         )
     elif name == "zstd":
         chain.append(ZstdCodec(level=spec["level"]))

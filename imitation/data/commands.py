@@ -15,9 +15,15 @@ from imitation import config
 from imitation.cli import run_table
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "info": ("imitation.data.commands:info_main", "episodes, frames, features, sizes, compression, statistics"),
+    "info": (
+        "imitation.data.commands:info_main",
+        "episodes, frames, features, sizes, compression, statistics",
+    ),
     "validate": ("imitation.data.commands:validate_main", "full integrity check; exits 1 on problems"),
-    "repair": ("imitation.data.commands:repair_main", "drop an uncommitted tail, rebuild the statistics cache"),
+    "repair": (
+        "imitation.data.commands:repair_main",
+        "drop an uncommitted tail, rebuild the statistics cache",
+    ),
 }
 
 Store = Annotated[Path, tyro.conf.Positional]

@@ -163,7 +163,9 @@ def validate_frame(features: Mapping[str, Feature], frame: Mapping[str, Any]) ->
         raise SchemaError(f"frame lacks feature(s) {missing}; every frame needs {sorted(features)}")
     unknown = [k for k in frame if k not in features]
     if unknown:
-        raise SchemaError(f"frame has unknown feature(s) {unknown}; the store's features are {sorted(features)}")
+        raise SchemaError(
+            f"frame has unknown feature(s) {unknown}; the store's features are {sorted(features)}"
+        )
     out = {}
     for key, feat in features.items():
         value = np.asarray(frame[key])

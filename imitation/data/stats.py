@@ -30,6 +30,7 @@ _FP_ULPS = 256.0
 _MAX_ABS = 1e300
 _FORMAT = "imitation.QuantileSketch"
 _VERSION = 1
+_KEYS = ("dim", "n_bins", "count", "lo", "width", "slack", "min", "max", "counts")
 # Rows binned at once: bounds the temporaries of update() to about 16 MiB whatever the batch size.
 _BIN_CHUNK_ELEMENTS = 1 << 21
 
@@ -118,7 +119,9 @@ def _initial_width(lo: np.ndarray, hi: np.ndarray, n_bins: int) -> np.ndarray:
         if not short.any():
             return width
         # After a few ulp nudges grow geometrically, which terminates for any finite lo < hi.
-        grown = np.nextafter(width, np.inf) if it < 8 else np.maximum(np.nextafter(width, np.inf), width * 1.5)
+        grown = (
+            np.nextafter(width, np.inf) if it < 8 else np.maximum(np.nextafter(width, np.inf), width * 1.5)
+        )
         width = np.where(short, grown, width)
     raise RuntimeError("unreachable: the histogram width did not converge")  # pragma: no cover
 
@@ -190,8 +193,11 @@ class QuantileSketch:
 
     So ``error_bound() = min(w + slack + fp, max - min)`` per dimension, where fp = 256·eps·(|lo| +
     |lo + R| + |min| + |max|) is an allowance for float64 rounding in the bin arithmetic. For an
-    unmerged sketch that is < 4·(max - min)/n_bins; after merging unmerged sketches, < 6·(max - min)/
-    n_bins; constant dimensions are exact (bound 0).
+    unmerged sketch that is < 4·(max - min)/n_bins; after one merge of unmerged sketches, slack
+    <= w/2 and the bound is < 6·(max - min)/n_bins; chains of merges can add up to half a bin per
+    re-binning (the returned value always counts it). Constant dimensions are exact (bound 0).
+    Caveat: with (max - min)/n_bins below the smallest normal float (~2e-308) the width is limited
+    by float64 resolution, not by step 4; the returned bound is still honest (it is <= max - min).
     """
 
     def __init__(self, dim: int, n_bins: int = 4096) -> None:
@@ -519,6 +525,11 @@ class QuantileSketch:
                 f"from_dict: got format/version {got!r}; expected ({_FORMAT!r}, {_VERSION}); "
                 "pass the output of QuantileSketch.to_dict() (recompute the statistics if it is stale)"
             )
+        missing = [k for k in _KEYS if k not in data]
+        if missing:
+            raise ValueError(
+                f"from_dict: keys {missing} are missing; pass the output of QuantileSketch.to_dict()"
+            )
         sketch = cls(data["dim"], data["n_bins"])
         d, n = sketch._dim, sketch._n_bins
         count = data["count"]
@@ -564,11 +575,15 @@ class RunningStats:
     and sum of squared deviations (two-pass within the batch), combined with the running ones through
     the difference of the means. Unlike accumulating sum(x) and sum(x²), this does not cancel
     catastrophically for data like 1e6 + small noise, and stays stable for any number of frames.
+    The moments are kept for x - shift, shift being the mean of the first batch: a batch mean of raw
+    1e6 + noise values is off by ~eps·1e6, which, through the difference of the means, would cost
+    the std about 1e-8 of relative accuracy; the shifted values are small and keep it near eps.
     """
 
     def __init__(self, dim: int, n_bins: int = 4096) -> None:
         self._sketch = QuantileSketch(dim, n_bins)
-        self._mean = np.zeros(self._sketch.dim)  # (D,)
+        self._shift = np.zeros(self._sketch.dim)  # (D,) fixed by the first batch
+        self._mean = np.zeros(self._sketch.dim)  # (D,) mean of x - shift
         self._m2 = np.zeros(self._sketch.dim)  # (D,) sum of squared deviations from the mean
 
     @property
@@ -589,13 +604,16 @@ class RunningStats:
         arr = _as_batch(x, self.dim, "RunningStats.update")
         if arr.shape[0] == 0:
             return
-        mean_b = arr.mean(axis=0)  # (D,) pairwise summation
-        m2_b = np.square(arr - mean_b).sum(axis=0)  # (D,)
+        if self.count == 0:
+            self._shift = arr.mean(axis=0)
+        y = arr - self._shift  # (N, D)
+        mean_b = y.mean(axis=0)  # (D,) pairwise summation
+        m2_b = np.square(y - mean_b).sum(axis=0)  # (D,)
         self._combine(arr.shape[0], mean_b, m2_b)
         self._sketch._add(arr)
 
     def _combine(self, n_b: int, mean_b: np.ndarray, m2_b: np.ndarray) -> None:
-        """Chan et al.: fold a part with n_b frames, mean mean_b and M2 m2_b into the running moments."""
+        """Chan et al.: fold in a part with n_b frames, mean mean_b (of x - self._shift) and M2 m2_b."""
         n_a = self._sketch.count
         if n_a == 0:
             self._mean, self._m2 = mean_b.copy(), m2_b.copy()
@@ -614,13 +632,16 @@ class RunningStats:
             )
         if other.dim != self.dim or other._sketch.n_bins != self._sketch.n_bins:
             raise ValueError(
-                f"merge: other has dim={other.dim}, n_bins={other._sketch.n_bins}; must equal dim={self.dim}, "
-                f"n_bins={self._sketch.n_bins}; build both with the same arguments"
+                f"merge: other has dim={other.dim}, n_bins={other._sketch.n_bins}; must equal "
+                f"dim={self.dim}, n_bins={self._sketch.n_bins}; build both with the same arguments"
             )
         if other.count == 0:
             return
-        self._combine(other.count, other._mean, other._m2)  # before the sketch merge: uses our count
-        self._sketch.merge(other._sketch)
+        if self.count == 0:
+            self._shift = other._shift.copy()
+        # other's mean relative to our shift; shifts of similar data are close, so the difference is exact.
+        self._combine(other.count, (other._shift - self._shift) + other._mean, other._m2)
+        self._sketch.merge(other._sketch)  # after _combine, which reads our count
 
     def finalize(self) -> dict[str, Any]:
         """Statistics as JSON-able lists of floats per dimension, plus the frame count.
@@ -637,7 +658,7 @@ class RunningStats:
             )
         lo, hi = self._sketch.min, self._sketch.max
         const = lo == hi
-        mean = np.where(const, lo, self._mean)
+        mean = np.where(const, lo, self._shift + self._mean)
         std = np.where(const, 0.0, np.sqrt(np.maximum(self._m2 / n, 0.0)))
         return {
             "min": lo.tolist(),
@@ -662,7 +683,9 @@ def _as_float_array(x: Any, name: str) -> np.ndarray:
     except (TypeError, ValueError) as e:
         raise ValueError(f"{name}={x!r}: must be numbers (an array or list of floats)") from e
     if not np.isfinite(arr).all():
-        raise ValueError(f"{name} holds non-finite values ({arr!r}); statistics must be finite; recompute them")
+        raise ValueError(
+            f"{name} holds non-finite values ({arr!r}); statistics must be finite; recompute them"
+        )
     return arr
 
 
@@ -702,7 +725,9 @@ def minmax_scale_offset(
     lo = _as_float_array(min, "min")
     hi = _as_float_array(max, "max")
     if lo.shape != hi.shape:
-        raise ValueError(f"min has shape {lo.shape}, max has shape {hi.shape}; they must match (one per dimension)")
+        raise ValueError(
+            f"min has shape {lo.shape}, max has shape {hi.shape}; they must match (one per dimension)"
+        )
     if (hi < lo).any():
         bad = np.flatnonzero(np.atleast_1d(hi < lo)).tolist()
         raise ValueError(f"max < min in dimensions {bad} (min={lo!r}, max={hi!r}); pass min first, then max")
@@ -717,3 +742,41 @@ def minmax_scale_offset(
             "with their range); centre the data before normalising or raise eps"
         )
     return scale, offset
+
+
+def compute_store_stats(
+    store: Any, *, max_image_frames: int = 2000, block_frames: int = 65536, progress: bool = False
+) -> dict[str, dict[str, Any]]:
+    """Statistics of every feature of a demo store except the timestamp.
+
+    Low-dimensional features use every committed frame, read in blocks. Images are summarised per
+    channel (in 0..255 pixel units) over at most ``max_image_frames`` frames spread evenly over the
+    store, which pins mean and std to well under a pixel level at a fraction of the cost.
+    """
+    from tqdm import tqdm
+
+    out: dict[str, dict[str, Any]] = {}
+    n = store.n_frames
+    keys = [k for k in store.features if k != "timestamp"]
+    for key in tqdm(keys, desc="statistics", unit="feature", disable=not progress):
+        feat = store.features[key]
+        if feat.kind == "image":
+            channels = feat.shape[2] if len(feat.shape) == 3 else 1
+            rs = RunningStats(channels)
+            idx = np.unique(np.linspace(0, n - 1, min(n, max_image_frames)).astype(np.int64))
+            arr = store.array(key)
+            for lo in range(0, idx.size, 64):
+                frames = np.asarray(arr.get_orthogonal_selection((idx[lo : lo + 64],)))
+                rs.update(frames.reshape(-1, channels))  # (B*H*W, C)
+            result = rs.finalize()
+            result["sampled_frames"] = int(idx.size)
+            result["shape"] = [channels]
+        else:
+            dim = int(np.prod(feat.shape, dtype=np.int64)) if feat.shape else 1
+            rs = RunningStats(dim)
+            for lo in range(0, n, block_frames):
+                rs.update(store.read(key, lo, min(n, lo + block_frames)).reshape(-1, dim).astype(np.float64))
+            result = rs.finalize()
+            result["shape"] = list(feat.shape)
+        out[key] = result
+    return out

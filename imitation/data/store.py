@@ -44,8 +44,8 @@ import zarr
 from imitation import __version__
 from imitation.data.codecs import CODEC_PACKAGES, FrameEncoder, zarr_codecs
 from imitation.data.durable import DurableLocalStore, FaultHook, remove_temporaries, write_key
-from imitation.errors import ImitationError
 from imitation.data.schema import TIMESTAMP, Feature, SchemaError, parse_features, validate_frame
+from imitation.errors import ImitationError
 
 log = logging.getLogger(__name__)
 
@@ -175,11 +175,19 @@ class DemoStore:
         """Open an existing store for reading."""
         path = Path(path)
         if not (path / "zarr.json").is_file():
-            hint = " (a Zarr v2 store: convert it with 'imitation data import')" if (path / ".zgroup").exists() else ""
-            raise StoreError(f"no demo store at {path}{hint}; create one by recording or 'imitation data import'")
+            hint = (
+                " (a Zarr v2 store: convert it with 'imitation data import')"
+                if (path / ".zgroup").exists()
+                else ""
+            )
+            raise StoreError(
+                f"no demo store at {path}{hint}; create one by recording or 'imitation data import'"
+            )
         zstore = DurableLocalStore(path, hook=hook)
         try:
-            group = zarr.open_group(store=zstore, mode="r+" if os.access(path, os.W_OK) else "r", use_consolidated=False)
+            group = zarr.open_group(
+                store=zstore, mode="r+" if os.access(path, os.W_OK) else "r", use_consolidated=False
+            )
         except Exception as e:  # zarr raises several types for unreadable metadata
             raise StoreError(f"cannot open {path} as a Zarr group: {e}") from e
         return cls(path, group, zstore)
@@ -340,7 +348,9 @@ class DemoStore:
         if cached and cached.get("fingerprint") == fp:
             return cached["features"]
         if not compute:
-            raise StoreError(f"{self.path} has no statistics for its current content; run 'imitation data repair'")
+            raise StoreError(
+                f"{self.path} has no statistics for its current content; run 'imitation data repair'"
+            )
         if self.n_episodes == 0:
             raise StoreError(f"{self.path} has no committed episodes; statistics need at least one")
         from imitation.data.stats import compute_store_stats
@@ -615,7 +625,9 @@ class EpisodeWriter:
             raise StoreError("no episode is being recorded; nothing to save")
         if self._n_frames == 0:
             raise StoreError("the episode has no frames; discard it instead of saving")
-        ep = dict(self._episode, outcome=str(outcome), dropped_frames=int(dropped_frames), duration_s=duration_s)
+        ep = dict(
+            self._episode, outcome=str(outcome), dropped_frames=int(dropped_frames), duration_s=duration_s
+        )
         self._episode = None
         done = threading.Event()
         self._put(("save", (ep, done)))
@@ -638,8 +650,12 @@ class EpisodeWriter:
             raise StoreError("no episode is being recorded; nothing to re-record")
         ep = self._episode
         self.discard_episode()
-        self.start_episode(task=ep["task"], operator=ep["operator"], seed=None if ep["seed"] < 0 else ep["seed"],
-                           info=json.loads(ep["info"]))
+        self.start_episode(
+            task=ep["task"],
+            operator=ep["operator"],
+            seed=None if ep["seed"] < 0 else ep["seed"],
+            info=json.loads(ep["info"]),
+        )
 
     def flush(self) -> None:
         """Wait until the background writer has handled every queued frame."""
@@ -652,8 +668,11 @@ class EpisodeWriter:
             return
         try:
             if self._episode is not None and self._error is None:
-                log.warning("%s: closing with an unsaved episode of %d frame(s); it is discarded",
-                            self.path, self._n_frames)
+                log.warning(
+                    "%s: closing with an unsaved episode of %d frame(s); it is discarded",
+                    self.path,
+                    self._n_frames,
+                )
                 self.discard_episode()
             if self._thread.is_alive():
                 self._queue.put(("stop", None))
@@ -662,7 +681,9 @@ class EpisodeWriter:
             self._closed = True
             self._lock_file.close()
         if self._error is not None and not isinstance(self._error, StoreError):
-            raise StoreError(f"the background writer for {self.path} failed: {self._error!r}") from self._error
+            raise StoreError(
+                f"the background writer for {self.path} failed: {self._error!r}"
+            ) from self._error
 
     def __enter__(self) -> EpisodeWriter:
         return self
@@ -718,19 +739,15 @@ class EpisodeWriter:
                             col.add(index, payload[key])
                         index += 1
                     elif kind == "save":
-                        ep, done = payload
-                        try:
-                            self._commit(index, ep)
-                        finally:
-                            done.set()
+                        self._commit(index, payload[0])
                     elif kind == "discard":
                         self._truncate_to_committed()
                         index = self._committed_end
             except BaseException as e:  # kept and re-raised in the caller's thread
                 self._error = e
-                if kind == "save":
-                    payload[1].set()
             finally:
+                if kind == "save":
+                    payload[1].set()  # never leave save_episode waiting, error or not
                 if self._oldest_pending:
                     lag = time.monotonic() - self._oldest_pending.pop(0)
                     self.max_lag_s = max(self.max_lag_s, lag)
@@ -832,7 +849,9 @@ def open_for_repair(path: str | Path) -> tuple[DemoStore, RecoveryReport]:
     return DemoStore.open(path), report
 
 
-def iter_episode_ranges(store: DemoStore, episodes: Iterable[int] | None = None) -> Iterator[tuple[int, int, int]]:
+def iter_episode_ranges(
+    store: DemoStore, episodes: Iterable[int] | None = None
+) -> Iterator[tuple[int, int, int]]:
     """(episode, start, end) for the given episodes (all by default)."""
     for e in range(store.n_episodes) if episodes is None else episodes:
         yield (e, *store.episode_range(e))

@@ -59,15 +59,47 @@ def stacked(frames, key):
 
 def test_round_trip_every_dtype_and_codec(tmp_path):
     features = {}
-    for dtype in ("float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "bool"):
+    for dtype in (
+        "float32",
+        "float64",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "uint8",
+        "uint16",
+        "uint32",
+        "uint64",
+        "bool",
+    ):
         for codec in ("blosc", "zstd", "none"):
-            features[f"{dtype}_{codec}"] = {"shape": [3], "dtype": dtype, "kind": "scalar", "codec": {"name": codec}}
+            features[f"{dtype}_{codec}"] = {
+                "shape": [3],
+                "dtype": dtype,
+                "kind": "scalar",
+                "codec": {"name": codec},
+            }
     for codec in ("blosc", "zstd", "none"):
-        features[f"images/rgb_{codec}"] = {"shape": [24, 32, 3], "dtype": "uint8", "kind": "image",
-                                           "codec": {"name": codec}, "frames_per_file": 7}
-    features["images/depth"] = {"shape": [24, 32], "dtype": "uint16", "kind": "image", "codec": {"name": "zstd"}}
-    features["images/jpeg"] = {"shape": [24, 32, 3], "dtype": "uint8", "kind": "image",
-                               "codec": {"name": "jpeg", "quality": 95}, "frames_per_file": 5}
+        features[f"images/rgb_{codec}"] = {
+            "shape": [24, 32, 3],
+            "dtype": "uint8",
+            "kind": "image",
+            "codec": {"name": codec},
+            "frames_per_file": 7,
+        }
+    features["images/depth"] = {
+        "shape": [24, 32],
+        "dtype": "uint16",
+        "kind": "image",
+        "codec": {"name": "zstd"},
+    }
+    features["images/jpeg"] = {
+        "shape": [24, 32, 3],
+        "dtype": "uint8",
+        "kind": "image",
+        "codec": {"name": "jpeg", "quality": 95},
+        "frames_per_file": 5,
+    }
     path = tmp_path / "all.zarr"
     rng = np.random.default_rng(1)
     episodes = []
@@ -117,7 +149,10 @@ def test_round_trip_every_dtype_and_codec(tmp_path):
 
 def test_plain_zarr_reads_the_store_without_project_imports(tmp_path):
     path = tmp_path / "p.zarr"
-    features = {**LOWDIM, "images/top": {"shape": [16, 16, 3], "dtype": "uint8", "kind": "image", "codec": "jpeg"}}
+    features = {
+        **LOWDIM,
+        "images/top": {"shape": [16, 16, 3], "dtype": "uint8", "kind": "image", "codec": "jpeg"},
+    }
     write_episodes(path, features, [5, 7])
     code = (
         "import sys, zarr, json\n"
@@ -145,12 +180,24 @@ def test_episode_metadata_and_timestamps(tmp_path):
 def test_discard_and_rerecord_leave_nothing_behind(tmp_path):
     path = tmp_path / "d.zarr"
     rng = np.random.default_rng(0)
-    features = {**LOWDIM, "images/top": {"shape": [8, 8, 3], "dtype": "uint8", "kind": "image",
-                                         "codec": "zstd", "frames_per_file": 4}}
+    features = {
+        **LOWDIM,
+        "images/top": {
+            "shape": [8, 8, 3],
+            "dtype": "uint8",
+            "kind": "image",
+            "codec": "zstd",
+            "frames_per_file": 4,
+        },
+    }
 
     def frame(t, value):
-        return {"state": np.full(6, value, "f4"), "action": np.zeros(6, "f4"),
-                "images/top": np.full((8, 8, 3), int(value) % 256, np.uint8), "timestamp": t}
+        return {
+            "state": np.full(6, value, "f4"),
+            "action": np.zeros(6, "f4"),
+            "images/top": np.full((8, 8, 3), int(value) % 256, np.uint8),
+            "timestamp": t,
+        }
 
     with EpisodeWriter(path, features=features, fps=10) as w:
         w.start_episode(task="a")
@@ -239,7 +286,9 @@ def test_bad_feature_declarations(feature, match):
 
 def test_create_errors(tmp_path):
     with pytest.raises(SchemaError, match="must be named 'images/<camera>'"):
-        DemoStore.create(tmp_path / "x.zarr", {"top": {"shape": [4, 4, 3], "dtype": "uint8", "kind": "image"}}, fps=10)
+        DemoStore.create(
+            tmp_path / "x.zarr", {"top": {"shape": [4, 4, 3], "dtype": "uint8", "kind": "image"}}, fps=10
+        )
     with pytest.raises(StoreError, match="fps must be > 0"):
         DemoStore.create(tmp_path / "y.zarr", LOWDIM, fps=0)
     DemoStore.create(tmp_path / "z.zarr", LOWDIM, fps=10)
@@ -264,7 +313,10 @@ def test_unknown_format_version_is_refused(tmp_path):
 
 def test_one_writer_at_a_time(tmp_path):
     path = tmp_path / "l.zarr"
-    with EpisodeWriter(path, features=LOWDIM, fps=10), pytest.raises(StoreError, match="open for writing by another"):
+    with (
+        EpisodeWriter(path, features=LOWDIM, fps=10),
+        pytest.raises(StoreError, match="open for writing by another"),
+    ):
         EpisodeWriter(path)
     EpisodeWriter(path).close()  # released on close
 
