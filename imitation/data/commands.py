@@ -7,12 +7,13 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import tyro
 
 from imitation import config
 from imitation.cli import run_table
+from imitation.errors import ConfigError
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "info": (
@@ -22,11 +23,28 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("imitation.data.commands:validate_main", "full integrity check; exits 1 on problems"),
     "repair": (
         "imitation.data.commands:repair_main",
-        "drop an uncommitted tail, rebuild the statistics cache",
+        "finish interrupted edits, drop an uncommitted tail, stats",
     ),
+    "merge": (
+        "imitation.data.commands:merge_main",
+        "several stores with the same features into one new store",
+    ),
+    "split": (
+        "imitation.data.commands:split_main",
+        "one store into two by episode (e.g. train / validation)",
+    ),
+    "filter": ("imitation.data.commands:filter_main", "a new store with the episodes that match"),
+    "delete": ("imitation.data.commands:delete_main", "remove episodes, in place or into a new store"),
+    "import": ("imitation.data.commands:import_main", "convert another format into a demo store"),
+    "export": ("imitation.data.commands:export_main", "write a demo store in another format"),
 }
 
-Store = Annotated[Path, tyro.conf.Positional]
+
+def _pos(metavar: str) -> tyro.conf.arg:
+    return tyro.conf.arg(metavar=metavar)
+
+
+Store = Annotated[Path, tyro.conf.Positional, _pos("STORE")]
 
 
 def main(argv: Sequence[str], prog: str = "imitation data") -> int:
@@ -97,9 +115,12 @@ class RepairConfig:
 
 
 def repair_main(argv: Sequence[str], prog: str) -> int:
+    from imitation.data.edit import recover_swap
     from imitation.data.store import open_for_repair
 
     cfg = config.parse(RepairConfig, argv, prog=prog)
+    for line in recover_swap(cfg.store):
+        print(f"{cfg.store}: {line}")
     store, report = open_for_repair(cfg.store)
     print(f"{cfg.store}: {report}" if report else f"{cfg.store}: no uncommitted tail, no temporary files")
     if store.n_episodes:
@@ -107,4 +128,185 @@ def repair_main(argv: Sequence[str], prog: str) -> int:
         store.stats(progress=sys.stderr.isatty())
         print("statistics: " + ("already up to date" if fresh else "computed and cached"))
     print(f"{store.n_episodes} committed episode(s), {store.n_frames} frame(s)")
+    return 0
+
+
+@dataclass
+class MergeConfig:
+    """Merge stores recorded with the same features, fps and robot into one new store."""
+
+    sources: Annotated[tuple[Path, ...], tyro.conf.Positional, _pos("STORE...")]
+    """Stores to merge, in order."""
+    out: Path
+    """Path of the new store (must not exist)."""
+
+
+def merge_main(argv: Sequence[str], prog: str) -> int:
+    from imitation.data.edit import merge
+
+    cfg = config.parse(MergeConfig, argv, prog=prog)
+    if len(cfg.sources) < 2:
+        raise ConfigError(f"merge needs at least two stores, got {len(cfg.sources)}")
+    store = merge(cfg.sources, cfg.out)
+    print(
+        f"{cfg.out}: {store.n_episodes} episode(s), {store.n_frames} frame(s) from {len(cfg.sources)} stores"
+    )
+    return 0
+
+
+@dataclass
+class SplitConfig:
+    """Split a store into two new stores by episode; give --fraction or --ids for the first."""
+
+    source: Store
+    """The store to split (left unchanged)."""
+    first: Annotated[Path, tyro.conf.Positional, _pos("FIRST")]
+    """New store that receives --fraction of the episodes, or the episodes in --ids."""
+    second: Annotated[Path, tyro.conf.Positional, _pos("SECOND")]
+    """New store that receives every other episode."""
+    fraction: float | None = None
+    """Share of episodes for the first store, chosen at random with --seed (e.g. 0.9)."""
+    ids: tuple[int, ...] | None = None
+    """Exactly these episodes go to the first store."""
+    seed: int = 0
+    """Seed of the random choice with --fraction."""
+
+
+def split_main(argv: Sequence[str], prog: str) -> int:
+    from imitation.data.edit import split
+
+    cfg = config.parse(SplitConfig, argv, prog=prog)
+    a, b = split(cfg.source, cfg.first, cfg.second, fraction=cfg.fraction, ids=cfg.ids, seed=cfg.seed)
+    print(f"{cfg.first}: {a.n_episodes} episode(s); {cfg.second}: {b.n_episodes} episode(s)")
+    return 0
+
+
+@dataclass
+class FilterConfig:
+    """Write a new store with the episodes that meet every given criterion."""
+
+    source: Store
+    """The store to read (left unchanged)."""
+    out: Annotated[Path, tyro.conf.Positional, _pos("OUT")]
+    """Path of the new store."""
+    outcome: tuple[str, ...] | None = None
+    """Keep episodes with one of these outcomes (e.g. success)."""
+    task: tuple[str, ...] | None = None
+    """Keep episodes with one of these task texts."""
+    operator: tuple[str, ...] | None = None
+    """Keep episodes recorded by one of these operators."""
+    min_length: int | None = None
+    """Keep episodes of at least this many frames."""
+    max_length: int | None = None
+    """Keep episodes of at most this many frames."""
+    ids: tuple[int, ...] | None = None
+    """Consider only these episodes (in this order)."""
+
+
+def filter_main(argv: Sequence[str], prog: str) -> int:
+    from imitation.data.edit import filter_store
+
+    cfg = config.parse(FilterConfig, argv, prog=prog)
+    store = filter_store(
+        cfg.source,
+        cfg.out,
+        ids=cfg.ids,
+        outcome=cfg.outcome,
+        task=cfg.task,
+        operator=cfg.operator,
+        min_length=cfg.min_length,
+        max_length=cfg.max_length,
+    )
+    print(f"{cfg.out}: {store.n_episodes} episode(s), {store.n_frames} frame(s)")
+    return 0
+
+
+@dataclass
+class DeleteConfig:
+    """Remove episodes. In place, the store is rebuilt beside itself and swapped in, so an
+    interruption never loses it ('imitation data repair' finishes an interrupted swap)."""
+
+    store: Store
+    """The store to edit."""
+    ids: tuple[int, ...]
+    """Episodes to remove (indices as listed by 'imitation data info --episodes')."""
+    output: Path | None = None
+    """Write the result to this new store and leave the original unchanged."""
+
+
+def delete_main(argv: Sequence[str], prog: str) -> int:
+    from imitation.data.edit import delete_episodes
+
+    cfg = config.parse(DeleteConfig, argv, prog=prog)
+    store = delete_episodes(cfg.store, cfg.ids, output=cfg.output)
+    print(f"{store.path}: {store.n_episodes} episode(s) left, {store.n_frames} frame(s)")
+    return 0
+
+
+@dataclass
+class ImportConfig:
+    """Convert a dataset in another format into a new demo store."""
+
+    format: Annotated[Literal["diffusion_policy"], tyro.conf.Positional, _pos("FORMAT")]
+    """Source format: diffusion_policy (its replay-buffer Zarr, a directory or .zarr.zip)."""
+    source: Annotated[Path, tyro.conf.Positional, _pos("SOURCE")]
+    """Path of the dataset to import."""
+    out: Annotated[Path, tyro.conf.Positional, _pos("OUT")]
+    """Path of the new store."""
+    fps: float | None = None
+    """Rate the data was recorded at (PushT: 10); needed when the source does not record it."""
+    map: tuple[str, ...] = ()
+    """Renames as SOURCE=FEATURE, e.g. img=images/top keypoint=env_state; SOURCE= drops an array."""
+    image_codec: Literal["jpeg", "zstd", "blosc", "none"] = "jpeg"
+    """Codec for image features."""
+    task: str | None = None
+    """Task text for every episode."""
+    outcome: str | None = None
+    """Outcome for every episode (e.g. success for expert demonstrations)."""
+
+
+def import_main(argv: Sequence[str], prog: str) -> int:
+    from imitation.data.convert import importer
+
+    cfg = config.parse(ImportConfig, argv, prog=prog)
+    mapping: dict[str, str | None] = {}
+    for item in cfg.map:
+        if "=" not in item:
+            raise ConfigError(f"--map {item!r} is not SOURCE=FEATURE; e.g. --map img=images/top")
+        src, dst = item.split("=", 1)
+        mapping[src] = dst or None
+    store = importer(cfg.format)(
+        cfg.source,
+        cfg.out,
+        fps=cfg.fps,
+        mapping=mapping or None,
+        image_codec=cfg.image_codec,
+        task=cfg.task,
+        outcome=cfg.outcome,
+    )
+    print(
+        f"{cfg.out}: imported {store.n_episodes} episode(s), {store.n_frames} frame(s); features: "
+        + ", ".join(store.features)
+    )
+    return 0
+
+
+@dataclass
+class ExportConfig:
+    """Write a demo store in another format."""
+
+    format: Annotated[Literal["diffusion_policy"], tyro.conf.Positional, _pos("FORMAT")]
+    """Target format: diffusion_policy (a Zarr v2 replay buffer)."""
+    source: Store
+    """The store to export."""
+    out: Annotated[Path, tyro.conf.Positional, _pos("OUT")]
+    """Path to write (must not exist)."""
+
+
+def export_main(argv: Sequence[str], prog: str) -> int:
+    from imitation.data.convert import exporter
+
+    cfg = config.parse(ExportConfig, argv, prog=prog)
+    path = exporter(cfg.format)(cfg.source, cfg.out)
+    print(f"{path}: written")
     return 0

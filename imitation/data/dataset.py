@@ -711,35 +711,22 @@ def filter_episodes(
     task: str | Sequence[str] | None = None,
     operator: str | Sequence[str] | None = None,
     min_length: int | None = None,
+    max_length: int | None = None,
     ids: Sequence[int] | None = None,
 ) -> list[int]:
-    """Sorted indices of the committed episodes that pass every given filter.
+    """Sorted indices of the committed episodes that pass every given filter (see ``edit.select``)."""
+    from imitation.data.edit import select
 
-    Text filters take one value or several (any may match); ``min_length`` counts frames;
-    ``ids`` keeps only those episodes.
-    """
-    src = _open_store(store)
-    table = src.meta_table()
-    n = src.n_episodes
-    keep = np.ones(n, dtype=bool)
-    for name, wanted in (("outcome", outcome), ("task", task), ("operator", operator)):
-        if wanted is None:
-            continue
-        values = [wanted] if isinstance(wanted, str) else list(wanted)
-        column = np.asarray(table[name]).astype(object)
-        keep &= np.isin(column, np.asarray(values, dtype=object))
-    if min_length is not None:
-        keep &= table["length"] >= int(min_length)
-    if ids is not None:
-        chosen = np.zeros(n, dtype=bool)
-        for e in ids:
-            if isinstance(e, bool) or not isinstance(e, int | np.integer) or not 0 <= e < n:
-                raise ConfigError(
-                    f"episode id {e!r} is not a committed episode of {src.path}; valid: 0..{n - 1}"
-                )
-            chosen[int(e)] = True
-        keep &= chosen
-    return np.flatnonzero(keep).tolist()
+    chosen = select(
+        _open_store(store),
+        ids=ids,
+        outcome=outcome,
+        task=task,
+        operator=operator,
+        min_length=min_length,
+        max_length=max_length,
+    )
+    return sorted(chosen)
 
 
 # ---------------------------------------------------------------------------------------------

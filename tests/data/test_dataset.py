@@ -458,7 +458,7 @@ def test_filter_episodes(tiny):
     assert filter_episodes(tiny, operator=["bo", "ana"], min_length=3) == [0, 1]
     assert filter_episodes(DemoStore.open(tiny), outcome="success", ids=[1, 2]) == [2]
     assert filter_episodes(tiny, task="nothing") == []
-    with pytest.raises(ConfigError, match="episode id 7"):
+    with pytest.raises(StoreError, match="episode 7 is out of range"):
         filter_episodes(tiny, ids=[7])
 
 

@@ -1,0 +1,111 @@
+"""The ``imitation`` command as a user runs it: real subprocesses, real stores, bad input too."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import zarr
+
+from imitation.data.store import DemoStore, EpisodeWriter
+
+
+def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "imitation.cli", *args], capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"imitation {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+@pytest.fixture(scope="module")
+def quick_store(tmp_path_factory):
+    out = tmp_path_factory.mktemp("qs") / "quick.zarr"
+    proc = run("quickstart", "--fast", "--out", str(out))
+    assert "OK" in proc.stdout and "windows; one batch" in proc.stdout
+    return out
+
+
+def test_help_lists_commands_without_importing_them():
+    code = "import sys; from imitation.cli import main; main(['--help']); print(sorted(m for m in sys.modules if m.startswith(('torch', 'zarr', 'tyro'))))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "quickstart" in out and "data" in out
+    assert out.strip().endswith("[]")  # nothing heavy imported for --help
+
+
+def test_info_and_validate_on_the_quickstart_store(quick_store):
+    text = run("data", "info", str(quick_store), "--episodes").stdout
+    assert "episodes   4" in text and "images/top" in text and "files per hour" in text
+    d = json.loads(run("data", "info", str(quick_store), "--json").stdout)
+    assert d["episodes"] == 4 and d["features"]["images/top"]["codec"]["name"] == "jpeg"
+    assert d["stats"]["state"]["count"] == d["frames"]  # quickstart cached the statistics
+    assert run("data", "validate", str(quick_store)).stdout.strip().endswith("OK (0 error(s), 0 warning(s))")
+
+
+def test_bad_input_gives_one_clear_line_and_nonzero_exit(tmp_path):
+    proc = run("data", "info", str(tmp_path / "nope.zarr"), check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error: no demo store at") and "Traceback" not in proc.stderr
+    proc = run("data", "merge", str(tmp_path / "a.zarr"), "--out", str(tmp_path / "b.zarr"), check=False)
+    assert proc.returncode == 2 and "at least two stores" in proc.stderr
+    proc = run("frobnicate", check=False)
+    assert proc.returncode == 2 and "unknown command 'frobnicate'" in proc.stderr
+
+
+def test_validate_finds_damage(quick_store, tmp_path):
+    import shutil
+
+    damaged = tmp_path / "damaged.zarr"
+    shutil.copytree(quick_store, damaged)
+    shard = next((damaged / "data" / "images" / "top" / "c").rglob("0"))
+    while shard.is_dir():
+        shard = next(shard.iterdir())
+    shard.write_bytes(shard.read_bytes()[:-7] + b"garbage")
+    proc = run("data", "validate", str(damaged), check=False)
+    assert proc.returncode == 1 and "FAILED" in proc.stdout and "images/top" in proc.stdout
+
+
+def test_repair_drops_the_tail_of_a_killed_recording(tmp_path):
+    path = tmp_path / "killed.zarr"
+    features = {
+        "state": {"shape": [2], "dtype": "float32", "kind": "state"},
+        "action": {"shape": [2], "dtype": "float32", "kind": "action"},
+    }
+    with EpisodeWriter(path, features=features, fps=10) as w:
+        w.start_episode()
+        for i in range(5):
+            w.add_frame({"state": np.ones(2), "action": np.ones(2), "timestamp": i / 10})
+        w.save_episode()
+    # What a killed recorder leaves: frames past the last committed end.
+    arr = zarr.open_group(path, mode="r+")["data/state"]
+    arr.resize((9, 2))
+    proc = run("data", "validate", str(path))
+    assert "uncommitted frame(s)" in proc.stdout and "OK" in proc.stdout
+    assert "FAILED" in run("data", "validate", str(path), "--strict", check=False).stdout
+    out = run("data", "repair", str(path)).stdout
+    assert "dropped an uncommitted tail of 4 frame(s)" in out and "statistics: computed" in out
+    assert run("data", "validate", str(path), "--strict").returncode == 0
+    assert DemoStore.open(path).n_frames == 5
+
+
+def test_edit_commands_round_trip(quick_store, tmp_path):
+    a, b = tmp_path / "a.zarr", tmp_path / "b.zarr"
+    run("data", "split", str(quick_store), str(a), str(b), "--ids", "0", "2")
+    assert DemoStore.open(a).n_episodes == 2 and DemoStore.open(b).n_episodes == 2
+    merged = tmp_path / "m.zarr"
+    run("data", "merge", str(a), str(b), "--out", str(merged))
+    assert DemoStore.open(merged).n_episodes == 4
+    run("data", "delete", str(merged), "--ids", "1")
+    assert DemoStore.open(merged).n_episodes == 3
+    kept = tmp_path / "f.zarr"
+    run("data", "filter", str(merged), str(kept), "--outcome", "success", "--min-length", "1")
+    assert DemoStore.open(kept).n_episodes == 3
+    exported = tmp_path / "dp.zarr"
+    run("data", "export", "diffusion_policy", str(kept), str(exported))
+    back = tmp_path / "back.zarr"
+    run("data", "import", "diffusion_policy", str(exported), str(back))
+    np.testing.assert_array_equal(DemoStore.open(back).read("action"), DemoStore.open(kept).read("action"))
