@@ -7,3 +7,7 @@ class ImitationError(Exception):
 
 class ConfigError(ImitationError, ValueError):
     """A configuration file or command-line value is invalid."""
+
+
+class StoreError(ImitationError):
+    """A demo store cannot be opened, read or written as asked; the message says why and what to do."""

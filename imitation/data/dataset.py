@@ -40,7 +40,8 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from imitation.data.schema import Feature
-from imitation.data.store import DemoStore, StoreError, _shard_key
+from imitation.data.shards import ShardReader, frame_decoder
+from imitation.data.store import DemoStore
 from imitation.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -177,147 +178,6 @@ class WindowSpec:
 # ---------------------------------------------------------------------------------------------
 # Reading image frames straight from shard files
 
-_EMPTY = np.uint64(2**64 - 1)  # index entry of a chunk that is not in the shard
-_COALESCE_GAP = 16 * 1024  # read neighbouring chunks with one pread when at most this far apart
-
-
-class _FrameDecoder:
-    """Decodes one stored chunk (one frame) as zarr would; a class, so that datasets pickle."""
-
-    def __init__(self, codec: str, shape: tuple[int, ...], dtype: np.dtype, big_endian: bool = False) -> None:
-        self.codec = codec  # jpeg | none | zstd | blosc
-        self.shape = shape
-        self.dtype = np.dtype(dtype)
-        self.wire = self.dtype.newbyteorder(">" if big_endian else "<")
-        self._bytes_codec: Any = None
-        if codec in ("zstd", "blosc"):
-            # numcodecs decodes the same frames as zarr's own codecs (zarr wraps numcodecs for both).
-            import numcodecs
-
-            self._bytes_codec = numcodecs.Zstd() if codec == "zstd" else numcodecs.Blosc()
-
-    def __call__(self, raw: Any) -> np.ndarray:
-        if self.codec == "jpeg":
-            import imagecodecs
-
-            return imagecodecs.jpeg8_decode(raw).reshape(self.shape)
-        if self._bytes_codec is not None:
-            raw = self._bytes_codec.decode(raw)
-        return np.frombuffer(raw, self.wire).reshape(self.shape).astype(self.dtype, copy=False)
-
-
-def _frame_decoder(array: Any, feature: Feature) -> _FrameDecoder | None:
-    """The decoder of one stored chunk, or None when the array's codecs are not the layout
-    ``store.py`` writes (sharding with one frame per inner chunk, index at the end)."""
-    from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, ShardingCodec, ZstdCodec
-
-    from imitation.data.codecs import JpegCodec
-
-    codecs = tuple(array.metadata.codecs)
-    if len(codecs) != 1 or not isinstance(codecs[0], ShardingCodec):
-        return None
-    sharding = codecs[0]
-    index_ok = (
-        sharding.index_location.value == "end"
-        and len(sharding.index_codecs) == 2
-        and isinstance(sharding.index_codecs[0], BytesCodec)
-        and getattr(sharding.index_codecs[0].endian, "value", "little") == "little"
-        and isinstance(sharding.index_codecs[1], Crc32cCodec)
-    )
-    shape, dtype = feature.shape, feature.np_dtype
-    if not index_ok or tuple(sharding.chunk_shape) != (1, *shape):
-        return None
-    if tuple(array.shards or ()) != (feature.file_frames(), *shape):
-        return None
-    inner = tuple(sharding.codecs)
-    if len(inner) == 1 and isinstance(inner[0], JpegCodec):
-        return _FrameDecoder("jpeg", shape, dtype)
-    if not inner or not isinstance(inner[0], BytesCodec):
-        return None
-    big = getattr(inner[0].endian, "value", None) == "big"
-    if len(inner) == 1:
-        return _FrameDecoder("none", shape, dtype, big)
-    if len(inner) == 2 and isinstance(inner[1], ZstdCodec | BloscCodec):
-        return _FrameDecoder("zstd" if isinstance(inner[1], ZstdCodec) else "blosc", shape, dtype, big)
-    return None
-
-
-class _ShardReader:
-    """Reads frames of one sharded image feature with ``os.pread``, caching each shard's index.
-
-    Committed frames never move inside a shard (the writer keeps their bytes and order when it
-    appends to a shard), so a cached index stays valid while a recorder appends to the store.
-    """
-
-    def __init__(self, root: Path, key: str, feature: Feature, decode: _FrameDecoder) -> None:
-        self.root = root
-        self.key = key
-        self.per_shard = feature.file_frames()
-        self.ndim = len(feature.shape) + 1
-        self.decode = decode
-        self._index: dict[int, np.ndarray] = {}
-
-    def _path(self, shard: int) -> Path:
-        return self.root / _shard_key(self.key, shard, self.ndim)
-
-    def _shard_index(self, shard: int, fd: int) -> np.ndarray:
-        index = self._index.get(shard)
-        if index is None:
-            import google_crc32c
-
-            n = self.per_shard
-            need = 16 * n + 4
-            size = os.fstat(fd).st_size
-            raw = os.pread(fd, need, size - need) if size >= need else b""
-            if len(raw) != need or google_crc32c.value(raw[:-4]) != int.from_bytes(raw[-4:], "little"):
-                raise StoreError(
-                    f"{self._path(shard)}: the shard index is truncated or fails its checksum; "
-                    "the store is damaged (re-import or re-record the episodes in this shard)"
-                )
-            index = np.frombuffer(raw[:-4], dtype="<u8").reshape(n, 2)
-            self._index[shard] = index
-        return index
-
-    def read_shard(self, shard: int, frames: np.ndarray, out: np.ndarray, rows: np.ndarray) -> None:
-        """Decode global ``frames`` (all in ``shard``) into ``out[rows]``."""
-        path = self._path(shard)
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            raise StoreError(
-                f"{path} is missing, but frames {frames[0]}..{frames[-1]} of {self.key!r} are committed; "
-                "the store is damaged"
-            ) from None
-        try:
-            index = self._shard_index(shard, fd)
-            entries = index[frames - shard * self.per_shard]
-            missing = np.flatnonzero(entries[:, 0] == _EMPTY)
-            if missing.size:
-                raise StoreError(
-                    f"{path}: frame {frames[missing[0]]} of {self.key!r} is missing from its shard, but it is "
-                    "committed; the store is damaged"
-                )
-            order = np.argsort(entries[:, 0], kind="stable")
-            starts = entries[order, 0].astype(np.int64)
-            ends = starts + entries[order, 1].astype(np.int64)
-            i = 0
-            while i < len(order):
-                j = i + 1
-                while j < len(order) and starts[j] - ends[j - 1] <= _COALESCE_GAP:
-                    j += 1
-                lo, hi = int(starts[i]), int(ends[i:j].max())
-                blob = memoryview(os.pread(fd, hi - lo, lo))
-                if len(blob) != hi - lo:
-                    raise StoreError(
-                        f"{path}: the shard file is shorter than its index says; the store is damaged"
-                    )
-                for k in range(i, j):
-                    out[rows[order[k]]] = self.decode(blob[starts[k] - lo : ends[k] - lo])
-                i = j
-        finally:
-            os.close(fd)
-
-
 # ---------------------------------------------------------------------------------------------
 # The dataset
 
@@ -425,11 +285,11 @@ class WindowDataset(Dataset):
             self._lowdim[key] = np.ascontiguousarray(rows, dtype=np.float32)
 
         # Image features: a direct shard reader where the layout is known, zarr otherwise.
-        self._readers: dict[str, _ShardReader] = {}
+        self._readers: dict[str, ShardReader] = {}
         for key in self.image_keys:
-            decode = _frame_decoder(src.array(key), src.features[key]) if disk_reader == "auto" else None
+            decode = frame_decoder(src.array(key), src.features[key]) if disk_reader == "auto" else None
             if decode is not None:
-                self._readers[key] = _ShardReader(self.path, key, self.features[key], decode)
+                self._readers[key] = ShardReader(self.path, key, self.features[key], decode)
             elif disk_reader == "auto":
                 log.info("%s: %s has an unfamiliar zarr layout; reading it through zarr", self.path, key)
         self.decode_threads = decode_threads

@@ -16,6 +16,7 @@ import os
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from zarr.core.buffer import Buffer
 from zarr.storage import LocalStore
@@ -81,24 +82,36 @@ def _make_dirs(directory: Path, hook: FaultHook) -> None:
         fsync_dir(d.parent, hook)
 
 
-def atomic_write(path: Path, data: bytes | memoryview, hook: FaultHook = _no_hook) -> None:
-    """Write ``data`` to ``path`` so that the file is either the old one or the complete new one."""
+def atomic_write(path: Path, data: Any, hook: FaultHook = _no_hook) -> None:
+    """Write ``data`` to ``path`` so that the file is either the old one or the complete new one.
+
+    ``data`` is one buffer or a sequence of buffers written one after another; large shard files
+    are passed as their parts, so no thread holds the GIL to join tens of megabytes (a 50 Hz
+    control loop in another thread would miss its deadline meanwhile).
+    """
     _make_dirs(path.parent, hook)
     tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:12]}{TMP_SUFFIX}")
-    view = memoryview(data).cast("B")
+    parts = (
+        [memoryview(data).cast("B")]
+        if isinstance(data, bytes | bytearray | memoryview)
+        else [memoryview(p).cast("B") for p in data]
+    )
+    if len(parts) == 1:  # split anyway, so that a torn write can be simulated
+        half = len(parts[0]) // 2
+        parts = [parts[0][:half], parts[0][half:]]
     try:
         with open(tmp, "wb") as f:
             hook("write", str(path))
-            half = len(view) // 2
-            f.write(view[:half])
-            hook("write_end", str(path))  # a crash here leaves a torn temporary file
-            f.write(view[half:])
+            for i, part in enumerate(parts):
+                if i == len(parts) // 2:
+                    hook("write_end", str(path))  # a crash here leaves a torn temporary file
+                f.write(part)
             f.flush()
             hook("fsync", str(path))
             os.fsync(f.fileno())
         hook("rename", str(path))
         os.replace(tmp, path)
-    except Exception:
+    except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent, hook)
@@ -140,6 +153,6 @@ def remove_temporaries(root: Path) -> list[Path]:
     return removed
 
 
-def write_key(store: DurableLocalStore, key: str, data: bytes) -> None:
+def write_key(store: DurableLocalStore, key: str, data: Any) -> None:
     """Write raw bytes under a store key through the same durable path as zarr's own writes."""
     atomic_write(store.root / key, data, store.hook)

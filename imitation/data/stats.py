@@ -764,9 +764,11 @@ def compute_store_stats(
             channels = feat.shape[2] if len(feat.shape) == 3 else 1
             rs = RunningStats(channels)
             idx = np.unique(np.linspace(0, n - 1, min(n, max_image_frames)).astype(np.int64))
-            arr = store.array(key)
+            from imitation.data.shards import frame_reader
+
+            read = frame_reader(store, key)
             for lo in range(0, idx.size, 64):
-                frames = np.asarray(arr.get_orthogonal_selection((idx[lo : lo + 64],)))
+                frames = read(idx[lo : lo + 64])
                 rs.update(frames.reshape(-1, channels))  # (B*H*W, C)
             result = rs.finalize()
             result["sampled_frames"] = int(idx.size)

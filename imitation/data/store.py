@@ -33,7 +33,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,8 @@ from imitation import __version__
 from imitation.data.codecs import CODEC_PACKAGES, FrameEncoder, zarr_codecs
 from imitation.data.durable import DurableLocalStore, FaultHook, remove_temporaries, write_key
 from imitation.data.schema import TIMESTAMP, Feature, SchemaError, parse_features, validate_frame
-from imitation.errors import ImitationError
+from imitation.data.shards import build_shard, shard_key, split_shard
+from imitation.errors import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +66,6 @@ EPISODE_FIELDS: dict[str, tuple[Any, Any]] = {
     "seed": (np.int64, -1),  # simulation seed, -1 when none
     "info": (str, "{}"),  # JSON object with anything else
 }
-
-_MAX_U64 = np.uint64(2**64 - 1)
-
-
-class StoreError(ImitationError):
-    """The store cannot be opened or written as asked; the message says why and what to do."""
 
 
 @dataclass
@@ -101,43 +96,6 @@ def committed_count(episode_ends: np.ndarray, limit_frames: int, limit_episodes:
     ok = (ends > prev) & (ends <= limit_frames)
     bad = np.flatnonzero(~ok)
     return int(bad[0]) if bad.size else int(ends.size)
-
-
-def _shard_key(key: str, shard: int, ndim: int) -> str:
-    return f"data/{key}/c/{shard}" + "/0" * (ndim - 1)
-
-
-def _parse_shard(blob: bytes, n: int) -> list[bytes | None]:
-    """Split a shard file (inner chunks + index of ``n`` (offset, nbytes) pairs + crc32c) into chunks."""
-    import google_crc32c
-
-    index_nbytes = 16 * n
-    index_raw = blob[-index_nbytes - 4 : -4]
-    if google_crc32c.value(index_raw) != int.from_bytes(blob[-4:], "little"):
-        raise StoreError("shard index checksum mismatch: the shard file is corrupt")
-    index = np.frombuffer(index_raw, dtype="<u8").reshape(n, 2)
-    out: list[bytes | None] = []
-    for offset, nbytes in index:
-        out.append(None if offset == _MAX_U64 else blob[int(offset) : int(offset) + int(nbytes)])
-    return out
-
-
-def _build_shard(chunks: Sequence[bytes | None]) -> bytes:
-    """Assemble a Zarr v3 ``sharding_indexed`` shard: chunk bytes, then the index and its crc32c."""
-    import google_crc32c
-
-    index = np.full((len(chunks), 2), _MAX_U64, dtype="<u8")
-    parts, offset = [], 0
-    for i, c in enumerate(chunks):
-        if c is None:
-            continue
-        index[i] = (offset, len(c))
-        parts.append(c)
-        offset += len(c)
-    index_raw = index.tobytes()
-    parts.append(index_raw)
-    parts.append(google_crc32c.value(index_raw).to_bytes(4, "little"))
-    return b"".join(parts)
 
 
 class DemoStore:
@@ -175,6 +133,7 @@ class DemoStore:
         """Open an existing store for reading."""
         path = Path(path)
         if not (path / "zarr.json").is_file():
+            _refuse_interrupted_edit(path)
             hint = (
                 " (a Zarr v2 store: convert it with 'imitation data import')"
                 if (path / ".zgroup").exists()
@@ -319,14 +278,14 @@ class DemoStore:
         s = feat.file_frames()
         out: list[bytes] = []
         for shard in range(start // s, (end - 1) // s + 1 if end > start else start // s):
-            blob = (self.path / _shard_key(key, shard, len(feat.shape) + 1)).read_bytes()
-            chunks = _parse_shard(blob, s)
+            blob = (self.path / shard_key(key, shard, len(feat.shape) + 1)).read_bytes()
+            chunks = split_shard(blob, s, where=shard_key(key, shard, len(feat.shape) + 1))
             lo, hi = max(start, shard * s) - shard * s, min(end, (shard + 1) * s) - shard * s
             for i in range(lo, hi):
                 c = chunks[i]
                 if c is None:
                     raise StoreError(f"{key}: frame {shard * s + i} is missing from its shard")
-                out.append(c)
+                out.append(bytes(c))
         return out
 
     # ------------------------------------------------------------------ fingerprint and stats
@@ -428,9 +387,9 @@ class _ImageColumn:
         self.shard = start // self.per_shard
         self.chunks = [None] * self.per_shard
         keep = start - self.shard * self.per_shard
-        path = self.store.root / _shard_key(self.key, self.shard, self.ndim)
+        path = self.store.root / shard_key(self.key, self.shard, self.ndim)
         if keep and path.exists():
-            old = _parse_shard(path.read_bytes(), self.per_shard)
+            old = split_shard(path.read_bytes(), self.per_shard)
             self.chunks[:keep] = old[:keep]
         self.dirty = False
 
@@ -446,7 +405,7 @@ class _ImageColumn:
 
     def flush(self) -> None:
         if self.dirty:
-            write_key(self.store, _shard_key(self.key, self.shard, self.ndim), _build_shard(self.chunks))
+            write_key(self.store, shard_key(self.key, self.shard, self.ndim), build_shard(self.chunks))
             self.dirty = False
 
 
@@ -511,6 +470,7 @@ class EpisodeWriter:
     ) -> None:
         self.path = Path(path)
         if not (self.path / "zarr.json").exists():
+            _refuse_interrupted_edit(self.path)
             if features is None or fps is None:
                 raise StoreError(f"{self.path} does not exist; pass features= and fps= to create it")
             DemoStore.create(self.path, features, fps=fps, robot=robot, hook=hook)
@@ -531,7 +491,9 @@ class EpisodeWriter:
         self._n_committed = self.store.n_episodes
         zstore = self.store._zstore
         self._columns: dict[str, _ImageColumn | _ArrayColumn] = {
-            k: _ImageColumn(zstore, k, f) if f.sharded else _ArrayColumn(self.store.array(k), f)
+            k: _ImageColumn(zstore, k, f)
+            if f.sharded
+            else _ArrayColumn(_materialising(self.store.array(k)), f)
             for k, f in self.features.items()
         }
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, int(max_queue_s * self.fps)))
@@ -539,6 +501,7 @@ class EpisodeWriter:
         self._episode: dict[str, Any] | None = None
         self._n_frames = 0
         self._last_ts = -np.inf
+        self._first_ts = 0.0
         self._oldest_pending: list[float] = []
         self.max_lag_s = 0.0
         self._closed = False
@@ -608,6 +571,8 @@ class EpisodeWriter:
                 f"feature 'timestamp': {ts} does not increase (previous frame {self._last_ts}); "
                 "timestamps must be strictly increasing within an episode"
             )
+        if self._n_frames == 0:
+            self._first_ts = ts
         self._last_ts = ts
         values = {k: (enc[k] if k in enc else np.array(v, copy=True)) for k, v in checked.items()}
         self._n_frames += 1
@@ -625,6 +590,8 @@ class EpisodeWriter:
             raise StoreError("no episode is being recorded; nothing to save")
         if self._n_frames == 0:
             raise StoreError("the episode has no frames; discard it instead of saving")
+        if duration_s is None:
+            duration_s = self._last_ts - self._first_ts + 1.0 / self.fps
         ep = dict(
             self._episode, outcome=str(outcome), dropped_frames=int(dropped_frames), duration_s=duration_s
         )
@@ -763,13 +730,9 @@ class EpisodeWriter:
             if arr.shape[0] != end:
                 arr.resize((end, *arr.shape[1:]))
         n = self._n_committed
-        start = self._committed_end
-        if ep["duration_s"] is None:
-            ts = np.asarray(group["data"][TIMESTAMP][start:end])
-            ep["duration_s"] = float(ts[-1] - ts[0]) + 1.0 / self.fps
         meta = group["meta"]
         for name in EPISODE_FIELDS:
-            arr = meta[name]
+            arr = _materialising(meta[name])
             arr.resize((n + 1,))
             arr[n] = ep[name]
         ends = meta["episode_ends"]
@@ -806,6 +769,29 @@ def _check_same_schema(store: DemoStore, features: dict[str, Feature], fps: floa
         )
     if fps is not None and float(fps) != store.fps:
         raise StoreError(f"{store.path} was recorded at {store.fps} fps, not {fps}; use the same rate")
+
+
+def _materialising(array: zarr.Array) -> zarr.Array:
+    """The array, set to write every chunk to disk, including chunks equal to the fill value.
+
+    By default zarr skips such chunks and reads their absence as fill values, which makes a chunk
+    lost to damage indistinguishable from one that held zeros; ``validate`` relies on every chunk
+    covering committed frames being a file.
+    """
+    return array.with_config({"write_empty_chunks": True})
+
+
+def _refuse_interrupted_edit(path: Path) -> None:
+    """An in-place edit moves the store aside (``.old-<pid>``) while it swaps the new one in; if
+    that was interrupted, say so instead of reporting a missing store or creating an empty one."""
+    from imitation.data.edit import interrupted_edit
+
+    aside = [p.name for p in interrupted_edit(path) if ".old-" in p.name]
+    if aside:
+        raise StoreError(
+            f"an edit of {path} was interrupted and the store is at {', '.join(aside)}; "
+            f"run 'imitation data repair {path}' to finish or undo the edit"
+        )
 
 
 def _acquire_lock(path: Path) -> Any:
