@@ -130,6 +130,7 @@ def main(argv: Sequence[str], prog: str = "imitation quickstart") -> int:
         shutil.rmtree(cfg.out)
     print(f"== 1/4 recording scripted demonstrations into {cfg.out}")
     record(cfg)
+    config.save(cfg, cfg.out.with_suffix(".yaml"))  # the resolved configuration, next to the store
     store = DemoStore.open(cfg.out)
     print("\n== 2/4 imitation data info --stats")
     print(format_info(info(store, with_stats=True)))
@@ -145,5 +146,8 @@ def main(argv: Sequence[str], prog: str = "imitation quickstart") -> int:
     ms = (time.perf_counter() - t) * 1e3
     shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in batch.items() if hasattr(v, "shape"))
     print(f"{len(ds)} windows; one batch in {ms:.1f} ms: {shapes}")
-    print(f"\ndone in {time.perf_counter() - t0:.1f} s; the store is at {cfg.out}")
+    print(
+        f"\ndone in {time.perf_counter() - t0:.1f} s; the store is at {cfg.out}, its config at "
+        f"{cfg.out.with_suffix('.yaml')}"
+    )
     return 0 if report.ok else 1

@@ -27,6 +27,11 @@ def quick_store(tmp_path_factory):
     out = tmp_path_factory.mktemp("qs") / "quick.zarr"
     proc = run("quickstart", "--fast", "--out", str(out))
     assert "OK" in proc.stdout and "windows; one batch" in proc.stdout
+    from imitation import config
+    from imitation.quickstart import QuickstartConfig
+
+    saved = config.load_yaml(QuickstartConfig, out.with_suffix(".yaml"))  # the resolved config is kept
+    assert saved.fast and saved.out == out
     return out
 
 
