@@ -33,7 +33,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -833,11 +833,3 @@ def open_for_repair(path: str | Path) -> tuple[DemoStore, RecoveryReport]:
     finally:
         lock.close()
     return DemoStore.open(path), report
-
-
-def iter_episode_ranges(
-    store: DemoStore, episodes: Iterable[int] | None = None
-) -> Iterator[tuple[int, int, int]]:
-    """(episode, start, end) for the given episodes (all by default)."""
-    for e in range(store.n_episodes) if episodes is None else episodes:
-        yield (e, *store.episode_range(e))
