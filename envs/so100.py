@@ -1,0 +1,113 @@
+"""The SO-100 arm model: its MJCF, its joint convention, and inverse kinematics on it.
+
+Joint names, order and limits come from ``configs/robots/so100.yaml`` (the single definition);
+the MJCF in ``assets/so100.xml`` is tested against that file. The gripper is one number in
+[0, 1] (0 closed, 1 open) at this interface; in the model it is the opening of each finger.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import mujoco
+import numpy as np
+import yaml
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+ARM_XML = ASSETS / "so100.xml"
+ROBOT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "robots" / "so100.yaml"
+ARM_JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll")
+GRIPPER_OPEN_M = 0.035  # finger opening (m) at gripper = 1
+# Tool pointing straight down above the table, a little in front of the base.
+HOME_QPOS = np.array([0.0, 0.35, 1.55, 1.2416, 0.0])
+
+
+@dataclass(frozen=True)
+class ArmSpec:
+    """Joint names (gripper last) and limits of an arm, as the robot config declares them."""
+
+    name: str
+    joint_names: tuple[str, ...]
+    lower: np.ndarray
+    upper: np.ndarray
+    control_hz: float
+
+
+def load_arm_spec(path: Path = ROBOT_CONFIG) -> ArmSpec:
+    cfg = yaml.safe_load(path.read_text())
+    joints = cfg["joints"]
+    return ArmSpec(
+        name=cfg["name"],
+        joint_names=tuple(j["name"] for j in joints),
+        lower=np.array([j["lower"] for j in joints], dtype=np.float64),
+        upper=np.array([j["upper"] for j in joints], dtype=np.float64),
+        control_hz=float(cfg["control_hz"]),
+    )
+
+
+def rotation_error(current: np.ndarray, desired: np.ndarray) -> np.ndarray:
+    """Small-angle rotation (world frame, rad) that turns ``current`` into ``desired`` (3x3 each)."""
+    return 0.5 * sum(np.cross(current[:, i], desired[:, i]) for i in range(3))
+
+
+class ArmIK:
+    """Damped least-squares inverse kinematics for one arm of a MuJoCo model.
+
+    Works on its own ``MjData`` so a solve never disturbs the simulation. ``prefix`` selects one
+    arm of a multi-arm model (e.g. ``"left/"``).
+    """
+
+    def __init__(self, model: mujoco.MjModel, prefix: str = "", damping: float = 1e-3) -> None:
+        self.model = model
+        self.data = mujoco.MjData(model)
+        self.site = model.site(f"{prefix}ee").id
+        joints = [model.joint(f"{prefix}{n}") for n in ARM_JOINTS]
+        self.qpos_adr = np.array([j.qposadr[0] for j in joints])
+        self.dof_adr = np.array([j.dofadr[0] for j in joints])
+        self.lower = np.array([j.range[0] for j in joints])
+        self.upper = np.array([j.range[1] for j in joints])
+        self.damping = damping
+        self._jacp = np.zeros((3, model.nv))
+        self._jacr = np.zeros((3, model.nv))
+
+    def forward(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """End-effector position (3,) and rotation (3, 3) at joint positions ``q`` (5,)."""
+        self.data.qpos[self.qpos_adr] = q
+        mujoco.mj_kinematics(self.model, self.data)
+        return self.data.site_xpos[self.site].copy(), self.data.site_xmat[self.site].reshape(3, 3).copy()
+
+    def solve(
+        self,
+        q0: np.ndarray,
+        pos: np.ndarray,
+        rot: np.ndarray | None = None,
+        *,
+        iters: int = 30,
+        rot_weight: float = 0.3,
+        tol_m: float = 1e-4,
+    ) -> np.ndarray:
+        """Joint positions near ``q0`` that put the end effector at ``pos`` (and ``rot``)."""
+        q = np.clip(np.asarray(q0, dtype=np.float64).copy(), self.lower, self.upper)
+        for _ in range(iters):
+            p, r = self.forward(q)
+            err_p = pos - p
+            mujoco.mj_comPos(self.model, self.data)
+            mujoco.mj_jacSite(self.model, self.data, self._jacp, self._jacr, self.site)
+            if rot is None:
+                err, jac = err_p, self._jacp[:, self.dof_adr]
+            else:
+                err = np.concatenate([err_p, rot_weight * rotation_error(r, rot)])
+                jac = np.vstack([self._jacp[:, self.dof_adr], rot_weight * self._jacr[:, self.dof_adr]])
+            if np.linalg.norm(err_p) < tol_m and (rot is None or np.linalg.norm(err[3:]) < 1e-3):
+                break
+            dq = jac.T @ np.linalg.solve(jac @ jac.T + self.damping * np.eye(len(err)), err)
+            q = np.clip(q + dq, self.lower, self.upper)
+        return q
+
+
+def tool_down_rotation(yaw: float) -> np.ndarray:
+    """Rotation of a tool pointing straight down whose finger axis (x) points along ``yaw``."""
+    x = np.array([np.cos(yaw), np.sin(yaw), 0.0])
+    z = np.array([0.0, 0.0, -1.0])
+    return np.column_stack([x, np.cross(z, x), z])

@@ -1,0 +1,141 @@
+"""Every registered environment: gymnasium's API checks, seeded determinism, finite observations
+inside their spaces, cameras that see something, and a scripted expert that succeeds."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import envs
+from envs.so100 import ARM_JOINTS, ARM_XML, HOME_QPOS, ArmIK, load_arm_spec, tool_down_rotation
+
+IDS = sorted(envs.ENVS)
+
+
+def rollout(env, seed: int, n: int, policy=None) -> list[dict]:
+    obs, _ = env.reset(seed=seed)
+    out = [obs]
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        a = (
+            policy(obs)
+            if policy
+            else env.action_space.low + rng.random(6) * (env.action_space.high - env.action_space.low)
+        )
+        obs, *_ = env.step(a)
+        out.append(obs)
+    return out
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_gymnasium_api(env_id):
+    env = gym.make(env_id, obs_mode="both", cameras=("top",), image_size=(32, 32))
+    check_env(env.unwrapped, skip_render_check=True)
+    env.close()
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_same_seed_same_actions_same_observations(env_id):
+    a, b = gym.make(env_id), gym.make(env_id)
+    ra, rb = rollout(a, 7, 30), rollout(b, 7, 30)
+    for oa, ob in zip(ra, rb, strict=True):
+        for k in oa:
+            np.testing.assert_array_equal(oa[k], ob[k], err_msg=k)
+    assert not np.allclose(rollout(a, 8, 0)[0]["env_state"], ra[0]["env_state"])  # seeds matter
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_observations_are_finite_and_inside_their_spaces(env_id):
+    env = gym.make(env_id)
+    for obs in rollout(env, 3, 50):
+        assert env.observation_space.contains(obs)
+        for k, v in obs.items():
+            assert np.isfinite(v).all(), k
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_cameras_render_and_state_mode_never_renders(env_id, monkeypatch):
+    env = gym.make(env_id, obs_mode="images", cameras=("top", "front", "wrist"), image_size=(48, 64))
+    obs, _ = env.reset(seed=0)
+    for cam in ("top", "front", "wrist"):
+        img = obs[f"images/{cam}"]
+        assert img.shape == (48, 64, 3) and img.dtype == np.uint8
+        assert img.std() > 5, f"camera {cam} looks blank"
+    env.close()
+
+    def no_renderer(*args, **kwargs):
+        raise AssertionError("obs_mode='state' created a renderer")
+
+    monkeypatch.setattr(mujoco, "Renderer", no_renderer)
+    env = gym.make(env_id)
+    rollout(env, 0, 5)
+    assert "images/top" not in env.reset(seed=0)[0]
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_render_rgb_array(env_id):
+    env = gym.make(env_id, render_mode="rgb_array", render_size=(120, 160))
+    env.reset(seed=0)
+    frame = env.render()
+    assert frame.shape == (120, 160, 3) and frame.std() > 5
+
+
+@pytest.mark.parametrize("env_id", IDS)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_scripted_expert_succeeds_smoothly(env_id, seed):
+    env = gym.make(env_id)
+    obs, _ = env.reset(seed=seed)
+    expert = env.unwrapped.expert()
+    prev = obs["state"]
+    for _ in range(500):
+        action = expert(obs)
+        assert np.abs(action[:5] - prev[:5]).max() <= 0.05 + 1e-6  # |dq| per tick
+        prev = action
+        obs, _, terminated, truncated, info = env.step(action)
+        if terminated or truncated:
+            break
+    assert info["is_success"] and terminated
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("env_id", IDS)
+def test_expert_success_rate_over_200_seeds(env_id):
+    env = gym.make(env_id)
+    wins = 0
+    for seed in range(200):
+        obs, _ = env.reset(seed=seed)
+        expert = env.unwrapped.expert()
+        for _ in range(500):
+            obs, _, terminated, truncated, info = env.step(expert(obs))
+            if terminated or truncated:
+                break
+        wins += info["is_success"]
+    assert wins >= 196, f"{wins}/200"
+
+
+def test_mjcf_joint_limits_match_the_robot_config():
+    spec = load_arm_spec()
+    model = mujoco.MjModel.from_xml_path(str(ARM_XML))
+    assert spec.joint_names[:5] == ARM_JOINTS and spec.joint_names[5] == "gripper"
+    for i, name in enumerate(ARM_JOINTS):
+        np.testing.assert_allclose(model.joint(name).range, [spec.lower[i], spec.upper[i]], err_msg=name)
+        np.testing.assert_allclose(
+            model.actuator(name).ctrlrange, [spec.lower[i], spec.upper[i]], err_msg=name
+        )
+    assert (spec.lower[5], spec.upper[5]) == (0.0, 1.0)
+
+
+def test_ik_reaches_the_workspace_with_the_tool_down():
+    model = mujoco.MjModel.from_xml_path(str(ARM_XML))
+    ik = ArmIK(model)
+    for r in (0.17, 0.2, 0.23):
+        for bearing in (-0.7, 0.0, 0.7):
+            for z in (0.017, 0.09):
+                pos = np.array([r * np.cos(bearing), r * np.sin(bearing), z])
+                q = ik.solve(HOME_QPOS, pos, tool_down_rotation(bearing + np.pi), iters=200)
+                p, rot = ik.forward(q)
+                assert np.abs(p - pos).max() < 1e-3, (pos, p)
+                np.testing.assert_allclose(rot[:, 2], [0, 0, -1], atol=1e-2)
