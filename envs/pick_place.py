@@ -64,7 +64,10 @@ def build_model(max_render: tuple[int, int] = (480, 640)) -> mujoco.MjModel:
     spec.visual.global_.offheight = max(max_render[0], 480)
     spec.visual.global_.offwidth = max(max_render[1], 640)
     world = spec.worldbody
-    world.add_light(pos=[0.2, 0, 1.0], dir=[0, 0, -1], diffuse=[0.8, 0.8, 0.8])
+    spec.visual.headlight.diffuse = [0.35, 0.35, 0.35]
+    spec.visual.headlight.ambient = [0.25, 0.25, 0.25]
+    spec.visual.headlight.specular = [0.0, 0.0, 0.0]
+    world.add_light(pos=[0.2, 0, 1.0], dir=[0, 0, -1], diffuse=[0.45, 0.45, 0.45], specular=[0.1, 0.1, 0.1])
     world.add_light(pos=[0.6, -0.4, 0.6], dir=[-0.6, 0.4, -0.6], diffuse=[0.3, 0.3, 0.3])
     world.add_geom(
         name="table",
@@ -93,7 +96,7 @@ def build_model(max_render: tuple[int, int] = (480, 640)) -> mujoco.MjModel:
         contype=0,
         conaffinity=0,
     )
-    world.add_camera(name="top", pos=[0.2, 0.0, 0.65], xyaxes=[0, -1, 0, 1, 0, 0], fovy=45)
+    world.add_camera(name="top", pos=[0.17, 0.0, 0.5], xyaxes=[0, -1, 0, 1, 0, 0], fovy=45)
     world.add_camera(name="front", pos=[0.6, 0.0, 0.3], xyaxes=[0, 1, 0, -0.45, 0, 0.89], fovy=50)
     model = spec.compile()
     # CPU rendering: shadows and multisampling off are 10-30x faster and change little here.

@@ -14,6 +14,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "imitation.quickstart:main",
         "run the whole pipeline on a laptop CPU (the project's main job)",
     ),
+    "record": (
+        "imitation.record:main",
+        "record demonstrations into a demo store (scripted experts in simulation)",
+    ),
+    "view": ("imitation.view:main", "write an mp4 or a picture of stored episodes or of a simulated task"),
     "data": ("imitation.data.commands:main", "inspect, check, repair, edit and import demo stores"),
 }
 
@@ -53,6 +58,7 @@ def run_table(table: dict[str, tuple[str, str]], argv: Sequence[str], prog: str)
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("OpenGL").setLevel(logging.WARNING)
     from imitation.errors import ImitationError
 
     try:

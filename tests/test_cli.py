@@ -114,3 +114,28 @@ def test_edit_commands_round_trip(quick_store, tmp_path):
     back = tmp_path / "back.zarr"
     run("data", "import", "diffusion_policy", str(exported), str(back))
     np.testing.assert_array_equal(DemoStore.open(back).read("action"), DemoStore.open(kept).read("action"))
+
+
+def test_record_and_view_from_the_command_line(tmp_path):
+    out = tmp_path / "pp.zarr"
+    proc = run("record", "--episodes", "2", "--obs-mode", "state", "--out", str(out))
+    assert "recorded 2 episode(s)" in proc.stdout
+    assert DemoStore.open(out).n_episodes == 2 and out.with_suffix(".yaml").is_file()
+    proc = run(
+        "view",
+        "--store",
+        str(out),
+        "--episodes",
+        "1",
+        "--camera",
+        "top",
+        "--size",
+        "48",
+        "64",
+        "--out",
+        str(tmp_path / "v.mp4"),
+    )
+    assert "frame(s)" in proc.stdout and (tmp_path / "v.mp4").stat().st_size > 0
+    proc = run("record", "--env", "imitation/Nope-v0", "--out", str(tmp_path / "x.zarr"), check=False)
+    assert proc.returncode == 2 and "unknown simulated task 'imitation/Nope-v0'" in proc.stderr
+    assert "Traceback" not in proc.stderr

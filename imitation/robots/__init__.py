@@ -1,0 +1,1 @@
+"""Robots behind one small interface: simulated arms (``sim.py``) and real ones."""

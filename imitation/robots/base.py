@@ -1,0 +1,81 @@
+"""The Robot interface: what the recorder, the evaluator and the deploy loop talk to.
+
+One loop shape serves all of them::
+
+    with robot:
+        obs = robot.observe()
+        sent = robot.act(source(obs))
+
+A simulated arm and a real arm differ only behind this interface.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CameraSpec:
+    name: str
+    height: int
+    width: int
+
+
+@dataclass(frozen=True)
+class RobotSpec:
+    """What a robot offers: joints (gripper last, radians / [0, 1]), cameras, rate, observations."""
+
+    name: str
+    joint_names: tuple[str, ...]
+    lower: np.ndarray
+    upper: np.ndarray
+    control_hz: float
+    cameras: tuple[CameraSpec, ...] = ()
+    # Size of privileged object poses ("env_state"), 0 when the robot cannot provide them.
+    env_state_dim: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values, as recorded in a demo store's ``robot`` attribute."""
+        return {
+            "name": self.name,
+            "joint_names": list(self.joint_names),
+            "limits_rad": [[float(lo), float(hi)] for lo, hi in zip(self.lower, self.upper, strict=True)],
+            "control_hz": self.control_hz,
+            "cameras": {c.name: [c.height, c.width] for c in self.cameras},
+            "env_state_dim": self.env_state_dim,
+            **self.extra,
+        }
+
+
+class Robot(ABC):
+    """A robot arm (or several) driven by joint position targets at ``spec.control_hz``."""
+
+    spec: RobotSpec
+
+    @abstractmethod
+    def connect(self) -> None:
+        """Open the connection and make the robot ready to observe and act."""
+
+    @abstractmethod
+    def observe(self) -> dict[str, np.ndarray]:
+        """``state``, ``images/<camera>``, ``env_state`` where available, and ``timestamp`` (s)."""
+
+    @abstractmethod
+    def act(self, action: np.ndarray) -> np.ndarray:
+        """Send joint targets; returns the action actually sent (after clipping to the limits)."""
+
+    @abstractmethod
+    def disconnect(self) -> None:
+        """Stop and release the robot (a real arm turns its torque off)."""
+
+    def __enter__(self) -> Robot:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.disconnect()

@@ -1,0 +1,124 @@
+"""``imitation view``: write what a store or a simulated task shows to an mp4 (or a PNG).
+
+- ``imitation view --store demos/pick.zarr --episodes 0 1`` — the episodes' camera frames; a store
+  without images is re-simulated from its actions and seeds (the task is in the store's attrs).
+- ``imitation view --env imitation/PickPlace-v0 --seed 3`` — a live episode of the task's
+  scripted expert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from imitation import config
+from imitation.errors import ConfigError
+
+
+@dataclass
+class ViewConfig:
+    """Write an mp4 (or, with --png, one picture) of stored episodes or of a live simulated episode."""
+
+    out: Path = Path("view.mp4")
+    """Output file: .mp4 for a video, .png for the first frame only."""
+    store: Path | None = None
+    """Demo store to show episodes of."""
+    episodes: tuple[int, ...] = (0,)
+    """Episodes of --store to show, one after another."""
+    env: str | None = None
+    """Simulated task to show live with its scripted expert (instead of --store)."""
+    seed: int = 0
+    """Seed of the live episode."""
+    camera: str = "front"
+    """Camera to show (a stored images/<camera>, or a simulation camera: top, front, wrist)."""
+    size: tuple[int, int] = (480, 640)
+    """Height and width of re-rendered simulation frames."""
+    fps: float | None = None
+    """Frames per second of the video (default: the control rate)."""
+
+
+def _sim_frames(env_id: str, seed: int, actions: np.ndarray | None, cfg: ViewConfig) -> Iterator[np.ndarray]:
+    import gymnasium as gym
+
+    import envs
+
+    if env_id not in envs.ENVS:
+        raise ConfigError(f"unknown simulated task {env_id!r}; choose one of: {', '.join(sorted(envs.ENVS))}")
+    env = gym.make(env_id).unwrapped
+    obs, _ = env.reset(seed=seed)
+    expert = env.expert() if actions is None else None
+    steps = actions if actions is not None else range(int(env.time_limit_s * 50))
+    yield env._render(cfg.camera, cfg.size)
+    for a in steps:
+        obs, _, terminated, truncated, _ = env.step(expert(obs) if expert else a)
+        yield env._render(cfg.camera, cfg.size)
+        if expert and (terminated or truncated):
+            break
+    env.close()
+
+
+def frames(cfg: ViewConfig) -> tuple[Iterator[np.ndarray], float]:
+    if (cfg.store is None) == (cfg.env is None):
+        raise ConfigError(
+            "give exactly one of --store (recorded episodes) or --env (a live simulated episode)"
+        )
+    if cfg.env is not None:
+        return _sim_frames(cfg.env, cfg.seed, None, cfg), 50.0
+    from imitation.data.store import DemoStore
+
+    store = DemoStore.open(cfg.store)
+    key = f"images/{cfg.camera}"
+
+    def gen() -> Iterator[np.ndarray]:
+        for e in cfg.episodes:
+            start, end = store.episode_range(e)
+            if key in store.features:
+                from imitation.data.shards import frame_reader
+
+                yield from frame_reader(store, key)(np.arange(start, end))
+            else:
+                env_id = store.robot.get("env_id")
+                if not env_id:
+                    cams = [k for k in store.features if k.startswith("images/")]
+                    raise ConfigError(
+                        f"{cfg.store} has no {key!r} (cameras: {cams}) and no simulated task to re-render"
+                    )
+                seed = int(store.episode_meta(e)["seed"])
+                yield from _sim_frames(env_id, seed, store.read("action", start, end), cfg)
+
+    return gen(), store.fps
+
+
+def write_video(path: Path, images: Iterator[np.ndarray], fps: float) -> int:
+    """Write RGB frames to an mp4 (or the first one to a PNG); returns the number of frames."""
+    import cv2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".png":
+        first = next(iter(images))
+        cv2.imwrite(str(path), cv2.cvtColor(first, cv2.COLOR_RGB2BGR))
+        return 1
+    writer = None
+    n = 0
+    try:
+        for img in images:
+            if writer is None:
+                h, w = img.shape[:2]
+                writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+            writer.write(cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2BGR))
+            n += 1
+    finally:
+        if writer is not None:
+            writer.release()
+    return n
+
+
+def main(argv: Sequence[str], prog: str = "imitation view") -> int:
+    cfg = config.parse(ViewConfig, argv, prog=prog)
+    images, fps = frames(cfg)
+    n = write_video(cfg.out, images, cfg.fps or fps)
+    print(f"{cfg.out}: {n} frame(s)")
+    return 0
