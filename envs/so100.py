@@ -111,3 +111,50 @@ def tool_down_rotation(yaw: float) -> np.ndarray:
     x = np.array([np.cos(yaw), np.sin(yaw), 0.0])
     z = np.array([0.0, 0.0, -1.0])
     return np.column_stack([x, np.cross(z, x), z])
+
+
+def nearest_grasp_yaw(object_yaw: float, hand_yaw: float, symmetry: float = np.pi / 2) -> float:
+    """The finger-axis yaw equivalent to ``object_yaw`` (modulo ``symmetry``) closest to ``hand_yaw``."""
+    options = object_yaw + np.arange(-8, 9) * symmetry
+    return float(options[np.argmin(np.abs(np.angle(np.exp(1j * (options - hand_yaw)))))])
+
+
+class ArmDriver:
+    """Moves one arm's tool (pointing down) smoothly toward end-effector goals, through IK.
+
+    The end-effector reference moves toward the goal at ≤ ``max_step_m`` per tick, joint targets
+    change by at most ``max_dq`` rad per tick and the gripper by at most 0.1 per tick, so the
+    commands are smooth enough to learn from and safe for a real arm.
+    """
+
+    def __init__(
+        self, model: mujoco.MjModel, prefix: str = "", max_step_m: float = 0.004, max_dq: float = 0.045
+    ):
+        self.ik = ArmIK(model, prefix)
+        self.max_step_m, self.max_dq = max_step_m, max_dq
+        self.q_cmd: np.ndarray | None = None
+        self.ref: np.ndarray | None = None
+        self.gripper = 1.0
+        self.yaw = 0.0
+
+    def hand_yaw(self) -> float:
+        x = self.ik.forward(self.q_cmd)[1][:, 0]
+        return float(np.arctan2(x[1], x[0]))
+
+    def start(self, state6: np.ndarray) -> None:
+        self.q_cmd = np.asarray(state6[:5], dtype=np.float64).copy()
+        self.ref = self.ik.forward(self.q_cmd)[0]
+        self.gripper = float(state6[5])
+        self.yaw = self.hand_yaw()
+
+    def step(self, goal: np.ndarray, gripper: float) -> tuple[np.ndarray, bool]:
+        """One tick toward ``goal`` (m) with the gripper command; returns (action (6,), reached)."""
+        goal = np.asarray(goal, dtype=np.float64)
+        delta = goal - self.ref
+        dist = float(np.linalg.norm(delta))
+        self.ref = goal.copy() if dist <= self.max_step_m else self.ref + delta * (self.max_step_m / dist)
+        q = self.ik.solve(self.q_cmd, self.ref, tool_down_rotation(self.yaw), iters=8)
+        self.q_cmd = self.q_cmd + np.clip(q - self.q_cmd, -self.max_dq, self.max_dq)
+        self.gripper += float(np.clip(gripper - self.gripper, -0.1, 0.1))
+        reached = dist <= self.max_step_m and abs(self.gripper - gripper) < 1e-6
+        return np.concatenate([self.q_cmd, [self.gripper]]), reached

@@ -59,15 +59,23 @@ def main() -> None:
     res["physics_steps_per_s"] = round(n_physics / (time.perf_counter() - t))
     res["env_steps_per_s_state"] = round(env_steps_per_s(args.env, args.steps))
     res["env_steps_per_s_1cam_96"] = round(env_steps_per_s(args.env, args.steps // 2, obs_mode="images"))
-    res["env_steps_per_s_3cam_480x640"] = round(env_steps_per_s(
-        args.env, max(50, args.steps // 20), obs_mode="images", cameras=("top", "front", "wrist"), image_size=(480, 640)
-    ))
+    res["env_steps_per_s_3cam_480x640"] = round(
+        env_steps_per_s(
+            args.env,
+            max(50, args.steps // 20),
+            obs_mode="images",
+            cameras=("top", "front", "wrist"),
+            image_size=(480, 640),
+        )
+    )
     from imitation.record import RecordConfig, record_scripted
 
     root = Path(tempfile.mkdtemp())
     try:
-        out = record_scripted(RecordConfig(env=args.env, episodes=args.demos, out=root / "d.zarr", obs_mode="both"),
-                              progress=False)
+        out = record_scripted(
+            RecordConfig(env=args.env, episodes=args.demos, out=root / "d.zarr", obs_mode="both"),
+            progress=False,
+        )
     finally:
         shutil.rmtree(root)
     res[f"record_{args.demos}_demos_1cam_96_s"] = round(out["wall_s"], 1)
