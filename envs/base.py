@@ -65,6 +65,8 @@ def finish(spec: mujoco.MjSpec) -> mujoco.MjModel:
         # Attaching an arm file reports that its <compiler>/<option> differ from the scene's;
         # the scene's settings (set in new_scene) are the intended ones.
         warnings.filterwarnings("ignore", message="Attach conflict")
+        # A single arm keeps its own names (empty prefix); the model is never saved back to XML.
+        warnings.filterwarnings("ignore", message="Attaching a spec with an empty prefix")
         model = spec.compile()
     # CPU rendering: shadows and multisampling off are 10-30x faster and change little here.
     model.vis.quality.shadowsize = 0

@@ -1,0 +1,175 @@
+"""TransferCube (bimanual): one arm picks a block and hands it to the other (the ACT paper's task).
+
+Two SO-100 arms face each other across the table (bases 42 cm apart on the x axis): ``right/``
+at x = +0.21 m facing -x, ``left/`` at x = -0.21 m facing +x.
+
+**Action space** ``Box(12)``: the left arm's 5 joint targets (rad) and gripper [0, 1], then the
+right arm's; limits from ``configs/robots/so100.yaml``.
+
+**Observation space** ``Dict``: ``state`` (12,) measured joints in the action's layout;
+``env_state`` (9,) block position (m) and orientation (6-D rotation representation);
+``images/<camera>`` for cameras top, front, left_wrist, right_wrist; ``timestamp`` (s).
+
+**The object**: a 7 × 2.2 × 2.2 cm block (40 g, friction 1.2) — long enough for both parallel
+grippers to hold it from above at once, one at each end, which is how the hand-over happens.
+
+**Reward**: ``-|right ee - block| + 2·(held by the right arm) + 4·(held by the left arm only, in
+the air) `` — for diagnostics.
+
+**Start state**: both arms at home (tool down, grippers open). The block lies in front of the
+right arm, its centre uniformly at 19–23 cm from the right base within ±0.45 rad of straight
+ahead, its long axis within ±0.35 rad of the x axis.
+
+**Episode end**: terminated on success — the block is off the table (no table contact, centre
+above 4 cm), touched by the left gripper and not by the right one; truncated after
+``time_limit_s`` (12 s).
+
+Control at 50 Hz, 10 physics substeps of 2 ms.
+"""
+
+from __future__ import annotations
+
+import mujoco
+import numpy as np
+
+from envs.base import ArmTaskEnv, finish, new_scene, rot6d
+from envs.so100 import ArmDriver, nearest_grasp_yaw
+
+BLOCK_HALF = (0.035, 0.011, 0.011)
+BASE_X = 0.21
+HANDOVER = np.array([0.0, 0.0, 0.075])
+END_OFFSET_M = 0.02  # grasp points sit this far from the block centre along its long axis
+LEFT_READY = np.array([-0.05, 0.0, 0.11])  # where the left arm waits for the hand-over
+
+
+class TransferCubeEnv(ArmTaskEnv):
+    ARMS = ("left/", "right/")
+    CAMERAS = ("top", "front", "left_wrist", "right_wrist")
+    ENV_STATE_DIM = 9
+
+    def __init__(self, *args, time_limit_s: float = 12.0, **kwargs) -> None:
+        super().__init__(*args, time_limit_s=time_limit_s, **kwargs)
+
+    def build_model(self, max_render: tuple[int, int]) -> mujoco.MjModel:
+        spec = new_scene(
+            "transfer_cube",
+            {"left/": ([-BASE_X, 0, 0], [1, 0, 0, 0]), "right/": ([BASE_X, 0, 0], [0, 0, 0, 1])},
+            max_render,
+        )
+        world = spec.worldbody
+        block = world.add_body(name="block", pos=[0.05, 0, BLOCK_HALF[2]])
+        block.add_freejoint(name="block")
+        block.add_geom(
+            name="block",
+            type=mujoco.mjtGeom.mjGEOM_BOX,
+            size=list(BLOCK_HALF),
+            mass=0.04,
+            rgba=[0.85, 0.15, 0.15, 1],
+            friction=[1.2, 0.05, 0.001],
+            condim=4,
+        )
+        world.add_camera(name="top", pos=[0.0, 0.0, 0.6], xyaxes=[1, 0, 0, 0, 1, 0], fovy=55)
+        world.add_camera(name="front", pos=[0.0, -0.5, 0.32], xyaxes=[1, 0, 0, 0, 0.5, 0.87], fovy=55)
+        model = finish(spec)
+        self._block_qpos = model.joint("block").qposadr[0]
+        self._block_body = model.body("block").id
+        self._block_geom = model.geom("block").id
+        self._table_geom = model.geom("table").id
+        self._right_ee = model.site("right/ee").id
+        return model
+
+    def _render(self, camera: str, size: tuple[int, int]) -> np.ndarray:
+        return super()._render(camera.replace("_wrist", "/wrist"), size)
+
+    def place_objects(self, rng: np.random.Generator) -> None:
+        r, bearing = rng.uniform(0.19, 0.23), rng.uniform(-0.45, 0.45)
+        x, y = BASE_X - r * np.cos(bearing), -r * np.sin(bearing)
+        yaw = rng.uniform(-0.35, 0.35)
+        q = self._block_qpos
+        self.data.qpos[q : q + 7] = [x, y, BLOCK_HALF[2], np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)]
+
+    def env_state(self) -> np.ndarray:
+        d = self.data
+        return np.concatenate([d.xpos[self._block_body], rot6d(d.xmat[self._block_body])])
+
+    def _on_table(self) -> bool:
+        d = self.data
+        return any({c.geom1, c.geom2} == {self._block_geom, self._table_geom} for c in d.contact[: d.ncon])
+
+    def success(self) -> bool:
+        lifted = self.data.xpos[self._block_body][2] > 0.04 and not self._on_table()
+        return bool(lifted and self.touching(self._block_geom, 0) and not self.touching(self._block_geom, 1))
+
+    def reward(self, success: bool) -> float:
+        d = self.data
+        block = d.xpos[self._block_body]
+        r = -np.linalg.norm(d.site_xpos[self._right_ee] - block)
+        r += 2.0 * self.touching(self._block_geom, 1) + 4.0 * success
+        return float(r)
+
+    def expert(self) -> TransferCubeExpert:
+        return TransferCubeExpert(self.model)
+
+
+class TransferCubeExpert:
+    """The right arm picks the block by its near end, carries it to the middle with its long axis
+    along x, and opens once the left arm has closed on the far end; then both lift clear."""
+
+    def __init__(self, model: mujoco.MjModel) -> None:
+        self.left, self.right = ArmDriver(model, "left/"), ArmDriver(model, "right/")
+        self.phase, self.hold, self.started, self.left_ready = 0, 0, False, False
+
+    def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        s = np.asarray(obs["state"], dtype=np.float64)
+        if not self.started:
+            self.left.start(s[:6])
+            self.right.start(s[6:])
+            self.started = True
+        es = np.asarray(obs["env_state"], dtype=np.float64)
+        centre, axis = es[:3], es[3:6]
+        axis_yaw = float(np.arctan2(axis[1], axis[0]))
+        along = np.array([np.cos(axis_yaw), np.sin(axis_yaw), 0.0])
+        if along[0] < 0:
+            along = -along  # points toward the right arm (+x)
+        right_end, left_end = centre + END_OFFSET_M * along, centre - END_OFFSET_M * along
+        grasp_z = centre[2] + 0.002
+        # Until the hand-over the left arm waits high on its own side, out of the block's way.
+        left_goal, left_grip = LEFT_READY, 1.0
+        p = self.phase
+        if p <= 1:  # right arm: above the near end, then down to it; fingers across the block
+            self.right.yaw = nearest_grasp_yaw(axis_yaw + np.pi / 2, self.right.hand_yaw(), np.pi)
+            goal = [right_end[0], right_end[1], 0.07 if p == 0 else grasp_z]
+            right_goal, right_grip, hold = goal, 1.0, 3 * p
+        elif p == 2:  # close
+            right_goal, right_grip, hold = [right_end[0], right_end[1], grasp_z], 0.0, 15
+        elif p == 3:  # lift
+            right_goal, right_grip, hold = [right_end[0], right_end[1], HANDOVER[2]], 0.0, 0
+        elif p == 4:  # carry to the hand-over point, turning the block's long axis onto x
+            self.right.yaw = nearest_grasp_yaw(np.pi / 2, self.right.hand_yaw(), np.pi)
+            right_goal, right_grip, hold = HANDOVER + [END_OFFSET_M, 0, 0], 0.0, 10
+            if not self.left_ready:
+                hold = 10**9  # wait for the left arm
+        else:  # the left arm takes over
+            right_goal, right_grip = HANDOVER + [END_OFFSET_M, 0, 0], 0.0
+            self.left.yaw = nearest_grasp_yaw(np.pi / 2, self.left.hand_yaw(), np.pi)
+            if p == 5:
+                left_goal, hold = [left_end[0], left_end[1], centre[2] + 0.05], 0
+            elif p == 6:
+                left_goal, hold = [left_end[0], left_end[1], grasp_z], 3
+            elif p == 7:
+                left_goal, left_grip, hold = [left_end[0], left_end[1], grasp_z], 0.0, 15
+            elif p == 8:  # right lets go
+                left_goal, left_grip, right_grip, hold = [left_end[0], left_end[1], grasp_z], 0.0, 1.0, 10
+            else:  # right retreats up, left lifts a little
+                left_goal, left_grip, right_grip, hold = [left_end[0], left_end[1], 0.1], 0.0, 1.0, 10**9
+                right_goal = HANDOVER + [0.06, 0, 0.06]
+        a_left, reached_left = self.left.step(left_goal, left_grip)
+        if p <= 4 and reached_left:
+            self.left_ready = True
+        a_right, reached_right = self.right.step(right_goal, right_grip)
+        reached = reached_right if p <= 4 else reached_left and (p < 8 or reached_right)
+        if reached:
+            self.hold += 1
+            if self.hold > hold:
+                self.phase, self.hold = self.phase + 1, 0
+        return np.concatenate([a_left, a_right]).astype(np.float32)
