@@ -31,7 +31,9 @@ def new_scene(
     name: str, arms: dict[str, tuple[list[float], list[float]]], max_render: tuple[int, int]
 ) -> mujoco.MjSpec:
     """A table with lights and the given arms: prefix -> (base position, base quaternion)."""
-    spec = mujoco.MjSpec()
+    single = list(arms) == [""]
+    # One arm is the arm file itself (its names unprefixed); several are attached under prefixes.
+    spec = mujoco.MjSpec.from_file(str(ARM_XML)) if single else mujoco.MjSpec()
     spec.modelname = name
     spec.option.timestep = 0.002
     spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
@@ -51,12 +53,12 @@ def new_scene(
         rgba=[0.75, 0.7, 0.6, 1],
         friction=[1.0, 0.01, 0.001],
     )
+    if single:
+        spec.body("base").pos, spec.body("base").quat = arms[""]
+        return spec
     for prefix, (pos, quat) in arms.items():
         arm = mujoco.MjSpec.from_file(str(ARM_XML))
-        with warnings.catch_warnings():
-            # A single arm keeps its own names (empty prefix); the model is never saved back to XML.
-            warnings.filterwarnings("ignore", message="Attaching a spec with an empty prefix")
-            world.add_frame(pos=pos, quat=quat).attach_body(arm.body("base"), prefix, "")
+        world.add_frame(pos=pos, quat=quat).attach_body(arm.body("base"), prefix, "")
     return spec
 
 
@@ -65,8 +67,6 @@ def finish(spec: mujoco.MjSpec) -> mujoco.MjModel:
         # Attaching an arm file reports that its <compiler>/<option> differ from the scene's;
         # the scene's settings (set in new_scene) are the intended ones.
         warnings.filterwarnings("ignore", message="Attach conflict")
-        # A single arm keeps its own names (empty prefix); the model is never saved back to XML.
-        warnings.filterwarnings("ignore", message="Attaching a spec with an empty prefix")
         model = spec.compile()
     # CPU rendering: shadows and multisampling off are 10-30x faster and change little here.
     model.vis.quality.shadowsize = 0
