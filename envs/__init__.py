@@ -8,6 +8,7 @@ import gymnasium as gym
 ENVS: dict[str, str] = {
     "imitation/PickPlace-v0": "envs.pick_place:PickPlaceEnv",
     "imitation/TransferCube-v0": "envs.transfer_cube:TransferCubeEnv",
+    "imitation/Insertion-v0": "envs.insertion:InsertionEnv",
 }
 
 for _id, _entry in ENVS.items():
