@@ -1,26 +1,19 @@
 """``imitation quickstart``: the project's main job, end to end on a laptop CPU.
 
-What runs today: a scripted expert drives a synthetic 6-joint arm (smooth minimum-jerk reaches
-between random poses, drawn by a small top-down camera) through the real episode writer into a
-real demo store; the store is then summarised, validated, its normalisation statistics computed,
-and a batch of training windows is read from it. The simulated MuJoCo tasks, training and
-evaluation join this command as they land.
+What runs today: the PickPlace task's scripted expert records demonstrations (joint state, object
+poses and a 96x96 top camera) into a demo store through the real recorder; the store is then
+summarised, validated, its normalisation statistics computed, and a batch of training windows is
+read from it. Training and evaluation join this command as they land.
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from imitation import config
-
-JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
-LIMITS_RAD = np.array([[-1.9, 1.9], [-1.7, 1.7], [-1.6, 1.6], [-1.7, 1.7], [-2.8, 2.8], [0.0, 1.0]])
 
 
 @dataclass
@@ -29,87 +22,36 @@ class QuickstartConfig:
 
     out: Path = Path("demos/quickstart.zarr")
     """Where to write the demo store."""
-    episodes: int = 20
+    env: str = "imitation/PickPlace-v0"
+    """Simulated task whose scripted expert records the demonstrations."""
+    episodes: int = 50
     """Number of demonstrations to record."""
-    fps: float = 50.0
-    """Control rate (frames per second)."""
     image_size: int = 96
-    """Side of the square camera image, in pixels."""
-    image_codec: str = "jpeg"
-    """Codec of the camera: jpeg (lossy, small) or zstd/blosc (lossless)."""
+    """Side of the square top-camera image, in pixels."""
+    image_codec: str = "zstd"
+    """Codec of the camera: zstd/blosc (lossless) or jpeg."""
     seed: int = 0
-    """Seed of the scripted expert (episode e uses seed + e)."""
+    """First simulation seed (episode attempts use seed, seed + 1, ...)."""
     overwrite: bool = False
     """Replace an existing store at --out."""
     fast: bool = False
-    """A tiny run (4 short episodes) for tests."""
+    """A tiny run (4 episodes) for tests."""
 
 
-def min_jerk(q0: np.ndarray, q1: np.ndarray, n: int) -> np.ndarray:
-    """Minimum-jerk interpolation (Flash & Hogan 1985): smooth start and stop, (n, D)."""
-    s = np.linspace(0.0, 1.0, n)[:, None]
-    blend = 10 * s**3 - 15 * s**4 + 6 * s**5
-    return q0 + (q1 - q0) * blend
+def record(cfg: QuickstartConfig) -> dict:
+    from imitation.record import RecordConfig, record_scripted
 
-
-def draw_arm(q: np.ndarray, size: int) -> np.ndarray:
-    """A top-down picture of a planar 3-link arm from joint angles: links, joints and gripper."""
-    img = np.full((size, size, 3), (200, 190, 170), np.uint8)
-    yy, xx = np.mgrid[0:size, 0:size]
-    angles = np.cumsum([q[0], q[1] * 0.8, q[2] * 0.8])
-    lengths = np.array([0.3, 0.25, 0.15]) * size
-    p = np.array([size / 2, size * 0.9])
-    colors = ((40, 90, 200), (40, 160, 90), (200, 120, 30))
-    for a, length, c in zip(angles, lengths, colors, strict=True):
-        tip = p + length * np.array([np.sin(a), -np.cos(a)])
-        for t in np.linspace(0, 1, int(length)):
-            x, y = p + t * (tip - p)
-            img[(xx - x) ** 2 + (yy - y) ** 2 <= 4] = c
-        p = tip
-    r = 2 + 3 * q[5]
-    img[(xx - p[0]) ** 2 + (yy - p[1]) ** 2 <= r * r] = (220, 40, 40)
-    return img
-
-
-def record(cfg: QuickstartConfig) -> Path:
-    from tqdm import tqdm
-
-    from imitation.data.store import EpisodeWriter
-
-    features = {
-        "state": {"shape": [6], "dtype": "float32", "kind": "state", "names": list(JOINTS)},
-        "action": {"shape": [6], "dtype": "float32", "kind": "action", "names": list(JOINTS)},
-        "images/top": {
-            "shape": [cfg.image_size, cfg.image_size, 3],
-            "dtype": "uint8",
-            "kind": "image",
-            "codec": cfg.image_codec,
-        },
-    }
-    robot = {"name": "synthetic-6dof", "joint_names": list(JOINTS), "limits_rad": LIMITS_RAD.tolist()}
-    n_episodes = 4 if cfg.fast else cfg.episodes
-    with EpisodeWriter(cfg.out, features=features, fps=cfg.fps, robot=robot) as w:
-        for e in tqdm(range(n_episodes), desc="recording", unit="episode", disable=not sys.stderr.isatty()):
-            rng = np.random.default_rng(cfg.seed + e)
-            poses = rng.uniform(LIMITS_RAD[:, 0] * 0.6, LIMITS_RAD[:, 1] * 0.6, size=(4, 6))
-            poses[:, 5] = [1.0, 0.0, 0.0, 1.0]  # open, close on the object, carry, release
-            steps = 10 if cfg.fast else int(cfg.fps)
-            path = np.concatenate([min_jerk(poses[i], poses[i + 1], steps) for i in range(3)])
-            w.start_episode(task="reach, grasp and place", operator="scripted", seed=cfg.seed + e)
-            q = path[0].copy()
-            for i, target in enumerate(path):
-                # First-order servo: the joints lag the commanded target, as position servos do.
-                q += 0.5 * (target - q)
-                w.add_frame(
-                    {
-                        "state": q,
-                        "action": target,
-                        "images/top": draw_arm(q, cfg.image_size),
-                        "timestamp": i / cfg.fps,
-                    }
-                )
-            w.save_episode(outcome="success")
-    return cfg.out
+    rec = RecordConfig(
+        env=cfg.env,
+        episodes=4 if cfg.fast else cfg.episodes,
+        out=cfg.out,
+        seed=cfg.seed,
+        obs_mode="both",
+        cameras=("top",),
+        image_size=(cfg.image_size, cfg.image_size),
+        image_codec=cfg.image_codec,
+    )
+    return record_scripted(rec)
 
 
 def main(argv: Sequence[str], prog: str = "imitation quickstart") -> int:
@@ -128,8 +70,12 @@ def main(argv: Sequence[str], prog: str = "imitation quickstart") -> int:
         import shutil
 
         shutil.rmtree(cfg.out)
-    print(f"== 1/4 recording scripted demonstrations into {cfg.out}")
-    record(cfg)
+    print(f"== 1/4 recording scripted {cfg.env} demonstrations into {cfg.out}")
+    result = record(cfg)
+    print(
+        f"{result['episodes']} episodes, {result['steps']} frames in {result['wall_s']:.1f} s "
+        f"({result['failed']} failed expert episode(s) discarded)"
+    )
     config.save(cfg, cfg.out.with_suffix(".yaml"))  # the resolved configuration, next to the store
     store = DemoStore.open(cfg.out)
     print("\n== 2/4 imitation data info --stats")

@@ -46,7 +46,7 @@ def test_info_and_validate_on_the_quickstart_store(quick_store):
     text = run("data", "info", str(quick_store), "--episodes").stdout
     assert "episodes   4" in text and "images/top" in text and "files per hour" in text
     d = json.loads(run("data", "info", str(quick_store), "--json").stdout)
-    assert d["episodes"] == 4 and d["features"]["images/top"]["codec"]["name"] == "jpeg"
+    assert d["episodes"] == 4 and d["features"]["images/top"]["codec"]["name"] == "zstd"
     assert d["stats"]["state"]["count"] == d["frames"]  # quickstart cached the statistics
     assert run("data", "validate", str(quick_store)).stdout.strip().endswith("OK (0 error(s), 0 warning(s))")
 
