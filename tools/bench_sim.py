@@ -64,7 +64,7 @@ def main() -> None:
             args.env,
             max(50, args.steps // 20),
             obs_mode="images",
-            cameras=("top", "front", "wrist"),
+            cameras=env.CAMERAS[:3],
             image_size=(480, 640),
         )
     )
