@@ -9,6 +9,7 @@ metadata, so the same command and seed give identical state and action arrays.
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Sequence
@@ -20,6 +21,8 @@ import numpy as np
 
 from imitation import config
 from imitation.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -35,7 +38,7 @@ class RecordConfig:
     out: Path = Path("demos/pick_place.zarr")
     """Demo store to write (appended to when it exists with the same features)."""
     seed: int = 0
-    """First env seed; attempt k uses seed + k."""
+    """First env seed; attempt k uses seed + k (when appending, seeds continue after the store's)."""
     obs_mode: Literal["state", "images", "both"] = "both"
     """Observations to record: state only (no rendering), images, or both."""
     cameras: tuple[str, ...] = ("top",)
@@ -80,6 +83,20 @@ def record_scripted(cfg: RecordConfig, *, progress: bool | None = None) -> dict:
         if f["kind"] == "image":
             f["codec"] = cfg.image_codec
     max_attempts = cfg.max_attempts or 2 * cfg.episodes + 10
+    first_seed = cfg.seed
+    if (cfg.out / "zarr.json").exists():
+        from imitation.data.store import DemoStore
+
+        stored = DemoStore.open(cfg.out).meta_table()["seed"]
+        if stored.size and stored.max() >= first_seed:
+            # Appending: never record a scene (seed) that the store already holds.
+            first_seed = int(stored.max()) + 1
+            log.info(
+                "%s already holds seeds up to %d; continuing from seed %d",
+                cfg.out,
+                first_seed - 1,
+                first_seed,
+            )
     saved = failed = steps = 0
     t0 = time.perf_counter()
     show = sys.stderr.isatty() if progress is None else progress
@@ -96,7 +113,7 @@ def record_scripted(cfg: RecordConfig, *, progress: bool | None = None) -> dict:
                 raise ConfigError(
                     f"the expert succeeded in only {saved} of {attempt} attempts; wanted {cfg.episodes} episodes"
                 )
-            seed = cfg.seed + attempt
+            seed = first_seed + attempt
             attempt += 1
             obs = robot.reset(seed)
             expert = robot.expert()

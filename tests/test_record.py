@@ -70,3 +70,11 @@ def test_view_writes_video_from_images_and_from_resimulation(recorded, tmp_path)
     png = tmp_path / "live.png"
     write_video(png, frames(ViewConfig(env=cfg.env, seed=0, size=(48, 64)))[0], 50)
     assert png.stat().st_size > 0
+
+
+def test_appending_never_repeats_a_seed(tmp_path):
+    cfg = RecordConfig(episodes=2, out=tmp_path / "c.zarr", seed=0, obs_mode="state")
+    record_scripted(cfg, progress=False)
+    record_scripted(cfg, progress=False)
+    seeds = DemoStore.open(cfg.out).meta_table()["seed"].tolist()
+    assert len(seeds) == 4 and len(set(seeds)) == 4
