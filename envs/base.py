@@ -233,3 +233,29 @@ class ArmTaskEnv(gym.Env):
             if geom in (c.geom1, c.geom2) and ({c.geom1, c.geom2} & self._finger_geoms[arm]):
                 return True
         return False
+
+
+class BimanualTaskEnv(ArmTaskEnv):
+    """Two SO-100 arms facing each other across the table, bases ``BASE_X`` either side of the
+    origin on the x axis: ``left/`` facing +x, ``right/`` facing -x. Cameras: an overhead ``top``,
+    a ``front`` view from -y, and each arm's wrist camera (``left_wrist``, ``right_wrist``)."""
+
+    ARMS = ("left/", "right/")
+    CAMERAS = ("top", "front", "left_wrist", "right_wrist")
+    BASE_X = 0.21
+
+    def two_arm_scene(self, name: str, max_render: tuple[int, int]) -> mujoco.MjSpec:
+        spec = new_scene(
+            name,
+            {"left/": ([-self.BASE_X, 0, 0], [1, 0, 0, 0]), "right/": ([self.BASE_X, 0, 0], [0, 0, 0, 1])},
+            max_render,
+        )
+        spec.worldbody.add_camera(name="top", pos=[0.0, 0.0, 0.6], xyaxes=[1, 0, 0, 0, 1, 0], fovy=55)
+        spec.worldbody.add_camera(
+            name="front", pos=[0.0, -0.5, 0.32], xyaxes=[1, 0, 0, 0, 0.5, 0.87], fovy=55
+        )
+        return spec
+
+    def _render(self, camera: str, size: tuple[int, int]) -> np.ndarray:
+        # Image keys allow one '/', so the wrist cameras "left/wrist" are named "left_wrist".
+        return super()._render(camera.replace("_wrist", "/wrist"), size)

@@ -31,10 +31,10 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from envs.base import ArmTaskEnv, finish, new_scene, rot6d
+from envs.base import BimanualTaskEnv, finish, rot6d
 from envs.so100 import ArmDriver, nearest_grasp_yaw
 
-BASE_X = 0.21
+BASE_X = BimanualTaskEnv.BASE_X
 SOCKET_LEN, SOCKET_OUT, SOCKET_IN = 0.04, 0.017, 0.013  # length, outer and inner half-widths
 WALL = SOCKET_OUT - SOCKET_IN
 PEG_HALF = (0.025, 0.009, 0.009)
@@ -44,20 +44,14 @@ ASSEMBLY_Z = 0.07
 LEFT_ASSEMBLY = np.array([-0.035, 0.0, ASSEMBLY_Z])  # left hand while the peg goes in
 
 
-class InsertionEnv(ArmTaskEnv):
-    ARMS = ("left/", "right/")
-    CAMERAS = ("top", "front", "left_wrist", "right_wrist")
+class InsertionEnv(BimanualTaskEnv):
     ENV_STATE_DIM = 18
 
     def __init__(self, *args, time_limit_s: float = 14.0, **kwargs) -> None:
         super().__init__(*args, time_limit_s=time_limit_s, **kwargs)
 
     def build_model(self, max_render: tuple[int, int]) -> mujoco.MjModel:
-        spec = new_scene(
-            "insertion",
-            {"left/": ([-BASE_X, 0, 0], [1, 0, 0, 0]), "right/": ([BASE_X, 0, 0], [0, 0, 0, 1])},
-            max_render,
-        )
+        spec = self.two_arm_scene("insertion", max_render)
         world = spec.worldbody
         box = mujoco.mjtGeom.mjGEOM_BOX
         style = {"friction": [1.2, 0.05, 0.001], "condim": 4, "rgba": [0.2, 0.35, 0.8, 1]}
@@ -77,15 +71,10 @@ class InsertionEnv(ArmTaskEnv):
         peg.add_geom(
             name="peg", type=box, size=list(PEG_HALF), mass=0.025, **{**style, "rgba": [0.85, 0.15, 0.15, 1]}
         )
-        world.add_camera(name="top", pos=[0.0, 0.0, 0.6], xyaxes=[1, 0, 0, 0, 1, 0], fovy=55)
-        world.add_camera(name="front", pos=[0.0, -0.5, 0.32], xyaxes=[1, 0, 0, 0, 0.5, 0.87], fovy=55)
         model = finish(spec)
         self._socket_qpos, self._peg_qpos = model.joint("socket").qposadr[0], model.joint("peg").qposadr[0]
         self._socket_body, self._peg_body = model.body("socket").id, model.body("peg").id
         return model
-
-    def _render(self, camera: str, size: tuple[int, int]) -> np.ndarray:
-        return super()._render(camera.replace("_wrist", "/wrist"), size)
 
     def place_objects(self, rng: np.random.Generator) -> None:
         # The socket on the -y side of the table, the peg on the +y side, so they never overlap.

@@ -32,30 +32,24 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from envs.base import ArmTaskEnv, finish, new_scene, rot6d
+from envs.base import BimanualTaskEnv, finish, rot6d
 from envs.so100 import ArmDriver, nearest_grasp_yaw
 
 BLOCK_HALF = (0.035, 0.011, 0.011)
-BASE_X = 0.21
+BASE_X = BimanualTaskEnv.BASE_X
 HANDOVER = np.array([0.0, 0.0, 0.075])
 END_OFFSET_M = 0.02  # grasp points sit this far from the block centre along its long axis
 LEFT_READY = np.array([-0.05, 0.0, 0.11])  # where the left arm waits for the hand-over
 
 
-class TransferCubeEnv(ArmTaskEnv):
-    ARMS = ("left/", "right/")
-    CAMERAS = ("top", "front", "left_wrist", "right_wrist")
+class TransferCubeEnv(BimanualTaskEnv):
     ENV_STATE_DIM = 9
 
     def __init__(self, *args, time_limit_s: float = 12.0, **kwargs) -> None:
         super().__init__(*args, time_limit_s=time_limit_s, **kwargs)
 
     def build_model(self, max_render: tuple[int, int]) -> mujoco.MjModel:
-        spec = new_scene(
-            "transfer_cube",
-            {"left/": ([-BASE_X, 0, 0], [1, 0, 0, 0]), "right/": ([BASE_X, 0, 0], [0, 0, 0, 1])},
-            max_render,
-        )
+        spec = self.two_arm_scene("transfer_cube", max_render)
         world = spec.worldbody
         block = world.add_body(name="block", pos=[0.05, 0, BLOCK_HALF[2]])
         block.add_freejoint(name="block")
@@ -68,8 +62,6 @@ class TransferCubeEnv(ArmTaskEnv):
             friction=[1.2, 0.05, 0.001],
             condim=4,
         )
-        world.add_camera(name="top", pos=[0.0, 0.0, 0.6], xyaxes=[1, 0, 0, 0, 1, 0], fovy=55)
-        world.add_camera(name="front", pos=[0.0, -0.5, 0.32], xyaxes=[1, 0, 0, 0, 0.5, 0.87], fovy=55)
         model = finish(spec)
         self._block_qpos = model.joint("block").qposadr[0]
         self._block_body = model.body("block").id
@@ -77,9 +69,6 @@ class TransferCubeEnv(ArmTaskEnv):
         self._table_geom = model.geom("table").id
         self._right_ee = model.site("right/ee").id
         return model
-
-    def _render(self, camera: str, size: tuple[int, int]) -> np.ndarray:
-        return super()._render(camera.replace("_wrist", "/wrist"), size)
 
     def place_objects(self, rng: np.random.Generator) -> None:
         r, bearing = rng.uniform(0.19, 0.23), rng.uniform(-0.45, 0.45)
