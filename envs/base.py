@@ -81,6 +81,7 @@ class ArmTaskEnv(gym.Env):
     ARMS: tuple[str, ...] = ("",)
     CAMERAS: tuple[str, ...] = ("top", "front")
     ENV_STATE_DIM = 0
+    TIME_LIMIT_S = 10.0  # default episode length; the ``time_limit_s`` argument overrides it
 
     def __init__(
         self,
@@ -89,7 +90,7 @@ class ArmTaskEnv(gym.Env):
         image_size: tuple[int, int] = (96, 96),
         render_mode: str | None = None,
         render_size: tuple[int, int] = (480, 640),
-        time_limit_s: float = 10.0,
+        time_limit_s: float | None = None,
     ) -> None:
         if obs_mode not in OBS_MODES:
             raise ValueError(f"obs_mode {obs_mode!r} is not one of {OBS_MODES}")
@@ -104,7 +105,7 @@ class ArmTaskEnv(gym.Env):
             render_mode,
             tuple(render_size),
         )
-        self.time_limit_s = float(time_limit_s)
+        self.time_limit_s = float(self.TIME_LIMIT_S if time_limit_s is None else time_limit_s)
         self.model = self.build_model(self.render_size)
         self.data = mujoco.MjData(self.model)
         m = self.model

@@ -46,9 +46,7 @@ LEFT_ASSEMBLY = np.array([-0.035, 0.0, ASSEMBLY_Z])  # left hand while the peg g
 
 class InsertionEnv(BimanualTaskEnv):
     ENV_STATE_DIM = 18
-
-    def __init__(self, *args, time_limit_s: float = 14.0, **kwargs) -> None:
-        super().__init__(*args, time_limit_s=time_limit_s, **kwargs)
+    TIME_LIMIT_S = 14.0
 
     def build_model(self, max_render: tuple[int, int]) -> mujoco.MjModel:
         spec = self.two_arm_scene("insertion", max_render)

@@ -44,9 +44,7 @@ LEFT_READY = np.array([-0.05, 0.0, 0.11])  # where the left arm waits for the ha
 
 class TransferCubeEnv(BimanualTaskEnv):
     ENV_STATE_DIM = 9
-
-    def __init__(self, *args, time_limit_s: float = 12.0, **kwargs) -> None:
-        super().__init__(*args, time_limit_s=time_limit_s, **kwargs)
+    TIME_LIMIT_S = 12.0
 
     def build_model(self, max_render: tuple[int, int]) -> mujoco.MjModel:
         spec = self.two_arm_scene("transfer_cube", max_render)
