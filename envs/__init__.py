@@ -7,6 +7,7 @@ import gymnasium as gym
 
 ENVS: dict[str, str] = {
     "imitation/PickPlace-v0": "envs.pick_place:PickPlaceEnv",
+    "imitation/PushT-v0": "envs.push_t:PushTEnv",
     "imitation/TransferCube-v0": "envs.transfer_cube:TransferCubeEnv",
     "imitation/Insertion-v0": "envs.insertion:InsertionEnv",
 }

@@ -83,23 +83,31 @@ class ArmIK:
         pos: np.ndarray,
         rot: np.ndarray | None = None,
         *,
+        axis: np.ndarray | None = None,
         iters: int = 30,
         rot_weight: float = 0.3,
         tol_m: float = 1e-4,
     ) -> np.ndarray:
-        """Joint positions near ``q0`` that put the end effector at ``pos`` (and ``rot``)."""
+        """Joint positions near ``q0`` that put the end effector at ``pos`` (and ``rot``).
+
+        ``axis`` instead of ``rot`` asks only for the tool's pointing direction (its z axis), a
+        softer goal that leaves the tool free to tilt where the full rotation is out of reach.
+        """
         q = np.clip(np.asarray(q0, dtype=np.float64).copy(), self.lower, self.upper)
         for _ in range(iters):
             p, r = self.forward(q)
             err_p = pos - p
             mujoco.mj_comPos(self.model, self.data)
             mujoco.mj_jacSite(self.model, self.data, self._jacp, self._jacr, self.site)
-            if rot is None:
+            if axis is not None:
+                err = np.concatenate([err_p, rot_weight * np.cross(r[:, 2], axis)])
+                jac = np.vstack([self._jacp[:, self.dof_adr], rot_weight * self._jacr[:, self.dof_adr]])
+            elif rot is None:
                 err, jac = err_p, self._jacp[:, self.dof_adr]
             else:
                 err = np.concatenate([err_p, rot_weight * rotation_error(r, rot)])
                 jac = np.vstack([self._jacp[:, self.dof_adr], rot_weight * self._jacr[:, self.dof_adr]])
-            if np.linalg.norm(err_p) < tol_m and (rot is None or np.linalg.norm(err[3:]) < 1e-3):
+            if np.linalg.norm(err_p) < tol_m and (len(err) == 3 or np.linalg.norm(err[3:]) < 1e-3):
                 break
             dq = jac.T @ np.linalg.solve(jac @ jac.T + self.damping * np.eye(len(err)), err)
             q = np.clip(q + dq, self.lower, self.upper)
