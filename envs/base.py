@@ -16,6 +16,7 @@ import mujoco
 import numpy as np
 
 from envs.so100 import ARM_JOINTS, ARM_XML, GRIPPER_OPEN_M, HOME_QPOS, load_arm_spec
+from imitation.robots.base import RobotSpec
 
 CONTROL_HZ = 50
 SUBSTEPS = 10  # 2 ms physics steps per 20 ms control tick
@@ -113,7 +114,7 @@ class ArmTaskEnv(gym.Env):
         m = self.model
         one = load_arm_spec()
         prefixes = self.ARMS
-        self.arm = type(one)(
+        self.arm = RobotSpec(
             name=one.name if prefixes == ("",) else f"{len(prefixes)}x{one.name}",
             joint_names=tuple(f"{p}{n}" for p in prefixes for n in one.joint_names),
             lower=np.tile(one.lower, len(prefixes)),

@@ -185,13 +185,15 @@ class PushTEnv(ArmTaskEnv):
         return coverage(self.block_pose(), GOAL_POSE)
 
     def success(self) -> bool:
-        return self.coverage() >= SUCCESS_COVERAGE
+        # The base class asks for success first, then the reward and the info: measure once.
+        self._coverage = self.coverage()
+        return self._coverage >= SUCCESS_COVERAGE
 
     def reward(self, success: bool) -> float:
-        return min(self.coverage() / SUCCESS_COVERAGE, 1.0)
+        return min(self._coverage / SUCCESS_COVERAGE, 1.0)
 
     def extra_info(self) -> dict:
-        return {"coverage": self.coverage()}
+        return {"coverage": self._coverage}
 
     def expert(self) -> PushTExpert:
         """A scripted policy (observation -> action) that solves this task from ``env_state``."""

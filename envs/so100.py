@@ -7,12 +7,13 @@ the MJCF in ``assets/so100.xml`` is tested against that file. The gripper is one
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import mujoco
 import numpy as np
 import yaml
+
+from imitation.robots.base import RobotSpec
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 ARM_XML = ASSETS / "so100.xml"
@@ -23,21 +24,11 @@ GRIPPER_OPEN_M = 0.035  # finger opening (m) at gripper = 1
 HOME_QPOS = np.array([0.0, 0.35, 1.55, 1.2416, 0.0])
 
 
-@dataclass(frozen=True)
-class ArmSpec:
-    """Joint names (gripper last) and limits of an arm, as the robot config declares them."""
-
-    name: str
-    joint_names: tuple[str, ...]
-    lower: np.ndarray
-    upper: np.ndarray
-    control_hz: float
-
-
-def load_arm_spec(path: Path = ROBOT_CONFIG) -> ArmSpec:
+def load_arm_spec(path: Path = ROBOT_CONFIG) -> RobotSpec:
+    """The arm's joints (gripper last), limits and rate, as the robot config declares them."""
     cfg = yaml.safe_load(path.read_text())
     joints = cfg["joints"]
-    return ArmSpec(
+    return RobotSpec(
         name=cfg["name"],
         joint_names=tuple(j["name"] for j in joints),
         lower=np.array([j["lower"] for j in joints], dtype=np.float64),
