@@ -1,0 +1,409 @@
+"""ACT: Action Chunking with Transformers (Zhao et al. 2023, "Learning Fine-Grained Bimanual
+Manipulation with Low-Cost Hardware").
+
+A conditional VAE. In training, a transformer encoder reads [CLS, joint state, the action chunk]
+and gives the style latent z; at test time z = 0. The policy proper is a DETR-like transformer:
+its encoder reads [z, one token per low-dimensional input, the image feature maps' cells] (2-D
+sine position embeddings for the cells, learned ones for the rest); its decoder turns
+``chunk_size`` learned queries into the next ``chunk_size`` actions. Loss: L1 on the actions (padded
+steps left out) plus ``kl_weight`` × KL(q(z) ‖ N(0, I)).
+
+At deploy time the policy either executes ``n_action_steps`` of each chunk, or (the paper's
+choice) predicts a chunk every step and averages all predictions for the current step with
+weights exp(-k·i), oldest first (temporal ensembling).
+
+Decoder layers: the reference code declares 7 but its forward pass returns the output of the
+first one only, so the paper's results come from a 1-layer decoder. ``n_decoder_layers`` is what
+runs here; the paper-scale config sets 1 to reproduce that behaviour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from imitation.errors import ConfigError
+from imitation.policies.common import (
+    ActionQueue,
+    EnvGenerators,
+    IOSpec,
+    Normalizer,
+    TemporalEnsembler,
+    draw_generators,
+    randn_rows,
+    rows_of,
+    sine_embedding_2d,
+    sine_table_1d,
+)
+from imitation.policies.vision import IMAGENET_MEAN, IMAGENET_STD, ResNet, crop, load_resnet_weights, to_unit
+
+
+@dataclass
+class ACTConfig:
+    """ACT's architecture, deploy behaviour and optimiser settings (paper defaults)."""
+
+    obs_keys: tuple[str, ...] = ("state", "images/top")
+    """Store features the policy reads: low-dimensional vectors and camera images."""
+    chunk_size: int = 100
+    """Actions predicted per chunk (k in the paper)."""
+    n_action_steps: int = 100
+    """Without temporal ensembling: actions executed from each chunk before predicting the next."""
+    temporal_ensemble_coeff: float | None = 0.01
+    """k of the exp(-k·i) ensembling weights; None executes chunks plainly (n_action_steps)."""
+    frame_skip: int = 1
+    """Control ticks per policy step."""
+    dim_model: int = 512
+    """Transformer width."""
+    n_heads: int = 8
+    """Attention heads."""
+    dim_feedforward: int = 3200
+    """Feed-forward width of each transformer layer."""
+    n_encoder_layers: int = 4
+    """Layers of the policy's transformer encoder."""
+    n_decoder_layers: int = 1
+    """Layers of the decoder (the reference code effectively ran 1; see the module docstring)."""
+    n_vae_encoder_layers: int = 4
+    """Layers of the CVAE encoder."""
+    latent_dim: int = 32
+    """Size of the style latent z."""
+    use_vae: bool = True
+    """Train with the CVAE encoder; False trains a plain deterministic transformer."""
+    dropout: float = 0.1
+    """Dropout in the transformer layers."""
+    pre_norm: bool = False
+    """LayerNorm before each sub-layer instead of after (the reference uses post-norm)."""
+    kl_weight: float = 10.0
+    """Weight of the KL term."""
+    vision_width: int = 64
+    """Backbone base width: 64 is ResNet-18; smaller keeps CPU runs quick."""
+    vision_norm: str = "frozen_bn"
+    """Backbone normalisation: frozen_bn (the reference, with pretrained weights), group, batch."""
+    pretrained_backbone: str | None = None
+    """Local file of ResNet-18 weights (torchvision naming). Without it the backbone trains from scratch."""
+    shared_encoder: bool = True
+    """One backbone for all cameras (the reference) or one per camera."""
+    crop_shape: tuple[int, int] | None = None
+    """Random crop in training / centre crop at evaluation; None uses whole images (the reference)."""
+    lr: float = 1e-5
+    """AdamW learning rate of everything but the backbone."""
+    lr_backbone: float = 1e-5
+    """AdamW learning rate of the backbone."""
+    weight_decay: float = 1e-4
+    """AdamW weight decay."""
+    betas: tuple[float, float] = (0.9, 0.999)
+    """AdamW betas."""
+    warmup_steps: int = 0
+    """Linear warm-up before the cosine schedule (the reference uses a constant rate)."""
+    ema: bool = False
+    """Keep an EMA of the weights for evaluation (not in the reference)."""
+
+    def __post_init__(self) -> None:
+        self.obs_keys = tuple(self.obs_keys)
+        if self.crop_shape is not None:
+            self.crop_shape = tuple(int(x) for x in self.crop_shape)
+        if self.dim_model % self.n_heads:
+            raise ConfigError(
+                f"act.dim_model={self.dim_model} is not divisible by act.n_heads={self.n_heads}; "
+                "pick a width that is a multiple of the head count"
+            )
+        if self.temporal_ensemble_coeff is None and not 1 <= self.n_action_steps <= self.chunk_size:
+            raise ConfigError(
+                f"act.n_action_steps={self.n_action_steps} must be in 1..chunk_size ({self.chunk_size})"
+            )
+        if self.n_decoder_layers < 1 or self.n_encoder_layers < 1:
+            raise ConfigError("act needs at least one encoder and one decoder layer")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"act.dropout={self.dropout} must be in [0, 1)")
+
+    @property
+    def obs_offsets(self) -> tuple[int, ...]:
+        return (0,)
+
+    @property
+    def action_offsets(self) -> tuple[int, ...]:
+        return tuple(range(self.chunk_size))
+
+
+# ------------------------------------------------------------------------------ transformer layers
+class EncoderLayer(nn.Module):
+    """Self-attention and feed-forward; position embeddings are added to queries and keys only."""
+
+    def __init__(self, cfg: ACTConfig) -> None:
+        super().__init__()
+        d = cfg.dim_model
+        self.self_attn = nn.MultiheadAttention(d, cfg.n_heads, dropout=cfg.dropout, batch_first=True)
+        self.linear1, self.linear2 = nn.Linear(d, cfg.dim_feedforward), nn.Linear(cfg.dim_feedforward, d)
+        self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.dropout = cfg.dropout
+        self.pre_norm = cfg.pre_norm
+
+    def _ff(self, x: Tensor) -> Tensor:
+        return self.linear2(F.dropout(F.relu(self.linear1(x)), self.dropout, self.training))
+
+    def forward(self, x: Tensor, pos: Tensor | None, pad_mask: Tensor | None = None) -> Tensor:
+        h = self.norm1(x) if self.pre_norm else x
+        qk = h if pos is None else h + pos
+        x = x + F.dropout(
+            self.self_attn(qk, qk, h, key_padding_mask=pad_mask, need_weights=False)[0],
+            self.dropout,
+            self.training,
+        )
+        if self.pre_norm:
+            return x + F.dropout(self._ff(self.norm2(x)), self.dropout, self.training)
+        x = self.norm1(x)
+        return self.norm2(x + F.dropout(self._ff(x), self.dropout, self.training))
+
+
+class DecoderLayer(nn.Module):
+    """Self-attention over the queries, cross-attention to the encoder's output, feed-forward."""
+
+    def __init__(self, cfg: ACTConfig) -> None:
+        super().__init__()
+        d = cfg.dim_model
+        self.self_attn = nn.MultiheadAttention(d, cfg.n_heads, dropout=cfg.dropout, batch_first=True)
+        self.cross_attn = nn.MultiheadAttention(d, cfg.n_heads, dropout=cfg.dropout, batch_first=True)
+        self.linear1, self.linear2 = nn.Linear(d, cfg.dim_feedforward), nn.Linear(cfg.dim_feedforward, d)
+        self.norm1, self.norm2, self.norm3 = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
+        self.dropout = cfg.dropout
+        self.pre_norm = cfg.pre_norm
+
+    def forward(self, x: Tensor, memory: Tensor, query_pos: Tensor, memory_pos: Tensor) -> Tensor:
+        drop = lambda t: F.dropout(t, self.dropout, self.training)  # noqa: E731
+        h = self.norm1(x) if self.pre_norm else x
+        x = x + drop(self.self_attn(h + query_pos, h + query_pos, h, need_weights=False)[0])
+        if not self.pre_norm:
+            x = self.norm1(x)
+        h = self.norm2(x) if self.pre_norm else x
+        x = x + drop(self.cross_attn(h + query_pos, memory + memory_pos, memory, need_weights=False)[0])
+        if not self.pre_norm:
+            x = self.norm2(x)
+        h = self.norm3(x) if self.pre_norm else x
+        x = x + drop(self.linear2(drop(F.relu(self.linear1(h)))))
+        return x if self.pre_norm else self.norm3(x)
+
+
+# ------------------------------------------------------------------------------ the model
+class ACTModel(nn.Module):
+    def __init__(self, cfg: ACTConfig, io: IOSpec) -> None:
+        super().__init__()
+        self.cfg, self.io = cfg, io
+        d = cfg.dim_model
+        self.lowdim_keys = tuple(io.lowdim)
+        self.image_keys = tuple(io.images)
+        if not self.lowdim_keys and not self.image_keys:
+            raise ConfigError("ACT needs at least one observation (act.obs_keys is empty)")
+        # The CVAE encoder reads the joint state when there is one.
+        self.vae_state_key = "state" if "state" in io.lowdim else None
+        if cfg.use_vae:
+            self.vae_cls = nn.Embedding(1, d)
+            if self.vae_state_key:
+                self.vae_state_proj = nn.Linear(io.lowdim["state"], d)
+            self.vae_action_proj = nn.Linear(io.action_dim, d)
+            self.vae_layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.n_vae_encoder_layers))
+            self.vae_out = nn.Linear(d, 2 * cfg.latent_dim)
+            n_vae_tokens = 1 + (1 if self.vae_state_key else 0) + cfg.chunk_size
+            self.register_buffer("vae_pos", sine_table_1d(n_vae_tokens, d)[None], persistent=False)
+        # The policy's encoder: latent, low-dim tokens, image cells.
+        self.latent_proj = nn.Linear(cfg.latent_dim, d)
+        self.lowdim_proj = nn.ModuleDict(
+            {k.replace("/", "__"): nn.Linear(n, d) for k, n in io.lowdim.items()}
+        )
+        self.token_pos = nn.Embedding(1 + len(self.lowdim_keys), d)
+        if self.image_keys:
+            n_backbones = 1 if cfg.shared_encoder else len(self.image_keys)
+            self.backbones = nn.ModuleList(
+                ResNet(cfg.vision_width, norm=cfg.vision_norm) for _ in range(n_backbones)
+            )
+            if cfg.pretrained_backbone:
+                for b in self.backbones:
+                    load_resnet_weights(b, cfg.pretrained_backbone)
+            self.image_proj = nn.Conv2d(self.backbones[0].out_channels, d, 1)
+            self.register_buffer("image_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+            self.register_buffer("image_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.encoder_layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.n_encoder_layers))
+        self.encoder_norm = nn.LayerNorm(d) if cfg.pre_norm else nn.Identity()
+        self.decoder_layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.n_decoder_layers))
+        self.decoder_norm = nn.LayerNorm(d)
+        self.query_pos = nn.Embedding(cfg.chunk_size, d)
+        self.action_head = nn.Linear(d, io.action_dim)
+        self._reset_parameters()
+
+    def _reset_parameters(self) -> None:
+        # Xavier-uniform for the transformer weight matrices, as DETR and the reference do.
+        for layers in (self.encoder_layers, self.decoder_layers, getattr(self, "vae_layers", [])):
+            for p in layers.parameters():
+                if p.dim() > 1:
+                    nn.init.xavier_uniform_(p)
+
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        return list(self.backbones.parameters()) if self.image_keys else []
+
+    def _image_tokens(
+        self, images: dict[str, Tensor], crop_offsets: dict[str, Tensor] | None
+    ) -> tuple[Tensor, Tensor]:
+        tokens, pos = [], []
+        for i, key in enumerate(self.image_keys):
+            x = to_unit(images[key])  # (B, 3, H, W)
+            if self.cfg.crop_shape:
+                x = crop(x, self.cfg.crop_shape, None if crop_offsets is None else crop_offsets[key])
+            x = (x - self.image_mean) / self.image_std
+            fmap = self.image_proj(self.backbones[0 if self.cfg.shared_encoder else i](x))  # (B, D, h, w)
+            tokens.append(fmap.flatten(2).transpose(1, 2))  # (B, h*w, D)
+            emb = sine_embedding_2d(fmap.shape[2], fmap.shape[3], self.cfg.dim_model).to(fmap)
+            pos.append(emb.flatten(1).T[None])  # (1, h*w, D)
+        return torch.cat(tokens, 1), torch.cat(pos, 1)
+
+    def encode_latent(
+        self, state: Tensor | None, actions: Tensor, action_is_pad: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """The CVAE encoder: (mu, log sigma²), each (B, latent)."""
+        b = actions.shape[0]
+        parts = [self.vae_cls.weight[None].expand(b, -1, -1)]  # (B, 1, D)
+        if self.vae_state_key:
+            parts.append(self.vae_state_proj(state)[:, None])  # (B, 1, D)
+        parts.append(self.vae_action_proj(actions))  # (B, S, D)
+        x = torch.cat(parts, 1)  # (B, 1 + 1 + S, D)
+        n_prefix = len(parts) - 1
+        pad = torch.cat([action_is_pad.new_zeros(b, n_prefix), action_is_pad], 1)  # (B, 1+1+S)
+        for layer in self.vae_layers:
+            x = layer(x, self.vae_pos, pad)
+        mu, log_sigma2 = self.vae_out(x[:, 0]).chunk(2, dim=-1)
+        return mu, log_sigma2
+
+    def forward(
+        self,
+        lowdim: dict[str, Tensor],
+        images: dict[str, Tensor],
+        z: Tensor,
+        crop_offsets: dict[str, Tensor] | None = None,
+    ) -> Tensor:
+        """Normalised low-dim inputs (B, n) and uint8 images (B, H, W, C) -> normalised actions (B, S, A)."""
+        b = z.shape[0]
+        tokens = [self.latent_proj(z)[:, None]]  # (B, 1, D)
+        tokens += [self.lowdim_proj[k.replace("/", "__")](lowdim[k])[:, None] for k in self.lowdim_keys]
+        pos = self.token_pos.weight[None]  # (1, 1 + L, D)
+        if self.image_keys:
+            img_tokens, img_pos = self._image_tokens(images, crop_offsets)
+            tokens.append(img_tokens)
+            pos = torch.cat([pos, img_pos], 1)
+        x = torch.cat(tokens, 1)  # (B, T, D)
+        for layer in self.encoder_layers:
+            x = layer(x, pos)
+        memory = self.encoder_norm(x)
+        q = torch.zeros(b, self.cfg.chunk_size, self.cfg.dim_model, device=z.device, dtype=x.dtype)
+        query_pos = self.query_pos.weight[None]
+        for layer in self.decoder_layers:
+            q = layer(q, memory, query_pos, pos)
+        return self.action_head(self.decoder_norm(q))  # (B, S, A)
+
+
+# ------------------------------------------------------------------------------ the policy
+class ACTPolicy(nn.Module):
+    """ACT behind the policy interface (``forward``, ``predict_chunk``, ``select_action``, ``reset``)."""
+
+    name = "act"
+    norm_mode = "mean_std"
+
+    def __init__(self, cfg: ACTConfig, io: IOSpec) -> None:
+        super().__init__()
+        self.cfg, self.io = cfg, io
+        self.normalizer = Normalizer({**io.lowdim, "action": io.action_dim}, self.norm_mode)
+        self.model = ACTModel(cfg, io)
+        self.ensembler = TemporalEnsembler(cfg.chunk_size, cfg.temporal_ensemble_coeff or 0.0)
+        self.queue = ActionQueue(cfg.n_action_steps)
+        self.env_generators = EnvGenerators()  # unused: ACT's inference draws nothing
+
+    # ---- training
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        backbone = {id(p) for p in self.model.backbone_parameters()}
+        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in backbone]
+        groups = [{"params": rest, "lr": self.cfg.lr}]
+        if backbone:
+            groups.append(
+                {
+                    "params": [p for p in self.model.backbone_parameters() if p.requires_grad],
+                    "lr": self.cfg.lr_backbone,
+                }
+            )
+        return groups
+
+    def _inputs(self, obs: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Observation windows (B, 1, ...) -> normalised low-dim (B, n) and images (B, H, W, C)."""
+        lowdim = {k: self.normalizer.normalize(k, obs[k][:, -1].float()) for k in self.model.lowdim_keys}
+        images = {k: obs[k][:, -1] for k in self.model.image_keys}
+        return lowdim, images
+
+    def _crop_offsets(
+        self, images: dict[str, Tensor], gens: list[torch.Generator] | None
+    ) -> dict[str, Tensor] | None:
+        if not self.cfg.crop_shape or not self.training or gens is None:
+            return None
+        out = {}
+        for key, x in images.items():
+            h, w = x.shape[1:3]
+            ch, cw = self.cfg.crop_shape
+            top = torch.stack([torch.randint(h - ch + 1, (), generator=g) for g in gens])
+            left = torch.stack([torch.randint(w - cw + 1, (), generator=g) for g in gens])
+            out[key] = torch.stack([top, left], 1).to(x.device)
+        return out
+
+    def forward(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+        """Training loss of a batch from ``WindowDataset`` (+ ``draw_seed`` (B,) for the random draws)."""
+        lowdim, images = self._inputs(batch)
+        actions = self.normalizer.normalize("action", batch["action"].float())  # (B, S, A)
+        pad = batch["action_is_pad"]  # (B, S)
+        b = actions.shape[0]
+        gens = draw_generators(batch["draw_seed"]) if "draw_seed" in batch else None
+        if self.cfg.use_vae:
+            state = lowdim.get("state")
+            mu, log_sigma2 = self.model.encode_latent(state, actions, pad)
+            eps = randn_rows(gens, (self.cfg.latent_dim,), mu.device) if gens else torch.randn_like(mu)
+            z = mu + (0.5 * log_sigma2).exp() * eps
+            kld = (-0.5 * (1 + log_sigma2 - mu.pow(2) - log_sigma2.exp())).sum(-1).mean()
+        else:
+            z = actions.new_zeros(b, self.cfg.latent_dim)
+            kld = actions.new_zeros(())
+        pred = self.model(lowdim, images, z, self._crop_offsets(images, gens))  # (B, S, A)
+        l1 = ((pred - actions).abs() * ~pad[..., None]).mean()
+        loss = l1 + self.cfg.kl_weight * kld
+        return loss, {"l1": float(l1.detach()), "kld": float(kld.detach())}
+
+    # ---- inference
+    @torch.no_grad()
+    def predict_chunk(self, obs: Mapping[str, Tensor]) -> Tensor:
+        """Observation windows (B, 1, ...) -> actions (B, chunk_size, A) in robot units (z = 0)."""
+        lowdim, images = self._inputs(obs)
+        b = next(iter(obs.values())).shape[0]
+        z = torch.zeros(b, self.cfg.latent_dim, device=self.device)
+        return self.normalizer.unnormalize("action", self.model(lowdim, images, z))
+
+    @torch.no_grad()
+    def select_action(self, obs: Mapping[str, Tensor]) -> Tensor:
+        """This step's observations (B, ...) -> this step's actions (B, A)."""
+        window = {k: v[:, None] for k, v in obs.items() if k in self.cfg.obs_keys}
+        if self.cfg.temporal_ensemble_coeff is not None:
+            return self.ensembler.update(self.predict_chunk(window))
+        b = next(iter(window.values())).shape[0]
+        need = self.queue.need(b, self.device)
+        if need.any():
+            rows = need.nonzero()[:, 0]
+            self.queue.fill(rows, self.predict_chunk(rows_of(window, rows)))
+        return self.queue.pop()
+
+    def reset(self, done_mask: Tensor | None = None, seeds: list[int] | None = None) -> None:
+        """Forget the running chunks of the environments in ``done_mask`` (all when None)."""
+        mask = None if done_mask is None else torch.as_tensor(done_mask, dtype=torch.bool)
+        self.ensembler.reset(mask)
+        self.queue.reset(mask)
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.action_head.weight.device
+
+    def config_dict(self) -> dict[str, Any]:
+        return asdict(self.cfg)

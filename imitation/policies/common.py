@@ -1,0 +1,349 @@
+"""Building blocks both policies use unchanged: normalisation, observation layout, random draws,
+sine embeddings, and the per-environment bookkeeping that makes batched rollouts equal serial ones.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from imitation.data.stats import minmax_scale_offset, safe_std
+from imitation.errors import ConfigError
+
+NORM_MODES = ("mean_std", "min_max")
+
+
+# ------------------------------------------------------------------------------ what a policy reads
+@dataclass(frozen=True)
+class IOSpec:
+    """The features a policy reads and writes, with their shapes, as the demo store declares them.
+
+    ``lowdim`` are vectors (``state``, ``env_state``); ``images`` are camera keys with (H, W, C).
+    """
+
+    lowdim: dict[str, int]  # key -> dimension
+    images: dict[str, tuple[int, int, int]]  # key -> (H, W, C)
+    action_dim: int
+
+    @classmethod
+    def from_features(cls, features: Mapping[str, Any], obs_keys: Sequence[str], action_key: str = "action"):
+        lowdim: dict[str, int] = {}
+        images: dict[str, tuple[int, int, int]] = {}
+        for key in obs_keys:
+            if key not in features:
+                raise ConfigError(
+                    f"the policy reads {key!r} but the store has only {sorted(features)}; "
+                    "set the policy's obs_keys to features the store has"
+                )
+            f = features[key]
+            if f.kind == "image":
+                h, w = f.shape[:2]
+                images[key] = (int(h), int(w), int(f.shape[2]) if len(f.shape) == 3 else 1)
+            elif len(f.shape) == 1:
+                lowdim[key] = int(f.shape[0])
+            else:
+                raise ConfigError(
+                    f"obs key {key!r} has shape {f.shape}; policies read vectors (state, env_state) and images"
+                )
+        a = features[action_key]
+        if len(a.shape) != 1:
+            raise ConfigError(f"the action feature {action_key!r} has shape {a.shape}; expected a vector")
+        return cls(lowdim, images, int(a.shape[0]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "lowdim": dict(self.lowdim),
+            "images": {k: list(v) for k, v in self.images.items()},
+            "action_dim": self.action_dim,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> IOSpec:
+        return cls(
+            {k: int(v) for k, v in d["lowdim"].items()},
+            {k: tuple(int(x) for x in v) for k, v in d["images"].items()},
+            int(d["action_dim"]),
+        )
+
+
+# ------------------------------------------------------------------------------ normalisation
+def _buffer_name(key: str) -> str:
+    return key.replace("/", "__")
+
+
+class Normalizer(nn.Module):
+    """Per-feature affine maps ``y = x * scale + offset`` and back, held as buffers.
+
+    ``mean_std`` (ACT): (x - mean) / max(std, 0.01). ``min_max`` (Diffusion Policy): [min, max]
+    onto [-1, 1]. A dimension that never varies maps to 0, and back to its constant value.
+    The statistics come from the demo store; they travel inside the checkpoint.
+    """
+
+    def __init__(self, dims: Mapping[str, int], mode: str) -> None:
+        super().__init__()
+        if mode not in NORM_MODES:
+            raise ConfigError(f"normalisation {mode!r} is not one of {NORM_MODES}")
+        self.mode = mode
+        self.keys = tuple(dims)
+        for key, dim in dims.items():
+            name = _buffer_name(key)
+            self.register_buffer(f"{name}_scale", torch.ones(dim))
+            self.register_buffer(f"{name}_offset", torch.zeros(dim))
+            self.register_buffer(f"{name}_inv_scale", torch.ones(dim))
+            self.register_buffer(f"{name}_inv_offset", torch.zeros(dim))
+
+    def set_stats(self, stats: Mapping[str, Mapping[str, Any]]) -> None:
+        """Fill the buffers from a store's ``stats()`` (per key: min, max, mean, std)."""
+        for key in self.keys:
+            if key not in stats:
+                raise ConfigError(f"the store's statistics have no {key!r}; run 'imitation data repair'")
+            s = stats[key]
+            if self.mode == "mean_std":
+                mean = np.asarray(s["mean"], dtype=np.float64)
+                std = safe_std(np.asarray(s["std"], dtype=np.float64)).astype(np.float64)
+                scale, offset = 1.0 / std, -mean / std
+                inv_scale, inv_offset = std, mean
+            else:
+                lo, hi = np.asarray(s["min"], dtype=np.float64), np.asarray(s["max"], dtype=np.float64)
+                scale, offset = minmax_scale_offset(lo, hi)
+                varies = scale != 0
+                inv_scale = np.where(varies, (hi - lo) / 2, 0.0)
+                inv_offset = np.where(varies, (hi + lo) / 2, lo)
+            name = _buffer_name(key)
+            for suffix, value in (
+                ("scale", scale),
+                ("offset", offset),
+                ("inv_scale", inv_scale),
+                ("inv_offset", inv_offset),
+            ):
+                buf = getattr(self, f"{name}_{suffix}")
+                if buf.shape != np.shape(value):
+                    raise ConfigError(
+                        f"statistics of {key!r} have {np.shape(value)[0]} dimensions, the policy "
+                        f"{buf.shape[0]}; train on a store with the same features"
+                    )
+                buf.copy_(torch.as_tensor(np.asarray(value), dtype=torch.float32))
+
+    def normalize(self, key: str, x: Tensor) -> Tensor:
+        name = _buffer_name(key)
+        return x * getattr(self, f"{name}_scale") + getattr(self, f"{name}_offset")
+
+    def unnormalize(self, key: str, y: Tensor) -> Tensor:
+        name = _buffer_name(key)
+        return y * getattr(self, f"{name}_inv_scale") + getattr(self, f"{name}_inv_offset")
+
+
+# ------------------------------------------------------------------------------ random draws
+def draw_generators(
+    seeds: Tensor | Sequence[int], device: torch.device | str = "cpu"
+) -> list[torch.Generator]:
+    """One generator per sample, seeded from that sample's draw seed.
+
+    Training keys every random draw by (run seed, step, sample position in the global batch),
+    so a run split over several processes draws exactly what one process would.
+    """
+    out = []
+    for s in seeds.tolist() if isinstance(seeds, Tensor) else seeds:
+        g = torch.Generator(device=device)
+        g.manual_seed(int(s) & 0x7FFF_FFFF_FFFF_FFFF)
+        out.append(g)
+    return out
+
+
+def randn_rows(generators: Sequence[torch.Generator], shape: Sequence[int], device: torch.device) -> Tensor:
+    """Standard normal noise (B, *shape), row b drawn from ``generators[b]``."""
+    return torch.stack([torch.randn(tuple(shape), generator=g, device=g.device) for g in generators]).to(
+        device
+    )
+
+
+def randint_rows(generators: Sequence[torch.Generator], high: int, device: torch.device) -> Tensor:
+    """One integer in [0, high) per row (B,)."""
+    return torch.cat([torch.randint(high, (1,), generator=g, device=g.device) for g in generators]).to(device)
+
+
+def draw_seed(seed: int, step: int, position: int) -> int:
+    """A 63-bit seed for one sample's draws at one training step (SplitMix64 of the three)."""
+    x = (seed * 0x9E3779B97F4A7C15 + step * 0xBF58476D1CE4E5B9 + position * 0x94D049BB133111EB) & (2**64 - 1)
+    x ^= x >> 30
+    x = (x * 0xBF58476D1CE4E5B9) & (2**64 - 1)
+    x ^= x >> 27
+    x = (x * 0x94D049BB133111EB) & (2**64 - 1)
+    x ^= x >> 31
+    return x & 0x7FFF_FFFF_FFFF_FFFF
+
+
+class EnvGenerators:
+    """Sampling noise at rollout time: one generator per environment, seeded per episode.
+
+    ``reset(done_mask, seeds)`` reseeds the environments that start a new episode, so the noise an
+    episode sees depends only on its own seed, never on its neighbours in a batch.
+    """
+
+    def __init__(self) -> None:
+        self.generators: list[torch.Generator] = []
+
+    def ensure(self, n: int, device: torch.device) -> list[torch.Generator]:
+        while len(self.generators) < n:
+            g = torch.Generator(device=device)
+            g.manual_seed(len(self.generators))
+            self.generators.append(g)
+        return self.generators[:n]
+
+    def reset(
+        self, done_mask: Tensor | np.ndarray, seeds: Sequence[int] | None, device: torch.device
+    ) -> None:
+        mask = np.asarray(done_mask.cpu() if isinstance(done_mask, Tensor) else done_mask, dtype=bool)
+        self.ensure(mask.size, device)
+        for i in np.flatnonzero(mask):
+            self.generators[i] = torch.Generator(device=device)
+            self.generators[i].manual_seed(int(seeds[i]) if seeds is not None else int(i))
+
+
+# ------------------------------------------------------------------------------ embeddings
+def sine_embedding_1d(positions: Tensor, dim: int) -> Tensor:
+    """Transformer sine/cosine embedding of (N,) positions -> (N, dim): sin in the first half."""
+    half = dim // 2
+    freq = torch.exp(-math.log(10000.0) * torch.arange(half, device=positions.device) / max(half - 1, 1))
+    angles = positions.float()[:, None] * freq[None]  # (N, half)
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+def sine_table_1d(n: int, dim: int) -> Tensor:
+    """The original transformer's position table (n, dim): sin on even, cos on odd channels."""
+    pos = torch.arange(n, dtype=torch.float64)[:, None]
+    i = torch.arange(dim, dtype=torch.float64)[None]
+    angles = pos / torch.pow(10000.0, 2 * torch.div(i, 2, rounding_mode="floor") / dim)
+    table = torch.where(i.long() % 2 == 0, angles.sin(), angles.cos())
+    return table.float()
+
+
+def sine_embedding_2d(height: int, width: int, dim: int, temperature: float = 10000.0) -> Tensor:
+    """DETR's 2-D sine embedding of a (height, width) grid -> (dim, height, width).
+
+    Half of the channels encode y, half x; positions are normalised to (0, 2π].
+    """
+    half = dim // 2
+    eps = 1e-6
+    y = torch.arange(1, height + 1, dtype=torch.float32)[:, None].expand(height, width)
+    x = torch.arange(1, width + 1, dtype=torch.float32)[None, :].expand(height, width)
+    y = y / (y[-1:, :] + eps) * 2 * math.pi
+    x = x / (x[:, -1:] + eps) * 2 * math.pi
+    t = temperature ** (2 * torch.div(torch.arange(half), 2, rounding_mode="floor") / half)
+    px, py = x[..., None] / t, y[..., None] / t  # (H, W, half)
+    px = torch.stack([px[..., 0::2].sin(), px[..., 1::2].cos()], dim=-1).flatten(2)
+    py = torch.stack([py[..., 0::2].sin(), py[..., 1::2].cos()], dim=-1).flatten(2)
+    return torch.cat([py, px], dim=-1).permute(2, 0, 1)  # (dim, H, W)
+
+
+# ------------------------------------------------------------------------------ rollout state
+class ObsHistory:
+    """The last ``n`` observations of each environment, the first one repeated to fill the start.
+
+    ``push(obs)`` adds a batch of observations (dict of (B, ...) tensors) and returns the window
+    (dict of (B, n, ...)). Environments reset by ``reset(done_mask)`` start again from their next
+    observation, as the training windows are padded at episode starts.
+    """
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.window: dict[str, Tensor] = {}
+        self.fresh: Tensor | None = None  # (B,) bool: no observation since reset
+
+    def reset(self, done_mask: Tensor | None) -> None:
+        if done_mask is None or self.fresh is None:
+            self.window, self.fresh = {}, None
+            return
+        self.fresh = self.fresh | done_mask.to(self.fresh.device, torch.bool)
+
+    def push(self, obs: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        b = next(iter(obs.values())).shape[0]
+        if self.fresh is None or not self.window or self.fresh.shape[0] != b:
+            self.window = {k: v[:, None].repeat_interleave(self.n, 1) for k, v in obs.items()}
+            self.fresh = torch.zeros(b, dtype=torch.bool, device=next(iter(obs.values())).device)
+            return dict(self.window)
+        for k, v in obs.items():
+            w = torch.cat([self.window[k][:, 1:], v[:, None]], dim=1)  # (B, n, ...)
+            fresh = self.fresh.view(-1, *([1] * (w.dim() - 1)))
+            self.window[k] = torch.where(fresh, v[:, None].expand_as(w), w)
+        self.fresh = torch.zeros_like(self.fresh)
+        return dict(self.window)
+
+
+class ActionQueue:
+    """Executes ``n`` actions of each predicted chunk before asking for the next, per environment.
+
+    ``need()`` says which environments have run out; ``fill(rows, chunks)`` gives those a new
+    chunk; ``pop()`` returns every environment's next action.
+    """
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.actions: Tensor | None = None  # (B, n, A)
+        self.used: Tensor | None = None  # (B,) actions taken from the current chunk
+
+    def reset(self, done_mask: Tensor | None) -> None:
+        if done_mask is None or self.used is None:
+            self.actions, self.used = None, None
+        else:
+            self.used = torch.where(done_mask.to(self.used.device, torch.bool), self.n, self.used)
+
+    def need(self, batch: int, device: torch.device) -> Tensor:
+        if self.used is None or self.used.shape[0] != batch:
+            self.actions, self.used = None, torch.full((batch,), self.n, dtype=torch.long, device=device)
+        return self.used >= self.n
+
+    def fill(self, rows: Tensor, chunks: Tensor) -> None:
+        if self.actions is None:
+            self.actions = torch.zeros(self.used.shape[0], self.n, chunks.shape[-1], device=chunks.device)
+        self.actions[rows] = chunks[:, : self.n].to(self.actions.dtype)
+        self.used[rows] = 0
+
+    def pop(self) -> Tensor:
+        idx = torch.arange(self.used.shape[0], device=self.used.device)
+        out = self.actions[idx, self.used]
+        self.used = self.used + 1
+        return out
+
+
+class TemporalEnsembler:
+    """ACT's temporal ensembling: every step averages the predictions of all chunks that cover it.
+
+    Weights exp(-k·i), i = 0 for the oldest prediction (Zhao et al. 2023, k = 0.01). Kept per
+    environment: the last ``chunk`` chunks, each advanced to the current step.
+    """
+
+    def __init__(self, chunk: int, coeff: float) -> None:
+        self.chunk, self.coeff = chunk, coeff
+        self.buf: Tensor | None = None  # (B, C, C, A): [env, chunk age (oldest first), step ahead]
+        self.count: Tensor | None = None  # (B,) chunks remembered
+
+    def reset(self, done_mask: Tensor | None) -> None:
+        if done_mask is None or self.count is None:
+            self.buf, self.count = None, None
+        else:
+            self.count = torch.where(done_mask.to(self.count.device, torch.bool), 0, self.count)
+
+    def update(self, chunks: Tensor) -> Tensor:
+        """Add each environment's new chunk (B, C, A); return the ensembled action (B, A)."""
+        b, c, a = chunks.shape
+        if self.buf is None or self.buf.shape[0] != b:
+            self.buf = chunks.new_zeros(b, c, c, a)
+            self.count = torch.zeros(b, dtype=torch.long, device=chunks.device)
+        self.buf = torch.cat([self.buf[:, 1:], chunks[:, None]], dim=1)
+        self.count = torch.clamp(self.count + 1, max=c)
+        rank = torch.arange(c, device=chunks.device)[None] - (c - self.count[:, None])  # (B, C): 0 = oldest
+        weights = torch.where(rank >= 0, torch.exp(-self.coeff * rank.clamp(min=0).float()), 0.0)  # (B, C)
+        action = (weights[..., None] * self.buf[:, :, 0]).sum(1) / weights.sum(1, keepdim=True)  # (B, A)
+        self.buf = torch.cat([self.buf[:, :, 1:], self.buf[:, :, -1:]], dim=2)
+        return action
+
+
+def rows_of(obs: Mapping[str, Tensor], rows: Tensor) -> dict[str, Tensor]:
+    return {k: v[rows] for k, v in obs.items()}

@@ -1,0 +1,392 @@
+"""Diffusion Policy, CNN variant (Chi et al. 2023, "Diffusion Policy: Visuomotor Policy Learning via
+Action Diffusion").
+
+A 1-D temporal UNet denoises a window of ``horizon`` actions. It is conditioned, through FiLM
+(a per-channel scale and bias in every residual block), on one global vector: the diffusion
+step's sine embedding and the observation features of the last ``n_obs_steps`` steps, flattened.
+Observation features are the low-dimensional inputs, min-max normalised to [-1, 1], and, per
+camera, spatial-softmax keypoints of a GroupNorm ResNet trained from scratch.
+
+Training: DDPM with 100 steps and the squaredcos_cap_v2 schedule, predicting the noise (epsilon),
+samples clipped to [-1, 1]. Inference: DDPM or DDIM with a configurable number of steps, from
+``diffusers``. The policy executes ``n_action_steps`` actions from index ``n_obs_steps - 1`` of each
+predicted window, then predicts again. An EMA of the weights (power 0.75, at most 0.9999) is what
+evaluation uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from imitation.errors import ConfigError
+from imitation.policies.common import (
+    ActionQueue,
+    EnvGenerators,
+    IOSpec,
+    Normalizer,
+    ObsHistory,
+    draw_generators,
+    randint_rows,
+    randn_rows,
+    rows_of,
+    sine_embedding_1d,
+)
+from imitation.policies.vision import ResNet, SpatialSoftmax, crop, load_resnet_weights, to_unit
+
+SCHEDULERS = ("ddpm", "ddim")
+
+
+@dataclass
+class DiffusionConfig:
+    """Diffusion Policy's architecture, diffusion schedule and optimiser settings (paper defaults)."""
+
+    obs_keys: tuple[str, ...] = ("state", "images/top")
+    """Store features the policy reads: low-dimensional vectors and camera images."""
+    n_obs_steps: int = 2
+    """Observation steps the policy conditions on (To)."""
+    horizon: int = 16
+    """Actions denoised per window (Tp)."""
+    n_action_steps: int = 8
+    """Actions executed from each window before predicting again (Ta)."""
+    frame_skip: int = 1
+    """Control ticks per policy step (the paper's horizons were tuned for 10 Hz control)."""
+    down_dims: tuple[int, ...] = (512, 1024, 2048)
+    """UNet channel widths per level (the paper: 512/1024/2048 with images, 256/512/1024 low-dim)."""
+    kernel_size: int = 5
+    """Temporal convolution kernel."""
+    n_groups: int = 8
+    """GroupNorm groups in the UNet."""
+    diffusion_step_embed_dim: int = 128
+    """Size of the diffusion-step embedding."""
+    num_train_timesteps: int = 100
+    """DDPM training steps."""
+    beta_schedule: str = "squaredcos_cap_v2"
+    """Noise schedule."""
+    prediction_type: str = "epsilon"
+    """What the UNet predicts: epsilon (the noise) or sample (the clean actions)."""
+    clip_sample: bool = True
+    """Clip denoised samples to [-1, 1] (the actions' normalised range)."""
+    scheduler: str = "ddpm"
+    """Inference sampler: ddpm (the paper in simulation) or ddim (fewer steps, the paper on robots)."""
+    num_inference_steps: int | None = None
+    """Denoising steps at inference; None uses num_train_timesteps."""
+    vision_width: int = 64
+    """Backbone base width: 64 is ResNet-18; smaller keeps CPU runs quick."""
+    vision_norm: str = "group"
+    """Backbone normalisation: group (the paper), frozen_bn or batch (for pretrained weights)."""
+    pretrained_backbone: str | None = None
+    """Local file of ResNet-18 weights (torchvision naming); the paper trains from scratch."""
+    shared_encoder: bool = False
+    """One backbone for all cameras, or one per camera (the paper)."""
+    n_keypoints: int = 32
+    """Spatial-softmax keypoints per camera."""
+    image_feature_dim: int = 64
+    """Features per camera after the keypoints' projection."""
+    crop_shape: tuple[int, int] | None = (84, 84)
+    """Random crop in training / centre crop at evaluation (84 from 96 on PushT); None for none."""
+    lr: float = 1e-4
+    """AdamW learning rate."""
+    weight_decay: float = 1e-6
+    """AdamW weight decay."""
+    betas: tuple[float, float] = (0.95, 0.999)
+    """AdamW betas."""
+    warmup_steps: int = 500
+    """Linear warm-up before the cosine schedule."""
+    ema: bool = True
+    """Keep an EMA of the weights and evaluate with it."""
+    ema_power: float = 0.75
+    """EMA warm-up power: decay = 1 - (1 + step)^-power."""
+    ema_max_decay: float = 0.9999
+    """Largest EMA decay."""
+
+    def __post_init__(self) -> None:
+        self.obs_keys = tuple(self.obs_keys)
+        self.down_dims = tuple(int(x) for x in self.down_dims)
+        if self.crop_shape is not None:
+            self.crop_shape = tuple(int(x) for x in self.crop_shape)
+        if self.scheduler not in SCHEDULERS:
+            raise ConfigError(f"diffusion.scheduler={self.scheduler!r} is not one of {SCHEDULERS}")
+        if self.prediction_type not in ("epsilon", "sample"):
+            raise ConfigError(
+                f"diffusion.prediction_type={self.prediction_type!r}: use 'epsilon' or 'sample'"
+            )
+        if self.horizon < self.n_obs_steps + self.n_action_steps - 1:
+            raise ConfigError(
+                f"diffusion.horizon={self.horizon} cannot hold n_obs_steps - 1 + n_action_steps = "
+                f"{self.n_obs_steps - 1 + self.n_action_steps} actions; raise horizon or lower n_action_steps"
+            )
+        factor = 2 ** (len(self.down_dims) - 1)
+        if self.horizon % factor:
+            raise ConfigError(
+                f"diffusion.horizon={self.horizon} must be divisible by {factor} (the UNet halves it "
+                f"{len(self.down_dims) - 1} times); e.g. 16"
+            )
+        if any(d % self.n_groups for d in self.down_dims):
+            raise ConfigError(
+                f"diffusion.down_dims={self.down_dims} must be multiples of n_groups={self.n_groups}"
+            )
+        steps = self.num_inference_steps
+        if steps is not None and not 1 <= steps <= self.num_train_timesteps:
+            raise ConfigError(
+                f"diffusion.num_inference_steps={steps} must be in 1..num_train_timesteps ({self.num_train_timesteps})"
+            )
+
+    @property
+    def obs_offsets(self) -> tuple[int, ...]:
+        return tuple(range(1 - self.n_obs_steps, 1))
+
+    @property
+    def action_offsets(self) -> tuple[int, ...]:
+        return tuple(range(1 - self.n_obs_steps, self.horizon - self.n_obs_steps + 1))
+
+
+# ------------------------------------------------------------------------------ the UNet
+class Conv1dBlock(nn.Sequential):
+    """Conv1d -> GroupNorm -> Mish."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, groups: int) -> None:
+        super().__init__(
+            nn.Conv1d(c_in, c_out, kernel, padding=kernel // 2), nn.GroupNorm(groups, c_out), nn.Mish()
+        )
+
+
+class ResidualBlock(nn.Module):
+    """Two conv blocks; FiLM from the condition between them; a 1x1 skip when widths differ."""
+
+    def __init__(self, c_in: int, c_out: int, cond_dim: int, kernel: int, groups: int) -> None:
+        super().__init__()
+        self.block1 = Conv1dBlock(c_in, c_out, kernel, groups)
+        self.block2 = Conv1dBlock(c_out, c_out, kernel, groups)
+        self.film = nn.Sequential(nn.Mish(), nn.Linear(cond_dim, 2 * c_out))
+        self.skip = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+        self.c_out = c_out
+
+    def forward(self, x: Tensor, cond: Tensor) -> Tensor:
+        out = self.block1(x)  # (B, C, T)
+        film = self.film(cond)[..., None]  # (B, 2C, 1)
+        out = film[:, : self.c_out] * out + film[:, self.c_out :]
+        return self.block2(out) + self.skip(x)
+
+
+class ConditionalUnet1D(nn.Module):
+    def __init__(self, action_dim: int, global_cond_dim: int, cfg: DiffusionConfig) -> None:
+        super().__init__()
+        e = cfg.diffusion_step_embed_dim
+        self.step_embed_dim = e
+        self.step_mlp = nn.Sequential(nn.Linear(e, 4 * e), nn.Mish(), nn.Linear(4 * e, e))
+        cond = e + global_cond_dim
+        k, g = cfg.kernel_size, cfg.n_groups
+        dims = (action_dim, *cfg.down_dims)
+        pairs = list(zip(dims[:-1], dims[1:], strict=True))
+        self.down = nn.ModuleList()
+        for i, (c_in, c_out) in enumerate(pairs):
+            last = i == len(pairs) - 1
+            self.down.append(
+                nn.ModuleList(
+                    [
+                        ResidualBlock(c_in, c_out, cond, k, g),
+                        ResidualBlock(c_out, c_out, cond, k, g),
+                        nn.Identity() if last else nn.Conv1d(c_out, c_out, 3, 2, 1),
+                    ]
+                )
+            )
+        mid = cfg.down_dims[-1]
+        self.mid = nn.ModuleList([ResidualBlock(mid, mid, cond, k, g), ResidualBlock(mid, mid, cond, k, g)])
+        self.up = nn.ModuleList()
+        for c_in, c_out in reversed(pairs[1:]):  # every level on the way up upsamples
+            self.up.append(
+                nn.ModuleList(
+                    [
+                        ResidualBlock(2 * c_out, c_in, cond, k, g),
+                        ResidualBlock(c_in, c_in, cond, k, g),
+                        nn.ConvTranspose1d(c_in, c_in, 4, 2, 1),
+                    ]
+                )
+            )
+        self.final = nn.Sequential(
+            Conv1dBlock(cfg.down_dims[0], cfg.down_dims[0], k, g), nn.Conv1d(cfg.down_dims[0], action_dim, 1)
+        )
+
+    def forward(self, x: Tensor, timesteps: Tensor, global_cond: Tensor) -> Tensor:
+        """x (B, T, A), timesteps (B,), global_cond (B, G) -> (B, T, A)."""
+        cond = torch.cat([self.step_mlp(sine_embedding_1d(timesteps, self.step_embed_dim)), global_cond], -1)
+        h = x.transpose(1, 2)  # (B, A, T)
+        skips = []
+        for res1, res2, down in self.down:
+            h = res2(res1(h, cond), cond)
+            skips.append(h)
+            h = down(h)
+        for res in self.mid:
+            h = res(h, cond)
+        for res1, res2, up in self.up:
+            h = torch.cat([h, skips.pop()], dim=1)
+            h = up(res2(res1(h, cond), cond))
+        return self.final(h).transpose(1, 2)
+
+
+# ------------------------------------------------------------------------------ observations
+class ImageEncoder(nn.Module):
+    """(N, H, W, C) uint8 -> (N, feature_dim): crop, [-1, 1], ResNet trunk, keypoints, linear, ReLU."""
+
+    def __init__(self, cfg: DiffusionConfig, image_hw: tuple[int, int]) -> None:
+        super().__init__()
+        self.backbone = ResNet(cfg.vision_width, norm=cfg.vision_norm)
+        if cfg.pretrained_backbone:
+            load_resnet_weights(self.backbone, cfg.pretrained_backbone)
+        self.crop_shape = cfg.crop_shape
+        h, w = cfg.crop_shape or image_hw
+        with torch.no_grad():
+            fh, fw = self.backbone(torch.zeros(1, 3, h, w)).shape[2:]
+        self.keypoints = SpatialSoftmax(self.backbone.out_channels, fh, fw, cfg.n_keypoints)
+        self.out = nn.Linear(2 * cfg.n_keypoints, cfg.image_feature_dim)
+
+    def forward(self, images: Tensor, crop_offsets: Tensor | None) -> Tensor:
+        x = to_unit(images) * 2 - 1  # (N, C, H, W) in [-1, 1]
+        if self.crop_shape:
+            x = crop(x, self.crop_shape, crop_offsets)
+        return F.relu(self.out(self.keypoints(self.backbone(x))))
+
+
+# ------------------------------------------------------------------------------ the policy
+class DiffusionPolicy(nn.Module):
+    """Diffusion Policy behind the policy interface (``forward``, ``predict_chunk``, ``select_action``, ``reset``)."""
+
+    name = "diffusion"
+    norm_mode = "min_max"
+
+    def __init__(self, cfg: DiffusionConfig, io: IOSpec) -> None:
+        super().__init__()
+        from diffusers import DDIMScheduler, DDPMScheduler  # slow to import: only when used
+
+        self.cfg, self.io = cfg, io
+        self.lowdim_keys, self.image_keys = tuple(io.lowdim), tuple(io.images)
+        if not self.lowdim_keys and not self.image_keys:
+            raise ConfigError("Diffusion Policy needs at least one observation (diffusion.obs_keys is empty)")
+        self.normalizer = Normalizer({**io.lowdim, "action": io.action_dim}, self.norm_mode)
+        if self.image_keys:
+            n = 1 if cfg.shared_encoder else len(self.image_keys)
+            hw = next(iter(io.images.values()))[:2]
+            self.image_encoders = nn.ModuleList(ImageEncoder(cfg, hw) for _ in range(n))
+        obs_dim = sum(io.lowdim.values()) + len(self.image_keys) * cfg.image_feature_dim
+        self.unet = ConditionalUnet1D(io.action_dim, obs_dim * cfg.n_obs_steps, cfg)
+        kwargs = {
+            "num_train_timesteps": cfg.num_train_timesteps,
+            "beta_schedule": cfg.beta_schedule,
+            "clip_sample": cfg.clip_sample,
+            "prediction_type": cfg.prediction_type,
+        }
+        self.train_scheduler = DDPMScheduler(**kwargs)
+        self.sampler = (DDIMScheduler if cfg.scheduler == "ddim" else DDPMScheduler)(**kwargs)
+        self.history = ObsHistory(cfg.n_obs_steps)
+        self.queue = ActionQueue(cfg.n_action_steps)
+        self.env_generators = EnvGenerators()
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": self.cfg.lr}]
+
+    @property
+    def device(self) -> torch.device:
+        return self.unet.final[1].weight.device
+
+    def config_dict(self) -> dict[str, Any]:
+        return asdict(self.cfg)
+
+    # ---- shared
+    def _global_cond(self, obs: Mapping[str, Tensor], gens: Sequence[torch.Generator] | None) -> Tensor:
+        """Observation windows (B, To, ...) -> the UNet's global condition (B, To * obs_dim)."""
+        b, to = next(iter(obs.values())).shape[:2]
+        feats = [self.normalizer.normalize(k, obs[k].float()) for k in self.lowdim_keys]  # (B, To, n)
+        for i, key in enumerate(self.image_keys):
+            images = obs[key].flatten(0, 1)  # (B*To, H, W, C)
+            offsets = None
+            if self.training and self.cfg.crop_shape and gens is not None:
+                h, w = images.shape[1:3]
+                ch, cw = self.cfg.crop_shape
+                # One crop per sample, the same for its To frames, as the reference code does per frame
+                # of a sequence; drawn from the sample's own generator.
+                per = torch.stack(
+                    [
+                        torch.stack(
+                            [
+                                torch.randint(h - ch + 1, (), generator=g),
+                                torch.randint(w - cw + 1, (), generator=g),
+                            ]
+                        )
+                        for g in gens
+                    ]
+                )  # (B, 2)
+                offsets = per.repeat_interleave(to, 0).to(images.device)
+            enc = self.image_encoders[0 if self.cfg.shared_encoder else i]
+            feats.append(enc(images, offsets).view(b, to, -1))
+        return torch.cat(feats, -1).flatten(1)
+
+    # ---- training
+    def forward(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+        """Training loss of a batch from ``WindowDataset`` (+ ``draw_seed`` (B,) for the random draws)."""
+        actions = self.normalizer.normalize("action", batch["action"].float())  # (B, Tp, A)
+        b = actions.shape[0]
+        gens = draw_generators(batch["draw_seed"]) if "draw_seed" in batch else None
+        cond = self._global_cond(batch, gens)
+        if gens is not None:
+            noise = randn_rows(gens, actions.shape[1:], actions.device)
+            t = randint_rows(gens, self.cfg.num_train_timesteps, actions.device)
+        else:
+            noise = torch.randn_like(actions)
+            t = torch.randint(self.cfg.num_train_timesteps, (b,), device=actions.device)
+        noisy = self.train_scheduler.add_noise(actions, noise, t)
+        pred = self.unet(noisy, t, cond)
+        target = noise if self.cfg.prediction_type == "epsilon" else actions
+        loss = F.mse_loss(pred, target)
+        return loss, {"mse": float(loss.detach())}
+
+    # ---- inference
+    @torch.no_grad()
+    def predict_chunk(
+        self, obs: Mapping[str, Tensor], generators: Sequence[torch.Generator] | None = None
+    ) -> Tensor:
+        """Observation windows (B, To, ...) -> the denoised action window (B, horizon, A), robot units.
+
+        Noise comes from ``generators`` (one per row), by default the environments' own.
+        """
+        b = next(iter(obs.values())).shape[0]
+        gens = (
+            list(generators) if generators is not None else self.env_generators.ensure(b, torch.device("cpu"))
+        )
+        cond = self._global_cond(obs, None)
+        x = randn_rows(gens, (self.cfg.horizon, self.io.action_dim), self.device)
+        self.sampler.set_timesteps(self.cfg.num_inference_steps or self.cfg.num_train_timesteps)
+        for t in self.sampler.timesteps:
+            out = self.unet(x, t.expand(b).to(self.device), cond)
+            # A list of generators makes diffusers draw each row's step noise from its own.
+            x = self.sampler.step(out, t, x, generator=gens).prev_sample
+        return self.normalizer.unnormalize("action", x)
+
+    @torch.no_grad()
+    def select_action(self, obs: Mapping[str, Tensor]) -> Tensor:
+        """This step's observations (B, ...) -> this step's actions (B, A)."""
+        window = self.history.push({k: v for k, v in obs.items() if k in self.cfg.obs_keys})
+        b = next(iter(window.values())).shape[0]
+        need = self.queue.need(b, self.device)
+        if need.any():
+            rows = need.nonzero()[:, 0]
+            gens = self.env_generators.ensure(b, torch.device("cpu"))
+            chunk = self.predict_chunk(rows_of(window, rows), [gens[i] for i in rows.tolist()])
+            start = self.cfg.n_obs_steps - 1
+            self.queue.fill(rows, chunk[:, start : start + self.cfg.n_action_steps])
+        return self.queue.pop()
+
+    def reset(self, done_mask: Tensor | None = None, seeds: Sequence[int] | None = None) -> None:
+        """Forget the history and queued actions of the environments in ``done_mask`` (all when None);
+        reseed their noise from ``seeds`` (their new episodes' seeds) when given."""
+        mask = None if done_mask is None else torch.as_tensor(done_mask, dtype=torch.bool)
+        self.history.reset(mask)
+        self.queue.reset(mask)
+        if seeds is not None:
+            full = torch.ones(len(seeds), dtype=torch.bool) if mask is None else mask
+            self.env_generators.reset(full, seeds, torch.device("cpu"))
