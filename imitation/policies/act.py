@@ -235,7 +235,11 @@ class ACTModel(nn.Module):
 
     def _reset_parameters(self) -> None:
         # Xavier-uniform for the transformer weight matrices, as DETR and the reference do.
-        for layers in (self.encoder_layers, self.decoder_layers, getattr(self, "vae_layers", [])):
+        for layers in (
+            self.encoder_layers,
+            self.decoder_layers,
+            getattr(self, "vae_layers", nn.ModuleList()),
+        ):
             for p in layers.parameters():
                 if p.dim() > 1:
                     nn.init.xavier_uniform_(p)
@@ -303,6 +307,11 @@ class ACTModel(nn.Module):
 
 
 # ------------------------------------------------------------------------------ the policy
+def kl_divergence(mu: Tensor, log_sigma2: Tensor) -> Tensor:
+    """KL(N(mu, sigma²) ‖ N(0, I)), summed over the latent and averaged over the batch."""
+    return (-0.5 * (1 + log_sigma2 - mu.pow(2) - log_sigma2.exp())).sum(-1).mean()
+
+
 class ACTPolicy(nn.Module):
     """ACT behind the policy interface (``forward``, ``predict_chunk``, ``select_action``, ``reset``)."""
 
@@ -364,7 +373,7 @@ class ACTPolicy(nn.Module):
             mu, log_sigma2 = self.model.encode_latent(state, actions, pad)
             eps = randn_rows(gens, (self.cfg.latent_dim,), mu.device) if gens else torch.randn_like(mu)
             z = mu + (0.5 * log_sigma2).exp() * eps
-            kld = (-0.5 * (1 + log_sigma2 - mu.pow(2) - log_sigma2.exp())).sum(-1).mean()
+            kld = kl_divergence(mu, log_sigma2)
         else:
             z = actions.new_zeros(b, self.cfg.latent_dim)
             kld = actions.new_zeros(())

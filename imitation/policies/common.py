@@ -347,3 +347,39 @@ class TemporalEnsembler:
 
 def rows_of(obs: Mapping[str, Tensor], rows: Tensor) -> dict[str, Tensor]:
     return {k: v[rows] for k, v in obs.items()}
+
+
+class EMA:
+    """An exponential moving average of a model's weights, for evaluation (Diffusion Policy).
+
+    decay = min(max_decay, 1 - (1 + n)^-power) with n counting updates from the second on, so the
+    average follows the weights closely early in training and ever more slowly later (the
+    reference's EMAModel: power 0.75, max 0.9999). Buffers (normalisation statistics) are copied.
+    """
+
+    def __init__(self, model: nn.Module, power: float = 0.75, max_decay: float = 0.9999) -> None:
+        import copy
+
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.power, self.max_decay = power, max_decay
+        self.updates = 0
+
+    def decay(self) -> float:
+        n = max(0, self.updates - 1)
+        return 0.0 if n == 0 else min(self.max_decay, 1.0 - (1.0 + n) ** -self.power)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        d = self.decay()
+        for e, p in zip(self.model.parameters(), model.parameters(), strict=True):
+            e.lerp_(p.detach().to(e.dtype), 1.0 - d)
+        for e, b in zip(self.model.buffers(), model.buffers(), strict=True):
+            e.copy_(b)
+        self.updates += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"updates": self.updates, "weights": self.model.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.updates = int(state["updates"])
+        self.model.load_state_dict(state["weights"])

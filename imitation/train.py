@@ -1,0 +1,523 @@
+"""Training: ``imitation train --config configs/train/<name>.yaml [--flag value ...]``.
+
+The loop, top to bottom: open the store, split episodes into train/val, build the policy with
+the store's normalisation statistics, then repeat { next batch, loss, backward, clip, AdamW,
+cosine schedule, EMA } with logging, validation, checkpoints and an evaluation hook.
+
+One process or many: under ``torchrun`` every process takes its slice of each global batch
+(``batch_size`` is the global batch), gradients are averaged by DistributedDataParallel (NCCL
+on GPUs, gloo on CPUs) and only rank 0 logs and writes. Every random draw of a sample is keyed
+by (seed, step, the sample's position in the global batch), so the split changes nothing but
+speed. ``--resume <run dir>`` continues from the last checkpoint exactly where it stopped,
+mid-epoch included.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from imitation.config import parse, save, to_dict
+from imitation.errors import ConfigError
+from imitation.policies import ACTConfig, DiffusionConfig, policy_classes
+
+log = logging.getLogger(__name__)
+WANDB_MODES = ("offline", "online", "disabled")
+
+
+@dataclass
+class TrainConfig:
+    """Train an ACT or Diffusion Policy model on a demo store."""
+
+    store: str = "demos/quickstart.zarr"
+    """Demo store to learn from."""
+    policy: str = "act"
+    """Which policy: act or diffusion (its settings are in the section of that name)."""
+    act: ACTConfig = field(default_factory=ACTConfig)
+    """ACT settings (used when policy is act)."""
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    """Diffusion Policy settings (used when policy is diffusion)."""
+    out: str = "runs/train"
+    """Run directory: config, metrics.jsonl, checkpoints/."""
+    overwrite: bool = False
+    """Start afresh in an existing run directory (its checkpoints are deleted)."""
+    resume: str | None = None
+    """Continue the run in this directory from its last checkpoint (other flags are ignored but steps)."""
+    steps: int = 100_000
+    """Optimiser steps in total."""
+    batch_size: int = 8
+    """Global batch size (split evenly over torchrun processes)."""
+    grad_clip_norm: float = 10.0
+    """Clip the gradient norm to this (0: no clipping)."""
+    seed: int = 0
+    """Seed of the sample order, the initial weights and every random draw."""
+    device: str = "auto"
+    """auto (CUDA when present), cpu, cuda or cuda:N."""
+    num_workers: int = 0
+    """DataLoader worker processes (0 reads in the training process; best with the RAM cache)."""
+    cache: str = "auto"
+    """Decoded-image cache: auto (when it fits in RAM), ram, none."""
+    val_fraction: float = 0.1
+    """Share of episodes held out for the validation loss (0: none)."""
+    val_every: int = 1000
+    """Validation loss every N steps (0: never)."""
+    val_batches: int = 8
+    """Batches per validation."""
+    save_every: int = 5000
+    """Checkpoint every N steps (and always at the end)."""
+    log_every: int = 50
+    """Append to metrics.jsonl (and wandb) every N steps."""
+    eval_every: int = 0
+    """Run the evaluation hook (success rate in simulation) every N steps (0: never)."""
+    amp: bool = True
+    """bf16 autocast on CUDA (ignored on CPU)."""
+    compile: bool = False
+    """torch.compile the policy."""
+    deterministic: bool = False
+    """Deterministic kernels (slower; for exact reproduction)."""
+    wandb: str = "offline"
+    """wandb mode: offline (files in the run directory), online, or disabled."""
+    wandb_project: str = "imitation"
+    """wandb project name."""
+
+    def __post_init__(self) -> None:
+        policy_classes(self.policy)
+        if self.wandb not in WANDB_MODES:
+            raise ConfigError(f"wandb={self.wandb!r} is not one of {WANDB_MODES}")
+        for name in ("steps", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}={getattr(self, name)} must be ≥ 1")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(f"val_fraction={self.val_fraction} must be in [0, 1)")
+
+    @property
+    def policy_config(self) -> ACTConfig | DiffusionConfig:
+        return getattr(self, self.policy)
+
+
+# ------------------------------------------------------------------------------ processes and devices
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device_name: str) -> tuple[Dist, torch.device]:
+    """Join the torchrun group when launched by torchrun; pick this process's device."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    dist = Dist(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
+    if device_name == "auto":
+        device_name = "cuda" if torch.cuda.is_available() else "cpu"
+    if device_name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"device {device_name!r} is not available: this torch build or machine has no CUDA GPU; "
+                "use --device cpu (or auto)"
+            )
+        index = dist.local_rank if device_name == "cuda" else int(device_name.split(":")[1])
+        if index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device cuda:{index} does not exist; this machine has {torch.cuda.device_count()} GPU(s)"
+            )
+        device = torch.device("cuda", index)
+        torch.cuda.set_device(device)
+    elif device_name == "cpu":
+        device = torch.device("cpu")
+    else:
+        raise ConfigError(f"device {device_name!r} is not one of auto, cpu, cuda, cuda:N")
+    if world > 1:
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist, device
+
+
+# ------------------------------------------------------------------------------ data order
+class GlobalBatches:
+    """Global batches in the seeded order of each epoch; this process's slice of each.
+
+    Epoch e's order is ``default_rng((seed, e)).permutation(n)``; a final partial batch is
+    dropped. ``epoch`` and ``position`` say where the next batch starts, and a checkpoint saves them.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, dist: Dist) -> None:
+        if n < batch_size:
+            raise ConfigError(
+                f"the training split has {n} samples, fewer than batch_size={batch_size}; "
+                "lower batch_size or record more episodes"
+            )
+        self.n, self.batch_size, self.seed, self.dist = n, batch_size, seed, dist
+        self.per_rank = batch_size // dist.world
+        self.epoch, self.position = 0, 0
+
+    def advance(self) -> None:
+        self.position += self.batch_size
+        if self.position + self.batch_size > self.n:
+            self.epoch, self.position = self.epoch + 1, 0
+
+    def __iter__(self) -> Iterator[list[int]]:
+        epoch, position = self.epoch, self.position
+        while True:
+            order = np.random.default_rng((self.seed, epoch)).permutation(self.n)
+            while position + self.batch_size <= self.n:
+                mine = order[position + self.dist.rank * self.per_rank :][: self.per_rank]
+                yield mine.tolist()
+                position += self.batch_size
+            epoch, position = epoch + 1, 0
+
+
+def cosine_with_warmup(warmup: int, total: int) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def draw_seeds(seed: int, step: int, dist: Dist, per_rank: int) -> torch.Tensor:
+    from imitation.policies.common import draw_seed
+
+    first = dist.rank * per_rank
+    return torch.tensor([draw_seed(seed, step, first + i) for i in range(per_rank)], dtype=torch.int64)
+
+
+def rng_state() -> dict[str, Any]:
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": torch.from_numpy(np.frombuffer(json.dumps(_np_state()).encode(), dtype=np.uint8).copy()),
+        "python": torch.from_numpy(np.frombuffer(json.dumps(_py_state()).encode(), dtype=np.uint8).copy()),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _np_state() -> list:
+    s = np.random.get_state()
+    return [s[0], s[1].tolist(), s[2], s[3], s[4]]
+
+
+def _py_state() -> list:
+    v, inner, g = random.getstate()
+    return [v, list(inner), g]
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    s = json.loads(bytes(state["numpy"].numpy()).decode())
+    np.random.set_state((s[0], np.array(s[1], dtype=np.uint32), s[2], s[3], s[4]))
+    p = json.loads(bytes(state["python"].numpy()).decode())
+    random.setstate((p[0], tuple(p[1]), p[2]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ------------------------------------------------------------------------------ the run
+class Logger:
+    """metrics.jsonl (+ wandb) on rank 0."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: Path, dist: Dist) -> None:
+        self.enabled = dist.main
+        self.file = open(run_dir / "metrics.jsonl", "a") if self.enabled else None  # noqa: SIM115
+        self.wandb = None
+        if self.enabled and cfg.wandb != "disabled":
+            try:
+                import wandb
+            except ImportError as e:
+                raise ConfigError(
+                    "wandb is not installed; pip install wandb, or pass --wandb disabled"
+                ) from e
+            self.wandb = wandb.init(
+                project=cfg.wandb_project,
+                dir=str(run_dir),
+                mode=cfg.wandb,
+                config=to_dict(cfg),
+                name=run_dir.name,
+                resume="allow",
+                id=_wandb_id(run_dir),
+            )
+
+    def log(self, row: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        self.file.write(json.dumps(row) + "\n")
+        self.file.flush()
+        if self.wandb is not None:
+            self.wandb.log({k: v for k, v in row.items() if k != "step"}, step=row["step"])
+
+    def close(self) -> None:
+        if self.file:
+            self.file.close()
+        if self.wandb is not None:
+            self.wandb.finish()
+
+
+def _wandb_id(run_dir: Path) -> str:
+    f = run_dir / "wandb_id"
+    if not f.exists():
+        f.write_text(os.urandom(6).hex())
+    return f.read_text().strip()
+
+
+def checkpoint_meta(
+    cfg: TrainConfig, policy: torch.nn.Module, store: Any, episodes: list[int], step: int
+) -> dict:
+    pc = cfg.policy_config
+    robot = dict(store.robot)
+    return {
+        "policy": cfg.policy,
+        "policy_config": to_dict(pc),
+        "io": policy.io.to_dict(),
+        "step": step,
+        "robot": {
+            "name": robot.get("name"),
+            "joint_names": list(robot.get("joint_names", [])),
+            "control_hz": float(store.fps),
+            "cameras": {k: list(v) for k, v in policy.io.images.items()},
+            "consumes": list(pc.obs_keys),
+            "needs_env_state": "env_state" in pc.obs_keys,
+            "env_id": robot.get("env_id"),
+        },
+        "frame_skip": pc.frame_skip,
+        "dataset": {"path": str(store.path), "fingerprint": store.fingerprint(), "train_episodes": episodes},
+    }
+
+
+def train(
+    cfg: TrainConfig, on_eval: Callable[[torch.nn.Module, int], dict[str, float]] | None = None
+) -> Path:
+    """Run training; returns the run directory."""
+    from tqdm import tqdm
+
+    from imitation import checkpoint
+    from imitation.data.dataset import WindowDataset, WindowSpec, split_episodes
+    from imitation.data.store import DemoStore
+    from imitation.policies.common import EMA, IOSpec
+
+    dist, device = setup_distributed(cfg.device)
+    if cfg.batch_size % dist.world:
+        raise ConfigError(f"batch_size={cfg.batch_size} must divide evenly over {dist.world} processes")
+    run_dir = Path(cfg.out)
+    resume_state = None
+    if cfg.resume:
+        resume_state = checkpoint.load_train_state(Path(cfg.resume) / "checkpoints")
+    elif (run_dir / "checkpoints").exists() and not cfg.overwrite:
+        raise ConfigError(
+            f"{run_dir} already holds a run; continue it with --resume {run_dir}, start afresh with "
+            "--overwrite, or choose another --out"
+        )
+    if dist.main:
+        if cfg.overwrite and not cfg.resume:
+            import shutil
+
+            shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+            (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save(cfg, run_dir / "config.yaml")
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed % 2**32)
+    random.seed(cfg.seed)
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True)
+
+    # ---- data
+    store = DemoStore.open(cfg.store)
+    pc = cfg.policy_config
+    if store.n_episodes < 1:
+        raise ConfigError(f"{cfg.store} has no episodes to train on")
+    train_eps, val_eps = split_episodes(store.n_episodes, cfg.val_fraction, cfg.seed)
+    spec = WindowSpec(
+        obs_offsets=pc.obs_offsets,
+        action_offsets=pc.action_offsets,
+        frame_skip=pc.frame_skip,
+        obs_keys=pc.obs_keys,
+    )
+    train_set = WindowDataset(store, spec, train_eps, cache=cfg.cache)
+    val_set = WindowDataset(store, spec, val_eps, cache=cfg.cache) if val_eps else None
+    batches = GlobalBatches(len(train_set), cfg.batch_size, cfg.seed, dist)
+
+    # ---- policy, optimiser, schedule, EMA
+    _, policy_cls = policy_classes(cfg.policy)
+    policy = policy_cls(pc, IOSpec.from_features(store.features, pc.obs_keys))
+    policy.normalizer.set_stats(store.stats(progress=dist.main))
+    policy.to(device)
+    if device.type == "cuda" and policy.io.images:
+        policy.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(
+        policy.parameter_groups(), lr=pc.lr, betas=pc.betas, weight_decay=pc.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_with_warmup(pc.warmup_steps, cfg.steps))
+    ema = (
+        EMA(policy, getattr(pc, "ema_power", 0.75), getattr(pc, "ema_max_decay", 0.9999)) if pc.ema else None
+    )
+    step = 0
+    if resume_state is not None:
+        policy.load_state_dict(resume_state["model"])
+        optimizer.load_state_dict(resume_state["optimizer"])
+        scheduler.load_state_dict(resume_state["scheduler"])
+        if ema is not None:
+            ema.load_state_dict(resume_state["ema"])
+        step = int(resume_state["step"])
+        batches.epoch, batches.position = int(resume_state["epoch"]), int(resume_state["position"])
+        set_rng_state(resume_state["rng"])
+        if dist.main:
+            log.info(
+                "resuming %s at step %d (epoch %d, sample %d)", run_dir, step, batches.epoch, batches.position
+            )
+    model: torch.nn.Module = policy
+    if dist.world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(
+            policy, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    if cfg.compile:
+        model = torch.compile(model)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda")
+
+    loader = torch.utils.data.DataLoader(
+        train_set,
+        sampler=iter(batches),
+        batch_size=None,
+        num_workers=cfg.num_workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=cfg.num_workers > 0,
+        prefetch_factor=4 if cfg.num_workers > 0 else None,
+    )
+
+    def to_device(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+    def eval_policy() -> torch.nn.Module:
+        return ema.model if ema is not None else policy
+
+    def validate() -> float:
+        m = eval_policy()
+        was_training = m.training
+        m.eval()
+        losses = []
+        rng = np.random.default_rng((cfg.seed, 7))  # the same validation samples every time
+        with torch.no_grad(), autocast:
+            for i in range(cfg.val_batches):
+                idx = rng.choice(len(val_set), size=min(cfg.batch_size, len(val_set)), replace=False)
+                batch = to_device(val_set.get_batch(idx))
+                batch["draw_seed"] = draw_seeds(cfg.seed + 1, i, Dist(), len(idx)).to(device)
+                losses.append(float(m(batch)[0]))
+        m.train(was_training)
+        return float(np.mean(losses))
+
+    def save_checkpoint(at: int) -> None:
+        if not dist.main:
+            return
+        state = {
+            "model": policy.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "step": at,
+            "epoch": batches.epoch,
+            "position": batches.position,
+            "rng": rng_state(),
+        }
+        if ema is not None:
+            state["ema"] = ema.state_dict()
+        checkpoint.save_checkpoint(
+            run_dir / "checkpoints" / f"{at:07d}",
+            eval_policy().state_dict(),
+            checkpoint_meta(cfg, policy, store, list(train_eps), at),
+            state,
+        )
+
+    # ---- the loop
+    logger = Logger(cfg, run_dir, dist)
+    policy.train()
+    bar = tqdm(total=cfg.steps, initial=step, disable=not dist.main or not sys.stderr.isatty(), desc="train")
+    window_start, wait_s, window_steps = time.perf_counter(), 0.0, 0
+    batch_iter = iter(loader)
+    try:
+        while step < cfg.steps:
+            t0 = time.perf_counter()
+            batch = to_device(next(batch_iter))
+            wait_s += time.perf_counter() - t0
+            batch["draw_seed"] = draw_seeds(cfg.seed, step, dist, batches.per_rank).to(device)
+            with autocast:
+                loss, metrics = model(batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(
+                policy.parameters(), cfg.grad_clip_norm or float("inf")
+            )
+            optimizer.step()
+            scheduler.step()
+            if ema is not None:
+                ema.update(policy)
+            batches.advance()
+            step += 1
+            window_steps += 1
+            bar.update(1)
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                elapsed = time.perf_counter() - window_start
+                row = {
+                    "step": step,
+                    "loss": float(loss.detach()),
+                    "grad_norm": float(grad_norm),
+                    "lr": scheduler.get_last_lr()[0],
+                    "steps_per_s": window_steps / elapsed,
+                    "samples_per_s": window_steps * cfg.batch_size / elapsed,
+                    "data_wait": wait_s / elapsed,
+                    "epoch": batches.epoch,
+                    **metrics,
+                }
+                logger.log(row)
+                bar.set_postfix(
+                    loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.1e}", wait=f"{row['data_wait']:.0%}"
+                )
+                window_start, wait_s, window_steps = time.perf_counter(), 0.0, 0
+            if val_set is not None and cfg.val_every and step % cfg.val_every == 0 and dist.main:
+                logger.log({"step": step, "val_loss": validate()})
+            if on_eval is not None and cfg.eval_every and step % cfg.eval_every == 0 and dist.main:
+                logger.log({"step": step, **on_eval(eval_policy(), step)})
+            if step % cfg.save_every == 0 or step == cfg.steps:
+                save_checkpoint(step)
+    finally:
+        bar.close()
+        logger.close()
+        if dist.world > 1:
+            torch.distributed.destroy_process_group()
+    return run_dir
+
+
+def main(argv: list[str] | None = None, prog: str = "imitation train") -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--resume" in argv:
+        # The run's own config, with the flags given now on top (e.g. more --steps).
+        i = argv.index("--resume")
+        if i + 1 >= len(argv):
+            raise ConfigError("--resume needs a run directory")
+        run = Path(argv[i + 1])
+        if not (run / "config.yaml").is_file():
+            raise ConfigError(
+                f"{run} is not a run directory (no config.yaml); pass the --out of an earlier run"
+            )
+        argv = ["--config", str(run / "config.yaml"), *argv]
+    cfg = parse(TrainConfig, argv, prog=prog, description=TrainConfig.__doc__)
+    if cfg.resume:
+        cfg.out = cfg.resume
+    run_dir = train(cfg)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"{run_dir}: trained {cfg.steps} steps; checkpoints in {run_dir / 'checkpoints'}")
+    return 0
