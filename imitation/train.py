@@ -342,7 +342,10 @@ def train(
     pc = cfg.policy_config
     if store.n_episodes < 1:
         raise ConfigError(f"{cfg.store} has no episodes to train on")
-    train_eps, val_eps = split_episodes(store.n_episodes, cfg.val_fraction, cfg.seed)
+    if cfg.val_fraction > 0 and store.n_episodes >= 2:
+        train_eps, val_eps = split_episodes(store.n_episodes, cfg.val_fraction, cfg.seed)
+    else:
+        train_eps, val_eps = list(range(store.n_episodes)), []
     spec = WindowSpec(
         obs_offsets=pc.obs_offsets,
         action_offsets=pc.action_offsets,
@@ -398,6 +401,9 @@ def train(
         pin_memory=device.type == "cuda",
         persistent_workers=cfg.num_workers > 0,
         prefetch_factor=4 if cfg.num_workers > 0 else None,
+        # Its own generator: starting the workers must not consume the global RNG, whose state a
+        # checkpoint restores (dropout draws from it).
+        generator=torch.Generator().manual_seed(cfg.seed),
     )
 
     def to_device(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -471,9 +477,13 @@ def train(
             bar.update(1)
             if step % cfg.log_every == 0 or step == cfg.steps:
                 elapsed = time.perf_counter() - window_start
+                global_loss = loss.detach().clone()
+                if dist.world > 1:  # the mean over the processes' slices: the global batch's loss
+                    torch.distributed.all_reduce(global_loss)
+                    global_loss /= dist.world
                 row = {
                     "step": step,
-                    "loss": float(loss.detach()),
+                    "loss": float(global_loss),
                     "grad_norm": float(grad_norm),
                     "lr": scheduler.get_last_lr()[0],
                     "steps_per_s": window_steps / elapsed,

@@ -1,0 +1,243 @@
+"""Training as a user runs it: the command, checkpoints, exact resume, torchrun, and bad input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from imitation import checkpoint
+from imitation.config import from_dict
+from imitation.train import TrainConfig, checkpoint_meta, train
+
+TINY_ACT = {
+    "obs_keys": ["state", "env_state"],
+    "chunk_size": 8,
+    "n_action_steps": 4,
+    "dim_model": 32,
+    "n_heads": 2,
+    "dim_feedforward": 64,
+    "n_encoder_layers": 1,
+    "n_vae_encoder_layers": 1,
+    "dropout": 0.1,
+    "lr": 1e-3,
+}
+TINY_DP = {
+    "obs_keys": ["state", "images/top"],
+    "down_dims": [16, 32],
+    "diffusion_step_embed_dim": 16,
+    "horizon": 8,
+    "n_action_steps": 4,
+    "vision_width": 16,
+    "crop_shape": [28, 28],
+    "scheduler": "ddim",
+    "num_inference_steps": 4,
+    "warmup_steps": 2,
+}
+
+
+@pytest.fixture
+def store(synthetic_store):
+    return synthetic_store
+
+
+def config(store, out, policy="act", **kw) -> TrainConfig:
+    data = {
+        "store": str(store),
+        "out": str(out),
+        "policy": policy,
+        "act": TINY_ACT,
+        "diffusion": TINY_DP,
+        "steps": 12,
+        "batch_size": 16,
+        "val_fraction": 0.0,
+        "log_every": 2,
+        "save_every": 6,
+        "wandb": "disabled",
+        **kw,
+    }
+    return from_dict(TrainConfig, data)
+
+
+def cli(*args, env=None, check=True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, "-m", "imitation.cli", *args], capture_output=True, text=True, env=env
+    )
+    if check:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def weights(run_dir) -> dict[str, torch.Tensor]:
+    return load_file(str(checkpoint.resolve(run_dir) / "model.safetensors"))
+
+
+def test_train_command_writes_checkpoints_metrics_and_validation(store, tmp_path):
+    cfg_file = tmp_path / "train.yaml"
+    cfg_file.write_text(yaml.safe_dump({"policy": "diffusion", "diffusion": TINY_DP, "wandb": "disabled"}))
+    out = tmp_path / "run"
+    cli(
+        "train",
+        "--config",
+        str(cfg_file),
+        "--store",
+        str(store),
+        "--out",
+        str(out),
+        "--steps",
+        "6",
+        "--batch-size",
+        "8",
+        "--val-every",
+        "3",
+        "--val-batches",
+        "2",
+        "--log-every",
+        "3",
+    )
+    rows = [yaml.safe_load(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "loss" in r] == [3, 6]
+    assert [r["step"] for r in rows if "val_loss" in r] == [3, 6]
+    assert {"lr", "steps_per_s", "samples_per_s", "data_wait", "grad_norm"} <= set(rows[0])
+    meta = checkpoint.read_meta(out)
+    assert meta["policy"] == "diffusion" and meta["step"] == 6
+    assert meta["robot"]["joint_names"] == ["a", "b", "c", "d"] and meta["robot"]["control_hz"] == 50
+    assert meta["robot"]["cameras"] == {"images/top": [32, 32, 3]} and not meta["robot"]["needs_env_state"]
+    policy = checkpoint.load_policy(out)
+    chunk = policy.predict_chunk(
+        {"state": torch.zeros(1, 2, 4), "images/top": torch.zeros(1, 2, 32, 32, 3, dtype=torch.uint8)}
+    )
+    assert chunk.shape == (1, 8, 4) and torch.isfinite(chunk).all()
+    # The same --out again is refused rather than overwritten.
+    again = cli("train", "--config", str(cfg_file), "--store", str(store), "--out", str(out), check=False)
+    assert again.returncode == 2 and "--resume" in again.stderr
+
+
+def test_save_then_load_gives_identical_outputs(store, tmp_path):
+    from imitation.data.store import DemoStore
+    from imitation.policies import ACTConfig, ACTPolicy
+    from imitation.policies.common import IOSpec
+
+    demo = DemoStore.open(store)
+    cfg = config(store, tmp_path / "run")
+    policy = ACTPolicy(
+        from_dict(ACTConfig, TINY_ACT), IOSpec.from_features(demo.features, TINY_ACT["obs_keys"])
+    )
+    policy.normalizer.set_stats(demo.stats())
+    policy.eval()
+    checkpoint.save_checkpoint(
+        tmp_path / "ckpt", policy.state_dict(), checkpoint_meta(cfg, policy, demo, [0], 0)
+    )
+    loaded = checkpoint.load_policy(tmp_path / "ckpt")
+    obs = {"state": torch.randn(3, 1, 4), "env_state": torch.randn(3, 1, 3)}
+    torch.testing.assert_close(loaded.predict_chunk(obs), policy.predict_chunk(obs), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("policy", ["act", "diffusion"])
+def test_resume_after_an_interruption_mid_epoch_matches_an_uninterrupted_run(store, tmp_path, policy):
+    # 240 samples, batches of 16: an epoch is 15 steps; the run stops at step 5, resumes from the
+    # checkpoint at step 3 and finishes; DataLoader workers prefetch throughout.
+    kw = {"num_workers": 2, "save_every": 3, "deterministic": True}
+    straight = train(config(store, tmp_path / "straight", policy, **kw))
+
+    def crash(policy_, step):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config(store, tmp_path / "resumed", policy, eval_every=5, **kw), on_eval=crash)
+    assert checkpoint.read_meta(tmp_path / "resumed")["step"] == 3
+    train(config(store, tmp_path / "resumed", policy, resume=str(tmp_path / "resumed"), **kw))
+    a, b = weights(straight), weights(tmp_path / "resumed")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_two_process_torchrun_matches_one_process(store, tmp_path):
+    common = {
+        "policy": "act",
+        "act": {**TINY_ACT, "dropout": 0.0},
+        "wandb": "disabled",
+        "store": str(store),
+        "steps": 6,
+        "batch_size": 16,
+        "val_fraction": 0.0,
+        "save_every": 6,
+        "device": "cpu",
+    }
+    for name in ("one", "two"):
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump({**common, "out": str(tmp_path / name)}))
+    cli("train", "--config", str(tmp_path / "one.yaml"))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "imitation.cli",
+            "train",
+            "--config",
+            str(tmp_path / "two.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = weights(tmp_path / "one"), weights(tmp_path / "two")
+    for k in a:
+        x, y = a[k], b[k]
+        if k.endswith("in_proj_bias"):
+            # The attention key bias cancels in the softmax: its gradient is 0 up to rounding, which
+            # Adam scales up to whole steps, so it differs between any two summation orders.
+            d = x.numel() // 3
+            x, y = torch.cat([x[:d], x[2 * d :]]), torch.cat([y[:d], y[2 * d :]])
+        torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-5, msg=k)
+    one = [r for r in map(yaml.safe_load, (tmp_path / "one" / "metrics.jsonl").read_text().splitlines())]
+    two = [r for r in map(yaml.safe_load, (tmp_path / "two" / "metrics.jsonl").read_text().splitlines())]
+    assert [r["loss"] for r in one] == pytest.approx([r["loss"] for r in two], rel=1e-4)  # the global loss
+
+
+def test_bad_input_is_one_clear_line(store, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"policy": "act", "act": {"chunk": 5}}))
+    proc = cli("train", "--config", str(bad), check=False)
+    assert proc.returncode == 2 and "chunk" in proc.stderr and "valid fields" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    proc = cli(
+        "train",
+        "--store",
+        str(store),
+        "--act.obs-keys",
+        "state",
+        "images/wrist",
+        "--wandb",
+        "disabled",
+        "--out",
+        str(tmp_path / "x"),
+        check=False,
+    )
+    assert proc.returncode == 2 and "images/wrist" in proc.stderr
+    if not torch.cuda.is_available():
+        proc = cli(
+            "train",
+            "--store",
+            str(store),
+            "--device",
+            "cuda",
+            "--wandb",
+            "disabled",
+            "--out",
+            str(tmp_path / "y"),
+            check=False,
+        )
+        assert proc.returncode == 2 and "--device cpu" in proc.stderr
