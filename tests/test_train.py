@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -241,3 +242,23 @@ def test_bad_input_is_one_clear_line(store, tmp_path):
             check=False,
         )
         assert proc.returncode == 2 and "--device cpu" in proc.stderr
+
+
+CPU_CONFIGS = sorted((Path(__file__).parents[1] / "configs" / "train").glob("*_state.yaml"))
+
+
+@pytest.mark.parametrize("path", CPU_CONFIGS, ids=[p.stem for p in CPU_CONFIGS])
+def test_every_cpu_config_trains(store, tmp_path, path):
+    """Each shipped state-based config, as written, for two steps on the synthetic store."""
+    from imitation.config import load_yaml
+
+    cfg = load_yaml(TrainConfig, path)
+    cfg.store, cfg.out, cfg.steps, cfg.batch_size, cfg.wandb = (
+        str(store),
+        str(tmp_path / "run"),
+        2,
+        8,
+        "disabled",
+    )
+    train(cfg)
+    assert checkpoint.read_meta(tmp_path / "run")["step"] == 2
