@@ -58,6 +58,9 @@ def run_table(table: dict[str, tuple[str, str]], argv: Sequence[str], prog: str)
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # Headless machines: MuJoCo renders offscreen through EGL unless the user chose otherwise.
+    if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
+        os.environ["MUJOCO_GL"] = "egl"
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("OpenGL").setLevel(logging.WARNING)
     from imitation.errors import ImitationError

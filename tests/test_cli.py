@@ -25,8 +25,9 @@ def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def quick_store(tmp_path_factory):
     out = tmp_path_factory.mktemp("qs") / "quick.zarr"
-    proc = run("quickstart", "--fast", "--out", str(out))
-    assert "OK" in proc.stdout and "windows; one batch" in proc.stdout
+    proc = run("quickstart", "--fast", "--out", str(out), "--run", str(out.parent / "run"))
+    assert "OK" in proc.stdout and "trained 10 steps" in proc.stdout
+    assert (out.parent / "run" / "checkpoints" / "last").is_file()
     from imitation import config
     from imitation.quickstart import QuickstartConfig
 
