@@ -181,6 +181,14 @@ class GlobalBatches:
             epoch, position = epoch + 1, 0
 
 
+def make_optimizer(policy: torch.nn.Module, pc: ACTConfig | DiffusionConfig) -> torch.optim.Optimizer:
+    """AdamW over the policy's parameter groups. The fused kernel (CPU and CUDA) is about 4x faster
+    on CPU than the per-tensor loop for models made of many small tensors."""
+    return torch.optim.AdamW(
+        policy.parameter_groups(), lr=pc.lr, betas=pc.betas, weight_decay=pc.weight_decay, fused=True
+    )
+
+
 def cosine_with_warmup(warmup: int, total: int) -> Callable[[int], float]:
     def factor(step: int) -> float:
         if step < warmup:
@@ -363,9 +371,7 @@ def train(
     policy.to(device)
     if device.type == "cuda" and policy.io.images:
         policy.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(
-        policy.parameter_groups(), lr=pc.lr, betas=pc.betas, weight_decay=pc.weight_decay
-    )
+    optimizer = make_optimizer(policy, pc)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_with_warmup(pc.warmup_steps, cfg.steps))
     ema = (
         EMA(policy, getattr(pc, "ema_power", 0.75), getattr(pc, "ema_max_decay", 0.9999)) if pc.ema else None

@@ -130,6 +130,44 @@ class ACTConfig:
 
 
 # ------------------------------------------------------------------------------ transformer layers
+def dropout(x: Tensor, p: float, training: bool) -> Tensor:
+    """Dropout. On CPU the mask comes from uniform draws (u ≥ p), the same distribution as
+    F.dropout's Bernoulli mask at half its cost, which is a third of a small ACT's training step."""
+    if not training or p == 0.0:
+        return x
+    if x.is_cuda:
+        return F.dropout(x, p, True)
+    keep = torch.rand_like(x).ge_(p).mul_(1.0 / (1.0 - p))  # 0 or 1/(1-p), in x's dtype
+    return x * keep
+
+
+def attention(
+    mha: nn.MultiheadAttention, q_in: Tensor, k_in: Tensor, v_in: Tensor, pad: Tensor | None, training: bool
+) -> Tensor:
+    """Multi-head attention with ``mha``'s weights, on (B, L, D) tensors without transposing them to
+    sequence-first and back; attention-weight dropout uses the cheaper mask above."""
+    b, n_q, d = q_in.shape
+    n_k, h = k_in.shape[1], mha.num_heads
+    w, bias = mha.in_proj_weight, mha.in_proj_bias
+    if q_in is k_in:  # self-attention: one projection for queries and keys
+        q, k = F.linear(q_in, w[: 2 * d], bias[: 2 * d]).chunk(2, dim=-1)
+    else:
+        q, k = F.linear(q_in, w[:d], bias[:d]), F.linear(k_in, w[d : 2 * d], bias[d : 2 * d])
+    v = F.linear(v_in, w[2 * d :], bias[2 * d :])
+    q = q.view(b, n_q, h, -1).transpose(1, 2)  # (B, H, Lq, hd)
+    k = k.view(b, n_k, h, -1).transpose(1, 2)  # (B, H, Lk, hd)
+    v = v.view(b, n_k, h, -1).transpose(1, 2)
+    if training and mha.dropout > 0:
+        scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5  # (B, H, Lq, Lk)
+        if pad is not None:
+            scores = scores.masked_fill(pad[:, None, None, :], float("-inf"))
+        out = dropout(scores.softmax(-1), mha.dropout, True) @ v
+    else:
+        mask = None if pad is None else ~pad[:, None, None, :]  # True: may attend
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    return mha.out_proj(out.transpose(1, 2).reshape(b, n_q, d))
+
+
 class EncoderLayer(nn.Module):
     """Self-attention and feed-forward; position embeddings are added to queries and keys only."""
 
@@ -143,20 +181,18 @@ class EncoderLayer(nn.Module):
         self.pre_norm = cfg.pre_norm
 
     def _ff(self, x: Tensor) -> Tensor:
-        return self.linear2(F.dropout(F.relu(self.linear1(x)), self.dropout, self.training))
+        return self.linear2(dropout(F.relu(self.linear1(x)), self.dropout, self.training))
 
     def forward(self, x: Tensor, pos: Tensor | None, pad_mask: Tensor | None = None) -> Tensor:
         h = self.norm1(x) if self.pre_norm else x
         qk = h if pos is None else h + pos
-        x = x + F.dropout(
-            self.self_attn(qk, qk, h, key_padding_mask=pad_mask, need_weights=False)[0],
-            self.dropout,
-            self.training,
+        x = x + dropout(
+            attention(self.self_attn, qk, qk, h, pad_mask, self.training), self.dropout, self.training
         )
         if self.pre_norm:
-            return x + F.dropout(self._ff(self.norm2(x)), self.dropout, self.training)
+            return x + dropout(self._ff(self.norm2(x)), self.dropout, self.training)
         x = self.norm1(x)
-        return self.norm2(x + F.dropout(self._ff(x), self.dropout, self.training))
+        return self.norm2(x + dropout(self._ff(x), self.dropout, self.training))
 
 
 class DecoderLayer(nn.Module):
@@ -173,13 +209,16 @@ class DecoderLayer(nn.Module):
         self.pre_norm = cfg.pre_norm
 
     def forward(self, x: Tensor, memory: Tensor, query_pos: Tensor, memory_pos: Tensor) -> Tensor:
-        drop = lambda t: F.dropout(t, self.dropout, self.training)  # noqa: E731
+        drop = lambda t: dropout(t, self.dropout, self.training)  # noqa: E731
         h = self.norm1(x) if self.pre_norm else x
-        x = x + drop(self.self_attn(h + query_pos, h + query_pos, h, need_weights=False)[0])
+        qk = h + query_pos
+        x = x + drop(attention(self.self_attn, qk, qk, h, None, self.training))
         if not self.pre_norm:
             x = self.norm1(x)
         h = self.norm2(x) if self.pre_norm else x
-        x = x + drop(self.cross_attn(h + query_pos, memory + memory_pos, memory, need_weights=False)[0])
+        x = x + drop(
+            attention(self.cross_attn, h + query_pos, memory + memory_pos, memory, None, self.training)
+        )
         if not self.pre_norm:
             x = self.norm2(x)
         h = self.norm3(x) if self.pre_norm else x

@@ -183,3 +183,18 @@ def test_configs_check_themselves():
         DiffusionConfig(horizon=6, n_obs_steps=2, n_action_steps=8)
     with pytest.raises(ConfigError, match="scheduler"):
         DiffusionConfig(scheduler="euler")
+
+
+def test_act_attention_matches_torch_multihead_attention():
+    from imitation.policies.act import attention
+
+    torch.manual_seed(0)
+    mha = torch.nn.MultiheadAttention(32, 4, dropout=0.0, batch_first=True)
+    x, y = torch.randn(3, 7, 32), torch.randn(3, 5, 32)
+    pad = torch.zeros(3, 5, dtype=torch.bool)
+    pad[1, 3:] = True
+    ref = mha(x, y, y, key_padding_mask=pad, need_weights=False)[0]
+    torch.testing.assert_close(attention(mha, x, y, y, pad, False), ref)
+    mha.dropout = 1e-12  # the training path (explicit softmax), dropping nothing
+    torch.testing.assert_close(attention(mha, x, y, y, pad, True), ref, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(attention(mha, x, x, x, None, False), mha(x, x, x, need_weights=False)[0])

@@ -1,0 +1,256 @@
+"""Training and inference speed of ACT and Diffusion Policy, optionally beside LeRobot's.
+
+    python tools/bench_train.py [--presets act-state dp-state act-image dp-image] [--steps 20]
+    python tools/bench_train.py --lerobot    # in an environment where lerobot 0.4.4 is installed
+
+A training step is forward + backward + AdamW on one batch already in memory (fp32), so the
+figure is the model's, not the data loader's. Inference latency is one ``select_action`` call at
+batch 1 that has to predict (ACT with temporal ensembling predicts every call; Diffusion Policy
+is reset before each call so that each one runs the whole denoising loop).
+
+With ``--lerobot`` the same presets are built in LeRobot 0.4.4 with the same sizes, batch and
+inputs, in the same process on the same torch. Steps are timed in alternating blocks so both
+see the same machine state. LeRobot's policies take inputs normalised by its processors, so
+they get normalised tensors; ours normalise inside (a few element-wise operations, included in
+our time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from imitation.config import from_dict  # noqa: E402
+from imitation.policies import ACTConfig, ACTPolicy, DiffusionConfig, DiffusionPolicy  # noqa: E402
+from imitation.policies.common import IOSpec, draw_seed  # noqa: E402
+from imitation.train import make_optimizer  # noqa: E402
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "train"
+STATE_DIM, ENV_DIM, ACTION_DIM, IMAGE = 6, 12, 6, (96, 96, 3)  # PickPlace's sizes, 96x96 camera
+
+
+def preset(name: str) -> tuple[str, object, int]:
+    """(policy, config, batch) of a preset: the shipped PickPlace configs, CPU-sized for images."""
+    kind, obs = name.split("-")
+    policy = "act" if kind == "act" else "diffusion"
+    data = yaml.safe_load((CONFIGS / f"pick_place_{policy}_{obs}.yaml").read_text())
+    cfg = dict(data[policy])
+    batch = data["batch_size"]
+    if policy == "diffusion" and obs == "image":
+        # The paper's 2048-wide UNet at batch 64 takes minutes per step on 2 CPU cores.
+        cfg |= {"down_dims": [256, 512, 1024]}
+        batch = 16
+    if policy == "diffusion":
+        cfg |= {"scheduler": "ddim", "num_inference_steps": 10}
+    cls = ACTConfig if policy == "act" else DiffusionConfig
+    return policy, from_dict(cls, cfg), batch
+
+
+def io_of(cfg) -> IOSpec:
+    lowdim = {
+        k: {"state": STATE_DIM, "env_state": ENV_DIM}[k] for k in cfg.obs_keys if not k.startswith("images/")
+    }
+    images = {k: IMAGE for k in cfg.obs_keys if k.startswith("images/")}
+    return IOSpec(lowdim, images, ACTION_DIM)
+
+
+def make_batch(cfg, io: IOSpec, b: int, g: torch.Generator) -> dict[str, torch.Tensor]:
+    to, ta = len(cfg.obs_offsets), len(cfg.action_offsets)
+    batch = {k: torch.randn(b, to, n, generator=g) for k, n in io.lowdim.items()}
+    for k, (h, w, c) in io.images.items():
+        batch[k] = torch.randint(0, 256, (b, to, h, w, c), generator=g, dtype=torch.uint8)
+    batch["action"] = torch.randn(b, ta, io.action_dim, generator=g)
+    batch["action_is_pad"] = torch.zeros(b, ta, dtype=torch.bool)
+    batch["draw_seed"] = torch.tensor([draw_seed(0, 0, i) for i in range(b)])
+    return batch
+
+
+# ------------------------------------------------------------------------------ ours
+class Ours:
+    def __init__(self, policy: str, cfg, b: int) -> None:
+        torch.manual_seed(0)
+        self.io = io_of(cfg)
+        self.policy = (ACTPolicy if policy == "act" else DiffusionPolicy)(cfg, self.io)
+        self.batch = make_batch(cfg, self.io, b, torch.Generator().manual_seed(0))
+        self.opt = make_optimizer(self.policy, cfg)  # what imitation train uses
+        self.obs1 = {k: v[:1, -1] for k, v in self.batch.items() if k in cfg.obs_keys}
+
+    def params(self) -> int:
+        return sum(p.numel() for p in self.policy.parameters())
+
+    def train_step(self) -> None:
+        self.policy.train()
+        loss, _ = self.policy(self.batch)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+
+    def infer(self) -> None:
+        self.policy.eval()
+        if isinstance(self.policy, DiffusionPolicy):
+            self.policy.reset()
+        self.policy.select_action(self.obs1)
+
+
+# ------------------------------------------------------------------------------ LeRobot's
+class Theirs:
+    def __init__(self, policy: str, cfg, b: int) -> None:
+        from lerobot.configs.types import FeatureType, PolicyFeature
+
+        torch.manual_seed(0)
+        io = io_of(cfg)
+        names = {"state": "observation.state", "env_state": "observation.environment_state"}
+        types = {"state": FeatureType.STATE, "env_state": FeatureType.ENV}
+        inputs = {names[k]: PolicyFeature(types[k], (n,)) for k, n in io.lowdim.items()}
+        for k, (h, w, c) in io.images.items():
+            inputs[f"observation.images.{k.split('/')[1]}"] = PolicyFeature(FeatureType.VISUAL, (c, h, w))
+        outputs = {"action": PolicyFeature(FeatureType.ACTION, (io.action_dim,))}
+        if policy == "act":
+            from lerobot.policies.act.configuration_act import ACTConfig as LRConfig
+            from lerobot.policies.act.modeling_act import ACTPolicy as LRPolicy
+
+            lr_cfg = LRConfig(
+                input_features=inputs,
+                output_features=outputs,
+                chunk_size=cfg.chunk_size,
+                n_action_steps=cfg.n_action_steps if cfg.temporal_ensemble_coeff is None else 1,
+                temporal_ensemble_coeff=cfg.temporal_ensemble_coeff,
+                dim_model=cfg.dim_model,
+                n_heads=cfg.n_heads,
+                dim_feedforward=cfg.dim_feedforward,
+                n_encoder_layers=cfg.n_encoder_layers,
+                n_decoder_layers=cfg.n_decoder_layers,
+                n_vae_encoder_layers=cfg.n_vae_encoder_layers,
+                latent_dim=cfg.latent_dim,
+                dropout=cfg.dropout,
+                kl_weight=cfg.kl_weight,
+                pretrained_backbone_weights=None,
+                device="cpu",
+            )
+        else:
+            from lerobot.policies.diffusion.configuration_diffusion import DiffusionConfig as LRConfig
+            from lerobot.policies.diffusion.modeling_diffusion import DiffusionPolicy as LRPolicy
+
+            lr_cfg = LRConfig(
+                input_features=inputs,
+                output_features=outputs,
+                n_obs_steps=cfg.n_obs_steps,
+                horizon=cfg.horizon,
+                n_action_steps=cfg.n_action_steps,
+                down_dims=tuple(cfg.down_dims),
+                kernel_size=cfg.kernel_size,
+                n_groups=cfg.n_groups,
+                diffusion_step_embed_dim=cfg.diffusion_step_embed_dim,
+                crop_shape=tuple(cfg.crop_shape) if cfg.crop_shape else None,
+                spatial_softmax_num_keypoints=cfg.n_keypoints,
+                use_separate_rgb_encoder_per_camera=not cfg.shared_encoder,
+                noise_scheduler_type=cfg.scheduler.upper(),
+                num_inference_steps=cfg.num_inference_steps,
+                pretrained_backbone_weights=None,
+                use_group_norm=True,
+                device="cpu",
+            )
+        self.policy = LRPolicy(lr_cfg)
+        self.kind = policy
+        ours = make_batch(cfg, io, b, torch.Generator().manual_seed(0))
+        batch: dict[str, torch.Tensor] = {}
+        for k in io.lowdim:
+            v = ours[k]
+            batch[names[k]] = v[:, -1] if policy == "act" else v  # ACT: (B, n); DP: (B, To, n)
+        for k in io.images:
+            v = ours[k].movedim(-1, -3).float() / 255.0
+            batch[f"observation.images.{k.split('/')[1]}"] = v[:, -1] if policy == "act" else v
+        batch["action"], batch["action_is_pad"] = ours["action"], ours["action_is_pad"]
+        self.batch = batch
+        # What LeRobot's trainer builds from its AdamWConfig: torch's AdamW with default kernels.
+        self.opt = torch.optim.AdamW(self.policy.get_optim_params(), lr=1e-4)
+        self.obs1 = {
+            k: v[:1] if policy == "act" else v[:1, -1]
+            for k, v in batch.items()
+            if k.startswith("observation")
+        }
+
+    def params(self) -> int:
+        return sum(p.numel() for p in self.policy.parameters())
+
+    def train_step(self) -> None:
+        self.policy.train()
+        loss, _ = self.policy.forward(self.batch)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+
+    def infer(self) -> None:
+        self.policy.eval()
+        self.policy.reset()
+        self.policy.select_action(self.obs1)
+
+
+def timed(fn, n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def bench(name: str, steps: int, infer_calls: int, lerobot: bool) -> dict:
+    policy, cfg, b = preset(name)
+    sides = {"ours": Ours(policy, cfg, b)}
+    if lerobot:
+        sides["lerobot"] = Theirs(policy, cfg, b)
+    for s in sides.values():  # warm-up
+        s.train_step()
+        s.infer()
+    train_s = {k: [] for k in sides}
+    infer_s = {k: [] for k in sides}
+    block = max(1, steps // 4)
+    for _ in range(4):  # alternate blocks
+        for k, s in sides.items():
+            train_s[k] += timed(s.train_step, block)
+    for _ in range(4):
+        for k, s in sides.items():
+            infer_s[k] += timed(s.infer, max(1, infer_calls // 4))
+    row = {"preset": name, "batch": b}
+    for k, s in sides.items():
+        step = statistics.median(train_s[k])
+        row[k] = {
+            "params": s.params(),
+            "step_s": round(step, 4),
+            "steps_per_s": round(1 / step, 2),
+            "samples_per_s": round(b / step, 1),
+            "select_action_ms": round(1e3 * statistics.median(infer_s[k]), 2),
+        }
+    if lerobot:
+        row["step_ratio"] = round(row["ours"]["step_s"] / row["lerobot"]["step_s"], 3)
+        row["params_ratio"] = round(row["ours"]["params"] / row["lerobot"]["params"], 4)
+    return row
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--presets", nargs="+", default=["act-state", "dp-state", "act-image", "dp-image"])
+    p.add_argument("--steps", type=int, default=20, help="timed training steps per side")
+    p.add_argument("--infer-calls", type=int, default=20, help="timed select_action calls per side")
+    p.add_argument("--lerobot", action="store_true", help="also time LeRobot 0.4.4's policies")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads()}))
+    for name in args.presets:
+        print(json.dumps(bench(name, args.steps, args.infer_calls, args.lerobot)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
