@@ -36,6 +36,7 @@ def save_checkpoint(
     weights: dict[str, torch.Tensor],
     meta: dict[str, Any],
     train_state: dict[str, Any] | None = None,
+    mark_last: bool = True,
 ) -> Path:
     """Write a checkpoint directory atomically: built beside it, then renamed into place."""
     from safetensors.torch import save_file
@@ -55,6 +56,8 @@ def save_checkpoint(
         shutil.rmtree(directory)
     os.replace(tmp, directory)
     _fsync_dir(directory.parent)
+    if not mark_last:
+        return directory
     # Point "last" at it (a one-line file, replaced atomically).
     last_tmp = directory.parent / f".{LAST}.tmp"
     last_tmp.write_text(directory.name + "\n")

@@ -19,6 +19,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "record demonstrations into a demo store (scripted experts in simulation)",
     ),
     "train": ("imitation.train:main", "train an ACT or Diffusion Policy model on a demo store"),
+    "import-checkpoint": (
+        "imitation.import_checkpoint:main",
+        "convert a LeRobot ACT or Diffusion Policy checkpoint into ours",
+    ),
     "view": ("imitation.view:main", "write an mp4 or a picture of stored episodes or of a simulated task"),
     "data": ("imitation.data.commands:main", "inspect, check, repair, edit and import demo stores"),
 }

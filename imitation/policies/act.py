@@ -262,8 +262,6 @@ class ACTModel(nn.Module):
                 for b in self.backbones:
                     load_resnet_weights(b, cfg.pretrained_backbone)
             self.image_proj = nn.Conv2d(self.backbones[0].out_channels, d, 1)
-            self.register_buffer("image_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-            self.register_buffer("image_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.encoder_layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.n_encoder_layers))
         self.encoder_norm = nn.LayerNorm(d) if cfg.pre_norm else nn.Identity()
         self.decoder_layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.n_decoder_layers))
@@ -289,12 +287,12 @@ class ACTModel(nn.Module):
     def _image_tokens(
         self, images: dict[str, Tensor], crop_offsets: dict[str, Tensor] | None
     ) -> tuple[Tensor, Tensor]:
+        """Normalised images (B, 3, H, W) -> feature-cell tokens (B, n, D) and their positions."""
         tokens, pos = [], []
         for i, key in enumerate(self.image_keys):
-            x = to_unit(images[key])  # (B, 3, H, W)
+            x = images[key]
             if self.cfg.crop_shape:
                 x = crop(x, self.cfg.crop_shape, None if crop_offsets is None else crop_offsets[key])
-            x = (x - self.image_mean) / self.image_std
             fmap = self.image_proj(self.backbones[0 if self.cfg.shared_encoder else i](x))  # (B, D, h, w)
             tokens.append(fmap.flatten(2).transpose(1, 2))  # (B, h*w, D)
             emb = sine_embedding_2d(fmap.shape[2], fmap.shape[3], self.cfg.dim_model).to(fmap)
@@ -325,7 +323,7 @@ class ACTModel(nn.Module):
         z: Tensor,
         crop_offsets: dict[str, Tensor] | None = None,
     ) -> Tensor:
-        """Normalised low-dim inputs (B, n) and uint8 images (B, H, W, C) -> normalised actions (B, S, A)."""
+        """Normalised low-dim inputs (B, n) and images (B, C, H, W) -> normalised actions (B, S, A)."""
         b = z.shape[0]
         tokens = [self.latent_proj(z)[:, None]]  # (B, 1, D)
         tokens += [self.lowdim_proj[k.replace("/", "__")](lowdim[k])[:, None] for k in self.lowdim_keys]
@@ -360,7 +358,17 @@ class ACTPolicy(nn.Module):
     def __init__(self, cfg: ACTConfig, io: IOSpec) -> None:
         super().__init__()
         self.cfg, self.io = cfg, io
-        self.normalizer = Normalizer({**io.lowdim, "action": io.action_dim}, self.norm_mode)
+        # Images: /255, then ImageNet mean/std, as the reference does for its pretrained backbone.
+        imagenet = (
+            [1 / s for s in IMAGENET_STD],
+            [-m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD, strict=True)],
+        )
+        self.normalizer = Normalizer(
+            {**io.lowdim, "action": io.action_dim},
+            self.norm_mode,
+            {k: v[2] for k, v in io.images.items()},
+            imagenet,
+        )
         self.model = ACTModel(cfg, io)
         self.ensembler = TemporalEnsembler(cfg.chunk_size, cfg.temporal_ensemble_coeff or 0.0)
         self.queue = ActionQueue(cfg.n_action_steps)
@@ -381,9 +389,11 @@ class ACTPolicy(nn.Module):
         return groups
 
     def _inputs(self, obs: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-        """Observation windows (B, 1, ...) -> normalised low-dim (B, n) and images (B, H, W, C)."""
+        """Observation windows (B, 1, ...) -> normalised low-dim (B, n) and images (B, C, H, W)."""
         lowdim = {k: self.normalizer.normalize(k, obs[k][:, -1].float()) for k in self.model.lowdim_keys}
-        images = {k: obs[k][:, -1] for k in self.model.image_keys}
+        images = {
+            k: self.normalizer.normalize_image(k, to_unit(obs[k][:, -1])) for k in self.model.image_keys
+        }
         return lowdim, images
 
     def _crop_offsets(
@@ -393,7 +403,7 @@ class ACTPolicy(nn.Module):
             return None
         out = {}
         for key, x in images.items():
-            h, w = x.shape[1:3]
+            h, w = x.shape[2:4]
             ch, cw = self.cfg.crop_shape
             top = torch.stack([torch.randint(h - ch + 1, (), generator=g) for g in gens])
             left = torch.stack([torch.randint(w - cw + 1, (), generator=g) for g in gens])

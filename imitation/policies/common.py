@@ -85,7 +85,13 @@ class Normalizer(nn.Module):
     The statistics come from the demo store; they travel inside the checkpoint.
     """
 
-    def __init__(self, dims: Mapping[str, int], mode: str) -> None:
+    def __init__(
+        self,
+        dims: Mapping[str, int],
+        mode: str,
+        images: Mapping[str, int] | None = None,
+        image_affine: tuple[Sequence[float], Sequence[float]] = ((1.0,), (0.0,)),
+    ) -> None:
         super().__init__()
         if mode not in NORM_MODES:
             raise ConfigError(f"normalisation {mode!r} is not one of {NORM_MODES}")
@@ -97,6 +103,18 @@ class Normalizer(nn.Module):
             self.register_buffer(f"{name}_offset", torch.zeros(dim))
             self.register_buffer(f"{name}_inv_scale", torch.ones(dim))
             self.register_buffer(f"{name}_inv_offset", torch.zeros(dim))
+        # Cameras: a per-channel affine map of pixels in [0, 1] (the policy's default, e.g.
+        # ImageNet statistics for ACT; a checkpoint imported from elsewhere brings its own).
+        self.image_keys = tuple(images or {})
+        scale, offset = image_affine
+        for key, channels in (images or {}).items():
+            name = _buffer_name(key)
+            self.register_buffer(
+                f"{name}_scale", torch.ones(channels) * torch.tensor(scale, dtype=torch.float32)
+            )
+            self.register_buffer(
+                f"{name}_offset", torch.zeros(channels) + torch.tensor(offset, dtype=torch.float32)
+            )
 
     def set_stats(self, stats: Mapping[str, Mapping[str, Any]]) -> None:
         """Fill the buffers from a store's ``stats()`` (per key: min, max, mean, std)."""
@@ -129,6 +147,30 @@ class Normalizer(nn.Module):
                         f"{buf.shape[0]}; train on a store with the same features"
                     )
                 buf.copy_(torch.as_tensor(np.asarray(value), dtype=torch.float32))
+
+    def set_affine(
+        self,
+        key: str,
+        scale: Tensor,
+        offset: Tensor,
+        inv_scale: Tensor | None = None,
+        inv_offset: Tensor | None = None,
+    ) -> None:
+        """Set one feature's map directly (importing a checkpoint that carries its own)."""
+        name = _buffer_name(key)
+        parts = {"scale": scale, "offset": offset, "inv_scale": inv_scale, "inv_offset": inv_offset}
+        for suffix, value in parts.items():
+            if value is not None:
+                getattr(self, f"{name}_{suffix}").copy_(
+                    torch.as_tensor(value, dtype=torch.float32).reshape(-1)
+                )
+
+    def normalize_image(self, key: str, x: Tensor) -> Tensor:
+        """(N, C, H, W) pixels in [0, 1] -> the policy's input range."""
+        name = _buffer_name(key)
+        return (
+            x * getattr(self, f"{name}_scale")[:, None, None] + getattr(self, f"{name}_offset")[:, None, None]
+        )
 
     def normalize(self, key: str, x: Tensor) -> Tensor:
         name = _buffer_name(key)

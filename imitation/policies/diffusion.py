@@ -232,7 +232,7 @@ class ConditionalUnet1D(nn.Module):
 
 # ------------------------------------------------------------------------------ observations
 class ImageEncoder(nn.Module):
-    """(N, H, W, C) uint8 -> (N, feature_dim): crop, [-1, 1], ResNet trunk, keypoints, linear, ReLU."""
+    """Normalised images (N, C, H, W) -> (N, feature_dim): crop, ResNet trunk, keypoints, linear, ReLU."""
 
     def __init__(self, cfg: DiffusionConfig, image_hw: tuple[int, int]) -> None:
         super().__init__()
@@ -246,8 +246,7 @@ class ImageEncoder(nn.Module):
         self.keypoints = SpatialSoftmax(self.backbone.out_channels, fh, fw, cfg.n_keypoints)
         self.out = nn.Linear(2 * cfg.n_keypoints, cfg.image_feature_dim)
 
-    def forward(self, images: Tensor, crop_offsets: Tensor | None) -> Tensor:
-        x = to_unit(images) * 2 - 1  # (N, C, H, W) in [-1, 1]
+    def forward(self, x: Tensor, crop_offsets: Tensor | None) -> Tensor:
         if self.crop_shape:
             x = crop(x, self.crop_shape, crop_offsets)
         return F.relu(self.out(self.keypoints(self.backbone(x))))
@@ -268,7 +267,13 @@ class DiffusionPolicy(nn.Module):
         self.lowdim_keys, self.image_keys = tuple(io.lowdim), tuple(io.images)
         if not self.lowdim_keys and not self.image_keys:
             raise ConfigError("Diffusion Policy needs at least one observation (diffusion.obs_keys is empty)")
-        self.normalizer = Normalizer({**io.lowdim, "action": io.action_dim}, self.norm_mode)
+        # Images: [0, 1] -> [-1, 1], as the paper scales them.
+        self.normalizer = Normalizer(
+            {**io.lowdim, "action": io.action_dim},
+            self.norm_mode,
+            {k: v[2] for k, v in io.images.items()},
+            ((2.0,), (-1.0,)),
+        )
         if self.image_keys:
             n = 1 if cfg.shared_encoder else len(self.image_keys)
             hw = next(iter(io.images.values()))[:2]
@@ -299,17 +304,22 @@ class DiffusionPolicy(nn.Module):
 
     # ---- shared
     def _global_cond(self, obs: Mapping[str, Tensor], gens: Sequence[torch.Generator] | None) -> Tensor:
-        """Observation windows (B, To, ...) -> the UNet's global condition (B, To * obs_dim)."""
+        """Observation windows (B, To, ...) -> the UNet's global condition (B, To * obs_dim).
+
+        Per step: the joint state, the cameras' features, then other low-dim inputs (env_state),
+        the reference implementations' order.
+        """
         b, to = next(iter(obs.values())).shape[:2]
-        feats = [self.normalizer.normalize(k, obs[k].float()) for k in self.lowdim_keys]  # (B, To, n)
+        first = [k for k in self.lowdim_keys if k == "state"]
+        rest = [k for k in self.lowdim_keys if k != "state"]
+        feats = [self.normalizer.normalize(k, obs[k].float()) for k in first]  # (B, To, n)
         for i, key in enumerate(self.image_keys):
-            images = obs[key].flatten(0, 1)  # (B*To, H, W, C)
+            images = self.normalizer.normalize_image(key, to_unit(obs[key].flatten(0, 1)))  # (B*To, C, H, W)
             offsets = None
             if self.training and self.cfg.crop_shape and gens is not None:
-                h, w = images.shape[1:3]
+                h, w = images.shape[2:4]
                 ch, cw = self.cfg.crop_shape
-                # One crop per sample, the same for its To frames, as the reference code does per frame
-                # of a sequence; drawn from the sample's own generator.
+                # One crop per sample, drawn from the sample's own generator, shared by its To frames.
                 per = torch.stack(
                     [
                         torch.stack(
@@ -324,6 +334,7 @@ class DiffusionPolicy(nn.Module):
                 offsets = per.repeat_interleave(to, 0).to(images.device)
             enc = self.image_encoders[0 if self.cfg.shared_encoder else i]
             feats.append(enc(images, offsets).view(b, to, -1))
+        feats += [self.normalizer.normalize(k, obs[k].float()) for k in rest]
         return torch.cat(feats, -1).flatten(1)
 
     # ---- training

@@ -150,8 +150,8 @@ def crop(images: Tensor, size: tuple[int, int], offsets: Tensor | None = None) -
         return images
     if ch > h or cw > w:
         raise ConfigError(f"crop {size} is larger than the images ({h}, {w}); use a crop ≤ the image size")
-    if offsets is None:
-        top, left = (h - ch) // 2, (w - cw) // 2
+    if offsets is None:  # centred, rounding as torchvision's CenterCrop does
+        top, left = int(round((h - ch) / 2.0)), int(round((w - cw) / 2.0))
         return images[..., top : top + ch, left : left + cw]
     rows = (offsets[:, 0, None] + torch.arange(ch, device=images.device))[:, :, None]  # (N, ch, 1)
     cols = (offsets[:, 1, None] + torch.arange(cw, device=images.device))[:, None, :]  # (N, 1, cw)
