@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -43,8 +43,8 @@ class TrainConfig:
 
     store: str = "demos/quickstart.zarr"
     """Demo store to learn from."""
-    policy: str = "act"
-    """Which policy: act or diffusion (its settings are in the section of that name)."""
+    policy: Literal["act", "diffusion"] = "act"
+    """Which policy (its settings are in the section of that name)."""
     act: ACTConfig = field(default_factory=ACTConfig)
     """ACT settings (used when policy is act)."""
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
@@ -54,7 +54,8 @@ class TrainConfig:
     overwrite: bool = False
     """Start afresh in an existing run directory (its checkpoints are deleted)."""
     resume: str | None = None
-    """Continue the run in this directory from its last checkpoint (other flags are ignored but steps)."""
+    """Continue the run in this directory from its last checkpoint, with its saved config (flags given
+    now still apply on top, e.g. more --steps)."""
     steps: int = 100_000
     """Optimiser steps in total."""
     batch_size: int = 8
@@ -87,7 +88,7 @@ class TrainConfig:
     """torch.compile the policy."""
     deterministic: bool = False
     """Deterministic kernels (slower; for exact reproduction)."""
-    wandb: str = "offline"
+    wandb: Literal["offline", "online", "disabled"] = "offline"
     """wandb mode: offline (files in the run directory), online, or disabled."""
     wandb_project: str = "imitation"
     """wandb project name."""

@@ -19,6 +19,7 @@ runs here; the paper-scale config sets 1 to reproduce that behaviour.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -41,6 +42,8 @@ from imitation.policies.common import (
     sine_table_1d,
 )
 from imitation.policies.vision import IMAGENET_MEAN, IMAGENET_STD, ResNet, crop, load_resnet_weights, to_unit
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -261,6 +264,8 @@ class ACTModel(nn.Module):
             if cfg.pretrained_backbone:
                 for b in self.backbones:
                     load_resnet_weights(b, cfg.pretrained_backbone)
+            else:
+                log.info("ACT's backbone trains from scratch (no pretrained_backbone file given)")
             self.image_proj = nn.Conv2d(self.backbones[0].out_channels, d, 1)
         self.encoder_layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.n_encoder_layers))
         self.encoder_norm = nn.LayerNorm(d) if cfg.pre_norm else nn.Identity()
