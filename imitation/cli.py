@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "record demonstrations into a demo store (scripted experts in simulation)",
     ),
     "train": ("imitation.train:main", "train an ACT or Diffusion Policy model on a demo store"),
+    "eval": ("imitation.evaluate:main", "measure a trained policy's success rate in simulation"),
     "import-checkpoint": (
         "imitation.import_checkpoint:main",
         "convert a LeRobot ACT or Diffusion Policy checkpoint into ours",

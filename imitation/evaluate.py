@@ -1,0 +1,392 @@
+"""Evaluation in simulation: ``imitation eval --checkpoint runs/<run> --episodes 100 --seed 100000``.
+
+Many environments step at once (gymnasium's asynchronous vector env: one process per
+environment) while the policy acts for all of them in one batch. Each episode has its own seed
+(``seed``, ``seed + 1``, …) and the policy's noise generator is reseeded from it, so every
+episode's result depends only on its seed, never on how many environments ran beside it.
+
+Reported: success rate with a 95% Wilson interval, mean return, mean max coverage (tasks that
+have one), episode lengths and inference time per step. ``eval/<name>/`` gets ``results.json``
+(one record per episode), mp4 videos of the first episodes (named by seed and outcome) and a
+PNG summary.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from imitation import config
+from imitation.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalConfig:
+    """Roll a trained policy out in simulation and measure its success rate."""
+
+    checkpoint: str = "runs/quickstart"
+    """A run directory or one of its checkpoints/<step> folders."""
+    env: str | None = None
+    """Task to evaluate on (default: the one the training demos came from)."""
+    episodes: int = 100
+    """Episodes to run."""
+    seed: int = 100_000
+    """Seed of the first episode; episode i uses seed + i."""
+    num_envs: int = 8
+    """Environments stepping at once (one process each)."""
+    out: str | None = None
+    """Output directory (default: eval/<run name>)."""
+    videos: int = 4
+    """Episodes to save as mp4 (the first ones)."""
+    latency_ticks: int = 0
+    """Delay the policy's observations by this many control ticks (a real robot's latency)."""
+    force: bool = False
+    """Evaluate even on seeds that the training demos were recorded with."""
+    device: str = "cpu"
+    """Where the policy runs: cpu, cuda."""
+
+    def __post_init__(self) -> None:
+        if self.episodes < 1 or self.num_envs < 1:
+            raise ConfigError("episodes and num_envs must be ≥ 1")
+        if self.latency_ticks < 0:
+            raise ConfigError(f"latency_ticks={self.latency_ticks} must be ≥ 0")
+
+
+@dataclass
+class Episode:
+    seed: int
+    success: bool
+    ret: float
+    length: int
+    max_coverage: float | None = None
+
+
+# ------------------------------------------------------------------------------ statistics
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95% Wilson score interval of a success rate (Wilson 1927): sound near 0% and 100% too."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def summarize(episodes: Sequence[Episode]) -> dict[str, Any]:
+    n = len(episodes)
+    wins = sum(e.success for e in episodes)
+    lo, hi = wilson_interval(wins, n)
+    out = {
+        "episodes": n,
+        "successes": wins,
+        "success_rate": wins / n if n else 0.0,
+        "success_ci95": [lo, hi],
+        "mean_return": float(np.mean([e.ret for e in episodes])) if n else 0.0,
+        "mean_length": float(np.mean([e.length for e in episodes])) if n else 0.0,
+        "min_length": min((e.length for e in episodes), default=0),
+        "max_length": max((e.length for e in episodes), default=0),
+    }
+    cov = [e.max_coverage for e in episodes if e.max_coverage is not None]
+    if cov:
+        out["mean_max_coverage"] = float(np.mean(cov))
+    return out
+
+
+# ------------------------------------------------------------------------------ rollouts
+def env_kwargs_for(meta: dict[str, Any]) -> dict[str, Any]:
+    """The env options that give a policy the observations it was trained on."""
+    cams = meta["io"]["images"]
+    if not cams:
+        return {"obs_mode": "state"}
+    sizes = {tuple(v[:2]) for v in cams.values()}
+    if len(sizes) > 1:
+        raise ConfigError(
+            f"the policy's cameras have different sizes {sizes}; the simulator renders one size"
+        )
+    return {
+        "obs_mode": "both",
+        "cameras": tuple(k.removeprefix("images/") for k in cams),
+        "image_size": sizes.pop(),
+    }
+
+
+def _make_env(env_id: str, kwargs: dict[str, Any]):  # noqa: ANN202 - runs in a worker process
+    import gymnasium as gym
+
+    import envs  # noqa: F401  (registers the tasks)
+
+    return gym.make(env_id, **kwargs)
+
+
+def rollout(
+    policy: torch.nn.Module,
+    env_id: str,
+    seeds: Sequence[int],
+    *,
+    env_kwargs: dict[str, Any] | None = None,
+    num_envs: int = 8,
+    latency_ticks: int = 0,
+    asynchronous: bool = True,
+    progress: bool = False,
+) -> tuple[list[Episode], float]:
+    """Run one episode per seed; returns the episodes (in seed order) and the mean inference time
+    per batched policy step (s)."""
+    import functools
+
+    from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
+    from tqdm import tqdm
+
+    kwargs = dict(env_kwargs or {})
+    n = min(num_envs, len(seeds))
+    fns = [functools.partial(_make_env, env_id, kwargs) for _ in range(n)]
+    vec_cls = AsyncVectorEnv if asynchronous and n > 1 else SyncVectorEnv
+    envs = vec_cls(fns, autoreset_mode=AutoresetMode.DISABLED)
+    device = next(policy.parameters()).device
+    keys = set(policy.cfg.obs_keys)
+    frame_skip = int(getattr(policy.cfg, "frame_skip", 1))
+    queue = list(seeds)
+    slot_seed: list[int | None] = [None] * n
+    results: dict[int, Episode] = {}
+    ret = np.zeros(n)
+    length = np.zeros(n, dtype=int)
+    max_cov = np.full(n, -np.inf)
+    delayed: list[list[dict[str, np.ndarray]]] = [[] for _ in range(n)]
+    infer_s, infer_n = 0.0, 0
+    bar = tqdm(total=len(seeds), desc=f"eval {env_id}", unit="ep", disable=not progress)
+    try:
+        first = [queue.pop(0) for _ in range(n)]
+        obs, _ = envs.reset(seed=first)
+        slot_seed = list(first)
+        policy.reset(seeds=first)
+        action = np.zeros((n, *envs.single_action_space.shape), dtype=np.float32)
+        tick = 0
+        while any(s is not None for s in slot_seed):
+            # What each environment's policy sees: this tick's observation, or one latency_ticks old.
+            now = [{k: obs[k][i] for k in keys} for i in range(n)]
+            for i in range(n):
+                delayed[i].append(now[i])
+                if len(delayed[i]) > latency_ticks + 1:
+                    delayed[i].pop(0)
+            if tick % frame_skip == 0:
+                seen = {
+                    k: torch.as_tensor(np.stack([delayed[i][0][k] for i in range(n)])).to(device)
+                    for k in keys
+                }
+                t = time.perf_counter()
+                action = policy.select_action(seen).float().cpu().numpy()
+                infer_s += time.perf_counter() - t
+                infer_n += 1
+            obs, reward, terminated, truncated, info = envs.step(action)
+            tick += 1
+            ret += reward
+            length += 1
+            if "coverage" in info:
+                max_cov = np.maximum(max_cov, info["coverage"])
+            done = np.asarray(terminated) | np.asarray(truncated)
+            finished = [i for i in range(n) if done[i] and slot_seed[i] is not None]
+            if not finished:
+                continue
+            for i in finished:
+                cov = float(max_cov[i]) if np.isfinite(max_cov[i]) else None
+                results[slot_seed[i]] = Episode(
+                    int(slot_seed[i]), bool(info["is_success"][i]), float(ret[i]), int(length[i]), cov
+                )
+                bar.update(1)
+            mask = np.zeros(n, dtype=bool)
+            new_seeds: list[int | None] = [None] * n
+            for i in finished:
+                if queue:
+                    mask[i] = True
+                    new_seeds[i] = queue.pop(0)
+                slot_seed[i] = new_seeds[i]  # None: this slot has no more episodes
+            if mask.any():
+                fresh, _ = envs.reset(
+                    seed=[s if s is not None else 0 for s in new_seeds], options={"reset_mask": mask}
+                )
+                for k in obs:
+                    obs[k][mask] = fresh[k][mask]
+                policy.reset(torch.as_tensor(mask), seeds=[s if s is not None else 0 for s in new_seeds])
+                for i in np.flatnonzero(mask):
+                    ret[i], length[i], max_cov[i] = 0.0, 0, -np.inf
+                    delayed[i] = []
+    finally:
+        bar.close()
+        envs.close()
+    return [results[s] for s in seeds], infer_s / max(1, infer_n)
+
+
+# ------------------------------------------------------------------------------ outputs
+def write_videos(
+    policy, env_id: str, episodes: Sequence[Episode], kwargs: dict[str, Any], out: Path
+) -> list[Path]:
+    """Re-run the given episodes one at a time with rendering and save each as an mp4.
+
+    The result is the same as in the batched run, because each episode's randomness comes only
+    from its seed."""
+    import gymnasium as gym
+
+    import envs  # noqa: F401
+    from imitation.view import write_video
+
+    paths = []
+    for ep in episodes:
+        env = gym.make(env_id, render_mode="rgb_array", render_size=(240, 320), **kwargs)
+        obs, _ = env.reset(seed=ep.seed)
+        policy.reset(seeds=[ep.seed])
+        frames = [env.render()]
+        done = False
+        device = next(policy.parameters()).device
+        while not done:
+            seen = {k: torch.as_tensor(obs[k][None]).to(device) for k in policy.cfg.obs_keys}
+            action = policy.select_action(seen)[0].float().cpu().numpy()
+            obs, _, terminated, truncated, info = env.step(action)
+            frames.append(env.render())
+            done = terminated or truncated
+        env.close()
+        path = out / f"episode_seed{ep.seed}_{'success' if info['is_success'] else 'failure'}.mp4"
+        write_video(path, iter(frames), 50.0)
+        paths.append(path)
+    return paths
+
+
+def write_plot(summary: dict[str, Any], episodes: Sequence[Episode], path: Path) -> None:
+    """A small PNG: the success rate with its interval, and the episode lengths by outcome."""
+    import cv2
+
+    h, w = 240, 480
+    img = np.full((h, w, 3), 255, np.uint8)
+    # Success bar with its 95% interval.
+    x0, x1, y0 = 30, 200, 200
+    rate, (lo, hi) = summary["success_rate"], summary["success_ci95"]
+    cv2.rectangle(img, (x0, y0 - int(160 * rate)), (x0 + 60, y0), (80, 160, 60), -1)
+    cv2.line(img, (x0 + 30, y0 - int(160 * lo)), (x0 + 30, y0 - int(160 * hi)), (0, 0, 0), 2)
+    cv2.putText(img, f"success {rate:.0%}", (x0 - 10, 225), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1)
+    cv2.putText(
+        img,
+        f"[{lo:.0%}, {hi:.0%}]",
+        (x0 + 70, y0 - int(160 * rate)),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.4,
+        (0, 0, 0),
+        1,
+    )
+    # Episode lengths: one tick per episode, green success, red failure.
+    lengths = [e.length for e in episodes]
+    top = max(lengths) if lengths else 1
+    for i, e in enumerate(episodes):
+        x = x1 + 20 + int(240 * i / max(1, len(episodes)))
+        colour = (80, 160, 60) if e.success else (60, 60, 200)
+        cv2.line(img, (x, y0), (x, y0 - int(160 * e.length / top)), colour, 1)
+    cv2.putText(
+        img, f"episode lengths (max {top})", (x1 + 20, 225), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), img[..., ::-1])
+
+
+def training_seeds(meta: dict[str, Any]) -> set[int]:
+    """Seeds the training demos were recorded with (empty when unknown)."""
+    from imitation.data.store import DemoStore
+
+    path = (meta.get("dataset") or {}).get("path")
+    if not path or not Path(path).exists():
+        return set()
+    seeds = DemoStore.open(path).meta_table()["seed"]
+    return {int(s) for s in np.asarray(seeds) if s >= 0}
+
+
+def evaluate(cfg: EvalConfig, policy: torch.nn.Module | None = None, progress: bool = True) -> dict[str, Any]:
+    """Run the evaluation and write its outputs; returns the summary."""
+    from imitation.checkpoint import load_policy, read_meta, resolve
+
+    ckpt = resolve(cfg.checkpoint)
+    meta = read_meta(ckpt)
+    if policy is None:
+        policy = load_policy(ckpt, cfg.device)
+    env_id = cfg.env or (meta.get("robot") or {}).get("env_id")
+    if not env_id:
+        raise ConfigError(
+            f"{ckpt} does not say which task its demos came from; pass --env imitation/<Task>-v0"
+        )
+    import envs
+
+    if env_id not in envs.ENVS:
+        raise ConfigError(f"unknown simulated task {env_id!r}; choose one of: {', '.join(sorted(envs.ENVS))}")
+    seeds = list(range(cfg.seed, cfg.seed + cfg.episodes))
+    overlap = training_seeds(meta) & set(seeds)
+    if overlap and not cfg.force:
+        raise ConfigError(
+            f"{len(overlap)} evaluation seed(s) (e.g. {min(overlap)}) were used to record the training demos; "
+            f"choose another --seed (the demos use {min(training_seeds(meta))}..{max(training_seeds(meta))}) "
+            "or pass --force"
+        )
+    kwargs = env_kwargs_for(meta)
+    t0 = time.perf_counter()
+    episodes, infer_s = rollout(
+        policy,
+        env_id,
+        seeds,
+        env_kwargs=kwargs,
+        num_envs=cfg.num_envs,
+        latency_ticks=cfg.latency_ticks,
+        progress=progress,
+    )
+    summary = summarize(episodes)
+    summary |= {
+        "env": env_id,
+        "checkpoint": str(ckpt),
+        "seeds": [seeds[0], seeds[-1]],
+        "latency_ticks": cfg.latency_ticks,
+        "inference_ms_per_step": 1e3 * infer_s,
+        "wall_s": time.perf_counter() - t0,
+    }
+    run = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt
+    out = Path(cfg.out) if cfg.out else Path("eval") / run.name
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.videos:
+        summary["videos"] = [
+            str(p) for p in write_videos(policy, env_id, episodes[: cfg.videos], kwargs, out)
+        ]
+    write_plot(summary, episodes, out / "summary.png")
+    summary["plot"] = str(out / "summary.png")
+    record = {"summary": summary, "config": config.to_dict(cfg), "episodes": [asdict(e) for e in episodes]}
+    (out / "results.json").write_text(json.dumps(record, indent=1))
+    summary["results"] = str(out / "results.json")
+    return summary
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    lo, hi = s["success_ci95"]
+    lines = [
+        f"{s['env']}: success {s['successes']}/{s['episodes']} = {s['success_rate']:.1%} "
+        f"(95% CI {lo:.1%}–{hi:.1%}), seeds {s['seeds'][0]}–{s['seeds'][1]}",
+        f"mean return {s['mean_return']:.2f}; episode length mean {s['mean_length']:.0f} "
+        f"(min {s['min_length']}, max {s['max_length']}); inference {s['inference_ms_per_step']:.1f} ms per step",
+    ]
+    if "mean_max_coverage" in s:
+        lines.append(f"mean max coverage {s['mean_max_coverage']:.3f}")
+    lines.append(
+        f"results {s['results']}; plot {s['plot']}"
+        + (f"; {len(s['videos'])} video(s)" if s.get("videos") else "")
+    )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "imitation eval") -> int:
+    cfg = config.parse(
+        EvalConfig, list(sys.argv[1:] if argv is None else argv), prog=prog, description=EvalConfig.__doc__
+    )
+    print(format_summary(evaluate(cfg)))
+    return 0
