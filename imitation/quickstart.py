@@ -42,8 +42,14 @@ class QuickstartConfig:
     """Training steps of the small ACT policy (configs/train/pick_place_act_state.yaml)."""
     run: Path = Path("runs/quickstart")
     """Run directory of the training (checkpoints, metrics.jsonl)."""
+    eval_episodes: int = 100
+    """Unseen seeds to evaluate the trained policy on."""
+    eval_seed: int = 100_000
+    """First evaluation seed (the demos use seeds from --seed up)."""
+    eval_out: Path = Path("eval/quickstart")
+    """Where the evaluation writes results.json, videos and its plot."""
     fast: bool = False
-    """A tiny run (4 episodes, 10 training steps) for tests."""
+    """A tiny run (4 episodes, 10 training steps, 4 evaluation episodes) for tests."""
 
 
 def record(cfg: QuickstartConfig) -> dict:
@@ -77,7 +83,7 @@ def main(argv: Sequence[str], prog: str = "imitation quickstart") -> int:
         import shutil
 
         shutil.rmtree(cfg.out)
-    print(f"== 1/4 recording scripted {cfg.env} demonstrations into {cfg.out}")
+    print(f"== 1/5 recording scripted {cfg.env} demonstrations into {cfg.out}")
     result = record(cfg)
     print(
         f"{result['episodes']} episodes, {result['steps']} frames in {result['wall_s']:.1f} s "
@@ -85,14 +91,14 @@ def main(argv: Sequence[str], prog: str = "imitation quickstart") -> int:
     )
     config.save(cfg, cfg.out.with_suffix(".yaml"))  # the resolved configuration, next to the store
     store = DemoStore.open(cfg.out)
-    print("\n== 2/4 imitation data info --stats")
+    print("\n== 2/5 imitation data info --stats")
     print(format_info(info(store, with_stats=True)))
-    print("\n== 3/4 imitation data validate")
+    print("\n== 3/5 imitation data validate")
     report = validate(store)
     for line in report.warnings + report.errors:
         print(line)
     print("OK" if report.ok else "FAILED")
-    print(f"\n== 4/4 imitation train --config {TRAIN_CONFIG.relative_to(ROOT)} --store {cfg.out}")
+    print(f"\n== 4/5 imitation train --config {TRAIN_CONFIG.relative_to(ROOT)} --store {cfg.out}")
     from imitation.train import TrainConfig, train
 
     tc = config.load_yaml(TrainConfig, TRAIN_CONFIG)
@@ -109,6 +115,21 @@ def main(argv: Sequence[str], prog: str = "imitation quickstart") -> int:
         else:
             print(f"step {r['step']:>6}  validation loss {r['val_loss']:.4f}")
     print(f"trained {tc.steps} steps in {time.perf_counter() - t:.1f} s; checkpoint in {run / 'checkpoints'}")
+
+    episodes = 4 if cfg.fast else cfg.eval_episodes
+    print(f"\n== 5/5 imitation eval --checkpoint {run} --episodes {episodes} --seed {cfg.eval_seed}")
+    from imitation.evaluate import EvalConfig, evaluate, format_summary
+
+    summary = evaluate(
+        EvalConfig(
+            checkpoint=str(run),
+            episodes=episodes,
+            seed=cfg.eval_seed,
+            videos=2 if cfg.fast else 4,
+            out=str(cfg.eval_out),
+        )
+    )
+    print(format_summary(summary))
     print(
         f"\ndone in {time.perf_counter() - t0:.1f} s; the store is at {cfg.out}, its config at "
         f"{cfg.out.with_suffix('.yaml')}"

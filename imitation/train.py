@@ -81,7 +81,11 @@ class TrainConfig:
     log_every: int = 50
     """Append to metrics.jsonl (and wandb) every N steps."""
     eval_every: int = 0
-    """Run the evaluation hook (success rate in simulation) every N steps (0: never)."""
+    """Measure the success rate in simulation every N steps (0: never); the best checkpoint is kept."""
+    eval_episodes: int = 50
+    """Episodes per evaluation during training."""
+    eval_seed: int = 200_000
+    """First seed of the evaluations during training (keep them apart from the seeds you report)."""
     amp: bool = True
     """bf16 autocast on CUDA (ignored on CPU)."""
     compile: bool = False
@@ -434,7 +438,7 @@ def train(
         m.train(was_training)
         return float(np.mean(losses))
 
-    def save_checkpoint(at: int) -> None:
+    def save_checkpoint(at: int, name: str | None = None) -> None:
         if not dist.main:
             return
         state = {
@@ -449,14 +453,16 @@ def train(
         if ema is not None:
             state["ema"] = ema.state_dict()
         checkpoint.save_checkpoint(
-            run_dir / "checkpoints" / f"{at:07d}",
+            run_dir / "checkpoints" / (name or f"{at:07d}"),
             eval_policy().state_dict(),
             checkpoint_meta(cfg, policy, store, list(train_eps), at),
-            state,
+            None if name else state,
+            mark_last=name is None,
         )
 
     # ---- the loop
     logger = Logger(cfg, run_dir, dist)
+    best_success = float("-inf")
     policy.train()
     bar = tqdm(total=cfg.steps, initial=step, disable=not dist.main or not sys.stderr.isatty(), desc="train")
     window_start, wait_s, window_steps = time.perf_counter(), 0.0, 0
@@ -507,7 +513,16 @@ def train(
             if val_set is not None and cfg.val_every and step % cfg.val_every == 0 and dist.main:
                 logger.log({"step": step, "val_loss": validate()})
             if on_eval is not None and cfg.eval_every and step % cfg.eval_every == 0 and dist.main:
-                logger.log({"step": step, **on_eval(eval_policy(), step)})
+                m = eval_policy()
+                was_training = m.training
+                result = on_eval(m.eval(), step)
+                m.train(was_training)
+                logger.log({"step": step, **result})
+                rate = result.get("success_rate")
+                if rate is not None and rate > best_success:
+                    best_success = rate
+                    save_checkpoint(step, name="best")
+                    log.info("step %d: success %.1f%%, the best so far: checkpoints/best", step, 100 * rate)
             if step % cfg.save_every == 0 or step == cfg.steps:
                 save_checkpoint(step)
     finally:
@@ -516,6 +531,34 @@ def train(
         if dist.world > 1:
             torch.distributed.destroy_process_group()
     return run_dir
+
+
+def simulation_eval(cfg: TrainConfig) -> Callable[[torch.nn.Module, int], dict[str, float]]:
+    """The periodic evaluation: success rate on the task the demos came from."""
+    from imitation.data.store import DemoStore
+    from imitation.evaluate import env_kwargs_for, rollout, summarize
+
+    env_id = DemoStore.open(cfg.store).robot.get("env_id")
+    if not env_id:
+        raise ConfigError(
+            f"--eval-every needs a simulated task, but {cfg.store} was not recorded in simulation; use --eval-every 0"
+        )
+    seeds = list(range(cfg.eval_seed, cfg.eval_seed + cfg.eval_episodes))
+
+    def run(policy: torch.nn.Module, step: int) -> dict[str, float]:
+        kwargs = env_kwargs_for({"io": policy.io.to_dict()})
+        episodes, infer_s = rollout(policy, env_id, seeds, env_kwargs=kwargs)
+        s = summarize(episodes)
+        out = {
+            "success_rate": s["success_rate"],
+            "eval_return": s["mean_return"],
+            "eval_length": s["mean_length"],
+        }
+        if "mean_max_coverage" in s:
+            out["mean_max_coverage"] = s["mean_max_coverage"]
+        return out
+
+    return run
 
 
 def main(argv: list[str] | None = None, prog: str = "imitation train") -> int:
@@ -534,7 +577,7 @@ def main(argv: list[str] | None = None, prog: str = "imitation train") -> int:
     cfg = parse(TrainConfig, argv, prog=prog, description=TrainConfig.__doc__)
     if cfg.resume:
         cfg.out = cfg.resume
-    run_dir = train(cfg)
+    run_dir = train(cfg, on_eval=simulation_eval(cfg) if cfg.eval_every else None)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"{run_dir}: trained {cfg.steps} steps; checkpoints in {run_dir / 'checkpoints'}")
     return 0

@@ -25,9 +25,22 @@ def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def quick_store(tmp_path_factory):
     out = tmp_path_factory.mktemp("qs") / "quick.zarr"
-    proc = run("quickstart", "--fast", "--out", str(out), "--run", str(out.parent / "run"))
+    proc = run(
+        "quickstart",
+        "--fast",
+        "--out",
+        str(out),
+        "--run",
+        str(out.parent / "run"),
+        "--eval-out",
+        str(out.parent / "ev"),
+    )
     assert "OK" in proc.stdout and "trained 10 steps" in proc.stdout
     assert (out.parent / "run" / "checkpoints" / "last").is_file()
+    assert "success" in proc.stdout and "95% CI" in proc.stdout
+    results = json.loads((out.parent / "ev" / "results.json").read_text())
+    assert len(results["episodes"]) == 4 and (out.parent / "ev" / "summary.png").is_file()
+    assert len(list((out.parent / "ev").glob("episode_seed*.mp4"))) == 2
     from imitation import config
     from imitation.quickstart import QuickstartConfig
 
