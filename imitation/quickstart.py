@@ -38,8 +38,8 @@ class QuickstartConfig:
     """First simulation seed (episode attempts use seed, seed + 1, ...)."""
     overwrite: bool = False
     """Replace an existing store at --out."""
-    train_steps: int = 1000
-    """Training steps of the small ACT policy (configs/train/pick_place_act_state.yaml)."""
+    train_steps: int | None = None
+    """Training steps (default: those of configs/train/pick_place_act_state.yaml)."""
     run: Path = Path("runs/quickstart")
     """Run directory of the training (checkpoints, metrics.jsonl)."""
     eval_episodes: int = 100
@@ -103,8 +103,9 @@ def main(argv: Sequence[str], prog: str = "imitation quickstart") -> int:
 
     tc = config.load_yaml(TrainConfig, TRAIN_CONFIG)
     tc.store, tc.out, tc.overwrite = str(cfg.out), str(cfg.run), True
-    tc.steps = 10 if cfg.fast else cfg.train_steps
-    tc.log_every = tc.val_every = tc.save_every = max(1, tc.steps // 4)
+    tc.steps = 10 if cfg.fast else (cfg.train_steps or tc.steps)
+    tc.log_every = max(1, tc.steps // 10)
+    tc.val_every = tc.save_every = max(1, tc.steps // 4)
     tc.wandb = "disabled"
     t = time.perf_counter()
     run = train(tc)

@@ -51,6 +51,9 @@ class RecordConfig:
     """Task text stored with each episode (default: the env id)."""
     max_attempts: int | None = None
     """Give up after this many attempts (default: 2 x episodes + 10)."""
+    tail_s: float = 0.5
+    """Keep recording the expert this long after success (its release and retreat), so that a
+    policy sees how a task is finished, not only how it is reached; episodes stop at the time limit."""
 
 
 def features_for(robot) -> dict:
@@ -120,14 +123,20 @@ def record_scripted(cfg: RecordConfig, *, progress: bool | None = None) -> dict:
             writer.start_episode(
                 task=cfg.task or cfg.env, operator="scripted", seed=seed, info={"env_id": cfg.env}
             )
-            while not (robot.terminated or robot.truncated):
+            tail = None  # frames still to record after success
+            while tail != 0 and not robot.truncated:
                 sent = robot.act(expert(obs))
                 writer.add_frame(
                     {**{k: v for k, v in obs.items() if k in features or k == "timestamp"}, "action": sent}
                 )
                 obs = robot.observe()
                 steps += 1
-            if robot.info.get("is_success"):
+                if tail is not None:
+                    tail -= 1
+                elif robot.terminated:
+                    succeeded = bool(robot.info.get("is_success"))
+                    tail = round(cfg.tail_s * robot.spec.control_hz) if succeeded else 0
+            if tail is not None and succeeded:
                 writer.save_episode(outcome="success")
                 saved += 1
                 bar.update(1)
