@@ -33,19 +33,22 @@ def test_summary_arithmetic():
     assert s["mean_max_coverage"] == pytest.approx(0.8)
 
 
+def tiny_act_config() -> ACTConfig:
+    return ACTConfig(
+        obs_keys=("state", "env_state"),
+        chunk_size=5,
+        dim_model=16,
+        n_heads=2,
+        dim_feedforward=32,
+        n_encoder_layers=1,
+        n_vae_encoder_layers=1,
+    )
+
+
 def tiny(name: str):
     torch.manual_seed(0)
     if name == "act":
-        cfg = ACTConfig(
-            obs_keys=("state", "env_state"),
-            chunk_size=5,
-            dim_model=16,
-            n_heads=2,
-            dim_feedforward=32,
-            n_encoder_layers=1,
-            n_vae_encoder_layers=1,
-        )
-        return ACTPolicy(cfg, PICK_PLACE_IO).eval()
+        return ACTPolicy(tiny_act_config(), PICK_PLACE_IO).eval()
     cfg = DiffusionConfig(
         obs_keys=("state", "env_state"),
         down_dims=(8, 16),
@@ -94,15 +97,7 @@ def test_eval_refuses_training_seeds_and_writes_its_outputs(tmp_path):
         batch_size=8,
         val_fraction=0.0,
         wandb="disabled",
-        act=ACTConfig(
-            obs_keys=("state", "env_state"),
-            chunk_size=5,
-            dim_model=16,
-            n_heads=2,
-            dim_feedforward=32,
-            n_encoder_layers=1,
-            n_vae_encoder_layers=1,
-        ),
+        act=tiny_act_config(),
     )
     train(cfg)
     with pytest.raises(ConfigError, match="--force"):

@@ -41,7 +41,15 @@ from imitation.policies.common import (
     sine_embedding_2d,
     sine_table_1d,
 )
-from imitation.policies.vision import IMAGENET_MEAN, IMAGENET_STD, ResNet, crop, load_resnet_weights, to_unit
+from imitation.policies.vision import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ResNet,
+    crop,
+    load_resnet_weights,
+    random_crop_offsets,
+    to_unit,
+)
 
 log = logging.getLogger(__name__)
 
@@ -406,14 +414,10 @@ class ACTPolicy(nn.Module):
     ) -> dict[str, Tensor] | None:
         if not self.cfg.crop_shape or not self.training or gens is None:
             return None
-        out = {}
-        for key, x in images.items():
-            h, w = x.shape[2:4]
-            ch, cw = self.cfg.crop_shape
-            top = torch.stack([torch.randint(h - ch + 1, (), generator=g) for g in gens])
-            left = torch.stack([torch.randint(w - cw + 1, (), generator=g) for g in gens])
-            out[key] = torch.stack([top, left], 1).to(x.device)
-        return out
+        return {
+            key: random_crop_offsets(gens, x.shape[2:4], self.cfg.crop_shape).to(x.device)
+            for key, x in images.items()
+        }
 
     def forward(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         """Training loss of a batch from ``WindowDataset`` (+ ``draw_seed`` (B,) for the random draws)."""

@@ -37,7 +37,14 @@ from imitation.policies.common import (
     rows_of,
     sine_embedding_1d,
 )
-from imitation.policies.vision import ResNet, SpatialSoftmax, crop, load_resnet_weights, to_unit
+from imitation.policies.vision import (
+    ResNet,
+    SpatialSoftmax,
+    crop,
+    load_resnet_weights,
+    random_crop_offsets,
+    to_unit,
+)
 
 SCHEDULERS = ("ddpm", "ddim")
 
@@ -317,20 +324,8 @@ class DiffusionPolicy(nn.Module):
             images = self.normalizer.normalize_image(key, to_unit(obs[key].flatten(0, 1)))  # (B*To, C, H, W)
             offsets = None
             if self.training and self.cfg.crop_shape and gens is not None:
-                h, w = images.shape[2:4]
-                ch, cw = self.cfg.crop_shape
-                # One crop per sample, drawn from the sample's own generator, shared by its To frames.
-                per = torch.stack(
-                    [
-                        torch.stack(
-                            [
-                                torch.randint(h - ch + 1, (), generator=g),
-                                torch.randint(w - cw + 1, (), generator=g),
-                            ]
-                        )
-                        for g in gens
-                    ]
-                )  # (B, 2)
+                # One crop per sample, shared by its To frames.
+                per = random_crop_offsets(list(gens), images.shape[2:4], self.cfg.crop_shape)  # (B, 2)
                 offsets = per.repeat_interleave(to, 0).to(images.device)
             enc = self.image_encoders[0 if self.cfg.shared_encoder else i]
             feats.append(enc(images, offsets).view(b, to, -1))
