@@ -287,7 +287,7 @@ def write_plot(summary: dict[str, Any], episodes: Sequence[Episode], path: Path)
     top = max(lengths) if lengths else 1
     for i, e in enumerate(episodes):
         x = x1 + 20 + int(240 * i / max(1, len(episodes)))
-        colour = (80, 160, 60) if e.success else (60, 60, 200)
+        colour = (80, 160, 60) if e.success else (200, 60, 60)  # RGB: green, red
         cv2.line(img, (x, y0), (x, y0 - int(160 * e.length / top)), colour, 1)
     cv2.putText(
         img, f"episode lengths (max {top})", (x1 + 20, 225), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1
@@ -307,8 +307,12 @@ def training_seeds(meta: dict[str, Any]) -> set[int]:
     return {int(s) for s in np.asarray(seeds) if s >= 0}
 
 
-def evaluate(cfg: EvalConfig, policy: torch.nn.Module | None = None, progress: bool = True) -> dict[str, Any]:
-    """Run the evaluation and write its outputs; returns the summary."""
+def evaluate(
+    cfg: EvalConfig, policy: torch.nn.Module | None = None, progress: bool | None = None
+) -> dict[str, Any]:
+    """Run the evaluation and write its outputs; returns the summary. The progress bar shows on a
+    terminal unless ``progress`` says otherwise."""
+    progress = sys.stderr.isatty() if progress is None else progress
     from imitation.checkpoint import load_policy, read_meta, resolve
 
     ckpt = resolve(cfg.checkpoint)
