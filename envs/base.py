@@ -15,7 +15,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from envs.so100 import ARM_JOINTS, ARM_XML, GRIPPER_OPEN_M, HOME_QPOS, load_arm_spec
+from envs.so100 import ARM_JOINTS, ARM_XML, GRIPPER_OPEN_M, HOME_QPOS, ArmDriver, load_arm_spec
 from imitation.robots.base import RobotSpec
 
 CONTROL_HZ = 50
@@ -268,3 +268,21 @@ class BimanualTaskEnv(ArmTaskEnv):
     def _render(self, camera: str, size: tuple[int, int]) -> np.ndarray:
         # Image keys allow one '/', so the wrist cameras "left/wrist" are named "left_wrist".
         return super()._render(camera.replace("_wrist", "/wrist"), size)
+
+
+class TwoArmExpert:
+    """What the bimanual experts share: a driver per arm, started from the first observation, and
+    a phase counter with a hold count."""
+
+    def __init__(self, model: mujoco.MjModel) -> None:
+        self.left, self.right = ArmDriver(model, "left/"), ArmDriver(model, "right/")
+        self.phase, self.hold, self.started = 0, 0, False
+
+    def begin(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """Start both drivers on the first call; returns ``env_state`` as float64."""
+        if not self.started:
+            s = np.asarray(obs["state"], dtype=np.float64)
+            self.left.start(s[:6])
+            self.right.start(s[6:])
+            self.started = True
+        return np.asarray(obs["env_state"], dtype=np.float64)

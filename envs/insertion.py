@@ -31,8 +31,8 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from envs.base import BimanualTaskEnv, finish, rot6d
-from envs.so100 import ArmDriver, nearest_grasp_yaw
+from envs.base import BimanualTaskEnv, TwoArmExpert, finish, rot6d
+from envs.so100 import nearest_grasp_yaw
 
 BASE_X = BimanualTaskEnv.BASE_X
 SOCKET_LEN, SOCKET_OUT, SOCKET_IN = 0.04, 0.017, 0.013  # length, outer and inner half-widths
@@ -121,22 +121,14 @@ def _axis(rot6: np.ndarray, toward_x: float) -> np.ndarray:
     return a if a[0] * toward_x >= 0 else -a
 
 
-class InsertionExpert:
+class InsertionExpert(TwoArmExpert):
     """Both arms pick their part by its outer end, lift, and meet in the middle: the left holds
     the socket mouth toward +x, the right steers the peg's tip (closed loop on ``env_state``)
     to just outside the mouth, then pushes it in along the socket axis."""
 
-    def __init__(self, model: mujoco.MjModel) -> None:
-        self.left, self.right = ArmDriver(model, "left/"), ArmDriver(model, "right/")
-        self.phase, self.hold, self.started = 0, 0, False
-
     def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        es = self.begin(obs)
         s = np.asarray(obs["state"], dtype=np.float64)
-        if not self.started:
-            self.left.start(s[:6])
-            self.right.start(s[6:])
-            self.started = True
-        es = np.asarray(obs["env_state"], dtype=np.float64)
         socket, peg = es[:3], es[9:12]
         s_axis, p_axis = _axis(es[3:9], 1.0), _axis(es[12:18], 1.0)  # both toward +x
         s_grasp = socket - SOCKET_GRASP * s_axis

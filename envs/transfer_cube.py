@@ -32,8 +32,8 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from envs.base import BimanualTaskEnv, finish, rot6d
-from envs.so100 import ArmDriver, nearest_grasp_yaw
+from envs.base import BimanualTaskEnv, TwoArmExpert, finish, rot6d
+from envs.so100 import nearest_grasp_yaw
 
 BLOCK_HALF = (0.035, 0.011, 0.011)
 BASE_X = BimanualTaskEnv.BASE_X
@@ -98,21 +98,16 @@ class TransferCubeEnv(BimanualTaskEnv):
         return TransferCubeExpert(self.model)
 
 
-class TransferCubeExpert:
+class TransferCubeExpert(TwoArmExpert):
     """The right arm picks the block by its near end, carries it to the middle with its long axis
     along x, and opens once the left arm has closed on the far end; then both lift clear."""
 
     def __init__(self, model: mujoco.MjModel) -> None:
-        self.left, self.right = ArmDriver(model, "left/"), ArmDriver(model, "right/")
-        self.phase, self.hold, self.started, self.left_ready = 0, 0, False, False
+        super().__init__(model)
+        self.left_ready = False
 
     def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        s = np.asarray(obs["state"], dtype=np.float64)
-        if not self.started:
-            self.left.start(s[:6])
-            self.right.start(s[6:])
-            self.started = True
-        es = np.asarray(obs["env_state"], dtype=np.float64)
+        es = self.begin(obs)
         centre, axis = es[:3], es[3:6]
         axis_yaw = float(np.arctan2(axis[1], axis[0]))
         along = np.array([np.cos(axis_yaw), np.sin(axis_yaw), 0.0])
