@@ -329,12 +329,12 @@ def evaluate(
     if env_id not in envs.ENVS:
         raise ConfigError(f"unknown simulated task {env_id!r}; choose one of: {', '.join(sorted(envs.ENVS))}")
     seeds = list(range(cfg.seed, cfg.seed + cfg.episodes))
-    overlap = training_seeds(meta) & set(seeds)
+    used = training_seeds(meta)
+    overlap = used & set(seeds)
     if overlap and not cfg.force:
         raise ConfigError(
             f"{len(overlap)} evaluation seed(s) (e.g. {min(overlap)}) were used to record the training demos; "
-            f"choose another --seed (the demos use {min(training_seeds(meta))}..{max(training_seeds(meta))}) "
-            "or pass --force"
+            f"choose another --seed (the demos use {min(used)}..{max(used)}) or pass --force"
         )
     kwargs = env_kwargs_for(meta)
     t0 = time.perf_counter()
