@@ -123,11 +123,9 @@ def env_kwargs_for(meta: dict[str, Any]) -> dict[str, Any]:
 
 
 def _make_env(env_id: str, kwargs: dict[str, Any]):  # noqa: ANN202 - runs in a worker process
-    import gymnasium as gym
+    from envs.mapping import make
 
-    import envs  # noqa: F401  (registers the tasks)
-
-    return gym.make(env_id, **kwargs)
+    return make(env_id, **kwargs)
 
 
 def rollout(
@@ -235,14 +233,12 @@ def write_videos(
 
     The result is the same as in the batched run, because each episode's randomness comes only
     from its seed."""
-    import gymnasium as gym
-
-    import envs  # noqa: F401
+    from envs.mapping import make
     from imitation.view import write_video
 
     paths = []
     for ep in episodes:
-        env = gym.make(env_id, render_mode="rgb_array", render_size=(240, 320), **kwargs)
+        env = make(env_id, render_mode="rgb_array", render_size=(240, 320), **kwargs)
         obs, _ = env.reset(seed=ep.seed)
         policy.reset(seeds=[ep.seed])
         frames = [env.render()]
@@ -324,10 +320,9 @@ def evaluate(
         raise ConfigError(
             f"{ckpt} does not say which task its demos came from; pass --env imitation/<Task>-v0"
         )
-    import envs
+    from envs.mapping import make
 
-    if env_id not in envs.ENVS:
-        raise ConfigError(f"unknown simulated task {env_id!r}; choose one of: {', '.join(sorted(envs.ENVS))}")
+    make(env_id).close()  # a clear error for an unknown task or a bad mapping, before any worker starts
     seeds = list(range(cfg.seed, cfg.seed + cfg.episodes))
     used = training_seeds(meta)
     overlap = used & set(seeds)

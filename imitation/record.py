@@ -30,7 +30,7 @@ class RecordConfig:
     """Record demonstrations of a simulated task with its scripted expert into a demo store."""
 
     env: str = "imitation/PickPlace-v0"
-    """Simulated task (gymnasium id)."""
+    """Simulated task: an id of envs/ or the path of an environment mapping (configs/envs/*.yaml)."""
     teleop: Literal["scripted"] = "scripted"
     """Source of actions: scripted (the task's expert). Human devices come with the operator recorder."""
     episodes: int = 50
@@ -41,10 +41,10 @@ class RecordConfig:
     """First env seed; attempt k uses seed + k (when appending, seeds continue after the store's)."""
     obs_mode: Literal["state", "images", "both"] = "both"
     """Observations to record: state only (no rendering), images, or both."""
-    cameras: tuple[str, ...] = ("top",)
-    """Cameras to record when obs_mode includes images."""
-    image_size: tuple[int, int] = (96, 96)
-    """Camera image height and width, in pixels."""
+    cameras: tuple[str, ...] | None = None
+    """Cameras to record when obs_mode includes images (default: top; a mapping's: all of its own)."""
+    image_size: tuple[int, int] | None = None
+    """Camera image height and width, in pixels (default: 96 x 96; a mapping's: its own sizes)."""
     image_codec: Literal["zstd", "blosc", "jpeg", "none"] = "zstd"
     """Codec of camera images (simulation frames compress well losslessly)."""
     task: str = ""
@@ -54,14 +54,19 @@ class RecordConfig:
     tail_s: float = 0.5
     """Keep recording the expert this long after success (its release and retreat), so that a
     policy sees how a task is finished, not only how it is reached; episodes stop at the time limit."""
+    keep_failed: bool = False
+    """Also save the episodes the expert failed (outcome "failure") instead of discarding them."""
 
 
 def features_for(robot) -> dict:
     """The demo-store schema matching a robot's observations and actions."""
     n = len(robot.spec.joint_names)
     names = list(robot.spec.joint_names)
+    state = {"shape": [n], "dtype": "float32", "kind": "state", "names": names}
+    if robot.spec.state_dim is not None:
+        state = {"shape": [robot.spec.state_dim], "dtype": "float32", "kind": "state"}
     feats: dict = {
-        "state": {"shape": [n], "dtype": "float32", "kind": "state", "names": names},
+        "state": state,
         "action": {"shape": [n], "dtype": "float32", "kind": "action", "names": names},
     }
     if robot.spec.env_state_dim:
@@ -72,7 +77,8 @@ def features_for(robot) -> dict:
 
 
 def record_scripted(cfg: RecordConfig, *, progress: bool | None = None) -> dict:
-    """Record ``cfg.episodes`` successful expert episodes; returns counts and timing."""
+    """Record ``cfg.episodes`` expert episodes (successful ones, unless ``keep_failed``); returns
+    counts and timing."""
     from tqdm import tqdm
 
     from imitation.data.store import EpisodeWriter
@@ -140,6 +146,11 @@ def record_scripted(cfg: RecordConfig, *, progress: bool | None = None) -> dict:
                 writer.save_episode(outcome="success")
                 saved += 1
                 bar.update(1)
+            elif cfg.keep_failed:
+                writer.save_episode(outcome="failure")
+                saved += 1
+                failed += 1
+                bar.update(1)
             else:
                 writer.discard_episode()
                 failed += 1
@@ -152,9 +163,10 @@ def main(argv: Sequence[str], prog: str = "imitation record") -> int:
     cfg = config.parse(RecordConfig, argv, prog=prog)
     result = record_scripted(cfg)
     config.save(cfg, cfg.out.with_suffix(".yaml"))
+    fate = "kept" if cfg.keep_failed else "discarded"
     print(
         f"{cfg.out}: recorded {result['episodes']} episode(s) ({result['steps']} frames) in {result['wall_s']:.1f} s; "
-        f"{result['failed']} failed expert episode(s) discarded"
+        f"{result['failed']} failed expert episode(s) {fate}"
     )
     return 0
 

@@ -41,16 +41,13 @@ class ViewConfig:
 
 
 def _sim_frames(env_id: str, seed: int, actions: np.ndarray | None, cfg: ViewConfig) -> Iterator[np.ndarray]:
-    import gymnasium as gym
+    from envs.mapping import make
 
-    import envs
-
-    if env_id not in envs.ENVS:
-        raise ConfigError(f"unknown simulated task {env_id!r}; choose one of: {', '.join(sorted(envs.ENVS))}")
-    env = gym.make(env_id).unwrapped
+    env = make(env_id, render_mode="rgb_array")
+    env = env if hasattr(env, "mapping") else env.unwrapped
     obs, _ = env.reset(seed=seed)
     expert = env.expert() if actions is None else None
-    steps = actions if actions is not None else range(int(env.time_limit_s * 50))
+    steps = actions if actions is not None else range(round(env.time_limit_s * env.arm.control_hz))
     yield env._render(cfg.camera, cfg.size)
     for a in steps:
         obs, _, terminated, truncated, _ = env.step(expert(obs) if expert else a)

@@ -37,6 +37,8 @@ class RobotSpec:
     cameras: tuple[CameraSpec, ...] = ()
     # Size of privileged object poses ("env_state"), 0 when the robot cannot provide them.
     env_state_dim: int = 0
+    # Size of ``state`` when it is not the joint positions (a third-party env's observation).
+    state_dim: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -48,6 +50,7 @@ class RobotSpec:
             "control_hz": self.control_hz,
             "cameras": {c.name: [c.height, c.width] for c in self.cameras},
             "env_state_dim": self.env_state_dim,
+            **({"state_dim": self.state_dim} if self.state_dim is not None else {}),
             **self.extra,
         }
 

@@ -6,7 +6,6 @@ from typing import Any
 
 import numpy as np
 
-from imitation.errors import ConfigError
 from imitation.robots.base import CameraSpec, Robot, RobotSpec
 
 
@@ -22,25 +21,27 @@ class SimRobot(Robot):
         env_id: str,
         *,
         obs_mode: str = "state",
-        cameras: tuple[str, ...] = ("top",),
-        image_size: tuple[int, int] = (96, 96),
+        cameras: tuple[str, ...] | None = None,
+        image_size: tuple[int, int] | None = None,
         seed: int = 0,
         **env_kwargs: Any,
     ) -> None:
-        import gymnasium as gym
+        from envs.mapping import is_mapping_id, make
 
-        import envs
-
-        if env_id not in envs.ENVS:
-            raise ConfigError(
-                f"unknown simulated task {env_id!r}; choose one of: {', '.join(sorted(envs.ENVS))}"
-            )
         self.env_id = env_id
-        self.env = gym.make(
-            env_id, obs_mode=obs_mode, cameras=cameras, image_size=image_size, **env_kwargs
-        ).unwrapped
+        if not is_mapping_id(env_id):  # a mapping's defaults are its own cameras and sizes
+            cameras = ("top",) if cameras is None else cameras
+            image_size = (96, 96) if image_size is None else image_size
+        self.env = make(env_id, obs_mode=obs_mode, cameras=cameras, image_size=image_size, **env_kwargs)
+        # The task's own wrappers (time limit) stay outside: the tasks keep their own clocks.
+        self.env = self.env if hasattr(self.env, "mapping") else self.env.unwrapped
         arm = self.env.arm
-        cams = tuple(CameraSpec(c, *image_size) for c in cameras) if obs_mode != "state" else ()
+        space = self.env.observation_space.spaces
+        cams = tuple(
+            CameraSpec(k.removeprefix("images/"), *v.shape[:2])
+            for k, v in space.items()
+            if k.startswith("images/")
+        )
         self.spec = RobotSpec(
             name=f"sim:{env_id}",
             joint_names=arm.joint_names,
@@ -48,7 +49,12 @@ class SimRobot(Robot):
             upper=arm.upper,
             control_hz=arm.control_hz,
             cameras=cams,
-            env_state_dim=int(self.env.observation_space["env_state"].shape[0]),
+            env_state_dim=int(self.env.observation_space["env_state"].shape[0])
+            if "env_state" in space
+            else 0,
+            state_dim=None
+            if space["state"].shape[0] == len(arm.joint_names)
+            else int(space["state"].shape[0]),
             extra={"env_id": env_id},
         )
         self.seed = seed

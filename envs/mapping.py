@@ -1,0 +1,350 @@
+"""Third-party gymnasium environments, seen through a small mapping file.
+
+A mapping (YAML, e.g. ``configs/envs/pusher.yaml``) says how an environment's observations,
+actions and success map onto this project's keys, so that the recorder, the trainer and the
+evaluator work on it unchanged::
+
+    env_id: Pusher-v5                 # any gymnasium id
+    imports: []                       # modules that register it (e.g. gymnasium_robotics)
+    env_kwargs: {}                    # passed to gymnasium.make
+    state: "[0:14]"                   # selector of the policy's proprioception
+    env_state: "[14:23]"              # optional: object poses (privileged state)
+    images:                           # optional cameras: name -> source and size
+      front: {from: render, size: [96, 96]}
+    success: {info: reward_dist, min: -0.1}
+    terminate_on_success: true
+    expert: envs.third_party:PusherReach   # optional scripted policy for `imitation record`
+
+A selector picks from the observation: ``"[a:b]"`` slices a flat (Box) observation, ``"key"``
+takes one entry of a Dict observation, ``"key[a:b]"`` slices that entry. Image sources are
+``render`` (``env.render()``) or a selector of an image entry; each is resized to ``size`` (H, W).
+``success`` reads one ``info`` entry: ``{info: is_success}`` takes it as a truth value,
+``min``/``max`` compare a number against a bound.
+
+Wherever a task id is expected (``--env``), the path of a mapping file works too.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from imitation.errors import ConfigError
+from imitation.robots.base import RobotSpec
+
+_SELECTOR = re.compile(r"^(?P<key>[A-Za-z_][\w./-]*)?(?:\[(?P<a>-?\d*):(?P<b>-?\d*)\])?$")
+
+
+@dataclass
+class EnvMapping:
+    """How a gymnasium environment maps onto ``state`` / ``env_state`` / ``images/<cam>`` / success."""
+
+    env_id: str
+    state: str
+    env_state: str | None = None
+    images: dict[str, dict[str, Any]] = field(default_factory=dict)
+    success: dict[str, Any] = field(default_factory=lambda: {"info": "is_success"})
+    terminate_on_success: bool = True
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    imports: list[str] = field(default_factory=list)
+    action_names: list[str] | None = None
+    expert: str | None = None
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        where = self.source or "mapping"
+        for name in ("state", "env_state"):
+            sel = getattr(self, name)
+            if sel is not None and not _SELECTOR.match(sel):
+                raise ConfigError(
+                    f"{where}: {name}={sel!r} is not a selector; use '[a:b]', 'key' or 'key[a:b]'"
+                )
+        for cam, spec in self.images.items():
+            unknown = set(spec) - {"from", "size"}
+            if unknown or "size" not in spec:
+                raise ConfigError(
+                    f"{where}: images.{cam} needs 'size: [H, W]' and optionally 'from' (render or a selector); "
+                    f"got keys {sorted(spec)}"
+                )
+            if len(spec["size"]) != 2 or min(spec["size"]) < 1:
+                raise ConfigError(f"{where}: images.{cam}.size={spec['size']} must be [H, W] with H, W ≥ 1")
+        ok = set(self.success) <= {"info", "min", "max"} and "info" in self.success
+        if not ok:
+            raise ConfigError(
+                f"{where}: success={self.success} must be {{info: KEY}} with optional min/max bounds"
+            )
+
+    @classmethod
+    def load(cls, path: str | Path) -> EnvMapping:
+        import yaml
+
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(
+                f"environment mapping {path} does not exist; pass a YAML file such as configs/envs/pusher.yaml"
+            )
+        raw = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: an environment mapping is a YAML mapping of keys to values")
+        names = {f.name for f in fields(cls)} - {"source"}
+        unknown = set(raw) - names
+        if unknown:
+            raise ConfigError(
+                f"{path}: unknown key(s) {sorted(unknown)}; valid keys: {', '.join(sorted(names))}"
+            )
+        for required in ("env_id", "state"):
+            if required not in raw:
+                raise ConfigError(f"{path}: missing '{required}'")
+        return cls(**raw, source=str(path))
+
+
+def is_mapping_id(env_id: str) -> bool:
+    """Whether a task id names a mapping file rather than a registered task."""
+    return env_id.endswith((".yaml", ".yml"))
+
+
+def select(obs: Any, selector: str) -> np.ndarray:
+    """Apply a selector (see the module docstring) to one observation."""
+    m = _SELECTOR.match(selector)
+    assert m is not None  # checked when the mapping was loaded
+    value = obs
+    if m["key"]:
+        if not isinstance(obs, dict) or m["key"] not in obs:
+            have = sorted(obs) if isinstance(obs, dict) else "a flat array"
+            raise ConfigError(
+                f"selector {selector!r}: the observation has no key {m['key']!r} (it has {have})"
+            )
+        value = obs[m["key"]]
+    value = np.asarray(value)
+    if m["a"] is not None or m["b"] is not None:
+        a = int(m["a"]) if m["a"] else None
+        b = int(m["b"]) if m["b"] else None
+        value = value[..., a:b]
+    return value
+
+
+def _import_attr(spec: str) -> Any:
+    module, _, attr = spec.partition(":")
+    if not attr:
+        raise ConfigError(f"expert={spec!r} must be 'module:callable'")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"cannot import expert {spec!r}: {exc}") from exc
+
+
+class MappedEnv(gym.Env):
+    """A gymnasium environment wrapped to look like one of this project's tasks.
+
+    Observations are a Dict of ``state``, ``env_state`` (when mapped), ``images/<cam>`` (when
+    ``obs_mode`` includes images) and ``timestamp``; ``info["is_success"]`` follows the mapping's
+    rule, and the episode terminates on success when the mapping says so.
+    """
+
+    metadata = {"render_modes": ["rgb_array"]}
+
+    def __init__(
+        self,
+        mapping: EnvMapping | str | Path,
+        *,
+        obs_mode: str = "state",
+        cameras: tuple[str, ...] | None = None,
+        image_size: tuple[int, int] | None = None,
+        render_mode: str | None = None,
+        render_size: tuple[int, int] = (240, 320),
+    ) -> None:
+        self.mapping = m = mapping if isinstance(mapping, EnvMapping) else EnvMapping.load(mapping)
+        for module in m.imports:
+            importlib.import_module(module)
+        if obs_mode not in ("state", "images", "both"):
+            raise ConfigError(f"obs_mode={obs_mode!r} must be state, images or both")
+        self.cameras = tuple(m.images) if cameras is None else tuple(cameras)
+        if obs_mode == "state":
+            self.cameras = ()
+        missing = [c for c in self.cameras if c not in m.images]
+        if missing:
+            raise ConfigError(
+                f"{m.source}: no camera {missing[0]!r}; the mapping has {sorted(m.images) or 'none'}"
+            )
+        self.sizes = {c: tuple(image_size or m.images[c]["size"]) for c in self.cameras}
+        needs_render = render_mode is not None or any(
+            m.images[c].get("from", "render") == "render" for c in self.cameras
+        )
+        kwargs = dict(m.env_kwargs)
+        if needs_render:
+            kwargs.setdefault("render_mode", "rgb_array")
+        try:
+            self.env = gym.make(m.env_id, **kwargs)
+        except gym.error.Error as exc:
+            raise ConfigError(f"{m.source}: cannot make {m.env_id!r}: {exc}") from exc
+        self.render_mode = render_mode
+        self.render_size = render_size
+        self._cheap_rendering()
+        act = self.env.action_space
+        if not isinstance(act, gym.spaces.Box) or len(act.shape) != 1:
+            raise ConfigError(
+                f"{m.source}: {m.env_id} has action space {act}; only flat Box actions are supported"
+            )
+        self.action_space = gym.spaces.Box(act.low.astype(np.float32), act.high.astype(np.float32))
+        names = m.action_names or [f"a{i}" for i in range(act.shape[0])]
+        if len(names) != act.shape[0]:
+            raise ConfigError(f"{m.source}: {len(names)} action_names for {act.shape[0]} action dimensions")
+        dt = getattr(self.env.unwrapped, "dt", None)
+        fps = self.env.metadata.get("render_fps")
+        self.dt = float(dt) if dt else 1.0 / float(fps or 10)
+        self.arm = RobotSpec(
+            name=f"gym:{m.env_id}",
+            joint_names=tuple(names),
+            lower=act.low.astype(np.float64),
+            upper=act.high.astype(np.float64),
+            control_hz=1.0 / self.dt,
+        )
+        # Observation space from one reset's observation: shapes are what the selectors give.
+        obs, _ = self.env.reset(seed=0)
+        spaces: dict[str, gym.spaces.Space] = {
+            "state": self._box(select(obs, m.state)),
+            "timestamp": gym.spaces.Box(0.0, np.inf, (), np.float64),
+        }
+        if m.env_state:
+            spaces["env_state"] = self._box(select(obs, m.env_state))
+        for c in self.cameras:
+            spaces[f"images/{c}"] = gym.spaces.Box(0, 255, (*self.sizes[c], 3), np.uint8)
+        self.observation_space = gym.spaces.Dict(spaces)
+        self._t = 0
+
+    def _cheap_rendering(self) -> None:
+        """Gymnasium's MuJoCo envs render 480 x 480 with shadows and multisampling: on a CPU
+        renderer that costs 10-30x what the small frames a policy sees need."""
+        u = self.env.unwrapped
+        renderer = getattr(u, "mujoco_renderer", None)
+        if renderer is None or not hasattr(u, "model"):
+            return
+        sizes = [
+            self.sizes[c] for c in self.cameras if self.mapping.images[c].get("from", "render") == "render"
+        ]
+        if self.render_mode is not None:
+            sizes.append(tuple(self.render_size))
+        if sizes:
+            renderer.height = max(h for h, _ in sizes)
+            renderer.width = max(w for _, w in sizes)
+            vis = u.model.vis
+            vis.global_.offheight = max(vis.global_.offheight, renderer.height)
+            vis.global_.offwidth = max(vis.global_.offwidth, renderer.width)
+        u.model.vis.quality.shadowsize = 0
+        u.model.vis.quality.offsamples = 0
+
+    @staticmethod
+    def _box(x: np.ndarray) -> gym.spaces.Box:
+        if x.ndim != 1:
+            raise ConfigError(f"a state selector must give a flat vector; it gives shape {x.shape}")
+        return gym.spaces.Box(-np.inf, np.inf, x.shape, np.float32)
+
+    def _image(self, obs: Any, cam: str) -> np.ndarray:
+        import cv2
+
+        src = self.mapping.images[cam].get("from", "render")
+        frame = self.env.render() if src == "render" else select(obs, src)
+        frame = np.asarray(frame)
+        if frame.ndim != 3 or frame.shape[-1] != 3:
+            raise ConfigError(f"camera {cam!r} ({src}) gives shape {frame.shape}; expected (H, W, 3)")
+        if frame.dtype != np.uint8:
+            scale = 255.0 if frame.max(initial=0) <= 1.0 else 1.0
+            frame = np.clip(frame * scale, 0, 255).astype(np.uint8)
+        h, w = self.sizes[cam]
+        if frame.shape[:2] != (h, w):
+            frame = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
+        return np.ascontiguousarray(frame)
+
+    def _obs(self, obs: Any) -> dict[str, np.ndarray]:
+        m = self.mapping
+        out = {
+            "state": select(obs, m.state).astype(np.float32),
+            "timestamp": np.array(self._t * self.dt),
+        }
+        if m.env_state:
+            out["env_state"] = select(obs, m.env_state).astype(np.float32)
+        for c in self.cameras:
+            out[f"images/{c}"] = self._image(obs, c)
+        return out
+
+    def _success(self, info: dict[str, Any]) -> bool:
+        rule = self.mapping.success
+        key = rule["info"]
+        if key not in info:
+            raise ConfigError(
+                f"{self.mapping.source}: success reads info[{key!r}], which the env does not report (it reports {sorted(info)})"
+            )
+        value = info[key]
+        if "min" not in rule and "max" not in rule:
+            return bool(value)
+        value = float(value)
+        return ("min" not in rule or value >= rule["min"]) and ("max" not in rule or value <= rule["max"])
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self._t = 0
+        obs, info = self.env.reset(seed=seed, options=options)
+        info = dict(info)
+        info["is_success"] = False
+        return self._obs(obs), info
+
+    def step(self, action: np.ndarray):
+        obs, reward, terminated, truncated, info = self.env.step(
+            np.asarray(action, dtype=self.env.action_space.dtype)
+        )
+        self._t += 1
+        info = dict(info)
+        info["is_success"] = success = self._success(info)
+        if success and self.mapping.terminate_on_success:
+            terminated = True
+        return self._obs(obs), float(reward), bool(terminated), bool(truncated), info
+
+    def render(self) -> np.ndarray | None:
+        import cv2
+
+        frame = self.env.render()
+        if frame is None:
+            return None
+        h, w = self.render_size
+        return cv2.resize(np.asarray(frame), (w, h), interpolation=cv2.INTER_AREA)
+
+    @property
+    def time_limit_s(self) -> float:
+        steps = self.env.spec.max_episode_steps if self.env.spec else None
+        return (steps or 1000) * self.dt
+
+    def _render(self, camera: str, size: tuple[int, int]) -> np.ndarray:
+        """A frame of the env's own view at ``size`` (H, W); mapped envs have one view."""
+        self.render_size = size
+        return self.render()
+
+    def expert(self) -> Any:
+        """The mapping's scripted policy (observation -> action), built for this env."""
+        if not self.mapping.expert:
+            raise ConfigError(
+                f"{self.mapping.source} names no expert; add 'expert: module:callable' to record with --teleop scripted"
+            )
+        return _import_attr(self.mapping.expert)(self)
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def make(env_id: str, **kwargs: Any) -> gym.Env:
+    """A task by id: a registered task of ``envs`` (or any gymnasium id) or a mapping file's path."""
+    import envs
+
+    if is_mapping_id(env_id):
+        return MappedEnv(env_id, **kwargs)
+    if env_id not in envs.ENVS:
+        raise ConfigError(
+            f"unknown simulated task {env_id!r}; choose one of: {', '.join(sorted(envs.ENVS))}, "
+            "or pass an environment mapping file (configs/envs/*.yaml)"
+        )
+    return gym.make(env_id, **kwargs)
