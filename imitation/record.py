@@ -54,6 +54,11 @@ class RecordConfig:
     tail_s: float = 0.5
     """Keep recording the expert this long after success (its release and retreat), so that a
     policy sees how a task is finished, not only how it is reached; episodes stop at the time limit."""
+    action_noise: float = 0.0
+    """Std (rad) of a smooth random offset (time constant 0.2 s) added to the arm joints the
+    expert commands; the stored action stays the expert's own. Demos then show how to get back
+    to the expert's path from nearby states, which a policy needs when its own small errors
+    take it there (DART, Laskey et al. 2017). Grippers are not perturbed; 0 turns it off."""
     keep_failed: bool = False
     """Also save the episodes the expert failed (outcome "failure") instead of discarding them."""
 
@@ -76,6 +81,25 @@ def features_for(robot) -> dict:
     return feats
 
 
+class ActionNoise:
+    """A seeded Ornstein-Uhlenbeck offset on the arm joints: stationary std ``std`` (rad),
+    correlation time ``tau_s``; zero on the grippers."""
+
+    def __init__(self, std: float, spec, seed: int, tau_s: float = 0.2) -> None:  # noqa: ANN001
+        self.std = std
+        self.rng = np.random.default_rng([seed, 0x6E6F6973])
+        self.decay = float(np.exp(-1.0 / (tau_s * spec.control_hz)))
+        self.mask = np.array(["gripper" not in n for n in spec.joint_names], dtype=np.float32)
+        self.x = self.rng.normal(0.0, std, len(self.mask)) * self.mask if std else np.zeros(len(self.mask))
+
+    def __call__(self) -> np.ndarray:
+        if not self.std:
+            return np.zeros_like(self.mask)
+        step = self.std * np.sqrt(1.0 - self.decay**2)
+        self.x = self.decay * self.x + step * self.rng.normal(size=self.x.shape) * self.mask
+        return self.x.astype(np.float32)
+
+
 def record_scripted(cfg: RecordConfig, *, progress: bool | None = None) -> dict:
     """Record ``cfg.episodes`` expert episodes (successful ones, unless ``keep_failed``); returns
     counts and timing."""
@@ -86,6 +110,8 @@ def record_scripted(cfg: RecordConfig, *, progress: bool | None = None) -> dict:
 
     if cfg.episodes < 1:
         raise ConfigError(f"--episodes must be ≥ 1, got {cfg.episodes}")
+    if cfg.action_noise < 0:
+        raise ConfigError(f"--action-noise must be ≥ 0 (rad), got {cfg.action_noise}")
     robot = SimRobot(cfg.env, obs_mode=cfg.obs_mode, cameras=cfg.cameras, image_size=cfg.image_size)
     features = features_for(robot)
     for f in features.values():
@@ -127,11 +153,18 @@ def record_scripted(cfg: RecordConfig, *, progress: bool | None = None) -> dict:
             obs = robot.reset(seed)
             expert = robot.expert()
             writer.start_episode(
-                task=cfg.task or cfg.env, operator="scripted", seed=seed, info={"env_id": cfg.env}
+                task=cfg.task or cfg.env,
+                operator="scripted",
+                seed=seed,
+                info={"env_id": cfg.env, **({"action_noise": cfg.action_noise} if cfg.action_noise else {})},
             )
             tail = None  # frames still to record after success
+            noise = ActionNoise(cfg.action_noise, robot.spec, seed)
             while tail != 0 and not robot.truncated:
-                sent = robot.act(expert(obs))
+                wanted = expert(obs)
+                sent = robot.act(wanted + noise())
+                if cfg.action_noise:  # the label is what the expert wanted, within the limits
+                    sent = np.clip(wanted, robot.spec.lower, robot.spec.upper).astype(np.float32)
                 writer.add_frame(
                     {**{k: v for k, v in obs.items() if k in features or k == "timestamp"}, "action": sent}
                 )

@@ -78,3 +78,41 @@ def test_appending_never_repeats_a_seed(tmp_path):
     record_scripted(cfg, progress=False)
     seeds = DemoStore.open(cfg.out).meta_table()["seed"].tolist()
     assert len(seeds) == 4 and len(set(seeds)) == 4
+
+
+def test_action_noise_perturbs_the_arm_but_stores_the_experts_actions(recorded, tmp_path):
+    """With --action-noise the executed path leaves the expert's, the labels stay the expert's."""
+    cfg, _ = recorded
+    clean = DemoStore.open(cfg.out)
+    noisy_cfg = RecordConfig(
+        episodes=1, out=tmp_path / "n.zarr", seed=cfg.seed, obs_mode="state", action_noise=0.03
+    )
+    record_scripted(noisy_cfg, progress=False)
+    noisy = DemoStore.open(noisy_cfg.out)
+    assert noisy.episode_meta(0)["info"]["action_noise"] == 0.03
+    seed = noisy.episode_meta(0)["seed"]
+    start, end = noisy.episode_range(0)
+    actions, states = noisy.read("action", start, end), noisy.read("state", start, end)
+    # The expert's joint targets move at most its rate limit per tick: noise would break that.
+    arm_steps = np.abs(np.diff(actions[:, :5], axis=0)).max()
+    assert arm_steps <= 0.05
+    # The states differ from a noiseless run of the same scene.
+    e = [i for i in range(clean.n_episodes) if clean.episode_meta(i)["seed"] == seed]
+    if e:
+        c0, c1 = clean.episode_range(e[0])
+        n = min(end - start, c1 - c0, 50)
+        assert np.abs(clean.read("state", c0, c0 + n) - states[:n]).max() > 1e-3
+    # Replaying the labels is the noiseless expert, not this episode.
+    replayed, _ = replay_actions(noisy_cfg.env, seed, actions)
+    assert not np.array_equal(np.stack(replayed), states)
+    # Same command, same seed: the same noise.
+    again = RecordConfig(**{**noisy_cfg.__dict__, "out": tmp_path / "m.zarr"})
+    record_scripted(again, progress=False)
+    np.testing.assert_array_equal(DemoStore.open(again.out).read("state"), noisy.read("state"))
+
+
+def test_negative_action_noise_is_refused(tmp_path):
+    from imitation.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="action-noise"):
+        record_scripted(RecordConfig(episodes=1, out=tmp_path / "x.zarr", action_noise=-1), progress=False)
