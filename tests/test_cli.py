@@ -153,3 +153,22 @@ def test_record_and_view_from_the_command_line(tmp_path):
     proc = run("record", "--env", "imitation/Nope-v0", "--out", str(tmp_path / "x.zarr"), check=False)
     assert proc.returncode == 2 and "unknown simulated task 'imitation/Nope-v0'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_quickstart_with_diffusion_policy(tmp_path):
+    out = tmp_path / "q.zarr"
+    proc = run(
+        "quickstart", "--fast", "--policy", "diffusion", "--out", str(out),
+        "--run", str(tmp_path / "run"), "--eval-out", str(tmp_path / "ev"),
+    )  # fmt: skip
+    assert "pick_place_diffusion_state.yaml" in proc.stdout and "95% CI" in proc.stdout
+    meta = json.loads((tmp_path / "ev" / "results.json").read_text())
+    assert len(meta["episodes"]) == 4
+    from imitation.checkpoint import read_meta, resolve
+
+    assert read_meta(resolve(str(tmp_path / "run")))["policy"] == "diffusion"
+
+
+def test_quickstart_refuses_an_unknown_task(tmp_path):
+    proc = run("quickstart", "--fast", "--env", "Nope-v0", "--out", str(tmp_path / "q.zarr"), check=False)
+    assert proc.returncode == 2 and "Nope-v0" in proc.stderr and not (tmp_path / "q.zarr").exists()

@@ -1,0 +1,177 @@
+"""The results table: every task x {ACT, Diffusion Policy}, state-based, trained and evaluated here.
+
+For each task it records ``--demos`` scripted demonstrations (state only; seeds from 0), then for
+each policy and training seed it trains the shipped config
+(``configs/train/<task>_<policy>_state.yaml``) with a periodic simulation evaluation on
+selection seeds (200000 up) that keeps the best checkpoint, and evaluates that checkpoint on
+``--episodes`` reported seeds (100000 up): disjoint from the demos' and from the selection's.
+
+    python tools/bench_policies.py                                   # the whole table
+    python tools/bench_policies.py --tasks pick_place --policies act --train-seeds 0 1 2
+    python tools/bench_policies.py --markdown bench/policies/results.json   # print the table again
+
+Writes ``<out>/results.json`` (one record per row and training seed) and prints a Markdown
+table with the mean over training seeds. Long: about 10-30 minutes of CPU per row and seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TASKS = {
+    "pick_place": "imitation/PickPlace-v0",
+    "push_t": "imitation/PushT-v0",
+    "transfer_cube": "imitation/TransferCube-v0",
+    "insertion": "imitation/Insertion-v0",
+}
+NAMES = {"act": "ACT", "diffusion": "Diffusion Policy"}
+
+
+def record(task: str, demos: int, out: Path, action_noise: float) -> dict:
+    from imitation.record import RecordConfig, record_scripted
+
+    store = out / "demos" / f"{task}.zarr"
+    if (store / "zarr.json").exists():
+        from imitation.data.store import DemoStore
+
+        s = DemoStore.open(store)
+        if s.n_episodes >= demos:
+            return {"store": str(store), "episodes": s.n_episodes, "frames": s.n_frames, "wall_s": None}
+    cfg = RecordConfig(
+        env=TASKS[task], episodes=demos, out=store, seed=0, obs_mode="state", action_noise=action_noise
+    )
+    r = record_scripted(cfg)
+    return {"store": str(store), "episodes": r["episodes"], "frames": r["steps"], "wall_s": r["wall_s"]}
+
+
+def run_row(task: str, policy: str, seed: int, store: str, args: argparse.Namespace) -> dict:
+    from imitation import config
+    from imitation.evaluate import EvalConfig, evaluate
+    from imitation.train import TrainConfig, simulation_eval, train
+
+    cfg_path = ROOT / "configs" / "train" / f"{task}_{policy}_state.yaml"
+    tc = config.load_yaml(TrainConfig, cfg_path)
+    run = args.out / "runs" / f"{task}_{policy}_s{seed}"
+    tc.store, tc.out, tc.seed, tc.overwrite, tc.wandb = store, str(run), seed, True, "disabled"
+    if args.steps:
+        tc.steps = args.steps
+    tc.eval_every = max(1, tc.steps // args.selections)
+    tc.eval_episodes, tc.eval_seed = args.select_episodes, 200_000
+    tc.save_every = tc.steps
+    t0 = time.perf_counter()
+    train(tc, on_eval=simulation_eval(tc))  # wall time includes these selection rollouts
+    train_s = time.perf_counter() - t0
+    best = run / "checkpoints" / "best"
+    ckpt = best if best.exists() else run
+    summary = evaluate(
+        EvalConfig(
+            checkpoint=str(ckpt),
+            episodes=args.episodes,
+            seed=100_000,
+            out=str(args.out / "eval" / f"{task}_{policy}_s{seed}"),
+            videos=2,
+        ),
+        progress=False,
+    )
+    return {
+        "task": task,
+        "env": TASKS[task],
+        "policy": policy,
+        "train_seed": seed,
+        "config": str(cfg_path.relative_to(ROOT)),
+        "steps": tc.steps,
+        "train_wall_s": train_s,
+        "checkpoint": summary["checkpoint"],
+        "episodes": summary["episodes"],
+        "successes": summary["successes"],
+        "success_rate": summary["success_rate"],
+        "success_ci95": summary["success_ci95"],
+        "mean_max_coverage": summary.get("mean_max_coverage"),
+        "mean_length": summary["mean_length"],
+        "eval_wall_s": summary["wall_s"],
+    }
+
+
+def wilson(successes: int, n: int) -> tuple[float, float]:
+    from imitation.evaluate import wilson_interval
+
+    return wilson_interval(successes, n)
+
+
+def markdown(rows: list[dict], meta: dict) -> str:
+    lines = [
+        "| task | policy | demos | steps | train wall (mean) | training seeds | success (mean over seeds) | 95% interval (pooled) | mean max coverage |",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|",
+    ]
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["task"], r["policy"]), []).append(r)
+    for (task, policy), rs in groups.items():
+        wins, n = sum(r["successes"] for r in rs), sum(r["episodes"] for r in rs)
+        lo, hi = wilson(wins, n)
+        rate = sum(r["success_rate"] for r in rs) / len(rs)
+        cov = [r["mean_max_coverage"] for r in rs if r["mean_max_coverage"] is not None]
+        lines.append(
+            f"| {TASKS[task]} | {NAMES[policy]} | {meta['demos'][task]} | {rs[0]['steps']:,} | "
+            f"{sum(r['train_wall_s'] for r in rs) / len(rs) / 60:.1f} min | {len(rs)} | "
+            f"{rate:.1%} ({wins}/{n}) | {lo:.1%}–{hi:.1%} | "
+            + (f"{sum(cov) / len(cov):.3f}" if cov else "–")
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
+    ap.add_argument("--policies", nargs="+", choices=list(NAMES), default=list(NAMES))
+    ap.add_argument("--train-seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--demos", type=int, default=50, help="scripted demonstrations per task")
+    ap.add_argument("--action-noise", type=float, default=0.0, help="record --action-noise (rad)")
+    ap.add_argument("--steps", type=int, default=None, help="override the configs' training steps")
+    ap.add_argument("--episodes", type=int, default=200, help="reported evaluation seeds (100000 up)")
+    ap.add_argument("--select-episodes", type=int, default=50, help="selection seeds (200000 up)")
+    ap.add_argument("--selections", type=int, default=5, help="simulation evaluations per training run")
+    ap.add_argument("--out", type=Path, default=Path("bench/policies"))
+    ap.add_argument("--markdown", type=Path, help="print the table of an existing results.json and exit")
+    args = ap.parse_args()
+    if args.markdown:
+        data = json.loads(args.markdown.read_text())
+        print(markdown(data["rows"], data["meta"]))
+        return 0
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = args.out / "results.json"
+    data = json.loads(results.read_text()) if results.exists() else {"rows": [], "meta": {"demos": {}}}
+    for task in args.tasks:
+        rec = record(task, args.demos, args.out, args.action_noise)
+        data["meta"]["demos"][task] = rec["episodes"]
+        data["meta"].setdefault("record", {})[task] = rec
+        for policy in args.policies:
+            for seed in args.train_seeds:
+                row = run_row(task, policy, seed, rec["store"], args)
+                data["rows"] = [
+                    r
+                    for r in data["rows"]
+                    if (r["task"], r["policy"], r["train_seed"]) != (task, policy, seed)
+                ] + [row]
+                results.write_text(json.dumps(data, indent=1))
+                print(
+                    f"{task} {policy} seed {seed}: {row['success_rate']:.1%} "
+                    f"({row['successes']}/{row['episodes']}), trained {row['train_wall_s'] / 60:.1f} min",
+                    flush=True,
+                )
+    print(markdown(data["rows"], data["meta"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
