@@ -462,7 +462,7 @@ def train(
 
     # ---- the loop
     logger = Logger(cfg, run_dir, dist)
-    best_success = float("-inf")
+    best_score = (float("-inf"), float("-inf"))
     policy.train()
     bar = tqdm(total=cfg.steps, initial=step, disable=not dist.main or not sys.stderr.isatty(), desc="train")
     window_start, wait_s, window_steps = time.perf_counter(), 0.0, 0
@@ -519,8 +519,10 @@ def train(
                 m.train(was_training)
                 logger.log({"step": step, **result})
                 rate = result.get("success_rate")
-                if rate is not None and rate > best_success:
-                    best_success = rate
+                # Success rate first; coverage (PushT) breaks ties, which matter while it is 0.
+                score = (rate, result.get("mean_max_coverage", 0.0))
+                if rate is not None and score > best_score:
+                    best_score = score
                     save_checkpoint(step, name="best")
                     log.info("step %d: success %.1f%%, the best so far: checkpoints/best", step, 100 * rate)
             if step % cfg.save_every == 0 or step == cfg.steps:

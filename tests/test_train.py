@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -262,3 +263,23 @@ def test_every_cpu_config_trains(store, tmp_path, path):
     )
     train(cfg)
     assert checkpoint.read_meta(tmp_path / "run")["step"] == 2
+
+
+def test_periodic_evaluation_keeps_the_best_checkpoint(store, tmp_path):
+    """Success rate chooses the best checkpoint; coverage breaks ties (while success is 0 on PushT)."""
+    scores = {3: (0.0, 0.2), 6: (0.0, 0.5), 9: (0.0, 0.4), 12: (0.0, 0.1)}
+    seen = []
+
+    def fake_eval(policy_, step):
+        seen.append(step)
+        rate, cov = scores[step]
+        return {"success_rate": rate, "mean_max_coverage": cov}
+
+    train(config(store, tmp_path / "run", "act", eval_every=3), on_eval=fake_eval)
+    assert seen == [3, 6, 9, 12]
+    assert checkpoint.read_meta(tmp_path / "run" / "checkpoints" / "best")["step"] == 6
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["mean_max_coverage"] for r in rows if "mean_max_coverage" in r] == [0.2, 0.5, 0.4, 0.1]
+    scores.update({9: (0.25, 0.0)})  # any success beats any coverage
+    train(config(store, tmp_path / "run2", "act", eval_every=3), on_eval=fake_eval)
+    assert checkpoint.read_meta(tmp_path / "run2" / "checkpoints" / "best")["step"] == 9
