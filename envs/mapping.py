@@ -336,15 +336,22 @@ class MappedEnv(gym.Env):
         self.env.close()
 
 
-def make(env_id: str, **kwargs: Any) -> gym.Env:
-    """A task by id: a registered task of ``envs`` (or any gymnasium id) or a mapping file's path."""
+def check_env_id(env_id: str) -> None:
+    """Refuse, with one clear line, a task id that is neither a task of ``envs`` nor a valid mapping."""
     import envs
 
     if is_mapping_id(env_id):
-        return MappedEnv(env_id, **kwargs)
-    if env_id not in envs.ENVS:
+        EnvMapping.load(env_id)
+    elif env_id not in envs.ENVS:
         raise ConfigError(
             f"unknown simulated task {env_id!r}; choose one of: {', '.join(sorted(envs.ENVS))}, "
             "or pass an environment mapping file (configs/envs/*.yaml)"
         )
+
+
+def make(env_id: str, **kwargs: Any) -> gym.Env:
+    """A task by id: a task of ``envs`` or a mapping file's path."""
+    check_env_id(env_id)
+    if is_mapping_id(env_id):
+        return MappedEnv(env_id, **kwargs)
     return gym.make(env_id, **kwargs)

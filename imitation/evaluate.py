@@ -320,9 +320,9 @@ def evaluate(
         raise ConfigError(
             f"{ckpt} does not say which task its demos came from; pass --env imitation/<Task>-v0"
         )
-    from envs.mapping import make
+    from envs.mapping import check_env_id
 
-    make(env_id).close()  # a clear error for an unknown task or a bad mapping, before any worker starts
+    check_env_id(env_id)  # a clear error for an unknown task or a bad mapping, before any worker starts
     seeds = list(range(cfg.seed, cfg.seed + cfg.episodes))
     used = training_seeds(meta)
     overlap = used & set(seeds)

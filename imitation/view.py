@@ -43,8 +43,7 @@ class ViewConfig:
 def _sim_frames(env_id: str, seed: int, actions: np.ndarray | None, cfg: ViewConfig) -> Iterator[np.ndarray]:
     from envs.mapping import make
 
-    env = make(env_id, render_mode="rgb_array")
-    env = env if hasattr(env, "mapping") else env.unwrapped
+    env = make(env_id, render_mode="rgb_array").unwrapped
     obs, _ = env.reset(seed=seed)
     expert = env.expert() if actions is None else None
     steps = actions if actions is not None else range(round(env.time_limit_s * env.arm.control_hz))

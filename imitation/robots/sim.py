@@ -32,9 +32,10 @@ class SimRobot(Robot):
         if not is_mapping_id(env_id):  # a mapping's defaults are its own cameras and sizes
             cameras = ("top",) if cameras is None else cameras
             image_size = (96, 96) if image_size is None else image_size
-        self.env = make(env_id, obs_mode=obs_mode, cameras=cameras, image_size=image_size, **env_kwargs)
-        # The task's own wrappers (time limit) stay outside: the tasks keep their own clocks.
-        self.env = self.env if hasattr(self.env, "mapping") else self.env.unwrapped
+        # Unwrapped: the tasks keep their own clocks (a mapped env is its own outermost layer).
+        self.env = make(
+            env_id, obs_mode=obs_mode, cameras=cameras, image_size=image_size, **env_kwargs
+        ).unwrapped
         arm = self.env.arm
         space = self.env.observation_space.spaces
         cams = tuple(
