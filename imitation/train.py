@@ -80,6 +80,9 @@ class TrainConfig:
     """Checkpoint every N steps (and always at the end)."""
     log_every: int = 50
     """Append to metrics.jsonl (and wandb) every N steps."""
+    max_minutes: float = 0.0
+    """Stop after this much training wall time (0: no limit), saving the last checkpoint then (under
+    torchrun, at the first log step past it); the learning-rate schedule still spans ``steps``."""
     eval_every: int = 0
     """Measure the success rate in simulation every N steps (0: never); the best checkpoint is kept."""
     eval_episodes: int = 50
@@ -104,6 +107,8 @@ class TrainConfig:
         for name in ("steps", "batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)} must be ≥ 1")
+        if self.max_minutes < 0:
+            raise ConfigError(f"max_minutes={self.max_minutes} must be ≥ 0 (0: no limit)")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"val_fraction={self.val_fraction} must be in [0, 1)")
 
@@ -467,6 +472,7 @@ def train(
     bar = tqdm(total=cfg.steps, initial=step, disable=not dist.main or not sys.stderr.isatty(), desc="train")
     window_start, wait_s, window_steps = time.perf_counter(), 0.0, 0
     batch_iter = iter(loader)
+    deadline = time.perf_counter() + 60.0 * cfg.max_minutes if cfg.max_minutes else None
     try:
         while step < cfg.steps:
             t0 = time.perf_counter()
@@ -527,12 +533,29 @@ def train(
                     log.info("step %d: success %.1f%%, the best so far: checkpoints/best", step, 100 * rate)
             if step % cfg.save_every == 0 or step == cfg.steps:
                 save_checkpoint(step)
+            if deadline is not None and out_of_time(deadline, dist, device, step % cfg.log_every == 0):
+                log.info("max_minutes=%g reached at step %d: stopping", cfg.max_minutes, step)
+                if step % cfg.save_every:
+                    save_checkpoint(step)
+                break
     finally:
         bar.close()
         logger.close()
         if dist.world > 1:
             torch.distributed.destroy_process_group()
     return run_dir
+
+
+def out_of_time(deadline: float, dist: Dist, device: torch.device, log_step: bool) -> bool:
+    """Whether the wall-time budget is spent: checked every step by a single process; torchrun
+    processes follow rank 0's clock, shared at log steps (so they all stop at the same step)."""
+    if dist.world == 1:
+        return time.perf_counter() > deadline
+    if not log_step:
+        return False
+    over = torch.tensor([float(time.perf_counter() > deadline)], device=device)
+    torch.distributed.broadcast(over, src=0)
+    return bool(over.item())
 
 
 def simulation_eval(cfg: TrainConfig) -> Callable[[torch.nn.Module, int], dict[str, float]]:
@@ -581,5 +604,8 @@ def main(argv: list[str] | None = None, prog: str = "imitation train") -> int:
         cfg.out = cfg.resume
     run_dir = train(cfg, on_eval=simulation_eval(cfg) if cfg.eval_every else None)
     if int(os.environ.get("RANK", "0")) == 0:
-        print(f"{run_dir}: trained {cfg.steps} steps; checkpoints in {run_dir / 'checkpoints'}")
+        from imitation.checkpoint import read_meta
+
+        steps = read_meta(run_dir)["step"]
+        print(f"{run_dir}: trained {steps} steps; checkpoints in {run_dir / 'checkpoints'}")
     return 0

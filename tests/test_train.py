@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 
 from imitation import checkpoint
 from imitation.config import from_dict
+from imitation.errors import ConfigError
 from imitation.train import TrainConfig, checkpoint_meta, train
 
 TINY_ACT = {
@@ -283,3 +284,13 @@ def test_periodic_evaluation_keeps_the_best_checkpoint(store, tmp_path):
     scores.update({9: (0.25, 0.0)})  # any success beats any coverage
     train(config(store, tmp_path / "run2", "act", eval_every=3), on_eval=fake_eval)
     assert checkpoint.read_meta(tmp_path / "run2" / "checkpoints" / "best")["step"] == 9
+
+
+def test_max_minutes_stops_and_saves_the_last_checkpoint(store, tmp_path):
+    out = tmp_path / "run"
+    train(config(store, out, "act", steps=1000, max_minutes=1e-9, log_every=1))
+    assert checkpoint.read_meta(out)["step"] == 1  # the first step ends past the deadline
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "loss" in r] == [1]
+    with pytest.raises(ConfigError, match="max_minutes"):
+        config(store, tmp_path / "x", "act", max_minutes=-1)

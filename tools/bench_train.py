@@ -2,6 +2,7 @@
 
     python tools/bench_train.py [--presets act-state dp-state act-image dp-image] [--steps 20]
     python tools/bench_train.py --lerobot    # in an environment where lerobot 0.4.4 is installed
+    python tools/bench_train.py --device cuda    # on a GPU: bf16 autocast, the paper-scale DP UNet
 
 A training step is forward + backward + AdamW on one batch already in memory (fp32), so the
 figure is the model's, not the data loader's. Inference latency is one ``select_action`` call at
@@ -38,14 +39,15 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "train"
 STATE_DIM, ENV_DIM, ACTION_DIM, IMAGE = 6, 12, 6, (96, 96, 3)  # PickPlace's sizes, 96x96 camera
 
 
-def preset(name: str) -> tuple[str, object, int]:
-    """(policy, config, batch) of a preset: the shipped PickPlace configs, CPU-sized for images."""
+def preset(name: str, gpu: bool = False) -> tuple[str, object, int]:
+    """(policy, config, batch) of a preset: the shipped PickPlace configs (on CPU, a smaller DP
+    image UNet and batch)."""
     kind, obs = name.split("-")
     policy = "act" if kind == "act" else "diffusion"
     data = yaml.safe_load((CONFIGS / f"pick_place_{policy}_{obs}.yaml").read_text())
     cfg = dict(data[policy])
     batch = data["batch_size"]
-    if policy == "diffusion" and obs == "image":
+    if policy == "diffusion" and obs == "image" and not gpu:
         # The paper's 2048-wide UNet at batch 64 takes minutes per step on 2 CPU cores.
         cfg |= {"down_dims": [256, 512, 1024]}
         batch = 16
@@ -76,20 +78,24 @@ def make_batch(cfg, io: IOSpec, b: int, g: torch.Generator) -> dict[str, torch.T
 
 # ------------------------------------------------------------------------------ ours
 class Ours:
-    def __init__(self, policy: str, cfg, b: int) -> None:
+    def __init__(self, policy: str, cfg, b: int, device: str = "cpu", amp: bool = False) -> None:
         torch.manual_seed(0)
         self.io = io_of(cfg)
-        self.policy = (ACTPolicy if policy == "act" else DiffusionPolicy)(cfg, self.io)
-        self.batch = make_batch(cfg, self.io, b, torch.Generator().manual_seed(0))
+        self.policy = (ACTPolicy if policy == "act" else DiffusionPolicy)(cfg, self.io).to(device)
+        batch = make_batch(cfg, self.io, b, torch.Generator().manual_seed(0))
+        self.batch = {k: v.to(device) for k, v in batch.items()}
         self.opt = make_optimizer(self.policy, cfg)  # what imitation train uses
         self.obs1 = {k: v[:1, -1] for k, v in self.batch.items() if k in cfg.obs_keys}
+        # What imitation train does on CUDA: bf16 autocast around the forward pass.
+        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp and device.startswith("cuda"))
 
     def params(self) -> int:
         return sum(p.numel() for p in self.policy.parameters())
 
     def train_step(self) -> None:
         self.policy.train()
-        loss, _ = self.policy(self.batch)
+        with self.autocast:
+            loss, _ = self.policy(self.batch)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -195,18 +201,26 @@ class Theirs:
         self.policy.select_action(self.obs1)
 
 
+def sync() -> None:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def timed(fn, n: int) -> list[float]:
     out = []
     for _ in range(n):
+        sync()
         t = time.perf_counter()
         fn()
+        sync()
         out.append(time.perf_counter() - t)
     return out
 
 
-def bench(name: str, steps: int, infer_calls: int, lerobot: bool) -> dict:
-    policy, cfg, b = preset(name)
-    sides = {"ours": Ours(policy, cfg, b)}
+def bench(name: str, steps: int, infer_calls: int, lerobot: bool, device: str = "cpu", amp: bool = True) -> dict:
+    gpu = device.startswith("cuda")
+    policy, cfg, b = preset(name, gpu)
+    sides = {"ours": Ours(policy, cfg, b, device, amp)}
     if lerobot:
         sides["lerobot"] = Theirs(policy, cfg, b)
     for s in sides.values():  # warm-up
@@ -221,7 +235,7 @@ def bench(name: str, steps: int, infer_calls: int, lerobot: bool) -> dict:
     for _ in range(4):
         for k, s in sides.items():
             infer_s[k] += timed(s.infer, max(1, infer_calls // 4))
-    row = {"preset": name, "batch": b}
+    row = {"preset": name, "batch": b, "device": device, "amp": amp and gpu}
     for k, s in sides.items():
         step = statistics.median(train_s[k])
         row[k] = {
@@ -244,12 +258,19 @@ def main() -> None:
     p.add_argument("--infer-calls", type=int, default=20, help="timed select_action calls per side")
     p.add_argument("--lerobot", action="store_true", help="also time LeRobot 0.4.4's policies")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (ours only; on CUDA the paper-scale DP UNet)")
+    p.add_argument("--no-amp", dest="amp", action="store_false", help="fp32 on CUDA (default: bf16 autocast)")
     args = p.parse_args()
+    if args.lerobot and args.device != "cpu":
+        p.error("--lerobot compares on the CPU only; drop --device")
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads()}))
+    head = {"torch": torch.__version__, "threads": torch.get_num_threads()}
+    if args.device.startswith("cuda"):
+        head["gpu"] = torch.cuda.get_device_name(args.device)
+    print(json.dumps(head))
     for name in args.presets:
-        print(json.dumps(bench(name, args.steps, args.infer_calls, args.lerobot)), flush=True)
+        print(json.dumps(bench(name, args.steps, args.infer_calls, args.lerobot, args.device, args.amp)), flush=True)
 
 
 if __name__ == "__main__":
