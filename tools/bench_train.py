@@ -87,7 +87,9 @@ class Ours:
         self.opt = make_optimizer(self.policy, cfg)  # what imitation train uses
         self.obs1 = {k: v[:1, -1] for k, v in self.batch.items() if k in cfg.obs_keys}
         # What imitation train does on CUDA: bf16 autocast around the forward pass.
-        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp and device.startswith("cuda"))
+        self.autocast = torch.autocast(
+            "cuda", dtype=torch.bfloat16, enabled=amp and device.startswith("cuda")
+        )
 
     def params(self) -> int:
         return sum(p.numel() for p in self.policy.parameters())
@@ -217,7 +219,9 @@ def timed(fn, n: int) -> list[float]:
     return out
 
 
-def bench(name: str, steps: int, infer_calls: int, lerobot: bool, device: str = "cpu", amp: bool = True) -> dict:
+def bench(
+    name: str, steps: int, infer_calls: int, lerobot: bool, device: str = "cpu", amp: bool = True
+) -> dict:
     gpu = device.startswith("cuda")
     policy, cfg, b = preset(name, gpu)
     sides = {"ours": Ours(policy, cfg, b, device, amp)}
@@ -258,7 +262,9 @@ def main() -> None:
     p.add_argument("--infer-calls", type=int, default=20, help="timed select_action calls per side")
     p.add_argument("--lerobot", action="store_true", help="also time LeRobot 0.4.4's policies")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (ours only; on CUDA the paper-scale DP UNet)")
+    p.add_argument(
+        "--device", default="cpu", help="cpu or cuda[:N] (ours only; on CUDA the paper-scale DP UNet)"
+    )
     p.add_argument("--no-amp", dest="amp", action="store_false", help="fp32 on CUDA (default: bf16 autocast)")
     args = p.parse_args()
     if args.lerobot and args.device != "cpu":
@@ -270,7 +276,10 @@ def main() -> None:
         head["gpu"] = torch.cuda.get_device_name(args.device)
     print(json.dumps(head))
     for name in args.presets:
-        print(json.dumps(bench(name, args.steps, args.infer_calls, args.lerobot, args.device, args.amp)), flush=True)
+        print(
+            json.dumps(bench(name, args.steps, args.infer_calls, args.lerobot, args.device, args.amp)),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
