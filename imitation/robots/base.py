@@ -76,6 +76,14 @@ class Robot(ABC):
     def disconnect(self) -> None:
         """Stop and release the robot (a real arm turns its torque off)."""
 
+    def hold(self) -> np.ndarray | None:
+        """Hold the current pose (a real arm: goal = present position); returns that pose if known.
+        A simulated arm does not move between commands, so by default nothing is sent."""
+        return None
+
+    def release(self) -> None:
+        """Turn torque off but stay connected (emergency stop). Nothing to do in simulation."""
+
     def __enter__(self) -> Robot:
         self.connect()
         return self

@@ -1,0 +1,179 @@
+"""Pacing and safety: RateLoop deadlines, SafeRobot limits, watchdog, signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from imitation.control import RateLoop, SafeRobot, SafetyLimits, SafetyStop
+from imitation.errors import ConfigError
+from imitation.robots.base import Robot, RobotSpec
+
+LOWER = np.array([-1.9, -1.7, -1.6, -1.9, -2.7, 0.0])
+UPPER = np.array([1.9, 1.7, 1.6, 1.9, 2.7, 1.0])
+NAMES = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
+
+
+class FakeArm(Robot):
+    """Records every command; ``torque`` mirrors what a real arm's servos would hold."""
+
+    def __init__(self, hz: float = 50.0) -> None:
+        self.spec = RobotSpec("fake", NAMES, LOWER, UPPER, hz)
+        self.sent: list[np.ndarray] = []
+        self.q = np.zeros(6)
+        self.q[5] = 0.5
+        self.torque = False
+        self.events: list[tuple[str, float]] = []
+
+    def connect(self) -> None:
+        self.torque = True
+
+    def observe(self) -> dict[str, np.ndarray]:
+        return {"state": self.q.astype(np.float32), "timestamp": np.float64(time.monotonic())}
+
+    def act(self, action: np.ndarray) -> np.ndarray:
+        a = np.asarray(action, dtype=np.float64)
+        self.sent.append(a.copy())
+        self.q = a
+        return a
+
+    def hold(self) -> np.ndarray:
+        self.events.append(("hold", time.monotonic()))
+        return self.q.copy()
+
+    def release(self) -> None:
+        self.events.append(("release", time.monotonic()))
+        self.torque = False
+
+    def disconnect(self) -> None:
+        self.torque = False
+
+
+def limits(**kw) -> SafetyLimits:
+    base = dict(lower=LOWER, upper=UPPER, control_hz=50.0, gripper_index=(5,), safe_start_rad_s=100.0)
+    return SafetyLimits(**(base | kw))
+
+
+def test_rate_loop_keeps_deadlines_and_counts_overruns():
+    clock = [0.0]
+    loop = RateLoop(10.0, clock=lambda: clock[0], sleep=lambda s: clock.__setitem__(0, clock[0] + s), spin_s=0.0)
+    ticks = []
+    for k in loop:
+        ticks.append((k, clock[0]))
+        clock[0] += 0.25 if k == 3 else 0.01  # tick 3 works 2.5 periods
+        if len(ticks) == 7:
+            break
+    assert [k for k, _ in ticks] == [0, 1, 2, 3, 5, 6, 7]  # tick 4 was skipped, not burst
+    assert ticks[1][1] == pytest.approx(0.1) and ticks[5][1] == pytest.approx(0.6)
+    s = loop.stats.summary()
+    assert s["overruns"] == 1 and s["missed"] == 1
+
+
+def test_rate_loop_real_clock_is_close_to_its_rate():
+    loop = RateLoop(100.0)
+    for k in loop:
+        if k >= 30:
+            break
+    s = loop.stats.summary()
+    assert 80 < s["rate_hz"] < 120
+
+
+def test_ten_thousand_random_actions_never_exceed_the_limits():
+    arm = FakeArm()
+    lim = limits(max_step_rad=0.1, max_velocity_rad_s=2.0)  # step limit 0.04 rad at 50 Hz
+    rng = np.random.default_rng(0)
+    specials = np.array([np.nan, np.inf, -np.inf, 1e9, -1e9, 0.0])
+    with SafeRobot(arm, lim, watchdog=False) as robot:
+        prev = arm.q.copy()
+        for i in range(10_000):
+            a = rng.uniform(-5, 5, 6)
+            mask = rng.random(6) < 0.2
+            a[mask] = rng.choice(specials, mask.sum())
+            if i % 997 == 0:
+                a = np.full(6, np.nan)
+            sent = robot.act(a)
+            assert np.isfinite(sent).all()
+            assert (sent >= LOWER).all() and (sent <= UPPER).all()
+            assert np.abs(sent - prev).max() <= lim.step_limit + 1e-12
+            prev = sent
+    assert len(arm.sent) == 10_000
+    report = robot.report()
+    assert report["clamps"]["nonfinite"] > 0 and report["clamps"]["step"] > 0
+    assert report["clamps"]["position"] > 0 and report["clamps"]["gripper"] > 0
+    assert not arm.torque  # torque off on exit
+
+
+def test_wrong_length_action_is_refused():
+    with SafeRobot(FakeArm(), limits(), watchdog=False) as robot, pytest.raises(ValueError, match="takes 6"):
+        robot.act(np.zeros(5))
+
+
+def test_safe_start_moves_slowly_to_the_first_pose_then_full_speed():
+    arm = FakeArm()
+    lim = limits(safe_start_rad_s=0.5, max_step_rad=0.2, max_velocity_rad_s=10.0)
+    target = np.array([0.3, 0, 0, 0, 0, 0.5])
+    with SafeRobot(arm, lim, watchdog=False) as robot:
+        n = 0
+        while not np.allclose(robot.act(target), target):
+            n += 1
+        assert n == pytest.approx(0.3 / (0.5 / 50), abs=1)  # 0.01 rad per tick
+        far = np.array([-0.3, 0, 0, 0, 0, 0.5])
+        sent = robot.act(far)
+        assert sent[0] == pytest.approx(0.3 - 0.2)  # now the normal step limit
+    assert robot.clamps["safe_start"] > 0
+
+
+def test_watchdog_holds_within_timeout_plus_one_period_then_resumes():
+    arm = FakeArm()
+    lim = limits(watchdog_s=0.1, on_timeout="hold")
+    with SafeRobot(arm, lim) as robot:
+        robot.act(arm.q)
+        t_cmd = time.monotonic()
+        deadline = t_cmd + 2.0
+        while not arm.events and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert arm.events and arm.events[0][0] == "hold"
+        assert arm.events[0][1] - t_cmd <= lim.watchdog_s + 1 / lim.control_hz
+        robot.act(arm.q)  # commands resume after a hold
+    assert len(robot.trips) == 1
+
+
+def test_watchdog_release_stops_the_arm():
+    arm = FakeArm()
+    with SafeRobot(arm, limits(watchdog_s=0.05, on_timeout="release")) as robot:
+        robot.act(arm.q)
+        deadline = time.monotonic() + 2.0
+        while not arm.events and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert arm.events[0][0] == "release" and not arm.torque
+        with pytest.raises(SafetyStop, match="watchdog"):
+            robot.act(arm.q)
+
+
+def test_torque_off_on_exception_and_on_sigterm():
+    arm = FakeArm()
+    with pytest.raises(RuntimeError), SafeRobot(arm, limits(), watchdog=False):
+        assert arm.torque
+        raise RuntimeError("boom")
+    assert not arm.torque
+    arm2 = FakeArm()
+    with pytest.raises(SystemExit) as exc, SafeRobot(arm2, limits(), watchdog=False):
+        assert arm2.torque
+        threading.Timer(0.05, lambda: os.kill(os.getpid(), signal.SIGTERM)).start()
+        time.sleep(2.0)
+    assert exc.value.code == 128 + signal.SIGTERM and not arm2.torque
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL or callable(signal.getsignal(signal.SIGTERM))
+
+
+def test_bad_safety_config_is_one_clear_error():
+    with pytest.raises(ConfigError, match="on_timeout"):
+        limits(on_timeout="explode")
+    with pytest.raises(ConfigError, match="max_step_rad"):
+        limits(max_step_rad=float("nan"))
+    with pytest.raises(ConfigError, match="unknown key"):
+        SafetyLimits.for_robot(FakeArm(), {"max_stepp": 1})
