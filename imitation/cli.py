@@ -20,6 +20,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "train": ("imitation.train:main", "train an ACT or Diffusion Policy model on a demo store"),
     "eval": ("imitation.evaluate:main", "measure a trained policy's success rate in simulation"),
+    "deploy": ("imitation.deploy:main", "run a trained policy on a robot (real, emulated or simulated)"),
+    "calibrate": (
+        "imitation.robots.calibrate_cli:main",
+        "calibrate a real arm's servos onto the joint convention",
+    ),
+    "emulate": (
+        "imitation.robots.buses.emulator:main",
+        "serve a virtual arm's servo bus on a pseudo-terminal",
+    ),
+    "cameras": ("imitation.robots.cameras:main", "list the attached cameras"),
+    "replay": ("imitation.replay:main", "re-execute a recorded episode on a robot, through the safety layer"),
     "import-checkpoint": (
         "imitation.import_checkpoint:main",
         "convert a LeRobot ACT or Diffusion Policy checkpoint into ours",

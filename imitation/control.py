@@ -131,6 +131,7 @@ class SafetyLimits:
     on_timeout: str = "hold"  # hold | release
     gripper_torque_limit: float = 0.5
     safe_start_rad_s: float = 0.5
+    safe_start_skip_rad: float = 0.25
     gripper_index: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
@@ -163,6 +164,7 @@ class SafetyLimits:
             "on_timeout",
             "gripper_torque_limit",
             "safe_start_rad_s",
+            "safe_start_skip_rad",
         }
         unknown = set(safety) - known
         if unknown:
@@ -179,7 +181,8 @@ class SafeRobot(Robot):
 
     ``act`` returns what was sent. ``clamps`` counts every change made to a command: ``nonfinite``
     (NaN/inf replaced by the last sent value), ``position`` (joint limits), ``gripper`` (gripper
-    range), ``step`` (change per tick), ``safe_start`` (the slow move to the first pose).
+    range), ``step`` (change per tick of an arm joint). ``move_to`` is the safe start: a slow, paced move to the
+    first commanded pose before a policy takes over.
     The watchdog trips when no ``act`` arrives within ``watchdog_s``: ``hold`` makes the arm hold
     where it is (``robot.hold()``) until the next command, ``release`` turns torque off and every
     later ``act`` raises ``SafetyStop``.
@@ -196,7 +199,6 @@ class SafeRobot(Robot):
         self._last_cmd = time.monotonic()
         self._stopped: str | None = None
         self._held = False
-        self._safe_start = True
         self._use_watchdog = watchdog
         self._wd_thread: threading.Thread | None = None
         self._wd_stop = threading.Event()
@@ -272,7 +274,9 @@ class SafeRobot(Robot):
         except (TypeError, ValueError):
             a = np.full(n, np.nan)
         if a.shape != (n,):
-            raise ValueError(f"action has {a.size} values; {self.spec.name} takes {n} ({', '.join(self.spec.joint_names)})")
+            raise ValueError(
+                f"action has {a.size} values; {self.spec.name} takes {n} ({', '.join(self.spec.joint_names)})"
+            )
         bad = ~np.isfinite(a)
         if bad.any():
             self.clamps["nonfinite"] += int(bad.sum())
@@ -285,22 +289,43 @@ class SafeRobot(Robot):
             self.clamps["gripper"] += int((moved & grip).sum())
             self.clamps["position"] += int((moved & ~grip).sum())
         a = clipped
-        step = lim.step_limit
-        if self._safe_start:
-            step = min(step, lim.safe_start_rad_s / lim.control_hz)
+        step = np.full(n, lim.step_limit)
+        step[list(lim.gripper_index)] = np.inf  # a gripper is bounded by its range and torque limit
         delta = a - last
         limited = np.clip(delta, -step, step)
         if (limited != delta).any():
-            self.clamps["safe_start" if self._safe_start else "step"] += int((limited != delta).sum())
-        elif self._safe_start:
-            self._safe_start = False  # the first commanded pose is reached: full speed from now on
-        out = np.clip(last + limited, lim.lower, lim.upper)
-        return out
+            self.clamps["step"] += int((limited != delta).sum())
+        return np.clip(last + limited, lim.lower, lim.upper)
+
+    def move_to(self, target: Any, speed_rad_s: float | None = None) -> int:
+        """The safe start: move to ``target`` at ``safe_start_rad_s`` (paced at the control rate)
+        before a policy takes over; returns the ticks it took."""
+        lim = self.limits
+        speed = speed_rad_s or lim.safe_start_rad_s
+        with self._lock:
+            goal = np.clip(np.nan_to_num(np.asarray(target, dtype=np.float64), nan=0.0), lim.lower, lim.upper)
+            start = self._last_sent.copy() if self._last_sent is not None else goal.copy()
+        arm = np.ones(len(goal), dtype=bool)
+        arm[list(lim.gripper_index)] = False
+        dist = float(np.abs(goal - start)[arm].max(initial=0.0))
+        if dist <= lim.safe_start_skip_rad:
+            return 0  # close enough: the per-tick step limit takes it there
+        n = max(1, math.ceil(dist / (speed / lim.control_hz)))
+        loop = RateLoop(lim.control_hz)
+        for k in loop:
+            self.act(start + (goal - start) * min(1.0, (k + 1) / n))
+            if k + 1 >= n:
+                break
+        if n > 1:
+            self.clamps["safe_start_ticks"] += n
+        return n
 
     def act(self, action: Any) -> np.ndarray:
         with self._lock:
             if self._stopped:
-                raise SafetyStop(f"{self.spec.name}: the arm was stopped ({self._stopped}); restart the command")
+                raise SafetyStop(
+                    f"{self.spec.name}: the arm was stopped ({self._stopped}); restart the command"
+                )
             if not self._connected:
                 raise SafetyStop(f"{self.spec.name}: not connected")
             cmd = self.filter(action)
@@ -318,6 +343,16 @@ class SafeRobot(Robot):
             log.warning("%s: stopping the arm: %s", self.spec.name, reason)
             if self._connected:
                 self.robot.release()
+
+    def resync(self) -> None:
+        """Take the arm's present pose as the last command (after a scene reset moved it) and make
+        watchdog's clock start again."""
+        with self._lock:
+            obs = self.robot.observe()
+            self._last_sent = np.asarray(obs["state"], dtype=np.float64)[: len(self.limits.lower)].copy()
+            self._last_cmd = time.monotonic()
+            self._held = False
+        self._wd_kick.set()
 
     def report(self) -> dict[str, Any]:
         return {

@@ -81,7 +81,7 @@ class Robot(ABC):
         A simulated arm does not move between commands, so by default nothing is sent."""
         return None
 
-    def release(self) -> None:
+    def release(self) -> None:  # noqa: B027 - optional: nothing to release in simulation
         """Turn torque off but stay connected (emergency stop). Nothing to do in simulation."""
 
     def __enter__(self) -> Robot:

@@ -1,0 +1,629 @@
+"""``imitation deploy``: a trained policy on a robot at the robot's control rate.
+
+The loop (main process) is paced by ``control.RateLoop`` and sends every command through
+``SafeRobot``. Inference runs in its own process, so a slow model never holds the loop past its
+deadline. Each chunk of actions is indexed by the tick of the observation it was predicted from:
+the action for tick t is taken from the chunks that cover t (ACT with temporal ensembling
+averages them, oldest weighted most, exactly as ``select_action`` does; queue-style policies take
+the newest chunk), and actions already in the past are dropped. At each tick the loop submits the
+new observation and waits for its chunk only while the tick's budget lasts; a policy faster than
+that acts on the observation of the same tick, as in simulation, and a slower one is pipelined:
+it is asked early enough that its chunk arrives before the previous one runs out. A tick with no
+action to take is *starved* and holds the last command. Timing statistics are printed at the end.
+
+Robots: ``--robot sim`` (the simulated task, paced in real time), ``--robot <arm> --port <dev>``
+(a real arm), ``--robot <arm> --emulate`` (the servo emulator on a pseudo-terminal whose physics
+is the simulator, calibrated like a real arm).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import multiprocessing as mp
+import os
+import queue as queue_mod
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from imitation.errors import ConfigError, ImitationError
+
+log = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------------------------------ chunks
+@dataclass(frozen=True)
+class Schedule:
+    """How a policy's predicted chunk maps onto control ticks."""
+
+    mode: str  # "ensemble" (ACT temporal ensembling) or "queue"
+    start: int  # first chunk row to execute (Diffusion Policy: n_obs_steps - 1)
+    count: int  # rows executed per chunk
+    frame_skip: int
+    n_obs: int  # observations per window
+    coeff: float = 0.01
+
+    @classmethod
+    def of(cls, policy_name: str, cfg: dict[str, Any]) -> Schedule:
+        fs = int(cfg.get("frame_skip", 1))
+        if policy_name == "act":
+            coeff = cfg.get("temporal_ensemble_coeff")
+            if coeff is not None:
+                return cls("ensemble", 0, int(cfg["chunk_size"]), fs, 1, float(coeff))
+            return cls("queue", 0, int(cfg["n_action_steps"]), fs, 1)
+        n_obs = int(cfg["n_obs_steps"])
+        return cls("queue", n_obs - 1, int(cfg["n_action_steps"]), fs, n_obs)
+
+
+class ChunkExecutor:
+    """Chunks indexed by the tick of their observation; ``action(t)`` is the action for tick t."""
+
+    def __init__(self, schedule: Schedule) -> None:
+        self.s = schedule
+        self.chunks: list[tuple[int, np.ndarray]] = []  # (observation tick, (count, A)), oldest first
+
+    def add(self, tick: int, chunk: np.ndarray) -> None:
+        rows = np.asarray(chunk)[self.s.start : self.s.start + self.s.count]
+        self.chunks.append((tick, rows))
+        self.chunks.sort(key=lambda c: c[0])
+
+    def _end(self, tick: int, rows: np.ndarray) -> int:
+        return tick + len(rows) * self.s.frame_skip
+
+    def action(self, t: int) -> np.ndarray | None:
+        self.chunks = [(k, r) for k, r in self.chunks if self._end(k, r) > t]  # the past is dropped
+        covering = [(k, r[(t - k) // self.s.frame_skip]) for k, r in self.chunks if k <= t]
+        if not covering:
+            return None
+        if self.s.mode == "queue":
+            return covering[-1][1]
+        w = np.exp(-self.s.coeff * np.arange(len(covering)))  # 0 = the oldest chunk
+        acts = np.stack([a for _, a in covering])
+        return (w[:, None] * acts).sum(0) / w.sum()
+
+    def remaining(self, t: int) -> int:
+        """Ticks from t still covered by the newest chunk."""
+        if not self.chunks:
+            return 0
+        k, r = self.chunks[-1]
+        return max(0, self._end(k, r) - t)
+
+    def reset(self) -> None:
+        self.chunks = []
+
+
+# ------------------------------------------------------------------------------------ inference
+def _worker(
+    ckpt: str, device: str, threads: int, requests: Any, replies: Any
+) -> None:  # pragma: no cover - child
+    import torch
+
+    from imitation.checkpoint import load_policy
+
+    if threads:
+        torch.set_num_threads(threads)
+    policy = load_policy(ckpt, device)
+    replies.put(("ready", None, None, 0.0))
+    while True:
+        msg = requests.get()
+        if msg is None:
+            return
+        kind, tick, window = msg
+        if kind == "reset":
+            policy.reset(seeds=[int(tick)])
+            continue
+        t = time.perf_counter()
+        with torch.no_grad():
+            obs = {k: torch.as_tensor(v[None]).to(device) for k, v in window.items()}
+            chunk = policy.predict_chunk(obs)[0].float().cpu().numpy()
+        replies.put(("chunk", tick, chunk, time.perf_counter() - t))
+
+
+class InferenceProcess:
+    """The policy in its own process: ``submit(tick, window)``, ``poll(timeout)``."""
+
+    def __init__(
+        self, ckpt: str | Path, device: str = "cpu", threads: int = 0, start_timeout_s: float = 120.0
+    ):
+        ctx = mp.get_context("spawn")
+        self.requests, self.replies = ctx.Queue(), ctx.Queue()
+        self.proc = ctx.Process(
+            target=_worker, args=(str(ckpt), device, threads, self.requests, self.replies), daemon=True
+        )
+        self.proc.start()
+        self.busy = False
+        self.latency: list[float] = []
+        try:
+            kind, *_ = self.replies.get(timeout=start_timeout_s)
+        except queue_mod.Empty:
+            self.close()
+            raise ImitationError(
+                f"the inference process did not load {ckpt} within {start_timeout_s:.0f} s"
+            ) from None
+        assert kind == "ready"
+
+    def reset(self, seed: int) -> None:
+        self.requests.put(("reset", seed, None))
+
+    def submit(self, tick: int, window: dict[str, np.ndarray]) -> None:
+        self.busy = True
+        self.requests.put(("predict", tick, window))
+
+    def poll(self, timeout: float = 0.0) -> list[tuple[int, np.ndarray, float]]:
+        out = []
+        while True:
+            try:
+                msg = self.replies.get(timeout=timeout) if timeout > 0 else self.replies.get_nowait()
+            except queue_mod.Empty:
+                break
+            _, tick, chunk, dt = msg
+            self.busy = False
+            self.latency.append(dt)
+            out.append((tick, chunk, dt))
+            timeout = 0.0
+        if not self.proc.is_alive() and not out:
+            raise ImitationError(f"the inference process died (exit code {self.proc.exitcode})")
+        return out
+
+    def close(self) -> None:
+        try:
+            self.requests.put(None)
+            self.proc.join(timeout=5)
+        finally:
+            if self.proc.is_alive():
+                self.proc.terminate()
+
+
+class InlineInference:
+    """The same interface in this process (tests, and machines where a process cannot start)."""
+
+    def __init__(self, ckpt: str | Path, device: str = "cpu") -> None:
+        from imitation.checkpoint import load_policy
+
+        self.policy = load_policy(ckpt, device)
+        self.device = device
+        self.busy = False
+        self.latency: list[float] = []
+        self._done: list[tuple[int, np.ndarray, float]] = []
+
+    def reset(self, seed: int) -> None:
+        self.policy.reset(seeds=[seed])
+
+    def submit(self, tick: int, window: dict[str, np.ndarray]) -> None:
+        import torch
+
+        t = time.perf_counter()
+        with torch.no_grad():
+            obs = {k: torch.as_tensor(v[None]).to(self.device) for k, v in window.items()}
+            chunk = self.policy.predict_chunk(obs)[0].float().cpu().numpy()
+        dt = time.perf_counter() - t
+        self.latency.append(dt)
+        self._done.append((tick, chunk, dt))
+
+    def poll(self, timeout: float = 0.0) -> list[tuple[int, np.ndarray, float]]:
+        out, self._done = self._done, []
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+# ------------------------------------------------------------------------------------ checks
+def check_compatible(meta: dict[str, Any], spec: Any, has_env_state: bool) -> None:
+    """Refuse a checkpoint whose recorded needs the robot does not meet (one line, every reason)."""
+    need = meta.get("robot", {})
+    problems = []
+    joints = list(need.get("joint_names") or [])
+    if joints and joints != list(spec.joint_names):
+        problems.append(f"joints {joints} vs the robot's {list(spec.joint_names)}")
+    hz = need.get("control_hz")
+    if hz and abs(float(hz) - float(spec.control_hz)) > 1e-6:
+        problems.append(f"trained at {hz:g} Hz, the robot runs at {spec.control_hz:g} Hz")
+    have = {f"images/{c.name}": (c.height, c.width) for c in spec.cameras}
+    for key, shape in (need.get("cameras") or {}).items():
+        if key not in have:
+            problems.append(f"camera {key.split('/', 1)[1]!r} is missing")
+        elif tuple(have[key]) != tuple(shape[:2]):
+            problems.append(
+                f"camera {key.split('/', 1)[1]!r} gives {have[key][0]}x{have[key][1]}, trained on {shape[0]}x{shape[1]}"
+            )
+    if need.get("needs_env_state") and not has_env_state:
+        problems.append(
+            "it needs env_state (object poses), and the robot config declares no env_state sensor"
+        )
+    if problems:
+        raise ConfigError(f"checkpoint does not fit robot {spec.name}: " + "; ".join(problems))
+
+
+# ------------------------------------------------------------------------------------ the loop
+@dataclass
+class EpisodeStats:
+    seed: int | None
+    ticks: int = 0
+    starved: int = 0
+    dropped_rows: int = 0
+    chunks: int = 0
+    safe_start_ticks: int = 0
+    success: bool | None = None
+    timing: dict[str, float] = field(default_factory=dict)
+
+
+def run_episode(
+    robot: Any,
+    infer: Any,
+    schedule: Schedule,
+    keys: Sequence[str],
+    *,
+    max_ticks: int,
+    budget_frac: float = 0.6,
+    dry_run: bool = False,
+    done: Any = None,
+    on_tick: Any = None,
+) -> EpisodeStats:
+    """One episode; ``done()`` says when the episode is over (besides ``max_ticks``)."""
+    from imitation.control import RateLoop
+
+    hz = robot.spec.control_hz
+    period = 1.0 / hz
+    loop = RateLoop(hz)
+    execu = ChunkExecutor(schedule)
+    history: deque[dict[str, np.ndarray]] = deque(maxlen=(schedule.n_obs - 1) * schedule.frame_skip + 1)
+    stats = EpisodeStats(seed=None)
+    last = None
+    lead = 1  # ticks ahead to ask for the next chunk (queue mode), from the measured latency
+    pending_tick = None
+
+    def window_of() -> dict[str, np.ndarray]:
+        fs = schedule.frame_skip
+        return {
+            k: np.stack(
+                [history[max(0, len(history) - 1 - i * fs)][k] for i in reversed(range(schedule.n_obs))]
+            )
+            for k in keys
+        }
+
+    # The episode's first chunk is waited for before the clock starts: nothing moves before it.
+    obs = robot.observe()
+    history.append({k: np.asarray(obs[k]) for k in keys})
+    infer.submit(0, window_of())
+    for tick, chunk, _ in infer.poll(timeout=120.0):
+        execu.add(tick, chunk)
+        stats.chunks += 1
+    if not execu.chunks:
+        raise ImitationError("the policy gave no first chunk within 120 s")
+    first = execu.action(0)
+    if not dry_run and first is not None and hasattr(robot, "move_to"):
+        stats.safe_start_ticks = robot.move_to(first)  # slowly to the first pose, then the policy
+    history.clear()
+    for t in loop:
+        obs = robot.observe()
+        history.append({k: np.asarray(obs[k]) for k in keys})
+        want = t % schedule.frame_skip == 0 and (
+            schedule.mode == "ensemble" or execu.remaining(t) <= lead or not execu.chunks
+        )
+        if want and not infer.busy:
+            infer.submit(t, window_of())
+            pending_tick = t
+        wait = loop.tick_time + budget_frac * period - time.perf_counter()
+        got = infer.poll(timeout=max(0.0, wait)) if infer.busy else infer.poll()
+        for tick, chunk, dt in got:
+            execu.add(tick, chunk)
+            stats.chunks += 1
+            stats.dropped_rows += max(0, min(schedule.count, math.ceil((t - tick) / schedule.frame_skip)))
+            lead = max(1, math.ceil(dt * hz) + 1)
+            if tick == pending_tick:
+                pending_tick = None
+        a = execu.action(t)
+        if a is None:
+            stats.starved += 1
+            a = last
+        if a is not None and not dry_run:
+            robot.act(a)
+        last = a
+        stats.ticks += 1
+        if on_tick is not None:
+            on_tick(t, obs, a)
+        if stats.ticks >= max_ticks or (done is not None and done()):
+            break
+    stats.timing = loop.stats.summary()
+    return stats
+
+
+# ------------------------------------------------------------------------------------ CLI
+@dataclass
+class DeployConfig:
+    """Run a trained policy on a robot at the robot's control rate."""
+
+    checkpoint: str
+    """A run directory or one of its checkpoints/<step>."""
+    robot: str = "sim"
+    """sim (the simulated task), or an arm: so100, so101, koch, or a configs/robots/*.yaml path."""
+    port: str | None = None
+    """Serial port of a real arm (e.g. /dev/ttyACM0)."""
+    emulate: bool = False
+    """Drive the servo emulator (a virtual arm on a pseudo-terminal whose physics is the simulator)."""
+    env: str | None = None
+    """Task for --robot sim and --emulate (default: the one the training demos came from)."""
+    episodes: int = 1
+    """Episodes to run."""
+    seed: int = 100_000
+    """First scene seed (simulation and --emulate); episode i uses seed + i."""
+    episode_s: float | None = None
+    """Longest episode in seconds (default: the task's time limit; a real arm: 30 s)."""
+    dry_run: bool = False
+    """Run everything but send no goal positions."""
+    calibration: str | None = None
+    """Calibration file of a real arm (default: ~/.imitation/calibration/<robot>.yaml)."""
+    device: str = "cpu"
+    """Where the policy runs: cpu, cuda."""
+    inference: str = "process"
+    """process (its own process, the default) or inline (in the loop; for tests)."""
+    threads: int = 0
+    """Torch threads of the inference process (0: its default)."""
+    out: str | None = None
+    """Write the episodes and timing statistics to this JSON file."""
+
+    def __post_init__(self) -> None:
+        if self.episodes < 1:
+            raise ConfigError(f"episodes={self.episodes} must be ≥ 1")
+        if self.inference not in ("process", "inline"):
+            raise ConfigError(f"inference={self.inference!r} must be process or inline")
+        if self.robot != "sim" and not self.emulate and not self.port:
+            raise ConfigError(f"--robot {self.robot} needs --port (or --emulate for the virtual arm)")
+
+
+class Setup:
+    """The robot stack a deploy (or a hardware eval) runs on, and how episodes begin and end."""
+
+    def __init__(self, cfg: DeployConfig, meta: dict[str, Any]) -> None:
+        from imitation.control import SafeRobot, SafetyLimits
+
+        self.cfg, self.meta = cfg, meta
+        self.emulator = None
+        self.physics = None
+        self.sim = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        env_id = cfg.env or meta.get("robot", {}).get("env_id")
+        cams = meta.get("robot", {}).get("cameras") or {}
+        cam_names = tuple(k.split("/", 1)[1] for k in cams)
+        size = tuple(next(iter(cams.values()))[:2]) if cams else None
+        if cfg.robot == "sim":
+            from imitation.robots.sim import SimRobot
+
+            if not env_id:
+                raise ConfigError("--robot sim needs a task: the checkpoint names none; pass --env")
+            self.sim = SimRobot(
+                env_id, obs_mode="both" if cams else "state", cameras=cam_names or None, image_size=size
+            )
+            base = self.sim
+            safety: dict[str, Any] = {}
+            has_env_state = base.spec.env_state_dim > 0
+        else:
+            from imitation.robots.arm import BusArm
+            from imitation.robots.config import load_robot_config
+
+            rc = load_robot_config(cfg.robot)
+            sim_cams = [n for n, c in rc.cameras.items() if c.get("source") == "sim"]
+            sim_env_state = bool(rc.env_state and rc.env_state.get("source") == "sim")
+            if (sim_cams or sim_env_state) and not cfg.emulate:
+                raise ConfigError(
+                    f"{rc.path}: cameras or env_state with `source: sim` exist only under --emulate"
+                )
+            cameras: dict[str, Any] = {}
+            env_source = None
+            port = cfg.port
+            calibration = cfg.calibration
+            if cfg.emulate:
+                from imitation.robots.buses import make_bus
+                from imitation.robots.buses.emulator import ServoEmulator
+                from imitation.robots.emulated import SimPhysics, scripted_calibration
+
+                if not env_id:
+                    raise ConfigError("--emulate needs a task for its physics: pass --env")
+                sizes = {tuple(rc.cameras[n].get("size", size or (96, 96))) for n in sim_cams}
+                self.physics = SimPhysics(
+                    rc,
+                    env_id,
+                    seed=cfg.seed,
+                    obs_mode="both" if sim_cams else "state",
+                    cameras=tuple(sim_cams) or None,
+                    image_size=next(iter(sizes)) if sizes else None,
+                )
+                servos = {int(m["id"]): str(m["model"]) for m in rc.motors.values()}
+                self.emulator = ServoEmulator(rc.protocol, servos, physics=self.physics)
+                port = self.emulator.start()
+                print(f"emulated {rc.name} on {port} (physics: {env_id})")
+                self._tmp = tempfile.TemporaryDirectory()
+                calibration = str(Path(self._tmp.name) / f"{rc.name}.yaml")
+                with make_bus(rc.protocol, port, rc.motors, baudrate=rc.baudrate) as bus:
+                    scripted_calibration(bus, rc, self.physics).save(calibration)
+                self.physics.reset(cfg.seed)
+                cameras = {n: self.physics.camera(n) for n in sim_cams}
+                if sim_env_state:
+                    env_source = self.physics.env_state
+                    rc.env_state = dict(rc.env_state or {}) | {"dim": int(self.physics.env_state().shape[0])}
+            else:
+                from imitation.robots.cameras import make_camera
+
+                cameras = {n: make_camera(n, c) for n, c in rc.cameras.items()}
+            base = BusArm(
+                rc, str(port), calibration=calibration, cameras=cameras, env_state_source=env_source
+            )
+            safety = rc.safety
+            has_env_state = env_source is not None
+        check_compatible(meta, base.spec, has_env_state)
+        self.base = base
+        self.robot = SafeRobot(base, SafetyLimits.for_robot(base, safety), watchdog=cfg.robot != "sim")
+
+    def begin(self, seed: int) -> None:
+        if self.sim is not None:
+            self.sim.reset(seed)
+        if self.physics is not None:
+            self.physics.reset(seed)
+        self.robot.resync()
+
+    def done(self) -> bool:
+        if self.sim is not None:
+            return bool(self.sim.terminated or self.sim.truncated)
+        if self.physics is not None:
+            return self.physics.done
+        return False
+
+    def success(self) -> bool | None:
+        info = (
+            self.sim.info if self.sim is not None else self.physics.info if self.physics is not None else None
+        )
+        return None if info is None else bool(info.get("is_success", False))
+
+    def max_ticks(self) -> int:
+        hz = self.robot.spec.control_hz
+        if self.cfg.episode_s:
+            return int(self.cfg.episode_s * hz)
+        env = (
+            self.sim.env
+            if self.sim is not None
+            else self.physics.sim.env
+            if self.physics is not None
+            else None
+        )
+        limit = getattr(env, "time_limit_s", None) if env is not None else None
+        return int((limit + 1.0) * hz) if limit else int(30 * hz)
+
+    def close(self) -> None:
+        try:
+            self.robot.disconnect()
+        finally:
+            if self.emulator is not None:
+                self.emulator.stop()
+            if self._tmp is not None:
+                self._tmp.cleanup()
+
+
+def format_timing(s: dict[str, Any]) -> str:
+    t = s["timing"]
+    lines = [
+        f"period p50 {t.get('period_ms_p50', float('nan')):.2f} ms, p99 {t.get('period_ms_p99', float('nan')):.2f} ms, "
+        f"max {t.get('period_ms_max', float('nan')):.2f} ms (p99 error {t.get('period_error_ms_p99', float('nan')):.2f} ms); "
+        f"overruns {int(t.get('overruns', 0))}, missed deadlines {int(t.get('missed', 0))}",
+        f"inference p50 {s['inference_ms_p50']:.1f} ms, p99 {s['inference_ms_p99']:.1f} ms; chunks {s['chunks']}; "
+        f"starved ticks {s['starved']} of {s['ticks']}; clamps {s['clamps_total']} {s['clamps']}",
+    ]
+    return "\n".join(lines)
+
+
+def deploy(cfg: DeployConfig) -> dict[str, Any]:
+    from imitation.checkpoint import read_meta, resolve
+    from imitation.control import EStopKey
+
+    ckpt = resolve(cfg.checkpoint)
+    meta = read_meta(ckpt)
+    schedule = Schedule.of(meta["policy"], meta["policy_config"])
+    keys = list(meta["policy_config"]["obs_keys"])
+    setup = Setup(cfg, meta)
+    infer: Any = None
+    episodes: list[dict[str, Any]] = []
+    try:
+        setup.robot.connect()
+        infer = (
+            InferenceProcess(ckpt, cfg.device, cfg.threads)
+            if cfg.inference == "process"
+            else InlineInference(ckpt, cfg.device)
+        )
+        with EStopKey(setup.robot.stop):
+            for i in range(cfg.episodes):
+                seed = cfg.seed + i
+                setup.begin(seed)
+                infer.reset(seed)
+                n_lat = len(infer.latency)
+                st = run_episode(
+                    setup.robot,
+                    infer,
+                    schedule,
+                    keys,
+                    max_ticks=setup.max_ticks(),
+                    dry_run=cfg.dry_run,
+                    done=setup.done,
+                )
+                st.seed, st.success = seed, setup.success()
+                lat = np.asarray(infer.latency[n_lat:]) * 1e3
+                rec = asdict(st) | {
+                    "inference_ms_p50": float(np.percentile(lat, 50)) if len(lat) else float("nan"),
+                    "inference_ms_p99": float(np.percentile(lat, 99)) if len(lat) else float("nan"),
+                }
+                episodes.append(rec)
+                verdict = "" if st.success is None else (" success" if st.success else " failure")
+                print(
+                    f"episode {i + 1}/{cfg.episodes} (seed {seed}): {st.ticks} ticks{verdict}; starved {st.starved}"
+                )
+    finally:
+        if infer is not None:
+            infer.close()
+        report = setup.robot.report()
+        setup.close()
+    lat_all = np.concatenate([[e["inference_ms_p50"]] for e in episodes]) if episodes else np.array([])
+    summary = {
+        "checkpoint": str(ckpt),
+        "robot": cfg.robot,
+        "emulate": cfg.emulate,
+        "episodes": episodes,
+        "ticks": sum(e["ticks"] for e in episodes),
+        "starved": sum(e["starved"] for e in episodes),
+        "chunks": sum(e["chunks"] for e in episodes),
+        "timing": _merge_timing([e["timing"] for e in episodes]),
+        "inference_ms_p50": float(np.median(lat_all)) if len(lat_all) else float("nan"),
+        "inference_ms_p99": float(max((e["inference_ms_p99"] for e in episodes), default=float("nan"))),
+        **report,
+    }
+    wins = [e["success"] for e in episodes if e["success"] is not None]
+    if wins:
+        summary["success_rate"] = sum(wins) / len(wins)
+    return summary
+
+
+def _merge_timing(rows: list[dict[str, float]]) -> dict[str, float]:
+    if not rows:
+        return {}
+    out: dict[str, float] = {}
+    for key in rows[0]:
+        vals = [r[key] for r in rows if key in r]
+        if key in ("overruns", "missed", "ticks"):
+            out[key] = float(sum(vals))
+        elif key.endswith("max"):
+            out[key] = float(max(vals))
+        else:
+            out[key] = float(np.max(vals) if "p99" in key else np.median(vals))
+    return out
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "imitation deploy") -> int:
+    from imitation.config import parse
+
+    cfg = parse(
+        DeployConfig,
+        list(sys.argv[1:] if argv is None else argv),
+        prog=prog,
+        description=DeployConfig.__doc__,
+    )
+    summary = deploy(cfg)
+    print(format_timing(summary))
+    if "success_rate" in summary:
+        print(f"success {summary['success_rate']:.1%} over {len(summary['episodes'])} episode(s)")
+    if cfg.out:
+        Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(cfg.out).write_text(json.dumps(summary, indent=1, default=float))
+        print(f"results {cfg.out}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    sys.exit(main())

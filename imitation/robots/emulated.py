@@ -1,0 +1,203 @@
+"""An emulated real arm whose physics is the simulator.
+
+``SimPhysics`` plugs into the servo emulator: the servos' goal positions (ticks) go through a
+*mounting* — an arbitrary offset and sign per servo, as horns are mounted on a real arm — to joint
+targets of a MuJoCo task, the task steps in real time, and its joint positions come back as the
+servos' present positions through the same mounting. A driver on the other side of the serial
+port knows nothing of this: it must calibrate the arm like a real one, so the whole chain
+ticks → calibration → radians is exercised before a real arm is plugged in.
+
+The simulator can also be the arm's cameras and its external object tracker (``env_state``),
+but only where the robot config declares them with ``source: sim``.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from imitation.robots.calibration import REFERENCE_RAD, Calibration, calibrate
+from imitation.robots.config import RobotConfig
+
+
+@dataclass
+class Mounting:
+    """How each servo's raw position relates to the joint (radians; gripper [0, 1])."""
+
+    offset: np.ndarray  # raw ticks at 0 rad (gripper: at closed)
+    sign: np.ndarray  # +1 / -1
+    gripper_span: int = 1400  # raw ticks from closed to open
+    ticks_per_turn: int = 4096
+
+    @classmethod
+    def random(cls, n: int, rng: np.random.Generator) -> Mounting:
+        return cls(offset=rng.integers(1200, 2900, n), sign=rng.choice([-1, 1], n))
+
+    def to_raw(self, q: np.ndarray, gripper: np.ndarray) -> np.ndarray:
+        scale = np.where(gripper, self.gripper_span, self.ticks_per_turn / (2 * math.pi))
+        return np.rint(self.offset + self.sign * np.asarray(q) * scale).astype(np.int64)
+
+    def to_joint(self, raw: np.ndarray, gripper: np.ndarray) -> np.ndarray:
+        scale = np.where(gripper, self.gripper_span, self.ticks_per_turn / (2 * math.pi))
+        return self.sign * (np.asarray(raw, dtype=np.float64) - self.offset) / scale
+
+
+def homing_sign(protocol: str) -> int:
+    """present = raw + homing_sign * Homing_Offset, as the emulator (and the servos) apply it."""
+    return 1 if protocol == "dynamixel" else -1
+
+
+class SimPhysics:
+    """The servo emulator's physics: a simulated task as the arm (see the module doc)."""
+
+    def __init__(
+        self,
+        config: RobotConfig,
+        env_id: str,
+        *,
+        mounting: Mounting | None = None,
+        seed: int = 0,
+        obs_mode: str = "state",
+        cameras: tuple[str, ...] | None = None,
+        image_size: tuple[int, int] | None = None,
+        max_catch_up: int = 5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        from imitation.robots.sim import SimRobot
+
+        self.config = config
+        self.sim = SimRobot(env_id, obs_mode=obs_mode, cameras=cameras, image_size=image_size, seed=seed)
+        names = config.joint_names
+        if tuple(self.sim.spec.joint_names) != tuple(names):
+            raise ValueError(f"{env_id} has joints {self.sim.spec.joint_names}, {config.name} has {names}")
+        self.ids = [int(config.motors[n]["id"]) for n in names]
+        self.gripper = np.array([n.split("/")[-1] == "gripper" for n in names])
+        self.mounting = mounting or Mounting.random(len(names), np.random.default_rng(seed))
+        self.hsign = homing_sign(config.protocol or "")
+        self.max_catch_up = max_catch_up
+        self.clock = clock
+        self.lock = threading.RLock()
+        self.manual: np.ndarray | None = None  # joint pose set by hand (calibration), or None: simulate
+        self.obs: dict[str, np.ndarray] | None = None
+        self.episode_start = 0.0
+        self.steps = 0
+        self.done = False
+        self.info: dict[str, Any] = {}
+
+    # -------------------------------------------------------------- episodes
+    def reset(self, seed: int) -> None:
+        with self.lock:
+            self.obs = self.sim.reset(seed)
+            self.manual = None
+            self.episode_start = self.clock()
+            self.steps = 0
+            self.done = False
+            self.info = dict(self.sim.info)
+
+    def set_pose(self, q: np.ndarray) -> None:
+        """Hold the arm at ``q`` (radians; gripper [0, 1]) as a hand would, bypassing the simulator."""
+        with self.lock:
+            self.manual = np.asarray(q, dtype=np.float64)
+
+    # -------------------------------------------------------------- the emulator hook
+    def sync(self, emulator: Any, now: float) -> None:
+        with self.lock:
+            if self.manual is not None:
+                self._write_present(emulator, self.manual)
+                return
+            if self.obs is None:
+                self.reset(self.sim.seed)
+            torque = all(emulator.get(i, "Torque_Enable") for i in self.ids)
+            due = int((self.clock() - self.episode_start) * self.sim.spec.control_hz)
+            if torque and not self.done and due > self.steps:
+                goal_raw = np.array(
+                    [self._raw(emulator, i, emulator.get(i, "Goal_Position")) for i in self.ids]
+                )
+                q_goal = self.mounting.to_joint(goal_raw, self.gripper)
+                n = min(due - self.steps, self.max_catch_up)
+                for _ in range(n):
+                    self.obs = self._step(q_goal)
+                    if self.done:
+                        break
+                self.steps = due  # steps beyond the catch-up are dropped, as a slow simulator would
+            self._write_present(emulator, np.asarray(self.obs["state"], dtype=np.float64))
+
+    def _step(self, q_goal: np.ndarray) -> dict[str, np.ndarray]:
+        self.sim.act(q_goal)
+        self.info = dict(self.sim.info)
+        self.done = bool(self.sim.terminated or self.sim.truncated)
+        return self.sim.observe()
+
+    def _raw(self, emulator: Any, servo_id: int, present: int) -> int:
+        return present - self.hsign * emulator.get(servo_id, "Homing_Offset")
+
+    def _write_present(self, emulator: Any, q: np.ndarray) -> None:
+        raw = self.mounting.to_raw(q, self.gripper)
+        for i, r in zip(self.ids, raw, strict=True):
+            present = int(r) + self.hsign * emulator.get(i, "Homing_Offset")
+            emulator.set(i, "Present_Position", present % self.mounting.ticks_per_turn)
+
+    # -------------------------------------------------------------- sensors
+    def latest(self) -> dict[str, np.ndarray]:
+        with self.lock:
+            if self.obs is None:
+                raise RuntimeError("the simulated arm has no episode yet; call reset(seed)")
+            return self.obs
+
+    def env_state(self) -> np.ndarray:
+        return np.asarray(self.latest()["env_state"], dtype=np.float32)
+
+    def camera(self, name: str) -> SimCamera:
+        return SimCamera(self, name)
+
+
+class SimCamera:
+    """A camera served by the simulator: the latest rendered frame and the wall time it was taken."""
+
+    def __init__(self, physics: SimPhysics, name: str) -> None:
+        self.physics, self.key = physics, f"images/{name}"
+        self.frames = self.duplicates = 0
+        self._last_step = -1
+
+    def read(self, tick_time: float | None = None) -> tuple[np.ndarray, float, int]:
+        obs = self.physics.latest()
+        if self.key not in obs:
+            raise KeyError(f"the simulator renders no camera {self.key.split('/')[1]!r}")
+        step = self.physics.steps
+        if step == self._last_step:
+            self.duplicates += 1
+        self._last_step = step
+        self.frames += 1
+        ts = self.physics.episode_start + step / self.physics.sim.spec.control_hz
+        return obs[self.key], ts, step
+
+
+def scripted_calibration(bus: Any, config: RobotConfig, physics: SimPhysics, steps: int = 24) -> Calibration:
+    """``calibrate`` with the simulated arm posed as an operator would pose a real one."""
+    n = len(config.joint_names)
+    zero = np.zeros(n)
+    ref = np.where(physics.gripper, 1.0, REFERENCE_RAD)
+    poses = iter([zero, ref])
+
+    def ask(_text: str) -> None:
+        pose = next(poses, None)
+        if pose is not None:
+            physics.set_pose(pose)
+
+    def sweep(read: Callable[[], dict[str, int]]) -> None:
+        for i in range(n):
+            lo, hi = (0.0, 1.0) if physics.gripper[i] else (config.lower[i] - 0.05, config.upper[i] + 0.05)
+            for v in np.linspace(lo, hi, steps):
+                q = np.zeros(n)
+                q[i] = v
+                physics.set_pose(q)
+                read()
+        physics.set_pose(zero)
+
+    return calibrate(bus, config, ask=ask, sweep=sweep)
