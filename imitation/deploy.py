@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -520,7 +520,26 @@ def format_timing(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def deploy(cfg: DeployConfig) -> dict[str, Any]:
+def ask_operator(i: int, n: int, seed: int) -> bool:
+    """The operator's verdict on a real episode: y (success) or n."""
+    while True:
+        ans = input(f"episode {i + 1}/{n}: success? [y/n] ").strip().lower()
+        if ans in ("y", "n"):
+            return ans == "y"
+
+
+def wait_for_reset(i: int, n: int, seed: int) -> None:
+    input(f"reset the scene for episode {i + 1}/{n}, then press Enter (Ctrl-C stops) ")
+
+
+def deploy(
+    cfg: DeployConfig,
+    *,
+    judge: Callable[[int, int, int], bool] | None = None,
+    before: Callable[[int, int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Run the episodes; ``before(i, n, seed)`` is called before each one (a real arm: the operator
+    resets the scene) and ``judge(i, n, seed)`` after it where the robot cannot tell success."""
     from imitation.checkpoint import read_meta, resolve
     from imitation.control import EStopKey
 
@@ -541,6 +560,8 @@ def deploy(cfg: DeployConfig) -> dict[str, Any]:
         with EStopKey(setup.robot.stop):
             for i in range(cfg.episodes):
                 seed = cfg.seed + i
+                if before is not None and setup.sim is None and setup.physics is None:
+                    before(i, cfg.episodes, seed)
                 setup.begin(seed)
                 infer.reset(seed)
                 n_lat = len(infer.latency)
@@ -554,6 +575,8 @@ def deploy(cfg: DeployConfig) -> dict[str, Any]:
                     done=setup.done,
                 )
                 st.seed, st.success = seed, setup.success()
+                if st.success is None and judge is not None:
+                    st.success = judge(i, cfg.episodes, seed)
                 lat = np.asarray(infer.latency[n_lat:]) * 1e3
                 rec = asdict(st) | {
                     "inference_ms_p50": float(np.percentile(lat, 50)) if len(lat) else float("nan"),
@@ -627,3 +650,54 @@ def main(argv: Sequence[str] | None = None, prog: str = "imitation deploy") -> i
 if __name__ == "__main__":  # pragma: no cover
     os.environ.setdefault("MUJOCO_GL", "egl")
     sys.exit(main())
+
+
+def evaluate_on_robot(cfg: Any) -> dict[str, Any]:
+    """``imitation eval --robot``: the evaluator on an arm. Between episodes the operator resets the
+    scene; after each one they mark success (under --emulate the simulator judges). The same
+    results.json and Wilson interval as in simulation."""
+    from imitation.evaluate import Episode, summarize
+
+    dc = DeployConfig(
+        checkpoint=cfg.checkpoint,
+        robot=cfg.robot,
+        port=cfg.port,
+        emulate=cfg.emulate,
+        env=cfg.env,
+        episodes=cfg.episodes,
+        seed=cfg.seed,
+        calibration=cfg.calibration,
+        device=cfg.device,
+    )
+    t0 = time.perf_counter()
+    out = deploy(dc, judge=ask_operator, before=wait_for_reset)
+    episodes = [Episode(int(e["seed"]), bool(e["success"]), 0.0, int(e["ticks"])) for e in out["episodes"]]
+    summary = summarize(episodes)
+    summary |= {
+        "env": f"{cfg.robot}" + (" (emulated)" if cfg.emulate else ""),
+        "checkpoint": out["checkpoint"],
+        "seeds": [cfg.seed, cfg.seed + cfg.episodes - 1],
+        "latency_ticks": 0,
+        "inference_ms_per_step": out["inference_ms_p50"],
+        "wall_s": time.perf_counter() - t0,
+        "timing": out["timing"],
+        "clamps": out["clamps"],
+        "starved": out["starved"],
+    }
+    ckpt = Path(out["checkpoint"])
+    run = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt
+    folder = Path(cfg.out) if cfg.out else Path("eval") / f"{run.name}_{cfg.robot}"
+    folder.mkdir(parents=True, exist_ok=True)
+    from imitation import config as config_mod
+    from imitation.evaluate import write_plot
+
+    write_plot(summary, episodes, folder / "summary.png")
+    summary["plot"] = str(folder / "summary.png")
+    record = {
+        "summary": summary,
+        "config": config_mod.to_dict(cfg),
+        "episodes": [asdict(e) for e in episodes],
+    }
+    (folder / "results.json").write_text(json.dumps(record, indent=1, default=float))
+    summary["results"] = str(folder / "results.json")
+    return summary

@@ -56,6 +56,15 @@ class EvalConfig:
     """Evaluate even on seeds that the training demos were recorded with."""
     device: str = "cpu"
     """Where the policy runs: cpu, cuda."""
+    robot: str | None = None
+    """Evaluate on an arm instead (so100, so101, koch or a configs/robots/*.yaml): the operator
+    resets the scene and marks each episode's success."""
+    port: str | None = None
+    """Serial port of the arm (with --robot)."""
+    emulate: bool = False
+    """With --robot: the servo emulator whose physics is the simulator (which also judges success)."""
+    calibration: str | None = None
+    """Calibration file of the arm (default: ~/.imitation/calibration/<robot>.yaml)."""
 
     def __post_init__(self) -> None:
         if self.episodes < 1 or self.num_envs < 1:
@@ -309,6 +318,10 @@ def evaluate(
     """Run the evaluation and write its outputs; returns the summary. The progress bar shows on a
     terminal unless ``progress`` says otherwise."""
     progress = sys.stderr.isatty() if progress is None else progress
+    if cfg.robot:
+        from imitation.deploy import evaluate_on_robot
+
+        return evaluate_on_robot(cfg)
     from imitation.checkpoint import load_policy, read_meta, resolve
 
     ckpt = resolve(cfg.checkpoint)
