@@ -295,9 +295,10 @@ def run_episode(
     obs = robot.observe()
     history.append({k: np.asarray(obs[k]) for k in keys})
     infer.submit(0, window_of())
-    for tick, chunk, _ in infer.poll(timeout=120.0):
+    for tick, chunk, dt in infer.poll(timeout=120.0):
         execu.add(tick, chunk)
         stats.chunks += 1
+        lead = max(1, math.ceil(dt * hz) + 2)
     if not execu.chunks:
         raise ImitationError("the policy gave no first chunk within 120 s")
     first = execu.action(0)
@@ -319,7 +320,7 @@ def run_episode(
             execu.add(tick, chunk)
             stats.chunks += 1
             stats.dropped_rows += max(0, min(schedule.count, math.ceil((t - tick) / schedule.frame_skip)))
-            lead = max(1, math.ceil(dt * hz) + 1)
+            lead = max(1, math.ceil(dt * hz) + 2)  # ask this many ticks before the chunk runs out
             if tick == pending_tick:
                 pending_tick = None
         a = execu.action(t)

@@ -58,3 +58,34 @@ def synthetic_store(tmp_path_factory):
     path = tmp_path_factory.mktemp("synthetic") / "demo.zarr"
     write_store(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def pick_place_checkpoint(tmp_path_factory):
+    """A tiny state-based ACT checkpoint trained briefly on two scripted PickPlace demos (it acts
+    like a policy, shapes and meta included; it is not meant to succeed)."""
+    from imitation.config import from_dict
+    from imitation.record import RecordConfig, record_scripted
+    from imitation.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("pp_ckpt")
+    store = root / "demos.zarr"
+    record_scripted(
+        RecordConfig(env="imitation/PickPlace-v0", episodes=2, out=store, obs_mode="state"), progress=False
+    )
+    act = {
+        "obs_keys": ["state", "env_state"],
+        "chunk_size": 10,
+        "n_action_steps": 10,
+        "temporal_ensemble_coeff": 0.01,
+        "dim_model": 32,
+        "n_heads": 2,
+        "dim_feedforward": 64,
+        "n_encoder_layers": 1,
+        "n_decoder_layers": 1,
+        "n_vae_encoder_layers": 1,
+        "latent_dim": 8,
+    }
+    cfg = {"store": str(store), "out": str(root / "run"), "policy": "act", "act": act, "steps": 20}
+    cfg |= {"batch_size": 16, "val_fraction": 0.0, "log_every": 10, "save_every": 20, "wandb": "disabled"}
+    return train(from_dict(TrainConfig, cfg))
