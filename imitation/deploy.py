@@ -430,7 +430,7 @@ class Setup:
 
                 if not env_id:
                     raise ConfigError("--emulate needs a task for its physics: pass --env")
-                sizes = {tuple(rc.cameras[n].get("size", size or (96, 96))) for n in sim_cams}
+                sizes = {(int(rc.cameras[n].get("height", 96)), int(rc.cameras[n].get("width", 96))) for n in sim_cams}
                 self.physics = SimPhysics(
                     rc,
                     env_id,

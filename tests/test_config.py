@@ -78,8 +78,13 @@ def test_every_shipped_config_loads():
         if name.startswith("robots/"):
             from envs.so100 import load_arm_spec
 
+            from imitation.robots.buses import MODELS
+            from imitation.robots.config import load_robot_config
+
             spec = load_arm_spec(CONFIGS / name)  # joint names, limits, rate
             assert spec.joint_names[-1] == "gripper" and (spec.lower < spec.upper).all()
+            rc = load_robot_config(CONFIGS / name)  # keys, bus, motor order
+            assert all(m["model"] in MODELS for m in rc.motors.values())
             continue
         if name.startswith("train/"):
             from imitation.train import TrainConfig

@@ -1,0 +1,165 @@
+"""A real-arm driver against the servo emulator whose physics is the simulator: calibration,
+safety through the bus, torque off, and deploy --emulate."""
+
+from __future__ import annotations
+
+import mujoco
+import numpy as np
+import pytest
+
+from imitation.control import SafeRobot, SafetyLimits
+from imitation.robots.arm import BusArm
+from imitation.robots.buses import make_bus
+from imitation.robots.buses.emulator import ServoEmulator
+from imitation.robots.calibration import CalibrationError
+from imitation.robots.config import load_robot_config
+from imitation.robots.emulated import Mounting, SimPhysics, scripted_calibration
+
+ENV = "imitation/PickPlace-v0"
+
+
+class Rig:
+    """Emulator + simulator physics + a calibrated BusArm on the emulator's port."""
+
+    def __init__(self, robot: str, seed: int, tmp_path, mounting: Mounting | None = None) -> None:
+        self.rc = load_robot_config(robot)
+        rng = np.random.default_rng(seed)
+        self.physics = SimPhysics(self.rc, ENV, mounting=mounting or Mounting.random(6, rng), seed=seed)
+        servos = {int(m["id"]): str(m["model"]) for m in self.rc.motors.values()}
+        self.emu = ServoEmulator(self.rc.protocol, servos, physics=self.physics)
+        self.port = self.emu.start()
+        self.cal_path = tmp_path / f"{robot}_{seed}.yaml"
+
+    def calibrate(self):
+        with make_bus(self.rc.protocol, self.port, self.rc.motors, baudrate=self.rc.baudrate) as bus:
+            cal = scripted_calibration(bus, self.rc, self.physics)
+        cal.save(self.cal_path)
+        return cal
+
+    def arm(self, **kw) -> BusArm:
+        return BusArm(self.rc, self.port, calibration=self.cal_path, **kw)
+
+    def torque(self) -> list[int]:
+        return [self.emu.get(int(m["id"]), "Torque_Enable") for m in self.rc.motors.values()]
+
+    def close(self) -> None:
+        self.emu.stop()
+
+
+@pytest.fixture
+def rigs(tmp_path):
+    made = []
+
+    def make(robot="so100", seed=0, **kw):
+        r = Rig(robot, seed, tmp_path, **kw)
+        made.append(r)
+        return r
+
+    yield make
+    for r in made:
+        r.close()
+
+
+def ee_position(model, data, qpos_adr, q):
+    data.qpos[:] = 0
+    data.qpos[qpos_adr] = q
+    mujoco.mj_kinematics(model, data)
+    return data.site("ee").xpos.copy()
+
+
+@pytest.mark.parametrize("robot,seed", [("so100", 1), ("so100", 2), ("koch", 3)])
+def test_calibration_maps_random_mountings_onto_the_model_within_a_millimetre(rigs, robot, seed):
+    rig = rigs(robot, seed)
+    cal = rig.calibrate()
+    assert {j.sign for j in cal.joints.values()} <= {1, -1}
+    env = rig.physics.sim.env
+    from envs.so100 import ArmIK
+
+    ik = ArmIK(env.model)
+    data = mujoco.MjData(env.model)
+    rng = np.random.default_rng(seed + 100)
+    lo, hi = rig.rc.lower * 0.9, rig.rc.upper * 0.9
+    with rig.arm() as arm:
+        assert all(rig.torque())  # a follower turns torque on only once calibrated and configured
+        worst = 0.0
+        for _ in range(20):
+            q = rng.uniform(lo, hi)
+            rig.physics.set_pose(q)
+            got = arm.read_joints()
+            err = np.linalg.norm(ee_position(env.model, data, ik.qpos_adr, q[:5]) - ee_position(env.model, data, ik.qpos_adr, got[:5]))
+            worst = max(worst, err)
+            assert abs(got[5] - q[5]) < 0.01  # gripper, [0, 1]
+        assert worst < 1e-3, f"end effector off by {1e3 * worst:.2f} mm"
+        # The servos hold the calibrated limits themselves.
+        for n, (tlo, thi) in arm.limits_ticks.items():
+            assert arm.bus.read("Min_Position_Limit", n) == tlo and arm.bus.read("Max_Position_Limit", n) == thi
+    assert not any(rig.torque())  # torque off on disconnect
+
+
+def test_an_uncalibrated_or_mismatched_arm_refuses_to_move(rigs, tmp_path):
+    rig = rigs("so100", 4)
+    with pytest.raises(CalibrationError, match="no calibration file"):
+        rig.arm().connect()
+    assert not any(rig.torque())
+    rig.calibrate()
+    rig.emu.set(3, "Homing_Offset", rig.emu.get(3, "Homing_Offset") + 100)  # another arm's servo
+    with pytest.raises(CalibrationError, match="Homing_Offset"):
+        rig.arm().connect()
+    assert not any(rig.torque())
+
+
+def test_ten_thousand_random_commands_through_the_bus_stay_within_every_limit(rigs):
+    rig = rigs("so100", 5)
+    rig.calibrate()
+    rig.physics.set_pose(np.array([0.0, 0.3, 1.2, 1.0, 0.0, 0.5]))
+    arm = rig.arm()
+    ids = [int(m["id"]) for m in rig.rc.motors.values()]
+    rng = np.random.default_rng(0)
+    specials = np.array([np.nan, np.inf, -np.inf, 1e6, -1e6])
+    with SafeRobot(arm, SafetyLimits.for_robot(arm, rig.rc.safety), watchdog=False) as robot:
+        lim = robot.limits
+        cal = arm.calibration
+        prev = None
+        for i in range(10_000):
+            a = rng.uniform(-4, 4, 6)
+            m = rng.random(6) < 0.15
+            a[m] = rng.choice(specials, m.sum())
+            robot.act(a)
+            goals = {n: rig.emu.get(i_, "Goal_Position") for n, i_ in zip(arm.names, ids, strict=True)}
+            for n, (tlo, thi) in arm.limits_ticks.items():
+                assert tlo <= goals[n] <= thi
+            rad = cal.to_rad(goals, arm.names)
+            assert (rad >= lim.lower - 1e-3).all() and (rad <= lim.upper + 1e-3).all()
+            if prev is not None:  # one tick of rounding on top of the step limit
+                assert np.abs(rad - prev)[:5].max() <= lim.step_limit + 2 * np.pi / 4096
+            prev = rad
+    assert robot.report()["clamps_total"] > 0
+    assert not any(rig.torque())
+
+
+def test_torque_is_off_after_an_exception(rigs):
+    rig = rigs("so100", 6)
+    rig.calibrate()
+    arm = rig.arm()
+    with pytest.raises(ZeroDivisionError), SafeRobot(arm, SafetyLimits.for_robot(arm, rig.rc.safety)) as robot:
+        robot.act(robot.observe()["state"])
+        assert all(rig.torque())
+        _ = 1 / 0
+    assert not any(rig.torque())
+
+
+def test_deploy_on_the_emulated_arm(pick_place_checkpoint, tmp_path):
+    from imitation.deploy import DeployConfig, deploy
+
+    cfg = DeployConfig(
+        checkpoint=str(pick_place_checkpoint),
+        robot="configs/robots/so100_emulated.yaml",
+        emulate=True,
+        episodes=1,
+        episode_s=1.0,
+        env=ENV,
+    )
+    s = deploy(cfg)
+    assert s["episodes"][0]["ticks"] == 50 and s["starved"] == 0
+    assert s["episodes"][0]["success"] in (True, False)
+    assert s["timing"]["missed"] == 0
