@@ -430,7 +430,10 @@ class Setup:
 
                 if not env_id:
                     raise ConfigError("--emulate needs a task for its physics: pass --env")
-                sizes = {(int(rc.cameras[n].get("height", 96)), int(rc.cameras[n].get("width", 96))) for n in sim_cams}
+                sizes = {
+                    (int(rc.cameras[n].get("height", 96)), int(rc.cameras[n].get("width", 96)))
+                    for n in sim_cams
+                }
                 self.physics = SimPhysics(
                     rc,
                     env_id,
@@ -451,7 +454,7 @@ class Setup:
                 cameras = {n: self.physics.camera(n) for n in sim_cams}
                 if sim_env_state:
                     env_source = self.physics.env_state
-                    rc.env_state = dict(rc.env_state or {}) | {"dim": int(self.physics.env_state().shape[0])}
+                    rc.env_state = dict(rc.env_state or {}) | {"dim": self.physics.env_state_dim}
             else:
                 from imitation.robots.cameras import make_camera
 

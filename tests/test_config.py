@@ -77,7 +77,6 @@ def test_every_shipped_config_loads():
     for name in files:
         if name.startswith("robots/"):
             from envs.so100 import load_arm_spec
-
             from imitation.robots.buses import MODELS
             from imitation.robots.config import load_robot_config
 

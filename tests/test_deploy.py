@@ -136,7 +136,9 @@ def test_slow_inference_never_costs_a_deadline_and_starved_ticks_are_counted(mod
 
 def test_deploy_on_the_simulated_arm_with_inference_in_its_own_process(pick_place_checkpoint, tmp_path):
     out = tmp_path / "deploy.json"
-    cfg = DeployConfig(checkpoint=str(pick_place_checkpoint), robot="sim", episodes=2, episode_s=0.6, out=str(out))
+    cfg = DeployConfig(
+        checkpoint=str(pick_place_checkpoint), robot="sim", episodes=2, episode_s=0.6, out=str(out)
+    )
     summary = deploy(cfg)
     assert [e["ticks"] for e in summary["episodes"]] == [30, 30]
     assert summary["starved"] == 0 and summary["timing"]["missed"] == 0
@@ -163,7 +165,9 @@ def test_results_json_of_eval_on_the_simulated_robot(pick_place_checkpoint, tmp_
     from imitation.evaluate import EvalConfig, evaluate
 
     s = evaluate(
-        EvalConfig(checkpoint=str(pick_place_checkpoint), robot="sim", episodes=1, out=str(tmp_path / "ev"), videos=0)
+        EvalConfig(
+            checkpoint=str(pick_place_checkpoint), robot="sim", episodes=1, out=str(tmp_path / "ev"), videos=0
+        )
     )
     rec = json.loads((tmp_path / "ev" / "results.json").read_text())
     assert rec["summary"]["episodes"] == 1 and len(rec["episodes"]) == 1

@@ -44,14 +44,18 @@ def rig(hz: float | None = None, cameras: bool = False):
     rc = load_robot_config(ROBOT)
     if not cameras:
         rc.cameras = {}
-    physics = SimPhysics(rc, ENV, seed=0, obs_mode="both" if cameras else "state", cameras=("top",) if cameras else None)
-    emu = ServoEmulator(rc.protocol, {int(m["id"]): str(m["model"]) for m in rc.motors.values()}, physics=physics)
+    physics = SimPhysics(
+        rc, ENV, seed=0, obs_mode="both" if cameras else "state", cameras=("top",) if cameras else None
+    )
+    emu = ServoEmulator(
+        rc.protocol, {int(m["id"]): str(m["model"]) for m in rc.motors.values()}, physics=physics
+    )
     port = emu.start()
     tmp = tempfile.mkdtemp()
     with make_bus(rc.protocol, port, rc.motors) as bus:
         scripted_calibration(bus, rc, physics).save(f"{tmp}/cal.yaml")
     physics.reset(0)
-    rc.env_state = {"source": "sim", "dim": int(physics.env_state().shape[0])}
+    rc.env_state = {"source": "sim", "dim": physics.env_state_dim}
     if hz:
         rc.control_hz = float(hz)
     arm = BusArm(rc, port, calibration=f"{tmp}/cal.yaml", env_state_source=physics.env_state)
@@ -97,7 +101,9 @@ def slow_checkpoint(out: Path) -> Path:
     store = out / "demos.zarr"
     if not store.exists():
         record_scripted(RecordConfig(env=ENV, episodes=2, out=store), progress=False)
-    cfg = load_yaml(TrainConfig, Path(__file__).resolve().parents[1] / "configs/train/pick_place_act_image.yaml")
+    cfg = load_yaml(
+        TrainConfig, Path(__file__).resolve().parents[1] / "configs/train/pick_place_act_image.yaml"
+    )
     cfg.store, cfg.out, cfg.steps, cfg.device, cfg.num_workers = str(store), str(out / "run"), 2, "cpu", 0
     cfg.wandb, cfg.val_fraction, cfg.save_every, cfg.log_every = "disabled", 0.0, 2, 1
     return train(cfg)
@@ -147,12 +153,24 @@ def e2e(checkpoint: str, episodes: int, seed: int) -> dict:
 
     t = time.perf_counter()
     sim = evaluate(
-        EvalConfig(checkpoint=checkpoint, env=ENV, episodes=episodes, seed=seed, num_envs=2, videos=0, out="bench_out/e2e_sim"),
+        EvalConfig(
+            checkpoint=checkpoint,
+            env=ENV,
+            episodes=episodes,
+            seed=seed,
+            num_envs=2,
+            videos=0,
+            out="bench_out/e2e_sim",
+        ),
         progress=False,
     )
     sim_s = time.perf_counter() - t
     t = time.perf_counter()
-    dep = deploy(DeployConfig(checkpoint=checkpoint, robot=str(ROBOT), emulate=True, env=ENV, episodes=episodes, seed=seed))
+    dep = deploy(
+        DeployConfig(
+            checkpoint=checkpoint, robot=str(ROBOT), emulate=True, env=ENV, episodes=episodes, seed=seed
+        )
+    )
     dep_s = time.perf_counter() - t
     per = [e["success"] for e in dep["episodes"]]
     with open("bench_out/e2e_sim/results.json") as f:

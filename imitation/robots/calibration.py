@@ -172,7 +172,10 @@ def _set_offset(bus: Any, motor: str, reading: int, protocol: str) -> int:
     first guess is checked by reading back and flipped if needed."""
     guesses = (MID - reading, reading - MID) if protocol == "dynamixel" else (reading - MID, MID - reading)
     for off in guesses:
-        bus.write_eeprom("Homing_Offset", motor, int(off))
+        try:
+            bus.write_eeprom("Homing_Offset", motor, int(off))
+        except ValueError:  # outside the register's range (Feetech: ±2047)
+            continue
         now = bus.read("Present_Position", motor)
         if abs(now - MID) <= 2:
             return int(off)

@@ -84,6 +84,7 @@ class SimPhysics:
         self.clock = clock
         self.lock = threading.RLock()
         self.manual: np.ndarray | None = None  # joint pose set by hand (calibration), or None: simulate
+        self.pending_seed: int | None = None
         self.obs: dict[str, np.ndarray] | None = None
         self.episode_start = 0.0
         self.steps = 0
@@ -92,13 +93,20 @@ class SimPhysics:
 
     # -------------------------------------------------------------- episodes
     def reset(self, seed: int) -> None:
+        """Start a new episode with ``seed``'s scene. It takes effect at the next bus request: the
+        simulator (and its renderer, whose GL context belongs to one thread) runs only in the
+        emulator's thread."""
         with self.lock:
-            self.obs = self.sim.reset(seed)
+            self.pending_seed = seed
             self.manual = None
-            self.episode_start = self.clock()
-            self.steps = 0
-            self.done = False
-            self.info = dict(self.sim.info)
+
+    def _reset_now(self, seed: int) -> None:
+        self.obs = self.sim.reset(seed)
+        self.pending_seed = None
+        self.episode_start = self.clock()
+        self.steps = 0
+        self.done = False
+        self.info = dict(self.sim.info)
 
     def set_pose(self, q: np.ndarray) -> None:
         """Hold the arm at ``q`` (radians; gripper [0, 1]) as a hand would, bypassing the simulator."""
@@ -111,8 +119,8 @@ class SimPhysics:
             if self.manual is not None:
                 self._write_present(emulator, self.manual)
                 return
-            if self.obs is None:
-                self.reset(self.sim.seed)
+            if self.pending_seed is not None or self.obs is None:
+                self._reset_now(self.sim.seed if self.pending_seed is None else self.pending_seed)
             torque = all(emulator.get(i, "Torque_Enable") for i in self.ids)
             due = int((self.clock() - self.episode_start) * self.sim.spec.control_hz)
             if torque and not self.done and due > self.steps:
@@ -146,9 +154,15 @@ class SimPhysics:
     # -------------------------------------------------------------- sensors
     def latest(self) -> dict[str, np.ndarray]:
         with self.lock:
-            if self.obs is None:
-                raise RuntimeError("the simulated arm has no episode yet; call reset(seed)")
+            if self.obs is None or self.pending_seed is not None:
+                raise RuntimeError(
+                    "the simulated arm's episode has not started: reset(seed), then a bus request"
+                )
             return self.obs
+
+    @property
+    def env_state_dim(self) -> int:
+        return int(self.sim.spec.env_state_dim)
 
     def env_state(self) -> np.ndarray:
         return np.asarray(self.latest()["env_state"], dtype=np.float32)
