@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from imitation.errors import ImitationError
+
 from .tables import MODELS, ModelTable, Register
 
 try:
@@ -37,8 +39,9 @@ class Motor:
     model: str
 
 
-class BusError(IOError):
-    """A transaction failed; the message names the port, the motor (name and id) and the register."""
+class BusError(ImitationError, IOError):
+    """A transaction failed; the message names the port, the motor (name and id) and the register.
+    The CLI prints it as one line (an ``ImitationError``); it is an ``IOError`` as well."""
 
     def __init__(self, message: str, port: str, motor_id: int | None = None, register: str | None = None):
         super().__init__(message)
