@@ -151,6 +151,11 @@ class SimPhysics:
             present = int(r) + self.hsign * emulator.get(i, "Homing_Offset")
             emulator.set(i, "Present_Position", present % self.mounting.ticks_per_turn)
 
+    def close(self) -> None:
+        """Release the simulator (the emulator calls this from its own thread when it stops)."""
+        with self.lock:
+            self.sim.disconnect()
+
     # -------------------------------------------------------------- sensors
     def latest(self) -> dict[str, np.ndarray]:
         with self.lock:

@@ -323,6 +323,16 @@ class ServoEmulator:
         s.store(s.model.reg("ID"), new)
 
     def _serve(self) -> None:
+        try:
+            self._serve_loop()
+        finally:
+            # A physics that owns thread-bound resources (a simulator's GL context) releases them
+            # in the thread that used them.
+            close = getattr(self.physics, "close", None)
+            if callable(close):
+                close()
+
+    def _serve_loop(self) -> None:
         master = self._master
         assert master is not None
         decoder = self.codec.Decoder(want="instruction", on_corrupt=self._on_corrupt)
