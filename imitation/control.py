@@ -348,6 +348,9 @@ class SafeRobot(Robot):
         """Take the arm's present pose as the last command (after a scene reset moved it) and make
         watchdog's clock start again."""
         with self._lock:
+            rearm = getattr(self.robot, "rearm", None)
+            if callable(rearm):
+                rearm()
             obs = self.robot.observe()
             self._last_sent = np.asarray(obs["state"], dtype=np.float64)[: len(self.limits.lower)].copy()
             self._last_cmd = time.monotonic()

@@ -327,12 +327,13 @@ def run_episode(
         if a is None:
             stats.starved += 1
             a = last
+        sent = a
         if a is not None and not dry_run:
-            robot.act(a)
+            sent = robot.act(a)
         last = a
         stats.ticks += 1
-        if on_tick is not None:
-            on_tick(t, obs, a)
+        if on_tick is not None and sent is not None:
+            on_tick(t, obs, sent)
         if stats.ticks >= max_ticks or (done is not None and done()):
             break
     stats.timing = loop.stats.summary()
@@ -372,6 +373,8 @@ class DeployConfig:
     """Torch threads of the inference process (0: its default)."""
     out: str | None = None
     """Write the episodes and timing statistics to this JSON file."""
+    record: str | None = None
+    """Also record the deployed episodes (observations and the actions actually sent) into this demo store."""
 
     def __post_init__(self) -> None:
         if self.episodes < 1:
@@ -409,7 +412,7 @@ class Setup:
             safety: dict[str, Any] = {}
             has_env_state = base.spec.env_state_dim > 0
         else:
-            from imitation.robots.arm import BusArm
+            from imitation.robots.arm import make_robot
             from imitation.robots.config import load_robot_config
 
             rc = load_robot_config(cfg.robot)
@@ -459,7 +462,7 @@ class Setup:
                 from imitation.robots.cameras import make_camera
 
                 cameras = {n: make_camera(n, c) for n, c in rc.cameras.items()}
-            base = BusArm(
+            base = make_robot(
                 rc, str(port), calibration=calibration, cameras=cameras, env_state_source=env_source
             )
             safety = rc.safety
@@ -554,7 +557,22 @@ def deploy(
     setup = Setup(cfg, meta)
     infer: Any = None
     episodes: list[dict[str, Any]] = []
+    writer: Any = None
+    on_tick = None
     try:
+        if cfg.record:
+            from imitation.data.store import EpisodeWriter
+            from imitation.record import features_for
+
+            features = features_for(setup.base)
+            writer = EpisodeWriter(
+                cfg.record, features=features, fps=setup.base.spec.control_hz, robot=setup.base.spec.to_dict()
+            )
+
+            def on_tick(t: int, obs: dict[str, Any], sent: np.ndarray) -> None:
+                frame = {k: v for k, v in obs.items() if k in features or k == "timestamp"}
+                writer.add_frame(frame | {"action": np.asarray(sent, dtype=np.float32)})
+
         setup.robot.connect()
         infer = (
             InferenceProcess(ckpt, cfg.device, cfg.threads)
@@ -569,6 +587,10 @@ def deploy(
                 setup.begin(seed)
                 infer.reset(seed)
                 n_lat = len(infer.latency)
+                if writer is not None:
+                    task = str(meta["robot"].get("env_id") or cfg.robot)
+                    info = {"checkpoint": str(ckpt), "robot": cfg.robot, "emulate": cfg.emulate}
+                    writer.start_episode(task=task, operator="policy", seed=seed, info=info)
                 st = run_episode(
                     setup.robot,
                     infer,
@@ -577,10 +599,14 @@ def deploy(
                     max_ticks=setup.max_ticks(),
                     dry_run=cfg.dry_run,
                     done=setup.done,
+                    on_tick=on_tick,
                 )
                 st.seed, st.success = seed, setup.success()
                 if st.success is None and judge is not None:
                     st.success = judge(i, cfg.episodes, seed)
+                if writer is not None:
+                    outcome = "unknown" if st.success is None else "success" if st.success else "failure"
+                    writer.save_episode(outcome=outcome)
                 lat = np.asarray(infer.latency[n_lat:]) * 1e3
                 rec = asdict(st) | {
                     "inference_ms_p50": float(np.percentile(lat, 50)) if len(lat) else float("nan"),
@@ -592,6 +618,8 @@ def deploy(
                     f"episode {i + 1}/{cfg.episodes} (seed {seed}): {st.ticks} ticks{verdict}; starved {st.starved}"
                 )
     finally:
+        if writer is not None:
+            writer.close()  # an episode still open (interrupted) is not saved
         if infer is not None:
             infer.close()
         report = setup.robot.report()

@@ -136,14 +136,27 @@ def test_slow_inference_never_costs_a_deadline_and_starved_ticks_are_counted(mod
 
 def test_deploy_on_the_simulated_arm_with_inference_in_its_own_process(pick_place_checkpoint, tmp_path):
     out = tmp_path / "deploy.json"
+    store = tmp_path / "deployed.zarr"
     cfg = DeployConfig(
-        checkpoint=str(pick_place_checkpoint), robot="sim", episodes=2, episode_s=0.6, out=str(out)
+        checkpoint=str(pick_place_checkpoint),
+        robot="sim",
+        episodes=2,
+        episode_s=0.6,
+        out=str(out),
+        record=str(store),
     )
     summary = deploy(cfg)
     assert [e["ticks"] for e in summary["episodes"]] == [30, 30]
     assert summary["starved"] == 0 and summary["timing"]["missed"] == 0
     assert all(e["success"] in (True, False) for e in summary["episodes"])
     assert summary["inference_ms_p50"] > 0
+    from imitation.data.store import DemoStore
+
+    s = DemoStore.open(store)  # the deployed episodes, with the actions actually sent
+    assert s.n_episodes == 2 and list(s.episode_lengths) == [30, 30]
+    assert {"state", "env_state", "action"} <= set(s.features)
+    assert s.episode_meta(0)["operator"] == "policy" and s.episode_meta(1)["seed"] == 100_001
+    assert s.episode_meta(0)["outcome"] in ("success", "failure")
 
 
 def test_deploy_cli_refuses_a_robot_without_env_state(pick_place_checkpoint):

@@ -3,6 +3,8 @@ safety through the bus, torque off, and deploy --emulate."""
 
 from __future__ import annotations
 
+import time
+
 import mujoco
 import numpy as np
 import pytest
@@ -172,3 +174,62 @@ def test_deploy_on_the_emulated_arm(pick_place_checkpoint, tmp_path):
     assert s["episodes"][0]["ticks"] == 50 and s["starved"] == 0
     assert s["episodes"][0]["success"] in (True, False)
     assert s["timing"]["missed"] == 0
+
+
+@pytest.mark.parametrize("robot", ["so100_leader", "koch_leader"])
+def test_a_leader_arm_reads_the_operators_pose(rigs, robot):
+    from imitation.errors import ImitationError
+    from imitation.robots.arm import make_robot
+
+    rig = rigs(robot, 8)
+    rig.calibrate()
+    leader = make_robot(rig.rc, rig.port, calibration=rig.cal_path)
+    q = np.array([0.4, -0.3, 0.8, 0.5, -1.0, 0.7])
+    with leader:
+        torque = rig.torque()
+        assert not any(torque[:5])  # the joints stay free for the operator's hand
+        assert bool(torque[5]) == (robot == "koch_leader")  # Koch's gripper is a sprung trigger
+        rig.physics.set_pose(q)
+        np.testing.assert_allclose(leader.action(), q, atol=0.01)
+        with pytest.raises(ImitationError, match="leader"):
+            leader.act(q)
+
+
+def test_the_watchdog_holds_the_real_arm_where_it_is(rigs):
+    rig = rigs("so100", 9)
+    rig.calibrate()
+    arm = rig.arm()
+    lim = SafetyLimits.for_robot(arm, rig.rc.safety | {"watchdog_s": 0.1})
+    with SafeRobot(arm, lim) as robot:
+        robot.act(robot.observe()["state"])
+        deadline = time.monotonic() + 3.0
+        while not robot.trips and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert robot.trips and robot.trips[0] <= lim.watchdog_s + 1 / lim.control_hz
+        for m in rig.rc.motors.values():  # holding: each goal is the present position
+            i = int(m["id"])
+            assert abs(rig.emu.get(i, "Goal_Position") - rig.emu.get(i, "Present_Position")) <= 1
+        assert all(rig.torque())
+
+
+def test_dynamixel_bus_watchdog_stops_the_arm_when_the_host_goes_silent(rigs):
+    """What protects the arm from a SIGKILL: the servos' own watchdog, written at connect."""
+    rig = rigs("koch", 10)
+    rig.calibrate()
+    arm = rig.arm()
+    arm.connect()  # then the host "dies": no disconnect, no more packets
+    units = round(rig.rc.safety["watchdog_s"] / 0.02)
+    assert [rig.emu.get(i, "Bus_Watchdog") for i in range(1, 7)] == [units] * 6
+    time.sleep(rig.rc.safety["watchdog_s"] + 0.3)
+    assert [rig.emu.get(i, "Bus_Watchdog") for i in range(1, 7)] == [255] * 6  # fail-safe
+    for i in range(1, 7):
+        assert rig.emu.get(i, "Goal_Position") == rig.emu.get(i, "Present_Position")
+    assert rig.emu.stats["watchdog_trips"] == 6
+    with SafeRobot(arm, SafetyLimits.for_robot(arm, rig.rc.safety), watchdog=False) as robot:
+        robot.resync()  # what deploy does before each episode: re-arm after a pause
+        assert [rig.emu.get(i, "Bus_Watchdog") for i in range(1, 7)] == [units] * 6
+    arm.bus.close()
+    again = rig.arm()
+    with again:  # a new connection clears the fail-safe and works normally
+        assert [rig.emu.get(i, "Bus_Watchdog") for i in range(1, 7)] == [units] * 6
+        again.act(again.read_joints())

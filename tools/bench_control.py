@@ -58,7 +58,8 @@ def rig(hz: float | None = None, cameras: bool = False):
     rc.env_state = {"source": "sim", "dim": physics.env_state_dim}
     if hz:
         rc.control_hz = float(hz)
-    arm = BusArm(rc, port, calibration=f"{tmp}/cal.yaml", env_state_source=physics.env_state)
+    cams = {"top": physics.camera("top")} if cameras else {}
+    arm = BusArm(rc, port, calibration=f"{tmp}/cal.yaml", cameras=cams, env_state_source=physics.env_state)
     return emu, physics, arm
 
 
@@ -123,7 +124,6 @@ def loop(checkpoint: str, hz: float, seconds: float) -> dict:
     try:
         with SafeRobot(arm, SafetyLimits.for_robot(arm, arm.config.safety)) as robot:
             physics.reset(0)
-            physics.max_catch_up = 10**9  # one long run: the scene may finish; the timing is what counts
             robot.resync()
             st = run_episode(robot, infer, schedule, keys, max_ticks=int(seconds * hz))
             report = robot.report()

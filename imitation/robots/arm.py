@@ -126,6 +126,10 @@ class BusArm(Robot):
         bus, names = self.bus, self.names
         bus.disable_torque()
         safety = self.config.safety
+        if self.config.protocol == "dynamixel":  # leave a tripped bus watchdog's fail-safe state first
+            for n in names:
+                if "Bus_Watchdog" in bus.model(n).registers and bus.read("Bus_Watchdog", n):
+                    bus.write("Bus_Watchdog", n, 0)
         for n in names:
             if bus.read("Return_Delay_Time", n) != 0:
                 bus.write_eeprom("Return_Delay_Time", n, 0)
@@ -150,7 +154,6 @@ class BusArm(Robot):
             units = max(1, min(127, int(round(float(safety["watchdog_s"]) / 0.02))))  # 20 ms units
             for n in names:
                 if "Bus_Watchdog" in bus.model(n).registers:
-                    bus.write("Bus_Watchdog", n, 0)  # clear a tripped watchdog first
                     bus.write("Bus_Watchdog", n, units)
 
     def disconnect(self) -> None:
@@ -211,11 +214,37 @@ class BusArm(Robot):
         self.bus.sync_write("Goal_Position", present)
         return self._require_calibration().to_rad(present, self.names)
 
+    def rearm(self) -> None:
+        """After a pause in commands (the operator resetting the scene): leave a tripped Dynamixel
+        bus watchdog's fail-safe state and hold the present pose, so the next goals are obeyed."""
+        if self.config.protocol != "dynamixel" or self.leader:
+            return
+        units = max(1, min(127, int(round(float(self.config.safety.get("watchdog_s", 0.5)) / 0.02))))
+        for n in self.names:
+            if "Bus_Watchdog" in self.bus.model(n).registers and self.bus.read("Bus_Watchdog", n) == 255:
+                log.warning("%s: servo %s's bus watchdog had tripped; re-arming it", self.port, n)
+                self.bus.write("Bus_Watchdog", n, 0)
+                self.bus.write("Bus_Watchdog", n, units)
+        self.hold()
+
     def release(self) -> None:
         self.bus.disable_torque()
         self._torque = False
 
 
-def make_robot(robot: str | Path, port: str, **kw: Any) -> BusArm:
-    """A real arm from its config name or path (``so100``, ``so101``, ``koch``, their leaders)."""
-    return BusArm(robot, port, **kw)
+def make_robot(robot: RobotConfig | str | Path, port: str, **kw: Any) -> BusArm:
+    """A real arm from its config (or its name or path): ``so100``, ``so101``, ``koch``, their
+    leaders; a config of another name gets the generic ``BusArm``."""
+    from imitation.robots.koch import KochFollower, KochLeader
+    from imitation.robots.so100 import SO100Follower, SO100Leader, SO101Follower
+
+    config = robot if isinstance(robot, RobotConfig) else load_robot_config(robot)
+    classes = {
+        "so100": SO100Follower,
+        "so101": SO101Follower,
+        "so100_leader": SO100Leader,
+        "koch": KochFollower,
+        "koch_leader": KochLeader,
+    }
+    cls = classes.get(config.name)
+    return cls(port, config, **kw) if cls is not None else BusArm(config, port, **kw)

@@ -20,6 +20,9 @@ servos where the drivers can tell:
   (as the vendors document and LeRobot relies on); goals are in the same frame as present. Writing
   the offset shifts the reported position, not the shaft. Feetech positions in mode 0 wrap to
   [0, 4096).
+- Dynamixel ``Bus_Watchdog`` (1..127, 20 ms units): with no packet on the bus for that long a
+  servo stops where it is and enters fail-safe (the register reads 255, goal writes are refused
+  with error 7) until the register is written 0. Any packet on the bus counts as traffic.
 - Motion: the physics hook runs before each request; the default one moves the present position
   toward the goal with a first-order lag (time constant ``tau_s``) while torque is on.
 - Each answer is sent ``return_delay_s`` after the request (None: each servo's
@@ -104,6 +107,7 @@ class _Servo:
         self.store(model.reg("ID"), servo_id)
         self.pos = float(model.reg("Present_Position").default)
         self.registered: tuple[int, bytes] | None = None  # REG_WRITE waiting for ACTION
+        self.last_rx = time.monotonic()  # last packet received (the bus watchdog's clock)
 
     def raw(self, reg: Register) -> int:
         return int.from_bytes(self.memory[reg.address : reg.address + reg.size], "little")
@@ -338,9 +342,11 @@ class ServoEmulator:
         decoder = self.codec.Decoder(want="instruction", on_corrupt=self._on_corrupt)
         while not self._stop.is_set():
             try:
-                ready, _, _ = select.select([master], [], [], 0.02)
+                ready, _, _ = select.select([master], [], [], 0.005)
             except (OSError, ValueError):
                 return
+            with self._lock:
+                self._check_watchdogs(time.monotonic())
             if not ready:
                 continue
             try:
@@ -416,8 +422,26 @@ class ServoEmulator:
         w = self._addr_bytes
         return [int.from_bytes(params[k * w : (k + 1) * w], "little") for k in range(n)]
 
+    def _check_watchdogs(self, now: float) -> None:
+        """Dynamixel ``Bus_Watchdog`` (20 ms units, 1..127): with no packet for that long the servo
+        stops where it is and enters its fail-safe state (the register reads 255; goal writes are
+        refused until the register is written 0)."""
+        for s in self._servos.values():
+            if "Bus_Watchdog" not in s.model.registers:
+                continue
+            units = s.value("Bus_Watchdog")
+            if 1 <= units <= 127 and now - s.last_rx > units * 0.02:
+                self.physics.sync(self, now)
+                s.store(s.model.reg("Bus_Watchdog"), 255)
+                s.store(s.model.reg("Goal_Position"), s.value("Present_Position"))
+                self.stats["watchdog_trips"] += 1
+
     def _handle(self, p: Any) -> list[tuple[float, bytes]]:
-        self.physics.sync(self, time.monotonic())
+        now = time.monotonic()
+        self._check_watchdogs(now)
+        for s in self._servos.values():  # the bus is alive (packets to any servo count)
+            s.last_rx = now
+        self.physics.sync(self, now)
         c = self.codec
         name = c.INSTRUCTIONS.get(p.instruction, f"0x{p.instruction:02X}")
         self.stats[name] += 1
@@ -503,6 +527,9 @@ class ServoEmulator:
             if not s.feetech:
                 return 7
             touched = [r for r in touched if r.access == "RW"]  # Feetech: read-only bytes are skipped
+        failsafe = not s.feetech and "Bus_Watchdog" in s.model.registers and s.value("Bus_Watchdog") == 255
+        if failsafe and any(r.name.startswith("Goal_") for r in touched):
+            return 7  # fail-safe: goals are refused until Bus_Watchdog is written 0
         if any(r.area == "EEPROM" for r in touched):
             locked = s.feetech and s.value("Lock") != 0
             if s.value("Torque_Enable") or locked:
