@@ -236,27 +236,19 @@ def calibrate(
                 f"joint {n} barely moved between the zero and reference poses ({moved} ticks); "
                 "turn it +90° in the reference pose and recalibrate"
             )
-        if _is_gripper(n):
+        grip: dict[str, int] = {}
+        if _is_gripper(n):  # its ends: closed at the zero pose's side, open at the reference's
             closed, opened = (seen_min[n], seen_max[n]) if moved > 0 else (seen_max[n], seen_min[n])
-            joints[n] = JointCalibration(
-                id=int(config.motors[n]["id"]),
-                homing_offset=offsets[n],
-                sign=1 if moved > 0 else -1,
-                zero=MID,
-                range_min=seen_min[n],
-                range_max=seen_max[n],
-                closed=int(closed),
-                open=int(opened),
-            )
-        else:
-            joints[n] = JointCalibration(
-                id=int(config.motors[n]["id"]),
-                homing_offset=offsets[n],
-                sign=1 if moved > 0 else -1,
-                zero=MID,
-                range_min=seen_min[n],
-                range_max=seen_max[n],
-            )
+            grip = {"closed": int(closed), "open": int(opened)}
+        joints[n] = JointCalibration(
+            id=int(config.motors[n]["id"]),
+            homing_offset=offsets[n],
+            sign=1 if moved > 0 else -1,
+            zero=MID,
+            range_min=seen_min[n],
+            range_max=seen_max[n],
+            **grip,
+        )
     cal = Calibration(
         robot=config.name,
         protocol=config.protocol or "",
