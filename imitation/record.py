@@ -31,8 +31,37 @@ class RecordConfig:
 
     env: str = "imitation/PickPlace-v0"
     """Simulated task: an id of envs/ or the path of an environment mapping (configs/envs/*.yaml)."""
-    teleop: Literal["scripted"] = "scripted"
-    """Source of actions: scripted (the task's expert). Human devices come with the operator recorder."""
+    teleop: Literal["scripted", "keyboard", "gamepad", "spacemouse", "so100-leader", "koch-leader"] = (
+        "scripted"
+    )
+    """Source of actions: scripted (the task's expert, as fast as the simulator allows, unless
+    --robot is given), or a human device driving the robot in real time (keys: Enter starts an
+    episode and saves it, r re-records it, d discards it, q quits after closing the store)."""
+    robot: str | None = None
+    """Operator session on this robot: sim (the simulated task in real time), so100, so101, koch, or
+    a configs/robots/*.yaml path. Default: sim for a human device; none (offline) for scripted."""
+    port: str | None = None
+    """Serial port of a real follower arm."""
+    emulate: bool = False
+    """Run the session on the servo emulator whose physics is the simulator (no hardware)."""
+    leader_port: str | None = None
+    """Serial port of the leader arm (--teleop so100-leader / koch-leader)."""
+    calibration: str | None = None
+    """Calibration file of the follower (default: ~/.imitation/calibration/<robot>.yaml)."""
+    episode_s: float = 60.0
+    """Operator sessions: longest episode in seconds (it is saved when time runs out)."""
+    reset_s: float = 5.0
+    """Operator sessions: reset period after each episode (not recorded); Enter starts the next one
+    earlier, and it starts by itself afterwards with --auto-start."""
+    warmup_s: float = 1.0
+    """Operator sessions: the loop runs this long before the first episode can start."""
+    auto_start: bool = False
+    """Operator sessions: start the next episode when the reset period ends, without Enter."""
+    ui: Literal["auto", "window", "terminal", "none"] = "auto"
+    """Operator sessions: an OpenCV window with the cameras and status (auto: when a display is
+    present), a status line in the terminal, or nothing."""
+    operator: str = ""
+    """Operator name stored with each episode."""
     episodes: int = 50
     """Successful episodes to record."""
     out: Path = Path("demos/pick_place.zarr")
@@ -194,6 +223,17 @@ def record_scripted(cfg: RecordConfig, *, progress: bool | None = None) -> dict:
 
 def main(argv: Sequence[str], prog: str = "imitation record") -> int:
     cfg = config.parse(RecordConfig, argv, prog=prog)
+    if cfg.robot is not None or cfg.teleop != "scripted":
+        from imitation.session import record_session
+
+        result = record_session(cfg)
+        config.save(cfg, cfg.out.with_suffix(".yaml"))
+        print(
+            f"{cfg.out}: saved {result['saved']} episode(s) ({result['frames']} frames), discarded "
+            f"{result['discarded']}, re-recorded {result['rerecorded']}; late frames {result['late']}, "
+            f"missed ticks {result['missed']}; the store holds {result['store_episodes']} episode(s)"
+        )
+        return 0
     result = record_scripted(cfg)
     config.save(cfg, cfg.out.with_suffix(".yaml"))
     fate = "kept" if cfg.keep_failed else "discarded"

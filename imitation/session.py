@@ -1,0 +1,371 @@
+"""The operator's recording session (``imitation record --teleop <device> [--robot ...]``).
+
+One loop at the robot's rate (``control.RateLoop``): observe, ask the teleop device for joint
+targets, send them through ``SafeRobot``, and — while an episode is being recorded — store the
+observation with the action actually sent (after the safety clamps) and its measured timestamp.
+The device's events drive the episode flow:
+
+    warm-up ─▶ waiting ──Enter──▶ recording ──Enter / time limit / task done──▶ saved ─▶ reset
+                                  │  r: start the episode again (the recorded part is dropped)
+                                  │  d: drop it ─▶ reset
+                                  q (any time): drop an unsaved episode, close the store, quit
+
+The reset period (``reset_s``, not recorded) gives the operator time to reset the scene; Enter
+starts the next episode (or ``--auto-start`` does at the end of the period). Disk writes happen
+in the store's background writer and camera frames come from their capture threads, so neither
+blocks the loop. A tick that starts more than a period late is a *missed* tick (no frame: the
+episode's ``dropped_frames``); a tick whose work outlasts the period is *late*. Both are counted
+per episode and shown. Resuming a session appends to an existing store (the schema must match).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from imitation.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+KEY_HELP = "Enter: start / save   r: re-record   d: discard   q: quit"
+
+
+@dataclass
+class Status:
+    """What the operator sees: one line in a terminal, an overlay in the window."""
+
+    state: str = "warm-up"  # warm-up | waiting | recording | reset | done
+    episode: int = 0  # episodes saved in this session
+    target: int = 0
+    elapsed_s: float = 0.0
+    rate_hz: float = 0.0
+    late: int = 0
+    missed: int = 0
+    clamps: int = 0
+    warnings: list[str] = field(default_factory=list)
+    help: str = KEY_HELP
+
+    def line(self) -> str:
+        tag = {"recording": "● REC", "reset": "reset", "waiting": "ready", "warm-up": "warm-up"}.get(
+            self.state, self.state
+        )
+        warn = f"  ! {'; '.join(self.warnings)}" if self.warnings else ""
+        return (
+            f"[{tag}] episode {self.episode + (self.state == 'recording')}/{self.target}  "
+            f"{self.elapsed_s:5.1f} s  {self.rate_hz:5.1f} Hz  late {self.late}  missed {self.missed}  "
+            f"clamps {self.clamps}{warn}  |  {self.help}"
+        )
+
+
+# ------------------------------------------------------------------------------------ UI
+def render_ui(status: Status, frames: dict[str, np.ndarray], width: int = 960) -> np.ndarray:
+    """The operator window as an RGB image: camera views side by side, the status and the keys."""
+    import cv2
+
+    tiles = []
+    h = 360 if frames else 0
+    for name, f in frames.items():
+        img = np.asarray(f)
+        scale = h / img.shape[0]
+        tile = cv2.resize(img, (max(1, int(img.shape[1] * scale)), h), interpolation=cv2.INTER_AREA)
+        cv2.putText(tile, name, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+        tiles.append(tile)
+    views = np.concatenate(tiles, axis=1) if tiles else np.zeros((0, width, 3), np.uint8)
+    width = max(width, views.shape[1])
+    if views.shape[1] < width:
+        views = np.pad(views, ((0, 0), (0, width - views.shape[1]), (0, 0)))
+    panel = np.full((110, width, 3), 32, np.uint8)
+    color = {"recording": (230, 40, 40), "reset": (230, 170, 30), "waiting": (60, 200, 90)}.get(
+        status.state, (200, 200, 200)
+    )
+    if status.state == "recording":
+        cv2.circle(panel, (22, 26), 10, color, -1)
+    title = f"{status.state.upper()}   episode {status.episode + (status.state == 'recording')}/{status.target}   {status.elapsed_s:.1f} s"
+    cv2.putText(panel, title, (42, 34), cv2.FONT_HERSHEY_SIMPLEX, 0.8, color, 2, cv2.LINE_AA)
+    stats = (
+        f"loop {status.rate_hz:.1f} Hz   late {status.late}   missed {status.missed}   clamps {status.clamps}"
+    )
+    cv2.putText(panel, stats, (14, 64), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (220, 220, 220), 1, cv2.LINE_AA)
+    if status.warnings:
+        cv2.putText(
+            panel,
+            "! " + "; ".join(status.warnings),
+            (14, 86),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.5,
+            (255, 90, 90),
+            1,
+            cv2.LINE_AA,
+        )
+    cv2.putText(panel, status.help, (14, 104), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (160, 200, 255), 1, cv2.LINE_AA)
+    return np.concatenate([views, panel], axis=0)
+
+
+class TerminalUI:
+    """The status line, rewritten in place a few times a second (stderr)."""
+
+    def __init__(self, every_s: float = 0.25, stream: Any = None) -> None:
+        self.every_s, self.stream = every_s, stream or sys.stderr
+        self._last = 0.0
+        self._state = ""
+
+    def update(self, status: Status, frames: dict[str, np.ndarray]) -> None:
+        now = time.monotonic()
+        if status.state != self._state:  # the cue at the start and the end of an episode
+            if status.state == "recording" or self._state == "recording":
+                self.stream.write("\a")
+            self._state = status.state
+            self._last = 0.0
+        if now - self._last >= self.every_s:
+            self._last = now
+            self.stream.write("\r" + status.line()[:200] + "\x1b[K")
+            self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+class WindowUI:
+    """An OpenCV window drawn from a background thread at ~15 Hz; its keys go to ``on_key``."""
+
+    def __init__(self, on_key: Any, name: str = "imitation record") -> None:
+        import threading
+
+        self.on_key, self.name = on_key, name
+        self._latest: tuple[Status, dict[str, np.ndarray]] | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="operator-ui", daemon=True)
+        self._thread.start()
+
+    def update(self, status: Status, frames: dict[str, np.ndarray]) -> None:
+        self._latest = (Status(**vars(status)), dict(frames))
+
+    def _run(self) -> None:
+        import cv2
+
+        while not self._stop.is_set():
+            if self._latest is not None:
+                img = render_ui(*self._latest)
+                cv2.imshow(self.name, img[:, :, ::-1])
+            key = cv2.waitKey(66)
+            if key >= 0:
+                self.on_key(key)
+        cv2.destroyWindow(self.name)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+
+
+# ------------------------------------------------------------------------------------ session
+def _make_teleop(cfg: Any, robot: Any, sim: Any) -> Any:
+    from imitation.teleop import make_teleop
+
+    hz = robot.spec.control_hz
+    if cfg.teleop == "scripted":
+        if sim is None:
+            raise ConfigError("--teleop scripted needs a simulated task: --robot sim or --emulate")
+        return make_teleop("scripted", make_expert=sim.expert)  # a fresh expert for each episode
+    if cfg.teleop.endswith("-leader"):
+        if not cfg.leader_port:
+            raise ConfigError(f"--teleop {cfg.teleop} needs --leader-port (the leader arm's serial port)")
+        return make_teleop(cfg.teleop, port=cfg.leader_port, control_hz=hz)
+    return make_teleop(cfg.teleop, control_hz=hz)
+
+
+def record_session(cfg: Any, *, teleop: Any = None, ui: Any = None) -> dict[str, Any]:
+    """Run an operator session as ``cfg`` (a ``RecordConfig``) says; returns its counts."""
+    from imitation.control import RateLoop
+    from imitation.data.store import DemoStore, EpisodeWriter
+    from imitation.deploy import DeployConfig, Setup
+    from imitation.record import features_for
+
+    robot_name = cfg.robot or "sim"
+    meta = {"robot": {"joint_names": [], "cameras": {}, "needs_env_state": False, "env_id": cfg.env}}
+    dc = DeployConfig(
+        checkpoint="",
+        robot=robot_name,
+        port=cfg.port,
+        emulate=cfg.emulate,
+        env=cfg.env,
+        calibration=cfg.calibration,
+    )
+    if robot_name == "sim":
+        # The simulated arm with the cameras asked for (a checkpoint's needs are not involved here).
+        cams = cfg.cameras or (("top",) if cfg.obs_mode != "state" else ())
+        size = cfg.image_size or (96, 96)
+        meta["robot"]["cameras"] = {f"images/{c}": [*size, 3] for c in cams}
+    setup = Setup(dc, meta)
+    robot, base = setup.robot, setup.base
+    sim = setup.sim if setup.sim is not None else (setup.physics.sim if setup.physics is not None else None)
+    features = features_for(base)
+    for f in features.values():
+        if f["kind"] == "image":
+            f["codec"] = cfg.image_codec
+    if (cfg.out / "zarr.json").exists():
+        have = DemoStore.open(cfg.out)
+        theirs = {k: list(v.shape) for k, v in have.features.items() if k != "timestamp"}
+        ours = {k: list(v["shape"]) for k, v in features.items()}
+        if theirs != ours:
+            raise ConfigError(
+                f"{cfg.out} holds features {theirs}, this session records {ours}; use another --out to start a new store"
+            )
+    hz = robot.spec.control_hz
+    counts = {"saved": 0, "discarded": 0, "rerecorded": 0, "frames": 0, "late": 0, "missed": 0}
+    status = Status(target=cfg.episodes)
+    owns_teleop = teleop is None
+    try:
+        robot.connect()
+        if teleop is None:
+            teleop = _make_teleop(cfg, robot, sim)
+            teleop.connect()
+        if ui is None:
+            mode = cfg.ui
+            if mode == "auto":
+                mode = "window" if os.environ.get("DISPLAY") else "terminal"
+            if mode == "window":
+                ui = WindowUI(getattr(teleop, "feed_key", lambda k: None))
+            elif mode == "terminal":
+                ui = TerminalUI()
+        seed = cfg.seed
+        with EpisodeWriter(cfg.out, features=features, fps=hz, robot=base.spec.to_dict()) as writer:
+            if setup.sim is not None or setup.physics is not None:
+                setup.begin(seed)
+            obs = robot.observe()
+            teleop.reset(obs)
+            state, t_state = "warm-up", time.monotonic()
+            ep_frames = ep_late = ep_missed = 0
+            loop = RateLoop(hz)
+            quit_ = False
+            last_missed = last_over = 0
+            for _tick in loop:
+                now = time.monotonic()
+                missed_now = loop.stats.missed - last_missed
+                late_now = loop.stats.overruns - last_over
+                last_missed, last_over = loop.stats.missed, loop.stats.overruns
+                obs = robot.observe()
+                action = teleop.read(obs)
+                sent = robot.act(action)
+                events = [e.name for e in teleop.events()]
+                if state == "recording":
+                    writer.add_frame(
+                        {
+                            **{k: v for k, v in obs.items() if k in features or k == "timestamp"},
+                            "action": np.asarray(sent, np.float32),
+                        }
+                    )
+                    ep_frames += 1
+                    ep_late += late_now
+                    ep_missed += missed_now
+                # ---- episode flow
+                if "QUIT" in events:
+                    quit_ = True
+                elif state == "warm-up" and now - t_state >= cfg.warmup_s:
+                    state, t_state = "waiting", now
+                elif state in ("waiting", "reset") and (
+                    "TOGGLE" in events
+                    or (state == "reset" and cfg.auto_start and now - t_state >= cfg.reset_s)
+                ):
+                    if state == "reset" and (setup.sim is not None or setup.physics is not None):
+                        seed += 1
+                        setup.begin(seed)
+                        obs = robot.observe()
+                    teleop.reset(obs)
+                    writer.start_episode(
+                        task=cfg.task or cfg.env,
+                        operator=cfg.operator or cfg.teleop,
+                        seed=seed,
+                        info={"teleop": cfg.teleop, "robot": robot_name},
+                    )
+                    state, t_state = "recording", now
+                    ep_frames = ep_late = ep_missed = 0
+                elif state == "recording":
+                    done = setup.done() if (setup.sim is not None or setup.physics is not None) else False
+                    if "RERECORD" in events:
+                        writer.rerecord()
+                        counts["rerecorded"] += 1
+                        if setup.sim is not None or setup.physics is not None:
+                            setup.begin(seed)
+                            obs = robot.observe()
+                        teleop.reset(obs)
+                        t_state = now
+                        ep_frames = ep_late = ep_missed = 0
+                    elif "DISCARD" in events:
+                        writer.discard_episode()
+                        counts["discarded"] += 1
+                        state, t_state = "reset", now
+                        _end_episode(teleop)
+                    elif "TOGGLE" in events or done or now - t_state >= cfg.episode_s:
+                        success = setup.success()
+                        outcome = (
+                            "timeout"
+                            if now - t_state >= cfg.episode_s
+                            else "unknown"
+                            if success is None
+                            else "success"
+                            if success
+                            else "failure"
+                        )
+                        index = writer.save_episode(
+                            outcome=outcome, dropped_frames=ep_missed, duration_s=now - t_state
+                        )
+                        log.info("saved episode %d (%d frames, %s)", index, ep_frames, outcome)
+                        counts["saved"] += 1
+                        counts["frames"] += ep_frames
+                        counts["late"] += ep_late
+                        counts["missed"] += ep_missed
+                        state, t_state = "reset", now
+                        _end_episode(teleop)
+                        if counts["saved"] >= cfg.episodes:
+                            quit_ = True
+                # ---- what the operator sees
+                status.state = state
+                status.episode = counts["saved"]
+                status.elapsed_s = now - t_state
+                summ = loop.stats
+                if len(summ.starts) >= 2:
+                    k = min(len(summ.starts), int(hz))
+                    span = summ.starts[-1] - summ.starts[-k]
+                    status.rate_hz = (k - 1) / span if span > 0 else 0.0
+                status.late, status.missed = ep_late, ep_missed
+                status.clamps = int(sum(robot.clamps.values()))
+                status.warnings = _warnings(base)
+                if ui is not None:
+                    ui.update(
+                        status, {k.split("/", 1)[1]: v for k, v in obs.items() if k.startswith("images/")}
+                    )
+                if quit_:
+                    break
+            # An episode still open is discarded by the writer's close (q means: nothing unsaved is kept).
+    finally:
+        if ui is not None:
+            ui.close()
+        if teleop is not None and owns_teleop:
+            teleop.close()
+        setup.close()
+    counts["store_episodes"] = DemoStore.open(cfg.out).n_episodes
+    return counts
+
+
+def _end_episode(teleop: Any) -> None:
+    end = getattr(teleop, "end_episode", None)
+    if callable(end):
+        end()
+
+
+def _warnings(base: Any) -> list[str]:
+    out = []
+    for name, cam in getattr(base, "cameras", {}).items():
+        stats = getattr(cam, "stats", None)
+        if callable(stats):
+            s = stats()
+            if s.get("stale_reads"):
+                out.append(f"camera {name} stale ({s['stale_reads']} reads)")
+    return out

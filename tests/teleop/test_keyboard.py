@@ -1,0 +1,209 @@
+"""Keyboard teleop: escape-sequence parsing, window key codes, key holds (injected clock), and
+the device reading a real pseudo-terminal, whose mode it restores on close."""
+
+from __future__ import annotations
+
+import os
+import select
+import termios
+import time
+
+import mujoco
+import numpy as np
+import pytest
+
+from envs.so100 import ARM_XML, HOME_QPOS, ArmIK
+from imitation.errors import ImitationError
+from imitation.teleop.base import Event
+from imitation.teleop.keyboard import HELP, KeyboardTeleop, parse_keys, split_keys, window_key_name
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_parse_keys_plain_and_escape_sequences():
+    assert parse_keys(b"\r\nrdq +-") == ["enter", "enter", "r", "d", "q", "space", "+", "-"]
+    # arrows: normal (CSI) and application cursor mode (SS3), with a modifier, keypad keys
+    assert parse_keys(b"\x1b[A\x1b[B\x1b[C\x1b[D") == ["up", "down", "right", "left"]
+    assert parse_keys(b"\x1bOA\x1bOD\x1b[1;5C") == ["up", "left", "right"]
+    assert parse_keys(b"\x1b[3~\x1b[5~\x1bOM\x1bOk") == ["delete", "pageup", "enter", "+"]
+    assert parse_keys(b"\x1b") == ["esc"]
+    assert parse_keys(b"\x1b\x1b[A") == ["esc", "up"]
+    assert parse_keys(b"\x1bq") == ["alt+q"]  # Alt-q is not q: no accidental quit
+    assert parse_keys(b"\x03\x7f") == ["ctrl+c", "backspace"]
+    assert parse_keys("é".encode()) == ["é"]
+
+
+def test_split_keys_keeps_a_cut_sequence_for_the_next_read():
+    assert split_keys(b"i\x1b[") == (["i"], b"\x1b[")
+    assert split_keys(b"\x1b") == ([], b"\x1b")
+    assert split_keys(b"\x1b[" + b"A") == (["up"], b"")
+    assert split_keys("é".encode()[:1]) == ([], "é".encode()[:1])
+
+
+def test_window_codes():
+    assert window_key_name(-1) is None
+    assert [window_key_name(c) for c in (13, 10, 32, ord("r"), ord("+"))] == [
+        "enter",
+        "enter",
+        "space",
+        "r",
+        "+",
+    ]
+    # full arrow codes (cv2.waitKeyEx): GTK, Qt, Windows; and cv2.waitKey's 8-bit GTK and Qt codes
+    for codes in (
+        (0xFF52, 0xFF54, 0xFF51, 0xFF53),
+        (0x1000013, 0x1000015, 0x1000012, 0x1000014),
+        (0x260000, 0x280000, 0x250000, 0x270000),
+        (82, 84, 81, 83),
+        (19, 21, 18, 20),
+    ):
+        assert [window_key_name(c) for c in codes] == ["up", "down", "left", "right"]
+
+
+def test_window_keys_give_events_and_motion():
+    clock = Clock()
+    kb = KeyboardTeleop(terminal=False, clock=clock)
+    with kb:
+        assert not kb.terminal
+        for code in (13, ord("r"), ord("d"), ord("q"), ord("+"), ord("x"), -1):
+            kb.feed_key(code)
+        assert kb.events() == [Event.TOGGLE, Event.RERECORD, Event.DISCARD, Event.QUIT, Event.SPEED_UP]
+        kb.feed_key(0xFF52)  # up
+        assert kb.twist()[0] == pytest.approx(kb.speed_m_s)
+
+
+def test_a_key_counts_as_held_for_a_while_after_each_press():
+    clock = Clock()
+    kb = KeyboardTeleop(terminal=False, clock=clock, first_hold_s=0.5, repeat_hold_s=0.1)
+    t0 = clock.t
+    kb.press("i", t0)
+    assert kb.held(t0 + 0.45) == ["i"]  # covers the auto-repeat delay
+    assert kb.held(t0 + 0.55) == []
+    kb.press("i", t0 + 1.0)
+    kb.press("i", t0 + 1.4)  # an auto-repeat: from now on a short hold
+    assert kb.held(t0 + 1.48) == ["i"]
+    assert kb.held(t0 + 1.52) == []
+    kb.press("j", t0 + 2.0)
+    kb.press("l", t0 + 2.01)  # the opposite key cancels
+    assert kb.held(t0 + 2.02) == ["l"]
+    clock.t = t0 + 2.02
+    assert kb.twist()[5] == pytest.approx(kb.angular_speed_rad_s)  # l: +wz
+
+
+def test_holding_up_with_auto_repeat_moves_the_gripper_forward():
+    clock = Clock()
+    kb = KeyboardTeleop(terminal=False, clock=clock)
+    obs = {"state": np.concatenate([HOME_QPOS, [1.0]]).astype(np.float32)}
+    kb.reset(obs)
+    action = obs["state"]
+    for tick in range(50):  # 1 s at 50 Hz, the terminal repeating the key every 40 ms
+        if tick % 2 == 0:
+            kb.feed_key(0xFF52)
+        action = kb.read({"state": action})
+        clock.t += 0.02
+    for _ in range(20):  # let go: it stops within the repeat hold
+        action = kb.read({"state": action})
+        clock.t += 0.02
+    ik = ArmIK(mujoco.MjModel.from_xml_path(str(ARM_XML)))
+    moved = ik.forward(action[:5].astype(float))[0] - ik.forward(HOME_QPOS)[0]
+    # 0.05 m/s for 1 s plus at most the 0.12 s hold after the last repeat
+    assert 0.049 < moved[0] < 0.05 + 0.05 * 0.12 + 1e-3
+    assert abs(moved[1]) < 2e-3 and abs(moved[2]) < 2e-3
+
+
+def test_space_toggles_the_gripper_and_events_only_mode_ignores_motion():
+    clock = Clock()
+    kb = KeyboardTeleop(terminal=False, clock=clock)
+    kb.press("space")
+    assert not kb.gripper_open
+    ev = KeyboardTeleop(terminal=False, clock=clock, events_only=True)
+    for key in ("up", "space", "+", "enter", "q"):
+        ev.press(key)
+    assert ev.events() == [Event.TOGGLE, Event.QUIT]
+    assert ev.held() == [] and ev._ik is None  # no IK model loaded
+    assert "Enter" in ev.help and "space" not in ev.help
+    with pytest.raises(ImitationError, match="events-only"):
+        ev.read({"state": np.zeros(6)})
+
+
+def test_help_names_the_episode_keys():
+    for text in (HELP, KeyboardTeleop(terminal=False).help):
+        for word in (
+            "Enter",
+            " r ",
+            " d ",
+            " q ",
+            "quit",
+            "discard",
+            "re-record",
+            "space",
+            "+ / -",
+            "0.02, 0.05, 0.1 m/s",
+        ):
+            assert word in text
+        assert "{" not in text
+    assert KeyboardTeleop(terminal=False).help == HELP  # the --help text is the device's
+
+
+def test_terminal_required_but_absent():
+    r, w = os.pipe()
+    try:
+        with pytest.raises(ImitationError, match="not a terminal"):
+            KeyboardTeleop(fd=r, terminal=True).connect()
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def _poll_until(kb: KeyboardTeleop, done, timeout_s: float = 5.0) -> list[Event]:
+    """Poll ``kb`` until ``done(events so far)``; the pty delivers input asynchronously."""
+    got: list[Event] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        got += kb.events()
+        if done(got):
+            return got
+        select.select([kb._fd], [], [], 0.02)
+    return got
+
+
+def test_keyboard_device_in_a_real_pseudo_terminal():
+    master, slave = os.openpty()
+    try:
+        before = termios.tcgetattr(slave)
+        assert before[3] & termios.ICANON and before[3] & termios.ECHO  # a fresh pty is cooked
+        clock = Clock()
+        kb = KeyboardTeleop(fd=slave, terminal=True, clock=clock)
+        with kb:
+            assert kb.terminal
+            mode = termios.tcgetattr(slave)
+            assert not mode[3] & termios.ICANON and not mode[3] & termios.ECHO
+            assert mode[3] & termios.ISIG  # Ctrl-C still interrupts
+
+            os.write(master, b"\r")  # Enter, as a terminal sends it
+            assert _poll_until(kb, lambda e: len(e) >= 1) == [Event.TOGGLE]
+
+            os.write(master, b"\x1b[A")  # the up arrow
+            _poll_until(kb, lambda e: bool(kb.held()))
+            assert kb.held() == ["up"] and kb.twist()[0] > 0
+
+            os.write(master, b"\x1b")  # an escape sequence cut in two writes
+            _poll_until(kb, lambda e: bool(kb._pending), timeout_s=2.0)
+            os.write(master, b"[B")
+            _poll_until(kb, lambda e: kb.held() == ["down"])
+            assert kb.held() == ["down"]  # and the opposite key cancelled up
+
+            os.write(master, b"rdq")
+            assert _poll_until(kb, lambda e: len(e) >= 3) == [Event.RERECORD, Event.DISCARD, Event.QUIT]
+            assert not select.select([master], [], [], 0.05)[0]  # nothing echoed to the screen
+        assert termios.tcgetattr(slave) == before  # mode restored on close
+        kb.close()  # twice is fine
+    finally:
+        os.close(master)
+        os.close(slave)

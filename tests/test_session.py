@@ -1,0 +1,177 @@
+"""The operator's recording session, driven by scripted device events on the simulated arm."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from imitation.data.check import validate
+from imitation.data.store import DemoStore
+from imitation.errors import ConfigError
+from imitation.record import RecordConfig
+from imitation.session import Status, render_ui
+
+
+class KeyScript:
+    """A teleop device that holds the arm where it is and presses keys at given ticks."""
+
+    def __init__(self, keys: dict[int, str]) -> None:
+        self.keys, self.tick = keys, 0
+        self.resets = 0
+
+    def connect(self):
+        pass
+
+    def close(self):
+        pass
+
+    def reset(self, obs):
+        self.resets += 1
+
+    def read(self, obs):
+        self.tick += 1
+        return np.asarray(obs["state"], dtype=np.float64)
+
+    def events(self):
+        k = self.keys.get(self.tick) or ("QUIT" if self.tick >= 300 else None)  # never hang a test
+        return [SimpleNamespace(name=k)] if k else []
+
+
+def session(tmp_path, keys, name="s.zarr", **kw):
+    from imitation.session import record_session
+
+    cfg = RecordConfig(
+        env="imitation/PickPlace-v0",
+        robot="sim",
+        teleop="keyboard",
+        obs_mode=kw.pop("obs_mode", "state"),
+        out=tmp_path / name,
+        episodes=kw.pop("episodes", 10),
+        warmup_s=0.0,
+        ui="none",
+        **kw,
+    )
+    return record_session(cfg, teleop=KeyScript(keys))
+
+
+def test_a_full_session_keeps_exactly_the_saved_episodes(tmp_path):
+    keys = {
+        2: "TOGGLE", 10: "TOGGLE",  # episode 1: ticks 3..10
+        12: "TOGGLE", 16: "RERECORD", 25: "TOGGLE",  # episode 2, re-recorded: ticks 17..25
+        27: "TOGGLE", 30: "DISCARD",  # dropped
+        32: "TOGGLE", 40: "QUIT",  # quit while recording: nothing unsaved is kept
+    }  # fmt: skip
+    out = session(tmp_path, keys)
+    assert out["saved"] == 2 and out["discarded"] == 1 and out["rerecorded"] == 1
+    store = DemoStore.open(tmp_path / "s.zarr")
+    assert store.n_episodes == 2 and list(store.episode_lengths) == [8, 9]
+    assert validate(store).ok
+    m = store.episode_meta(0)
+    assert m["info"]["teleop"] == "keyboard" and m["outcome"] in ("success", "failure")
+    assert store.episode_meta(1)["seed"] == 1  # each started episode gets the next scene
+    ts = store.read_episode(1, ["timestamp"])["timestamp"] if "timestamp" in store.features else None
+    assert ts is None or (np.diff(ts) > 0).all()
+    assert {"state", "env_state", "action"} <= set(store.features)
+
+
+def test_time_limit_saves_and_resume_appends(tmp_path):
+    out = session(tmp_path, {2: "TOGGLE"}, episodes=1, episode_s=0.2)
+    assert out["saved"] == 1
+    store = DemoStore.open(tmp_path / "s.zarr")
+    assert store.episode_meta(0)["outcome"] == "timeout" and 9 <= store.episode_lengths[0] <= 11
+    out = session(tmp_path, {2: "TOGGLE", 6: "TOGGLE"}, episodes=1)
+    assert out["store_episodes"] == 2 and DemoStore.open(tmp_path / "s.zarr").episode_lengths[1] == 4
+
+
+def test_resuming_into_a_store_of_another_schema_is_refused(tmp_path):
+    session(tmp_path, {2: "TOGGLE", 4: "TOGGLE"}, episodes=1)
+    with pytest.raises(ConfigError, match="holds features"):
+        session(tmp_path, {2: "QUIT"}, obs_mode="both")
+    assert DemoStore.open(tmp_path / "s.zarr").n_episodes == 1  # untouched
+
+
+def test_the_operator_window_shows_views_status_and_keys():
+    img = render_ui(
+        Status(
+            state="recording",
+            episode=2,
+            target=10,
+            elapsed_s=3.2,
+            rate_hz=49.9,
+            warnings=["camera wrist stale"],
+        ),
+        {"top": np.zeros((96, 96, 3), np.uint8), "wrist": np.full((96, 128, 3), 128, np.uint8)},
+    )
+    assert img.dtype == np.uint8 and img.shape[2] == 3 and img.shape[1] >= 960
+    assert (img[-110:] != 32).any()  # the status panel has text on it
+    assert "REC" in Status(state="recording").line() and "r: re-record" in Status().line()
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys, types, numpy as np
+    sys.path.insert(0, {root!r})
+    from imitation.record import RecordConfig
+    from imitation.session import record_session
+
+    class Loop:  # Enter every 7 ticks: start, record 7 frames, save; forever
+        tick = 0
+        def connect(self): pass
+        def close(self): pass
+        def reset(self, obs): pass
+        def read(self, obs):
+            self.tick += 1
+            return np.asarray(obs["state"], dtype=np.float64)
+        def events(self):
+            return [types.SimpleNamespace(name="TOGGLE")] if self.tick % 7 == 0 else []
+
+    cfg = RecordConfig(env="imitation/PickPlace-v0", robot="sim", teleop="keyboard", obs_mode="state",
+                       out=__import__("pathlib").Path(sys.argv[1]), episodes=1000, warmup_s=0.0, ui="none")
+    record_session(cfg, teleop=Loop())
+    """
+)
+
+
+def test_sigkill_at_random_moments_never_loses_a_saved_episode(tmp_path):
+    script = tmp_path / "child.py"
+    script.write_text(CHILD.format(root=str(Path(__file__).resolve().parents[1])))
+    rng = np.random.default_rng(0)
+    store_path = tmp_path / "kill.zarr"
+    reported_total = 0
+    for trial in range(20):
+        proc = subprocess.Popen(
+            [sys.executable, str(script), str(store_path)],
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+            env={**os.environ, "MUJOCO_GL": "egl"},
+        )
+        deadline = time.monotonic() + 30
+        # Wait until the session runs (the first save), then kill it at a random moment.
+        saved_lines = []
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if "saved episode" in line:
+                saved_lines.append(line)
+                break
+        time.sleep(rng.uniform(0.0, 0.6))
+        proc.send_signal(signal.SIGKILL)
+        rest = proc.stderr.read()
+        proc.wait()
+        saved_lines += [ln for ln in rest.splitlines() if "saved episode" in ln]
+        reported_total += len(saved_lines)
+        store = DemoStore.open(store_path)
+        assert store.n_episodes >= reported_total, f"trial {trial}: a reported episode is missing"
+        report = validate(store)
+        assert report.ok, report.errors
+        assert (store.episode_lengths == 7).all()  # started at tick 7k, frames 7k+1 .. 7k+7
+    assert reported_total >= 20
