@@ -476,6 +476,7 @@ class Setup:
             self.sim.reset(seed)
         if self.physics is not None:
             self.physics.reset(seed)
+            self.physics.wait_ready()
         self.robot.resync()
 
     def done(self) -> bool:

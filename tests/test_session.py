@@ -175,3 +175,25 @@ def test_sigkill_at_random_moments_never_loses_a_saved_episode(tmp_path):
         assert report.ok, report.errors
         assert (store.episode_lengths == 7).all()  # started at tick 7k, frames 7k+1 .. 7k+7
     assert reported_total >= 20
+
+
+def test_a_session_on_the_emulated_arm(tmp_path):
+    """The real-arm path: servo emulator, calibration, BusArm, cameras and tracker from the simulator."""
+    from imitation.session import record_session
+
+    cfg = RecordConfig(
+        env="imitation/PickPlace-v0",
+        robot="configs/robots/so100_emulated.yaml",
+        emulate=True,
+        teleop="keyboard",
+        out=tmp_path / "emu.zarr",
+        episodes=1,
+        warmup_s=0.0,
+        ui="none",
+    )
+    out = record_session(cfg, teleop=KeyScript({2: "TOGGLE", 12: "TOGGLE"}))
+    assert out["saved"] == 1
+    store = DemoStore.open(tmp_path / "emu.zarr")
+    assert store.episode_lengths[0] == 10
+    assert {"state", "env_state", "action", "images/top"} <= set(store.features)
+    assert validate(store).ok

@@ -124,6 +124,7 @@ def loop(checkpoint: str, hz: float, seconds: float) -> dict:
     try:
         with SafeRobot(arm, SafetyLimits.for_robot(arm, arm.config.safety)) as robot:
             physics.reset(0)
+            physics.wait_ready()
             robot.resync()
             st = run_episode(robot, infer, schedule, keys, max_ticks=int(seconds * hz))
             report = robot.report()

@@ -83,8 +83,10 @@ class SimPhysics:
         self.max_catch_up = max_catch_up
         self.clock = clock
         self.lock = threading.RLock()
-        self.manual: np.ndarray | None = None  # joint pose set by hand (calibration), or None: simulate
+        # The joint pose held by hand (calibration, before the first episode), or None: simulate.
+        self.manual: np.ndarray | None = np.zeros(len(names))
         self.pending_seed: int | None = None
+        self.ready = threading.Event()
         self.obs: dict[str, np.ndarray] | None = None
         self.episode_start = 0.0
         self.steps = 0
@@ -99,9 +101,23 @@ class SimPhysics:
         with self.lock:
             self.pending_seed = seed
             self.manual = None
+            self.ready.clear()
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        """Wait until the emulator's thread has started the episode asked for by ``reset``."""
+        if not self.ready.wait(timeout_s):
+            raise RuntimeError(f"the simulated arm did not start its episode within {timeout_s:.0f} s")
+
+    def idle(self, emulator: Any, now: float) -> None:
+        """Between requests: start a pending episode, so that no request waits for a scene reset."""
+        if self.pending_seed is not None:
+            with self.lock:
+                self._reset_now(self.pending_seed)
+                self._write_present(emulator, np.asarray(self.obs["state"], dtype=np.float64))
 
     def _reset_now(self, seed: int) -> None:
         self.obs = self.sim.reset(seed)
+        self.ready.set()
         self.pending_seed = None
         self.episode_start = self.clock()
         self.steps = 0

@@ -346,7 +346,11 @@ class ServoEmulator:
             except (OSError, ValueError):
                 return
             with self._lock:
-                self._check_watchdogs(time.monotonic())
+                now = time.monotonic()
+                self._check_watchdogs(now)
+                idle = getattr(self.physics, "idle", None)
+                if callable(idle):  # work a physics does between requests (e.g. a scene reset)
+                    idle(self, now)
             if not ready:
                 continue
             try:
