@@ -454,7 +454,10 @@ class Setup:
                 with make_bus(rc.protocol, port, rc.motors, baudrate=rc.baudrate) as bus:
                     scripted_calibration(bus, rc, self.physics).save(calibration)
                 self.physics.reset(cfg.seed)
+                from imitation.robots.cameras import make_camera
+
                 cameras = {n: self.physics.camera(n) for n in sim_cams}
+                cameras |= {n: make_camera(n, c) for n, c in rc.cameras.items() if n not in sim_cams}
                 if sim_env_state:
                     env_source = self.physics.env_state
                     rc.env_state = dict(rc.env_state or {}) | {"dim": self.physics.env_state_dim}

@@ -245,6 +245,8 @@ def record_session(cfg: Any, *, teleop: Any = None, ui: Any = None) -> dict[str,
             loop = RateLoop(hz)
             quit_ = False
             last_missed = last_over = 0
+            rec_periods: list[float] = []  # tick-to-tick periods while recording (within episodes)
+            prev_rec: float | None = None
             for _tick in loop:
                 now = time.monotonic()
                 missed_now = loop.stats.missed - last_missed
@@ -255,6 +257,9 @@ def record_session(cfg: Any, *, teleop: Any = None, ui: Any = None) -> dict[str,
                 sent = robot.act(action)
                 events = [e.name for e in teleop.events()]
                 if state == "recording":
+                    if prev_rec is not None:
+                        rec_periods.append(loop.tick_time - prev_rec)
+                    prev_rec = loop.tick_time
                     writer.add_frame(
                         {
                             **{k: v for k, v in obs.items() if k in features or k == "timestamp"},
@@ -286,6 +291,7 @@ def record_session(cfg: Any, *, teleop: Any = None, ui: Any = None) -> dict[str,
                     )
                     state, t_state = "recording", now
                     ep_frames = ep_late = ep_missed = 0
+                    prev_rec = None
                 elif state == "recording":
                     done = setup.done() if (setup.sim is not None or setup.physics is not None) else False
                     if "RERECORD" in events:
@@ -297,6 +303,7 @@ def record_session(cfg: Any, *, teleop: Any = None, ui: Any = None) -> dict[str,
                         teleop.reset(obs)
                         t_state = now
                         ep_frames = ep_late = ep_missed = 0
+                        prev_rec = None
                     elif "DISCARD" in events:
                         writer.discard_episode()
                         counts["discarded"] += 1
@@ -351,6 +358,18 @@ def record_session(cfg: Any, *, teleop: Any = None, ui: Any = None) -> dict[str,
             teleop.close()
         setup.close()
     counts["store_episodes"] = DemoStore.open(cfg.out).n_episodes
+    counts["timing"] = loop.stats.summary()
+    if rec_periods:
+        ms = np.asarray(rec_periods) * 1e3
+        counts["recording_timing"] = {
+            "period_ms_p50": float(np.percentile(ms, 50)),
+            "period_ms_p99": float(np.percentile(ms, 99)),
+            "period_ms_max": float(ms.max()),
+            "period_error_ms_p99": float(np.percentile(np.abs(ms - 1e3 / hz), 99)),
+        }
+    counts["cameras"] = {
+        n: c.stats() for n, c in getattr(base, "cameras", {}).items() if callable(getattr(c, "stats", None))
+    }
     return counts
 
 
