@@ -197,3 +197,59 @@ def test_a_session_on_the_emulated_arm(tmp_path):
     assert store.episode_lengths[0] == 10
     assert {"state", "env_state", "action", "images/top"} <= set(store.features)
     assert validate(store).ok
+
+
+def test_a_leader_arm_session_on_emulated_arms(tmp_path, monkeypatch):
+    """Follower and leader both emulated: the follower copies the leader the operator moves."""
+    from imitation.robots.buses import make_bus
+    from imitation.robots.buses.emulator import ServoEmulator
+    from imitation.robots.calibration import default_path
+    from imitation.robots.config import load_robot_config
+    from imitation.robots.emulated import SimPhysics, scripted_calibration
+    from imitation.session import record_session
+    from imitation.teleop import make_teleop
+
+    monkeypatch.setenv("IMITATION_HOME", str(tmp_path / "home"))
+    rc = load_robot_config("so100_leader")
+    hand = SimPhysics(rc, "imitation/PickPlace-v0", seed=3)  # the leader's "physics": the operator's hand
+    emu = ServoEmulator(
+        rc.protocol, {int(m["id"]): str(m["model"]) for m in rc.motors.values()}, physics=hand
+    )
+    port = emu.start()
+    try:
+        with make_bus(rc.protocol, port, rc.motors) as bus:
+            scripted_calibration(bus, rc, hand).save(default_path("so100_leader"))
+        pose = np.array([0.2, 0.5, 1.3, 1.0, 0.3, 0.8])
+        hand.set_pose(pose)
+
+        class Keys:  # the leader has no buttons: Enter from the "keyboard"
+            tick = 0
+
+            def connect(self): ...
+            def close(self): ...
+
+            def events(self):
+                self.tick += 1
+                k = {2: "TOGGLE", 40: "TOGGLE"}.get(self.tick)
+                return [SimpleNamespace(name=k)] if k else []
+
+        teleop = make_teleop("so100-leader", port=port, events=Keys())
+        teleop.connect()
+        cfg = RecordConfig(
+            env="imitation/PickPlace-v0",
+            robot="configs/robots/so100_emulated.yaml",
+            emulate=True,
+            teleop="so100-leader",
+            out=tmp_path / "lead.zarr",
+            episodes=1,
+            warmup_s=0.0,
+            ui="none",
+        )
+        out = record_session(cfg, teleop=teleop)
+        teleop.close()
+    finally:
+        emu.stop()
+    assert out["saved"] == 1
+    ep = DemoStore.open(tmp_path / "lead.zarr").read_episode(0, ["action", "state"])
+    np.testing.assert_allclose(ep["action"][-1], pose, atol=0.01)  # the follower was told the leader's pose
+    assert np.abs(ep["state"][-1][:5] - pose[:5]).max() < 0.1  # and got there (limited by the safety step)
