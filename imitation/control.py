@@ -199,6 +199,7 @@ class SafeRobot(Robot):
         self._last_cmd = time.monotonic()
         self._stopped: str | None = None
         self._held = False
+        self._armed = False  # the watchdog counts from the first command on
         self._use_watchdog = watchdog
         self._wd_thread: threading.Thread | None = None
         self._wd_stop = threading.Event()
@@ -333,8 +334,15 @@ class SafeRobot(Robot):
             self._last_sent = sent
             self._last_cmd = time.monotonic()
             self._held = False
+            self._armed = True
         self._wd_kick.set()
         return sent
+
+    def disarm(self) -> None:
+        """Commands stop on purpose (the end of a session): the watchdog waits for the next one."""
+        with self._lock:
+            self._armed = False
+        self._wd_kick.set()
 
     def stop(self, reason: str) -> None:
         """Emergency stop: torque off, every later ``act`` refused."""
@@ -371,7 +379,7 @@ class SafeRobot(Robot):
         while not self._wd_stop.is_set():
             with self._lock:
                 due = self._last_cmd + timeout
-                held = self._held or self._stopped is not None
+                held = self._held or self._stopped is not None or not self._armed
             wait = due - time.monotonic()
             if held:
                 self._wd_kick.wait()

@@ -388,7 +388,9 @@ class DeployConfig:
 class Setup:
     """The robot stack a deploy (or a hardware eval) runs on, and how episodes begin and end."""
 
-    def __init__(self, cfg: DeployConfig, meta: dict[str, Any]) -> None:
+    def __init__(
+        self, cfg: DeployConfig, meta: dict[str, Any], env_kwargs: dict[str, Any] | None = None
+    ) -> None:
         from imitation.control import SafeRobot, SafetyLimits
 
         self.cfg, self.meta = cfg, meta
@@ -406,7 +408,11 @@ class Setup:
             if not env_id:
                 raise ConfigError("--robot sim needs a task: the checkpoint names none; pass --env")
             self.sim = SimRobot(
-                env_id, obs_mode="both" if cams else "state", cameras=cam_names or None, image_size=size
+                env_id,
+                obs_mode="both" if cams else "state",
+                cameras=cam_names or None,
+                image_size=size,
+                **(env_kwargs or {}),
             )
             base = self.sim
             safety: dict[str, Any] = {}
@@ -444,6 +450,7 @@ class Setup:
                     obs_mode="both" if sim_cams else "state",
                     cameras=tuple(sim_cams) or None,
                     image_size=next(iter(sizes)) if sizes else None,
+                    env_kwargs=env_kwargs,
                 )
                 servos = {int(m["id"]): str(m["model"]) for m in rc.motors.values()}
                 self.emulator = ServoEmulator(rc.protocol, servos, physics=self.physics)
@@ -554,6 +561,7 @@ def deploy(
     from imitation.checkpoint import read_meta, resolve
     from imitation.control import EStopKey
 
+    sys.setswitchinterval(0.0005)  # the loop shares the GIL with camera and bus threads (see session.py)
     ckpt = resolve(cfg.checkpoint)
     meta = read_meta(ckpt)
     schedule = Schedule.of(meta["policy"], meta["policy_config"])

@@ -187,6 +187,9 @@ def record_session(cfg: Any, *, teleop: Any = None, ui: Any = None) -> dict[str,
     from imitation.deploy import DeployConfig, Setup
     from imitation.record import features_for
 
+    # The loop shares the interpreter with the store's writer, the cameras' and the emulator's
+    # threads: a shorter GIL switch interval (5 ms by default) bounds how long it can be kept waiting.
+    sys.setswitchinterval(0.0005)
     robot_name = cfg.robot or "sim"
     meta = {"robot": {"joint_names": [], "cameras": {}, "needs_env_state": False, "env_id": cfg.env}}
     dc = DeployConfig(
@@ -202,7 +205,9 @@ def record_session(cfg: Any, *, teleop: Any = None, ui: Any = None) -> dict[str,
         cams = cfg.cameras or (("top",) if cfg.obs_mode != "state" else ())
         size = cfg.image_size or (96, 96)
         meta["robot"]["cameras"] = {f"images/{c}": [*size, 3] for c in cams}
-    setup = Setup(dc, meta)
+    # A person needs longer than a task's default time limit; --episode-s governs instead.
+    env_kwargs = {} if cfg.teleop == "scripted" else {"time_limit_s": cfg.episode_s + 5.0}
+    setup = Setup(dc, meta, env_kwargs=env_kwargs)
     robot, base = setup.robot, setup.base
     sim = setup.sim if setup.sim is not None else (setup.physics.sim if setup.physics is not None else None)
     features = features_for(base)
@@ -349,6 +354,7 @@ def record_session(cfg: Any, *, teleop: Any = None, ui: Any = None) -> dict[str,
                         status, {k.split("/", 1)[1]: v for k, v in obs.items() if k.startswith("images/")}
                     )
                 if quit_:
+                    robot.disarm()  # the store may take a moment to close; that is no lost command
                     break
             # An episode still open is discarded by the writer's close (q means: nothing unsaved is kept).
     finally:

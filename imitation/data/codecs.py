@@ -83,15 +83,24 @@ class JpegCodec(ArrayBytesCodec):
 
 
 def jpeg_encode(image: np.ndarray, quality: int) -> bytes:
-    """JPEG-encode one uint8 image given as (H, W), (H, W, C) or with leading axes of size 1."""
-    import imagecodecs
+    """JPEG-encode one uint8 image given as (H, W), (H, W, C) or with leading axes of size 1.
+
+    OpenCV encodes (it releases the GIL while it works, so a recorder's control loop in another
+    thread is not held up; imagecodecs holds it for part of each encode). OpenCV takes colour
+    images as BGR, so RGB is handed over reversed; any JPEG decoder then returns RGB."""
+    import cv2
 
     image = np.asarray(image)
     while image.ndim > 3 and image.shape[0] == 1:
         image = image[0]
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
-    return bytes(imagecodecs.jpeg8_encode(np.ascontiguousarray(image), level=quality))
+    if image.ndim == 3:
+        image = image[..., ::-1]
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(image), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise ValueError(f"JPEG encoding failed for an image of shape {image.shape}")
+    return buf.tobytes()
 
 
 def normalize_codec(spec: dict[str, Any] | str | None, *, kind: str, dtype: np.dtype) -> dict[str, Any]:

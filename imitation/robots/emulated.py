@@ -68,11 +68,14 @@ class SimPhysics:
         image_size: tuple[int, int] | None = None,
         max_catch_up: int = 5,
         clock: Callable[[], float] = time.monotonic,
+        env_kwargs: dict[str, Any] | None = None,
     ) -> None:
         from imitation.robots.sim import SimRobot
 
         self.config = config
-        self.sim = SimRobot(env_id, obs_mode=obs_mode, cameras=cameras, image_size=image_size, seed=seed)
+        self.sim = SimRobot(
+            env_id, obs_mode=obs_mode, cameras=cameras, image_size=image_size, seed=seed, **(env_kwargs or {})
+        )
         names = config.joint_names
         if tuple(self.sim.spec.joint_names) != tuple(names):
             raise ValueError(f"{env_id} has joints {self.sim.spec.joint_names}, {config.name} has {names}")
