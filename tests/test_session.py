@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -118,7 +119,8 @@ def test_the_operator_window_shows_views_status_and_keys():
 
 CHILD = textwrap.dedent(
     """
-    import sys, types, numpy as np
+    import logging, sys, types, numpy as np
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     sys.path.insert(0, {root!r})
     from imitation.record import RecordConfig
     from imitation.session import record_session
@@ -155,19 +157,19 @@ def test_sigkill_at_random_moments_never_loses_a_saved_episode(tmp_path):
             text=True,
             env={**os.environ, "MUJOCO_GL": "egl"},
         )
-        deadline = time.monotonic() + 30
-        # Wait until the session runs (the first save), then kill it at a random moment.
-        saved_lines = []
-        while time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            if "saved episode" in line:
-                saved_lines.append(line)
-                break
+        # Wait until the session runs (its first save), then kill it at a random moment.
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 60
+        while not any("saved episode" in ln for ln in lines) and time.monotonic() < deadline:
+            assert proc.poll() is None, "".join(lines)[-2000:]
+            time.sleep(0.02)
         time.sleep(rng.uniform(0.0, 0.6))
         proc.send_signal(signal.SIGKILL)
-        rest = proc.stderr.read()
         proc.wait()
-        saved_lines += [ln for ln in rest.splitlines() if "saved episode" in ln]
+        reader.join(timeout=10)
+        saved_lines = [ln for ln in lines if "saved episode" in ln]
         reported_total += len(saved_lines)
         store = DemoStore.open(store_path)
         assert store.n_episodes >= reported_total, f"trial {trial}: a reported episode is missing"
