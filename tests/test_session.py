@@ -159,7 +159,7 @@ def test_sigkill_at_random_moments_never_loses_a_saved_episode(tmp_path):
         )
         # Wait until the session runs (its first save), then kill it at a random moment.
         lines: list[str] = []
-        reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+        reader = threading.Thread(target=lines.extend, args=(proc.stderr,), daemon=True)
         reader.start()
         deadline = time.monotonic() + 60
         while not any("saved episode" in ln for ln in lines) and time.monotonic() < deadline:
