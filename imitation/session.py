@@ -20,6 +20,7 @@ per episode and shown. Resuming a session appends to an existing store (the sche
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -49,6 +50,7 @@ class Status:
     missed: int = 0
     clamps: int = 0
     warnings: list[str] = field(default_factory=list)
+    saving: int = 0  # saves queued, not yet durable
     help: str = KEY_HELP
 
     def line(self) -> str:
@@ -56,6 +58,7 @@ class Status:
             self.state, self.state
         )
         warn = f"  ! {'; '.join(self.warnings)}" if self.warnings else ""
+        warn = ("  saving…" if self.saving else "") + warn
         return (
             f"[{tag}] episode {self.episode + (self.state == 'recording')}/{self.target}  "
             f"{self.elapsed_s:5.1f} s  {self.rate_hz:5.1f} Hz  late {self.late}  missed {self.missed}  "
@@ -90,6 +93,7 @@ def render_ui(status: Status, frames: dict[str, np.ndarray], width: int = 960) -
     cv2.putText(panel, title, (42, 34), cv2.FONT_HERSHEY_SIMPLEX, 0.8, color, 2, cv2.LINE_AA)
     stats = (
         f"loop {status.rate_hz:.1f} Hz   late {status.late}   missed {status.missed}   clamps {status.clamps}"
+        + ("   saving..." if status.saving else "")
     )
     cv2.putText(panel, stats, (14, 64), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (220, 220, 220), 1, cv2.LINE_AA)
     if status.warnings:
@@ -246,6 +250,11 @@ def record_session(cfg: Any, *, teleop: Any = None, ui: Any = None) -> dict[str,
             obs = robot.observe()
             teleop.reset(obs)
             state, t_state = "warm-up", time.monotonic()
+            saving: list[tuple[int, int, str]] = []  # (index, frames, outcome) of saves not yet durable
+            # What exists now lives for the whole session: out of the collector's sight, a full
+            # collection no longer walks it (tens of ms, a missed tick at 50 Hz).
+            gc.collect()
+            gc.freeze()
             ep_frames = ep_late = ep_missed = 0
             loop = RateLoop(hz)
             quit_ = False
@@ -325,10 +334,12 @@ def record_session(cfg: Any, *, teleop: Any = None, ui: Any = None) -> dict[str,
                             if success
                             else "failure"
                         )
+                        # The commit runs behind the episode's frames in the writer's thread; the
+                        # loop keeps its rate meanwhile and reports the save once it is durable.
                         index = writer.save_episode(
-                            outcome=outcome, dropped_frames=ep_missed, duration_s=now - t_state
+                            outcome=outcome, dropped_frames=ep_missed, duration_s=now - t_state, wait=False
                         )
-                        log.info("saved episode %d (%d frames, %s)", index, ep_frames, outcome)
+                        saving.append((index, ep_frames, outcome))
                         counts["saved"] += 1
                         counts["frames"] += ep_frames
                         counts["late"] += ep_late
@@ -337,6 +348,8 @@ def record_session(cfg: Any, *, teleop: Any = None, ui: Any = None) -> dict[str,
                         _end_episode(teleop)
                         if counts["saved"] >= cfg.episodes:
                             quit_ = True
+                while saving and writer.is_saved(saving[0][0]):
+                    _report_saved(*saving.pop(0))
                 # ---- what the operator sees
                 status.state = state
                 status.episode = counts["saved"]
@@ -349,6 +362,7 @@ def record_session(cfg: Any, *, teleop: Any = None, ui: Any = None) -> dict[str,
                 status.late, status.missed = ep_late, ep_missed
                 status.clamps = int(sum(robot.clamps.values()))
                 status.warnings = _warnings(base)
+                status.saving = len(saving)
                 if ui is not None:
                     ui.update(
                         status, {k.split("/", 1)[1]: v for k, v in obs.items() if k.startswith("images/")}
@@ -356,8 +370,12 @@ def record_session(cfg: Any, *, teleop: Any = None, ui: Any = None) -> dict[str,
                 if quit_:
                     robot.disarm()  # the store may take a moment to close; that is no lost command
                     break
-            # An episode still open is discarded by the writer's close (q means: nothing unsaved is kept).
+            # An episode still open is discarded by the writer's close (q means: nothing unsaved is
+            # kept); the close waits for the saves still queued.
+        for item in saving:
+            _report_saved(*item)
     finally:
+        gc.unfreeze()
         if ui is not None:
             ui.close()
         if teleop is not None and owns_teleop:
@@ -377,6 +395,10 @@ def record_session(cfg: Any, *, teleop: Any = None, ui: Any = None) -> dict[str,
         n: c.stats() for n, c in getattr(base, "cameras", {}).items() if callable(getattr(c, "stats", None))
     }
     return counts
+
+
+def _report_saved(index: int, frames: int, outcome: str) -> None:
+    log.info("saved episode %d (%d frames, %s)", index, frames, outcome)
 
 
 def _end_episode(teleop: Any) -> None:

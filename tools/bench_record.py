@@ -128,6 +128,10 @@ def run(hz: float, minutes: float, episode_s: float, work: Path) -> dict:
         "period_ms_p99": round(t["period_ms_p99"], 3),
         "period_ms_max": round(t["period_ms_max"], 3),
         "period_error_ms_p99": round(t["period_error_ms_p99"], 3),
+        # every tick of the session, the resets between episodes (and the saves) included
+        "session_missed_ticks": int(res["timing"]["missed"]),
+        "session_period_ms_max": round(res["timing"]["period_ms_max"], 3),
+        "session_period_error_ms_p99": round(res["timing"]["period_error_ms_p99"], 3),
         "camera_duplicate_reads": {k: v["duplicate_reads"] for k, v in cams.items()},
         "camera_stale_reads": {k: v["stale_reads"] for k, v in cams.items()},
         "camera_skew_ms_p99": {k: v["skew_ms_p99"] for k, v in cams.items()},

@@ -489,6 +489,7 @@ class EpisodeWriter:
         self.fps = self.store.fps
         self._committed_end = self.store.n_frames
         self._n_committed = self.store.n_episodes
+        self._n_requested = self._n_committed  # saves asked for, committed or still queued
         zstore = self.store._zstore
         self._columns: dict[str, _ImageColumn | _ArrayColumn] = {
             k: _ImageColumn(zstore, k, f)
@@ -579,11 +580,19 @@ class EpisodeWriter:
         self._put(("frame", values))
 
     def save_episode(
-        self, *, outcome: str = "success", dropped_frames: int = 0, duration_s: float | None = None
+        self,
+        *,
+        outcome: str = "success",
+        dropped_frames: int = 0,
+        duration_s: float | None = None,
+        wait: bool = True,
     ) -> int:
         """Commit the current episode durably; returns its index in the store.
 
-        ``duration_s`` defaults to the span of the frame timestamps plus one control period.
+        ``duration_s`` defaults to the span of the frame timestamps plus one control period. With
+        ``wait=False`` the commit is queued behind the episode's frames and the call returns at
+        once (a control loop keeps its rate); the episode is durable when ``n_episodes`` exceeds
+        the returned index (``is_saved``), and at the latest when ``flush`` or ``close`` returns.
         """
         self._check_usable()
         if self._episode is None:
@@ -596,11 +605,19 @@ class EpisodeWriter:
             self._episode, outcome=str(outcome), dropped_frames=int(dropped_frames), duration_s=duration_s
         )
         self._episode = None
+        index = self._n_requested
+        self._n_requested += 1
         done = threading.Event()
         self._put(("save", (ep, done)))
-        done.wait()
-        self._check_usable()
-        return self._n_committed - 1
+        if wait:
+            done.wait()
+            self._check_usable()
+        return index
+
+    def is_saved(self, index: int) -> bool:
+        """Whether the episode ``save_episode`` numbered ``index`` is committed (durable)."""
+        self._check_usable(allow_closed=True)
+        return index < self._n_committed
 
     def discard_episode(self) -> None:
         """Throw the current episode away; nothing of it stays in the store."""

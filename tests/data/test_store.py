@@ -223,6 +223,28 @@ def test_discard_and_rerecord_leave_nothing_behind(tmp_path):
     assert store.uncommitted_frames == 0
 
 
+def test_queued_saves_keep_their_order_and_become_durable(tmp_path):
+    """save_episode(wait=False) returns the index at once; the episode is committed in order."""
+    path = tmp_path / "q.zarr"
+    with EpisodeWriter(path, features=LOWDIM, fps=10) as w:
+        indices = []
+        for e, n in enumerate([4, 7, 3]):
+            w.start_episode(task=f"t{e}")
+            for i in range(n):
+                w.add_frame({"state": np.full(6, e, "f4"), "action": np.zeros(6, "f4"), "timestamp": i / 10})
+            indices.append(w.save_episode(wait=False))
+        assert indices == [0, 1, 2]
+        w.flush()
+        assert all(w.is_saved(i) for i in indices) and not w.is_saved(3)
+        w.start_episode(task="late")
+        w.add_frame({"state": np.full(6, 9, "f4"), "action": np.zeros(6, "f4"), "timestamp": 0.0})
+        assert w.save_episode(wait=False) == 3
+    store = DemoStore.open(path)  # close waited for the queued save
+    assert store.episode_ends.tolist() == [4, 11, 14, 15]
+    assert [store.episode_meta(i)["task"] for i in range(4)] == ["t0", "t1", "t2", "late"]
+    assert store.read("state")[11:14, 0].tolist() == [2, 2, 2]
+
+
 def test_append_to_existing_store_and_schema_mismatch(tmp_path):
     path = tmp_path / "a.zarr"
     first = write_episodes(path, LOWDIM, [4], seed=1)
