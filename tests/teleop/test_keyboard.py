@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import os
 import select
+import shlex
+import shutil
+import subprocess
+import sys
 import termios
 import time
 
@@ -13,6 +17,7 @@ import numpy as np
 import pytest
 
 from envs.so100 import ARM_XML, HOME_QPOS, ArmIK
+from imitation.data.store import DemoStore
 from imitation.errors import ImitationError
 from imitation.teleop.base import Event
 from imitation.teleop.keyboard import HELP, KeyboardTeleop, parse_keys, split_keys, window_key_name
@@ -207,3 +212,55 @@ def test_keyboard_device_in_a_real_pseudo_terminal():
     finally:
         os.close(master)
         os.close(slave)
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_recording_from_the_keyboard_in_tmux(tmp_path):
+    """The operator's path end to end: `imitation record` in a tmux pane, keys sent by tmux."""
+    out = tmp_path / "kb.zarr"
+    log = tmp_path / "record.log"
+    sock = f"imitation-test-{os.getpid()}"
+    tmux = ["tmux", "-L", sock, "-f", "/dev/null"]
+    cmd = (
+        f"{shlex.quote(sys.executable)} -m imitation.cli record --robot sim --teleop keyboard "
+        f"--env imitation/PickPlace-v0 --obs-mode state --episodes 1 --warmup-s 0 --ui terminal "
+        f"--out {shlex.quote(str(out))} 2> {shlex.quote(str(log))}; echo $? > {shlex.quote(str(log))}.rc"
+    )
+    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+    subprocess.run([*tmux, "new-session", "-d", "-x", "200", "-y", "20", cmd], check=True, env=env)
+    try:
+
+        def wait_for(text: str, timeout_s: float = 60.0) -> None:
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                if log.exists() and text in log.read_text(errors="replace"):
+                    return
+                time.sleep(0.1)
+            raise AssertionError(
+                f"{text!r} never appeared; the recorder wrote:\n{log.read_text(errors='replace')}"
+            )
+
+        def keys(*k: str) -> None:
+            subprocess.run([*tmux, "send-keys", *k], check=True)
+
+        wait_for("[ready]")
+        keys("Enter")
+        wait_for("[● REC]")
+        for _ in range(10):  # hold the up arrow (the terminal repeats it) and open/close the gripper
+            keys("Up")
+            time.sleep(0.05)
+        keys("Space")
+        time.sleep(0.3)
+        keys("Enter")  # save: one episode asked for, so the recorder closes the store and exits
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "record.log.rc").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert (tmp_path / "record.log.rc").read_text().strip() == "0", log.read_text(errors="replace")
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True)
+    store = DemoStore.open(out)
+    assert store.n_episodes == 1
+    action = store.read("action")
+    assert len(action) > 10
+    assert np.abs(action[-1, :5] - action[0, :5]).max() > 0.01  # the arrows moved the arm
+    assert action[:, 5].min() < 0.5 < action[0, 5]  # the gripper closed from open
