@@ -13,9 +13,9 @@ The device's events drive the episode flow:
 The reset period (``reset_s``, not recorded) gives the operator time to reset the scene; Enter
 starts the next episode (or ``--auto-start`` does at the end of the period). Disk writes — the
 save's commit too — happen in the store's background writer and camera frames come from their
-capture threads, so neither blocks the loop; a save is reported once it is durable. A tick that starts more than a period late is a *missed* tick (no frame: the
-episode's ``dropped_frames``); a tick whose work outlasts the period is *late*. Both are counted
-per episode and shown. Resuming a session appends to an existing store (the schema must match).
+capture threads, so neither blocks the loop; a save is reported once it is durable. A tick that
+starts more than a period late is a *missed* tick (no frame: the episode's ``dropped_frames``);
+a tick whose work outlasts the period is *late*. Both are counted per episode and shown. Resuming a session appends to an existing store (the schema must match).
 """
 
 from __future__ import annotations
