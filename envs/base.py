@@ -82,6 +82,7 @@ class ArmTaskEnv(gym.Env):
     ARMS: tuple[str, ...] = ("",)
     CAMERAS: tuple[str, ...] = ("top", "front")
     ENV_STATE_DIM = 0
+    TURN_SYMMETRY: dict[str, dict[str, list[int]]] | None = None  # see imitation/data/augment.py
     TIME_LIMIT_S = 10.0  # default episode length; the ``time_limit_s`` argument overrides it
     HOME = HOME_QPOS  # each arm's joints at reset
     EXPERT_SUCCESS = 0.98  # the scripted expert's promised success rate (tested over 200 seeds)

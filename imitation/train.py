@@ -70,6 +70,10 @@ class TrainConfig:
     """DataLoader worker processes (0 reads in the training process; best with the RAM cache)."""
     cache: str = "auto"
     """Decoded-image cache: auto (when it fits in RAM), ram, none."""
+    augment_yaw: float = 0.0
+    """Turn each training sample's scene by a random angle in ±this (rad) about the arm's base
+    (state-based policies on tasks that declare this symmetry; see ``imitation/data/augment.py``).
+    0: off."""
     val_fraction: float = 0.1
     """Share of episodes held out for the validation loss (0: none)."""
     val_every: int = 1000
@@ -109,6 +113,8 @@ class TrainConfig:
                 raise ConfigError(f"{name}={getattr(self, name)} must be ≥ 1")
         if self.max_minutes < 0:
             raise ConfigError(f"max_minutes={self.max_minutes} must be ≥ 0 (0: no limit)")
+        if not 0.0 <= self.augment_yaw <= math.pi:
+            raise ConfigError(f"augment_yaw={self.augment_yaw} must be in [0, π] (radians; 0: off)")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"val_fraction={self.val_fraction} must be in [0, 1)")
 
@@ -214,6 +220,14 @@ def draw_seeds(seed: int, step: int, dist: Dist, per_rank: int) -> torch.Tensor:
 
     first = dist.rank * per_rank
     return torch.tensor([draw_seed(seed, step, first + i) for i in range(per_rank)], dtype=torch.int64)
+
+
+def turn_angles(cfg: TrainConfig, step: int, dist: Dist, per_rank: int) -> torch.Tensor:
+    """This step's --augment-yaw angles for this process's samples: a function of the seed, the
+    step and the sample's place in the global batch, so a resumed run draws what it would have."""
+    g = torch.Generator().manual_seed((cfg.seed * 1_000_003 + step) % 2**63)
+    angles = (2 * torch.rand(per_rank * dist.world, generator=g, dtype=torch.float64) - 1) * cfg.augment_yaw
+    return angles[dist.rank * per_rank : (dist.rank + 1) * per_rank].float()
 
 
 def rng_state() -> dict[str, Any]:
@@ -325,6 +339,7 @@ def train(
     from tqdm import tqdm
 
     from imitation import checkpoint
+    from imitation.data.augment import turn
     from imitation.data.dataset import WindowDataset, WindowSpec, split_episodes
     from imitation.data.store import DemoStore
     from imitation.policies.common import EMA, IOSpec
@@ -370,6 +385,12 @@ def train(
         frame_skip=pc.frame_skip,
         obs_keys=pc.obs_keys,
     )
+    symmetry = None
+    if cfg.augment_yaw > 0:
+        from imitation.data.augment import check_symmetry, task_symmetry
+
+        symmetry = task_symmetry(store.robot.get("env_id"), [*pc.obs_keys, "action"])
+        check_symmetry(symmetry, {k: int(np.prod(f.shape)) for k, f in store.features.items()})
     train_set = WindowDataset(store, spec, train_eps, cache=cfg.cache)
     val_set = WindowDataset(store, spec, val_eps, cache=cfg.cache) if val_eps else None
     batches = GlobalBatches(len(train_set), cfg.batch_size, cfg.seed, dist)
@@ -478,6 +499,8 @@ def train(
             t0 = time.perf_counter()
             batch = to_device(next(batch_iter))
             wait_s += time.perf_counter() - t0
+            if symmetry is not None:
+                batch = turn(batch, symmetry, turn_angles(cfg, step, dist, batches.per_rank))
             batch["draw_seed"] = draw_seeds(cfg.seed, step, dist, batches.per_rank).to(device)
             with autocast:
                 loss, metrics = model(batch)

@@ -12,7 +12,7 @@ from imitation.evaluate import Episode, EvalConfig, evaluate, rollout, summarize
 from imitation.policies import ACTConfig, ACTPolicy, DiffusionConfig, DiffusionPolicy
 from imitation.policies.common import IOSpec
 
-PICK_PLACE_IO = IOSpec({"state": 6, "env_state": 12}, {}, 6)
+PICK_PLACE_IO = IOSpec({"state": 6, "env_state": 17}, {}, 6)
 
 
 def test_wilson_interval_by_hand():

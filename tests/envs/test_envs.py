@@ -10,6 +10,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import envs
+import envs.pick_place
 from envs.so100 import ARM_JOINTS, ARM_XML, HOME_QPOS, ArmIK, load_arm_spec, tool_down_rotation
 
 IDS = sorted(envs.ENVS)
@@ -157,3 +158,79 @@ def test_ik_reaches_the_workspace_with_the_tool_down():
                 p, rot = ik.forward(q)
                 assert np.abs(p - pos).max() < 1e-3, (pos, p)
                 np.testing.assert_allclose(rot[:, 2], [0, 0, -1], atol=1e-2)
+
+
+def test_pick_place_env_state_seen_from_the_arm_base():
+    env = gym.make("imitation/PickPlace-v0")
+    for seed in range(20):
+        s = env.reset(seed=seed)[0]["env_state"].astype(np.float64)
+        cube, x_axis, target, polar = s[:3], s[3:6], s[9:12], s[12:]
+        bearing, reach, rel_yaw, target_bearing, target_reach = polar
+        assert bearing == pytest.approx(np.arctan2(cube[1], cube[0]), abs=1e-6)
+        assert reach == pytest.approx(np.hypot(cube[0], cube[1]), abs=1e-6)
+        assert target_bearing == pytest.approx(np.arctan2(target[1], target[0]), abs=1e-6)
+        assert target_reach == pytest.approx(np.hypot(target[0], target[1]), abs=1e-6)
+        # the relative yaw is the cube's yaw (mod its 90° symmetry) less the bearing, in [-45°, 45°)
+        assert -np.pi / 4 - 1e-6 <= rel_yaw < np.pi / 4 + 1e-6
+        turn = np.arctan2(x_axis[1], x_axis[0]) - bearing - rel_yaw
+        assert np.sin(2 * turn) == pytest.approx(0, abs=1e-5)  # a multiple of 90°
+    env.close()
+
+
+def _turned_start(env, seed: int, angle: float) -> dict:
+    """Reset to ``seed``, then turn the whole scene by ``angle`` about the base's vertical axis."""
+    u = env.unwrapped
+    env.reset(seed=seed)
+    d = u.data
+    c, s = np.cos(angle), np.sin(angle)
+    d.qpos[u._arm_qpos[0][0]] += angle  # the pan joint
+    d.ctrl[u._arm_ctrl[0][0]] += angle
+    q = u._cube_qpos
+    d.qpos[q : q + 2] = [c * d.qpos[q] - s * d.qpos[q + 1], s * d.qpos[q] + c * d.qpos[q + 1]]
+    d.qpos[q + 3 : q + 7] = [
+        np.cos(angle / 2) * d.qpos[q + 3] - np.sin(angle / 2) * d.qpos[q + 6],
+        0.0,
+        0.0,
+        np.sin(angle / 2) * d.qpos[q + 3] + np.cos(angle / 2) * d.qpos[q + 6],
+    ]  # the cube starts flat: its quaternion is a turn about z
+    t = d.mocap_pos[u._target_mocap].copy()
+    d.mocap_pos[u._target_mocap][:2] = [c * t[0] - s * t[1], s * t[0] + c * t[1]]
+    mujoco.mj_forward(u.model, d)
+    return u._obs()
+
+
+def test_pick_place_turn_symmetry_is_the_physics():
+    """What TURN_SYMMETRY declares is what the simulator does: the expert's episode replayed in a
+    scene turned by 0.25 rad (its pan actions turned too) gives the turned observations."""
+    import torch
+
+    from imitation.data.augment import turn
+
+    sym = envs.pick_place.PickPlaceEnv.TURN_SYMMETRY
+    env = gym.make("imitation/PickPlace-v0")
+    obs, _ = env.reset(seed=3)
+    expert = env.unwrapped.expert()
+    observed, actions = [obs], []
+    for _ in range(120):  # reach, grasp, lift and carry
+        actions.append(expert(observed[-1]))
+        observed.append(env.step(actions[-1])[0])
+    angle = torch.tensor([0.25])
+    turned = turn(
+        {
+            "state": torch.as_tensor(np.stack([o["state"] for o in observed]))[None],
+            "env_state": torch.as_tensor(np.stack([o["env_state"] for o in observed]))[None],
+            "action": torch.as_tensor(np.stack(actions))[None],
+        },
+        sym,
+        angle,
+    )
+    obs = _turned_start(env, 3, 0.25)
+    replayed = [obs]
+    for a in turned["action"][0].numpy():
+        replayed.append(env.step(a)[0])
+    got_state = np.stack([o["state"] for o in replayed])
+    got_env = np.stack([o["env_state"] for o in replayed])
+    np.testing.assert_allclose(got_state, turned["state"][0].numpy(), atol=2e-3)
+    np.testing.assert_allclose(got_env[:, :12], turned["env_state"][0, :, :12].numpy(), atol=2e-3)
+    np.testing.assert_allclose(got_env[:, 12:], turned["env_state"][0, :, 12:].numpy(), atol=2e-2)
+    assert got_env[-1, 2] > 0.05  # the turned replay lifted the cube too
