@@ -398,7 +398,12 @@ def train(
     # ---- policy, optimiser, schedule, EMA
     _, policy_cls = policy_classes(cfg.policy)
     policy = policy_cls(pc, IOSpec.from_features(store.features, pc.obs_keys))
-    policy.normalizer.set_stats(store.stats(progress=dist.main))
+    stats = store.stats(progress=dist.main)
+    if symmetry is not None:
+        from imitation.data.augment import widen_stats
+
+        stats = widen_stats(stats, symmetry, cfg.augment_yaw)
+    policy.normalizer.set_stats(stats)
     policy.to(device)
     if device.type == "cuda" and policy.io.images:
         policy.to(memory_format=torch.channels_last)

@@ -103,3 +103,32 @@ def turn(
             x[..., i] = batch[key][..., i] + a[..., 0]
         out[key] = x
     return out
+
+
+def widen_stats(
+    stats: Mapping[str, Mapping[str, object]], sym: Mapping[str, Mapping[str, Sequence[int]]], max_angle: float
+) -> dict[str, dict[str, object]]:
+    """Normalisation statistics that cover the turned samples too: an angle's range grows by
+    ``max_angle`` each way; an x-y pair's range becomes that of its min/max box turned through
+    [-max_angle, max_angle] (a superset of where its turned points can lie). Means and standard
+    deviations stay (turns of at most a few tenths of a radian move them little), so min-max
+    normalisation (Diffusion Policy) keeps turned actions inside [-1, 1]."""
+    import numpy as np
+
+    out = {k: dict(v) for k, v in stats.items()}
+    turns = np.linspace(-max_angle, max_angle, 33)
+    for key, parts in sym.items():
+        if key not in out:
+            continue
+        lo = np.array(out[key]["min"], dtype=np.float64).reshape(-1)
+        hi = np.array(out[key]["max"], dtype=np.float64).reshape(-1)
+        for i in parts.get("angles", ()):
+            lo[i], hi[i] = lo[i] - max_angle, hi[i] + max_angle
+        for i in parts.get("xy", ()):
+            corners = np.array([[x, y] for x in (lo[i], hi[i]) for y in (lo[i + 1], hi[i + 1])])
+            c, s = np.cos(turns)[:, None], np.sin(turns)[:, None]
+            xs = c * corners[:, 0] - s * corners[:, 1]
+            ys = s * corners[:, 0] + c * corners[:, 1]
+            lo[i], hi[i], lo[i + 1], hi[i + 1] = xs.min(), xs.max(), ys.min(), ys.max()
+        out[key]["min"], out[key]["max"] = lo.tolist(), hi.tolist()
+    return out

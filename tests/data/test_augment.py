@@ -76,3 +76,19 @@ def test_training_on_a_store_without_a_task_says_so(synthetic_store, tmp_path):
     )
     with pytest.raises(ConfigError, match="augment-yaw"):
         train(cfg)
+
+
+def test_widened_statistics_hold_every_turned_sample():
+    from imitation.data.augment import widen_stats
+
+    g = torch.Generator().manual_seed(0)
+    x = {"env_state": torch.rand(500, 4, generator=g) * torch.tensor([0.1, 0.3, 1.0, 1.0]) + 0.1}
+    x["state"] = torch.rand(500, 2, generator=g)
+    stats = {k: {"min": v.amin(0).tolist(), "max": v.amax(0).tolist(), "mean": v.mean(0).tolist(), "std": v.std(0).tolist()} for k, v in x.items()}
+    wide = widen_stats(stats, SYM, 0.4)
+    turned = turn(x, SYM, (2 * torch.rand(500, generator=g) - 1) * 0.4)
+    for k, v in turned.items():
+        assert (v >= torch.tensor(wide[k]["min"]) - 1e-6).all() and (v <= torch.tensor(wide[k]["max"]) + 1e-6).all(), k
+    assert wide["state"]["min"][1] == stats["state"]["min"][1]  # what does not turn keeps its range
+    assert wide["state"]["min"][0] == pytest.approx(stats["state"]["min"][0] - 0.4)
+    assert wide["env_state"]["mean"] == stats["env_state"]["mean"]
