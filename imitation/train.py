@@ -339,7 +339,7 @@ def train(
     from tqdm import tqdm
 
     from imitation import checkpoint
-    from imitation.data.augment import turn
+    from imitation.data.augment import check_symmetry, task_symmetry, turn, widen_stats
     from imitation.data.dataset import WindowDataset, WindowSpec, split_episodes
     from imitation.data.store import DemoStore
     from imitation.policies.common import EMA, IOSpec
@@ -387,8 +387,6 @@ def train(
     )
     symmetry = None
     if cfg.augment_yaw > 0:
-        from imitation.data.augment import check_symmetry, task_symmetry
-
         symmetry = task_symmetry(store.robot.get("env_id"), [*pc.obs_keys, "action"])
         check_symmetry(symmetry, {k: int(np.prod(f.shape)) for k, f in store.features.items()})
     train_set = WindowDataset(store, spec, train_eps, cache=cfg.cache)
@@ -400,8 +398,6 @@ def train(
     policy = policy_cls(pc, IOSpec.from_features(store.features, pc.obs_keys))
     stats = store.stats(progress=dist.main)
     if symmetry is not None:
-        from imitation.data.augment import widen_stats
-
         stats = widen_stats(stats, symmetry, cfg.augment_yaw)
     policy.normalizer.set_stats(stats)
     policy.to(device)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import torch
 
 from imitation.errors import ConfigError
@@ -113,8 +114,6 @@ def widen_stats(
     [-max_angle, max_angle] (a superset of where its turned points can lie). Means and standard
     deviations stay (turns of at most a few tenths of a radian move them little), so min-max
     normalisation (Diffusion Policy) keeps turned actions inside [-1, 1]."""
-    import numpy as np
-
     out = {k: dict(v) for k, v in stats.items()}
     turns = np.linspace(-max_angle, max_angle, 33)
     for key, parts in sym.items():
