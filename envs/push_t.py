@@ -10,9 +10,12 @@ elbow_flex, wrist_flex, wrist_roll`` and the gripper in [0, 1] (0 closed, 1 open
 
 **Observation space** ``Dict``:
 - ``state`` (6,) float32: measured joint positions in the action's layout.
-- ``env_state`` (18,) float32: block position (3, m) and orientation (6-D rotation
+- ``env_state`` (27,) float32: block position (3, m) and orientation (6-D rotation
   representation: the first two columns of its rotation matrix), then the goal's position (3)
-  and orientation (6). The block's origin is the centre of the T's bar.
+  and orientation (6); then what a push depends on, measured for the policy: the end effector's
+  position (3, m), the end effector's x-y in the block's frame (2, m), the block's x-y in the
+  goal's frame (2, m) and the sine and cosine of the block's yaw minus the goal's (2). The
+  block's origin is the centre of the T's bar.
 - ``images/<camera>`` (H, W, 3) uint8 for each camera in ``cameras`` (``obs_mode`` images/both).
 - ``timestamp`` (): simulation time in seconds.
 
@@ -141,7 +144,7 @@ def add_t_block(body: mujoco.MjsBody, rgba: list[float], solid: bool, prefix: st
 
 class PushTEnv(ArmTaskEnv):
     CAMERAS = ("top", "front", "wrist")
-    ENV_STATE_DIM = 18
+    ENV_STATE_DIM = 27
     TIME_LIMIT_S = 20.0
     HOME = np.array([0.0, 0.08, 1.52, 1.54, 0.0])  # tool down, 9 cm up: clear of the block
     EXPERT_SUCCESS = 0.90  # pushing is harder to script; failures are discarded when recording
@@ -161,6 +164,7 @@ class PushTEnv(ArmTaskEnv):
         self._block_qpos = model.joint("block").qposadr[0]
         self._block_body = model.body("block").id
         self._goal_body = model.body("goal").id
+        self._ee = model.site("ee").id
         return model
 
     def block_pose(self) -> np.ndarray:
@@ -179,7 +183,14 @@ class PushTEnv(ArmTaskEnv):
     def env_state(self) -> np.ndarray:
         d = self.data
         b, g = self._block_body, self._goal_body
-        return np.concatenate([d.xpos[b], rot6d(d.xmat[b]), d.xpos[g], rot6d(d.xmat[g])])
+        block, ee = self.block_pose(), d.site_xpos[self._ee]
+        # The pusher seen from the block, and the block seen from the goal (the Diffusion Policy
+        # paper's low-dimensional PushT observation holds the pusher's position too).
+        pusher = to_local(block, ee[None, :2])[0]
+        from_goal = to_local(GOAL_POSE, block[None, :2])[0]
+        turn = block[2] - GOAL_POSE[2]
+        relative = [*ee, *pusher, *from_goal, np.sin(turn), np.cos(turn)]
+        return np.concatenate([d.xpos[b], rot6d(d.xmat[b]), d.xpos[g], rot6d(d.xmat[g]), relative])
 
     def coverage(self) -> float:
         return coverage(self.block_pose(), GOAL_POSE)

@@ -137,6 +137,27 @@ def _make_env(env_id: str, kwargs: dict[str, Any]):  # noqa: ANN202 - runs in a 
     return make(env_id, **kwargs)
 
 
+def check_spaces(policy: torch.nn.Module, obs_space: Any, action_space: Any, env_id: str) -> None:
+    """Refuse, in one line, an environment whose observations or actions differ from the policy's
+    (a task whose layout changed since its demos were recorded, or the wrong task)."""
+    io = getattr(policy, "io", None)
+    if io is None:
+        return
+    fix = "record the demos again with this version of the task and retrain, or evaluate on the task they came from"
+    wanted = {k: (d,) for k, d in io.lowdim.items()} | {k: tuple(s) for k, s in io.images.items()}
+    for key, shape in wanted.items():
+        space = obs_space.spaces.get(key) if hasattr(obs_space, "spaces") else None
+        if space is None:
+            raise ConfigError(f"{env_id} gives no observation {key!r}, which the policy reads; {fix}")
+        got = tuple(space.shape) if key in io.images else (int(np.prod(space.shape)),)
+        if got != shape:
+            raise ConfigError(f"the policy reads {key} of shape {shape} but {env_id} gives {got}; {fix}")
+    if int(np.prod(action_space.shape)) != io.action_dim:
+        raise ConfigError(
+            f"the policy writes {io.action_dim} action values but {env_id} takes {action_space.shape}; {fix}"
+        )
+
+
 def rollout(
     policy: torch.nn.Module,
     env_id: str,
@@ -160,6 +181,11 @@ def rollout(
     fns = [functools.partial(_make_env, env_id, kwargs) for _ in range(n)]
     vec_cls = AsyncVectorEnv if asynchronous and n > 1 else SyncVectorEnv
     envs = vec_cls(fns, autoreset_mode=AutoresetMode.DISABLED)
+    try:
+        check_spaces(policy, envs.single_observation_space, envs.single_action_space, env_id)
+    except ConfigError:
+        envs.close()
+        raise
     device = next(policy.parameters()).device
     keys = set(policy.cfg.obs_keys)
     frame_skip = int(getattr(policy.cfg, "frame_skip", 1))

@@ -121,3 +121,16 @@ def test_eval_refuses_training_seeds_and_writes_its_outputs(tmp_path):
     assert record["summary"]["env"] == "imitation/PickPlace-v0" and s["episodes"] == 2
     assert (tmp_path / "e" / "summary.png").stat().st_size > 0
     assert len(s["videos"]) == 1 and (tmp_path / "e").glob("episode_seed100000_*.mp4")
+
+
+def test_rollout_refuses_a_task_whose_layout_differs_from_the_policys():
+    # A PickPlace policy on PushT: its env_state has another length; one clear line, no traceback.
+    kwargs = {"obs_mode": "state", "time_limit_s": 0.2}
+    with pytest.raises(
+        ConfigError, match=r"reads env_state of shape \(17,\) but imitation/PushT-v0 gives \(27,\)"
+    ):
+        rollout(tiny("act"), "imitation/PushT-v0", [0], env_kwargs=kwargs, num_envs=1)
+    with pytest.raises(ConfigError, match="gives no observation 'images/top'"):
+        policy = tiny("act")
+        policy.io = IOSpec(dict(policy.io.lowdim), {"images/top": (96, 96, 3)}, policy.io.action_dim)
+        rollout(policy, "imitation/PickPlace-v0", [0], env_kwargs=kwargs, num_envs=1)

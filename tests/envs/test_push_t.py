@@ -41,3 +41,27 @@ def test_env_reports_coverage_and_succeeds_at_the_goal():
     obs, reward, terminated, truncated, info = env.step(obs["state"])
     assert info["coverage"] > 0.99 and info["is_success"] and terminated and reward == 1.0
     np.testing.assert_allclose(obs["env_state"][:2], obs["env_state"][9:11], atol=1e-3)
+    np.testing.assert_allclose(obs["env_state"][23:27], [0, 0, 0, 1], atol=2e-3)  # nothing left to do
+
+
+def test_env_state_holds_the_pusher_and_the_block_seen_from_the_goal():
+    env = gym.make("imitation/PushT-v0")
+    u = env.unwrapped
+    for seed in range(3):
+        s = env.reset(seed=seed)[0]["env_state"].astype(np.float64)
+        assert s.shape == (27,)
+        block = u.block_pose()
+        ee = u.data.site_xpos[u.model.site("ee").id]
+        np.testing.assert_allclose(s[18:21], ee, atol=1e-6)
+        # The end effector, put back into the world from the block's frame, is where it is.
+        c, si = np.cos(block[2]), np.sin(block[2])
+        np.testing.assert_allclose(
+            block[:2] + [c * s[21] - si * s[22], si * s[21] + c * s[22]], ee[:2], atol=1e-5
+        )
+        # The block's x-y from the goal, and its yaw relative to the goal's.
+        c, si = np.cos(GOAL_POSE[2]), np.sin(GOAL_POSE[2])
+        np.testing.assert_allclose(
+            GOAL_POSE[:2] + [c * s[23] - si * s[24], si * s[23] + c * s[24]], block[:2], atol=1e-5
+        )
+        turn = np.arctan2(s[25], s[26])
+        assert np.cos(turn - (block[2] - GOAL_POSE[2])) == pytest.approx(1.0, abs=1e-6)
