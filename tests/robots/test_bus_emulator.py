@@ -337,7 +337,8 @@ def test_emulate_command_serves_a_robot_until_ctrl_c():
         with make_bus("feetech", port, motors, timeout_s=0.1) as bus:
             assert [bus.ping(i) for i in range(1, 7)] == [777] * 6
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=5)
+        # Generous: on a loaded 2-core machine the interpreter's exit alone can take seconds.
+        out, err = proc.communicate(timeout=30)
         assert proc.returncode == 0
         assert "stopped" in out and "Traceback" not in err
     finally:
