@@ -181,11 +181,6 @@ def rollout(
     fns = [functools.partial(_make_env, env_id, kwargs) for _ in range(n)]
     vec_cls = AsyncVectorEnv if asynchronous and n > 1 else SyncVectorEnv
     envs = vec_cls(fns, autoreset_mode=AutoresetMode.DISABLED)
-    try:
-        check_spaces(policy, envs.single_observation_space, envs.single_action_space, env_id)
-    except ConfigError:
-        envs.close()
-        raise
     device = next(policy.parameters()).device
     keys = set(policy.cfg.obs_keys)
     frame_skip = int(getattr(policy.cfg, "frame_skip", 1))
@@ -199,6 +194,7 @@ def rollout(
     infer_s, infer_n = 0.0, 0
     bar = tqdm(total=len(seeds), desc=f"eval {env_id}", unit="ep", disable=not progress)
     try:
+        check_spaces(policy, envs.single_observation_space, envs.single_action_space, env_id)
         first = [queue.pop(0) for _ in range(n)]
         obs, _ = envs.reset(seed=first)
         slot_seed = list(first)
