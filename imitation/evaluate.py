@@ -170,7 +170,14 @@ def rollout(
     progress: bool = False,
 ) -> tuple[list[Episode], float]:
     """Run one episode per seed; returns the episodes (in seed order) and the mean inference time
-    per batched policy step (s)."""
+    per batched policy step (s).
+
+    A policy with ``frame_skip`` k > 1 acts every k control ticks and its action is held between.
+    All environments share that cadence, so an episode that ends between two policy steps waits
+    for the next one before its slot starts the next seed: every episode then sees the policy at
+    its own ticks 0, k, 2k, ... whatever else runs beside it (the slot is reset when the episode
+    ends, so that it never steps a finished episode, and again with the same seed when it starts).
+    """
     import functools
 
     from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
@@ -185,7 +192,8 @@ def rollout(
     keys = set(policy.cfg.obs_keys)
     frame_skip = int(getattr(policy.cfg, "frame_skip", 1))
     queue = list(seeds)
-    slot_seed: list[int | None] = [None] * n
+    slot_seed: list[int | None] = [None] * n  # the episode each slot runs (or waits to start)
+    active = np.zeros(n, dtype=bool)  # the slot's episode is running (not waiting, not done)
     results: dict[int, Episode] = {}
     ret = np.zeros(n)
     length = np.zeros(n, dtype=int)
@@ -198,10 +206,24 @@ def rollout(
         first = [queue.pop(0) for _ in range(n)]
         obs, _ = envs.reset(seed=first)
         slot_seed = list(first)
+        active[:] = True
         policy.reset(seeds=first)
         action = np.zeros((n, *envs.single_action_space.shape), dtype=np.float32)
         tick = 0
         while any(s is not None for s in slot_seed):
+            if tick % frame_skip == 0:
+                start = np.array([s is not None and not active[i] for i, s in enumerate(slot_seed)])
+                if start.any():
+                    # The waiting slots start their episodes at this policy step.
+                    chosen = [s if s is not None else 0 for s in slot_seed]
+                    fresh, _ = envs.reset(seed=chosen, options={"reset_mask": start})
+                    for k in obs:
+                        obs[k][start] = fresh[k][start]
+                    policy.reset(torch.as_tensor(start), seeds=chosen)
+                    for i in np.flatnonzero(start):
+                        ret[i], length[i], max_cov[i] = 0.0, 0, -np.inf
+                        delayed[i] = []
+                    active |= start
             # What each environment's policy sees: this tick's observation, or one latency_ticks old.
             now = [{k: obs[k][i] for k in keys} for i in range(n)]
             for i in range(n):
@@ -224,7 +246,7 @@ def rollout(
             if "coverage" in info:
                 max_cov = np.maximum(max_cov, info["coverage"])
             done = np.asarray(terminated) | np.asarray(truncated)
-            finished = [i for i in range(n) if done[i] and slot_seed[i] is not None]
+            finished = [i for i in range(n) if done[i] and active[i]]
             if not finished:
                 continue
             for i in finished:
@@ -233,23 +255,18 @@ def rollout(
                     int(slot_seed[i]), bool(info["is_success"][i]), float(ret[i]), int(length[i]), cov
                 )
                 bar.update(1)
-            mask = np.zeros(n, dtype=bool)
-            new_seeds: list[int | None] = [None] * n
-            for i in finished:
-                if queue:
-                    mask[i] = True
-                    new_seeds[i] = queue.pop(0)
-                slot_seed[i] = new_seeds[i]  # None: this slot has no more episodes
-            if mask.any():
+                active[i] = False
+                slot_seed[i] = queue.pop(0) if queue else None  # None: this slot has no more episodes
+            if frame_skip > 1:
+                # Until the next policy step, the slots step a fresh episode of their next seed
+                # (started again then), not a finished one.
+                mask = np.zeros(n, dtype=bool)
+                mask[finished] = True
                 fresh, _ = envs.reset(
-                    seed=[s if s is not None else 0 for s in new_seeds], options={"reset_mask": mask}
+                    seed=[s if s is not None else 0 for s in slot_seed], options={"reset_mask": mask}
                 )
                 for k in obs:
                     obs[k][mask] = fresh[k][mask]
-                policy.reset(torch.as_tensor(mask), seeds=[s if s is not None else 0 for s in new_seeds])
-                for i in np.flatnonzero(mask):
-                    ret[i], length[i], max_cov[i] = 0.0, 0, -np.inf
-                    delayed[i] = []
     finally:
         bar.close()
         envs.close()
@@ -258,7 +275,12 @@ def rollout(
 
 # ------------------------------------------------------------------------------ outputs
 def write_videos(
-    policy, env_id: str, episodes: Sequence[Episode], kwargs: dict[str, Any], out: Path
+    policy,
+    env_id: str,
+    episodes: Sequence[Episode],
+    kwargs: dict[str, Any],
+    out: Path,
+    latency_ticks: int = 0,
 ) -> list[Path]:
     """Re-run the given episodes one at a time with rendering and save each as an mp4.
 
@@ -275,10 +297,15 @@ def write_videos(
         frames = [env.render()]
         done = False
         device = next(policy.parameters()).device
+        frame_skip = int(getattr(policy.cfg, "frame_skip", 1))
+        tick, delayed = 0, []
         while not done:
-            seen = {k: torch.as_tensor(obs[k][None]).to(device) for k in policy.cfg.obs_keys}
-            action = policy.select_action(seen)[0].float().cpu().numpy()
+            delayed = [*delayed, obs][-(latency_ticks + 1) :]  # what the policy sees, as in rollout
+            if tick % frame_skip == 0:  # between the policy's steps its action is held, as in rollout
+                seen = {k: torch.as_tensor(delayed[0][k][None]).to(device) for k in policy.cfg.obs_keys}
+                action = policy.select_action(seen)[0].float().cpu().numpy()
             obs, _, terminated, truncated, info = env.step(action)
+            tick += 1
             frames.append(env.render())
             done = terminated or truncated
         env.close()
@@ -391,7 +418,8 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     if cfg.videos:
         summary["videos"] = [
-            str(p) for p in write_videos(policy, env_id, episodes[: cfg.videos], kwargs, out)
+            str(p)
+            for p in write_videos(policy, env_id, episodes[: cfg.videos], kwargs, out, cfg.latency_ticks)
         ]
     write_plot(summary, episodes, out / "summary.png")
     summary["plot"] = str(out / "summary.png")

@@ -73,6 +73,40 @@ def test_batched_rollouts_give_the_same_per_seed_results_as_serial_ones(name):
     assert [e.ret for e in batched] == pytest.approx([e.ret for e in serial], rel=1e-5)
 
 
+def held_actions_reference(policy, env_id: str, seed: int, kwargs: dict) -> tuple[float, int]:
+    """One episode by hand: the policy acts at ticks 0, k, 2k, ... and its action is held between."""
+    from envs.mapping import make
+
+    env = make(env_id, **kwargs)
+    obs, _ = env.reset(seed=seed)
+    policy.reset(seeds=[seed])
+    ret, tick, done = 0.0, 0, False
+    while not done:
+        if tick % policy.cfg.frame_skip == 0:
+            action = policy.select_action({k: torch.as_tensor(obs[k][None]) for k in policy.cfg.obs_keys})
+        obs, reward, terminated, truncated, _ = env.step(action[0].numpy())
+        ret, tick, done = ret + reward, tick + 1, terminated or truncated
+    env.close()
+    return ret, tick
+
+
+@pytest.mark.parametrize("name", ["act", "diffusion"])
+def test_frame_skip_episodes_see_the_policy_at_their_own_ticks_however_they_are_batched(name):
+    # 29-tick episodes with a policy acting every 5 ticks: in a batch, or one after another in one
+    # slot, each next episode would start between two policy steps; it waits for the next one.
+    seeds = [21, 22, 23, 24]
+    kwargs = {"obs_mode": "state", "time_limit_s": 0.58}
+    policy = tiny(name)
+    policy.cfg.frame_skip = 5
+    batched, _ = rollout(policy, "imitation/PickPlace-v0", seeds, env_kwargs=kwargs, num_envs=3)
+    serial, _ = rollout(policy, "imitation/PickPlace-v0", seeds, env_kwargs=kwargs, num_envs=1)
+    by_hand = [held_actions_reference(policy, "imitation/PickPlace-v0", s, kwargs) for s in seeds]
+    assert [e.length for e in batched] == [e.length for e in serial] == [n for _, n in by_hand]
+    assert by_hand[0][1] % 5 != 0  # the episodes do end between two policy steps
+    assert [e.ret for e in batched] == pytest.approx([r for r, _ in by_hand], rel=1e-5)
+    assert [e.ret for e in serial] == pytest.approx([r for r, _ in by_hand], rel=1e-5)
+
+
 def test_latency_changes_what_the_policy_sees():
     kwargs = {"obs_mode": "state", "time_limit_s": 0.4}
     now, _ = rollout(tiny("act"), "imitation/PickPlace-v0", [3], env_kwargs=kwargs, num_envs=1)
