@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from imitation.data.dataset import WindowDataset, WindowSpec
 from imitation.data.store import DemoStore
@@ -119,16 +120,25 @@ def test_each_policy_overfits_one_batch(synthetic_store, name):
     assert last <= 0.1 * first, (first, last)
 
 
-def test_diffusion_sampling_recovers_the_clean_actions_with_an_oracle(synthetic_store):
+@pytest.mark.parametrize("prediction", ["epsilon", "sample"])
+def test_diffusion_sampling_recovers_the_clean_actions_with_an_oracle(synthetic_store, prediction):
     """Noise -> denoise round trip through the schedulers: with a UNet that returns the true noise
-    of a fixed clean window x0, both DDIM and DDPM sampling end at x0."""
+    of a fixed clean window x0 (epsilon) or x0 itself (sample), DDIM and DDPM sampling end at x0."""
     for scheduler, steps in (("ddim", 10), ("ddpm", 100)):
-        policy, ds = build(synthetic_store, "diffusion", scheduler=scheduler, num_inference_steps=steps)
+        policy, ds = build(
+            synthetic_store,
+            "diffusion",
+            scheduler=scheduler,
+            num_inference_steps=steps,
+            prediction_type=prediction,
+        )
         policy.eval()
         x0 = torch.linspace(-0.9, 0.9, 8 * 4).view(1, 8, 4)
         alphas = policy.sampler.alphas_cumprod
 
         def oracle(x, t, cond, x0=x0, alphas=alphas):
+            if prediction == "sample":
+                return x0.expand_as(x)
             a = alphas[t].view(-1, 1, 1)
             return (x - a.sqrt() * x0) / (1 - a).sqrt()
 
@@ -136,6 +146,27 @@ def test_diffusion_sampling_recovers_the_clean_actions_with_an_oracle(synthetic_
         obs = {k: v[:1] for k, v in a_batch(ds, 1).items() if k in STATE_KEYS}
         out = policy.normalizer.normalize("action", policy.predict_chunk(obs))
         torch.testing.assert_close(out, x0, atol=1e-4, rtol=0)
+
+
+def test_diffusion_loss_targets_the_noise_or_the_clean_actions(synthetic_store):
+    for prediction in ("epsilon", "sample"):
+        policy, ds = build(synthetic_store, "diffusion", prediction_type=prediction)
+        batch = a_batch(ds, 4)
+        seen = {}
+        forward = policy.unet.forward
+
+        def spy(x, t, cond, seen=seen, forward=forward):
+            seen["noisy"], seen["t"] = x, t
+            seen["pred"] = forward(x, t, cond)
+            return seen["pred"]
+
+        policy.unet.forward = spy
+        loss, _ = policy(batch)
+        x0 = policy.normalizer.normalize("action", batch["action"].float())
+        a = policy.train_scheduler.alphas_cumprod[seen["t"]].view(-1, 1, 1)
+        noise = (seen["noisy"] - a.sqrt() * x0) / (1 - a).sqrt()
+        target = x0 if prediction == "sample" else noise
+        assert loss.item() == pytest.approx(F.mse_loss(seen["pred"], target).item(), rel=1e-4)
 
 
 @pytest.mark.parametrize(
