@@ -549,9 +549,10 @@ def train(
                 m.train(was_training)
                 logger.log({"step": step, **result})
                 rate = result.get("success_rate")
-                # Success rate first; coverage (PushT) breaks ties, which matter while it is 0.
+                # Success rate first; coverage (PushT) breaks ties, which matter while it is 0. An
+                # exact tie goes to the later checkpoint: the same evidence, more training.
                 score = (rate, result.get("mean_max_coverage", 0.0))
-                if rate is not None and score > best_score:
+                if rate is not None and score >= best_score:
                     best_score = score
                     save_checkpoint(step, name="best")
                     log.info("step %d: success %.1f%%, the best so far: checkpoints/best", step, 100 * rate)

@@ -286,6 +286,9 @@ def test_periodic_evaluation_keeps_the_best_checkpoint(store, tmp_path):
     scores.update({9: (0.25, 0.0)})  # any success beats any coverage
     train(config(store, tmp_path / "run2", "act", eval_every=3), on_eval=fake_eval)
     assert checkpoint.read_meta(tmp_path / "run2" / "checkpoints" / "best")["step"] == 9
+    scores.update({3: (1.0, 0.0), 6: (0.5, 0.0), 9: (1.0, 0.0)})  # a tie: the later checkpoint
+    train(config(store, tmp_path / "run3", "act", eval_every=3), on_eval=fake_eval)
+    assert checkpoint.read_meta(tmp_path / "run3" / "checkpoints" / "best")["step"] == 9
 
 
 def test_max_minutes_stops_and_saves_the_last_checkpoint(store, tmp_path):

@@ -52,12 +52,16 @@ def record(task: str, demos: int, out: Path, action_noise: float) -> dict:
     return {"store": str(store), "episodes": r["episodes"], "frames": r["steps"], "wall_s": r["wall_s"]}
 
 
+def config_path(config_dir: Path, task: str, policy: str) -> Path:
+    return (config_dir / f"{task}_{policy}_state.yaml").resolve()
+
+
 def run_row(task: str, policy: str, seed: int, store: str, args: argparse.Namespace) -> dict:
     from imitation import config
     from imitation.evaluate import EvalConfig, evaluate
     from imitation.train import TrainConfig, simulation_eval, train
 
-    cfg_path = ROOT / "configs" / "train" / f"{task}_{policy}_state.yaml"
+    cfg_path = config_path(args.config_dir, task, policy)
     tc = config.load_yaml(TrainConfig, cfg_path)
     run = args.out / "runs" / f"{task}_{policy}_s{seed}"
     tc.store, tc.out, tc.seed, tc.overwrite, tc.wandb = store, str(run), seed, True, "disabled"
@@ -86,7 +90,7 @@ def run_row(task: str, policy: str, seed: int, store: str, args: argparse.Namesp
         "env": TASKS[task],
         "policy": policy,
         "train_seed": seed,
-        "config": str(cfg_path.relative_to(ROOT)),
+        "config": str(cfg_path.relative_to(ROOT)) if cfg_path.is_relative_to(ROOT) else str(cfg_path),
         "steps": tc.steps,
         "train_wall_s": train_s,
         "checkpoint": summary["checkpoint"],
@@ -136,6 +140,12 @@ def main() -> int:
     ap.add_argument("--train-seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--demos", type=int, default=50, help="scripted demonstrations per task")
     ap.add_argument("--action-noise", type=float, default=0.0, help="record --action-noise (rad)")
+    ap.add_argument(
+        "--config-dir",
+        type=Path,
+        default=ROOT / "configs" / "train",
+        help="folder of <task>_<policy>_state.yaml training configs (default: the shipped ones)",
+    )
     ap.add_argument("--steps", type=int, default=None, help="override the configs' training steps")
     ap.add_argument("--episodes", type=int, default=200, help="reported evaluation seeds (100000 up)")
     ap.add_argument("--select-episodes", type=int, default=50, help="selection seeds (200000 up)")
@@ -147,6 +157,17 @@ def main() -> int:
         data = json.loads(args.markdown.read_text())
         print(markdown(data["rows"], data["meta"]))
         return 0
+    missing = [
+        str(p)
+        for p in (config_path(args.config_dir, t, p) for t in args.tasks for p in args.policies)
+        if not p.is_file()
+    ]
+    if missing:
+        print(
+            f"error: no training config {missing[0]}: --config-dir needs <task>_<policy>_state.yaml files",
+            file=sys.stderr,
+        )
+        return 2
     os.environ.setdefault("MUJOCO_GL", "egl")
     args.out.mkdir(parents=True, exist_ok=True)
     results = args.out / "results.json"
