@@ -80,6 +80,7 @@ class Episode:
     ret: float
     length: int
     max_coverage: float | None = None
+    video: str | None = None
 
 
 # ------------------------------------------------------------------------------ statistics
@@ -131,10 +132,64 @@ def env_kwargs_for(meta: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _make_env(env_id: str, kwargs: dict[str, Any]):  # noqa: ANN202 - runs in a worker process
+VIDEO_SIZE = (240, 320)  # H, W of the evaluation videos
+VIDEO_FPS = 50.0
+
+
+def _make_env(env_id: str, kwargs: dict[str, Any], film: frozenset[int] = frozenset()):  # noqa: ANN202 - runs in a worker process
     from envs.mapping import make
 
-    return make(env_id, **kwargs)
+    if not film:
+        return make(env_id, **kwargs)
+    import gymnasium
+
+    class Filming(gymnasium.Wrapper):
+        """Puts the rendered scene in ``info["frame"]`` after the reset and every step of the
+        episodes whose seed is in ``film`` (the others are not rendered)."""
+
+        def reset(self, *, seed=None, options=None):  # noqa: ANN001, ANN202
+            obs, info = self.env.reset(seed=seed, options=options)
+            self._on = seed in film
+            return obs, self._frame(info)
+
+        def step(self, action):  # noqa: ANN001, ANN202
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            return obs, reward, terminated, truncated, self._frame(info)
+
+        def _frame(self, info: dict) -> dict:
+            return {**info, "frame": self.env.render()} if self._on else info
+
+    return Filming(make(env_id, render_mode="rgb_array", render_size=VIDEO_SIZE, **kwargs))
+
+
+class _Reel:
+    """The frames of one filmed episode, written to an mp4 as they come and named by its outcome
+    when it ends."""
+
+    def __init__(self, out: Path, seed: int) -> None:
+        self.out, self.seed, self.writer = out, seed, None
+
+    def add(self, frame: np.ndarray) -> None:
+        import cv2
+
+        if self.writer is None:
+            self.out.mkdir(parents=True, exist_ok=True)
+            h, w = frame.shape[:2]
+            self.tmp = self.out / f".episode_seed{self.seed}.mp4"
+            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), VIDEO_FPS, (w, h))
+        self.writer.write(cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR))
+
+    def close(self, success: bool | None) -> Path | None:
+        """Finish the file (success None: the episode was cut short, and its file removed)."""
+        if self.writer is None:
+            return None
+        self.writer.release()
+        if success is None:
+            self.tmp.unlink(missing_ok=True)
+            return None
+        path = self.out / f"episode_seed{self.seed}_{'success' if success else 'failure'}.mp4"
+        self.tmp.replace(path)
+        return path
 
 
 def check_spaces(policy: torch.nn.Module, obs_space: Any, action_space: Any, env_id: str) -> None:
@@ -168,9 +223,14 @@ def rollout(
     latency_ticks: int = 0,
     asynchronous: bool = True,
     progress: bool = False,
+    videos: int = 0,
+    video_dir: Path | None = None,
 ) -> tuple[list[Episode], float]:
     """Run one episode per seed; returns the episodes (in seed order) and the mean inference time
     per batched policy step (s).
+
+    The first ``videos`` episodes are filmed as they run and saved in ``video_dir`` as
+    ``episode_seed<seed>_<success|failure>.mp4`` (each such episode's ``video`` says where).
 
     A policy with ``frame_skip`` k > 1 acts every k control ticks and its action is held between.
     All environments share that cadence, so an episode that ends between two policy steps waits
@@ -185,9 +245,19 @@ def rollout(
 
     kwargs = dict(env_kwargs or {})
     n = min(num_envs, len(seeds))
-    fns = [functools.partial(_make_env, env_id, kwargs) for _ in range(n)]
-    vec_cls = AsyncVectorEnv if asynchronous and n > 1 else SyncVectorEnv
-    envs = vec_cls(fns, autoreset_mode=AutoresetMode.DISABLED)
+    film = frozenset(seeds[:videos])
+    if film and video_dir is None:
+        raise ValueError("videos > 0 needs a video_dir")
+    fns = [functools.partial(_make_env, env_id, kwargs, film) for _ in range(n)]
+    if asynchronous and n > 1:
+        # A forked worker that renders can hang in the graphics driver when its parent rendered
+        # before (the quickstart records camera images): rendering workers start from a fresh
+        # fork server instead.
+        renders = bool(film) or kwargs.get("obs_mode", "state") != "state"
+        context = "forkserver" if renders else None
+        envs = AsyncVectorEnv(fns, autoreset_mode=AutoresetMode.DISABLED, context=context)
+    else:
+        envs = SyncVectorEnv(fns, autoreset_mode=AutoresetMode.DISABLED)
     device = next(policy.parameters()).device
     keys = set(policy.cfg.obs_keys)
     frame_skip = int(getattr(policy.cfg, "frame_skip", 1))
@@ -199,14 +269,25 @@ def rollout(
     length = np.zeros(n, dtype=int)
     max_cov = np.full(n, -np.inf)
     delayed: list[list[dict[str, np.ndarray]]] = [[] for _ in range(n)]
+    reels: list[_Reel | None] = [None] * n  # the film of the slot's episode, if it is filmed
+
+    def start_films(info: dict, started: Sequence[int]) -> None:
+        for i in started:
+            if reels[i] is not None:
+                reels[i].close(None)  # a waiting slot's film restarts with its episode
+            reels[i] = _Reel(video_dir, slot_seed[i]) if slot_seed[i] in film else None
+            if reels[i] is not None:
+                reels[i].add(info["frame"][i])
+
     infer_s, infer_n = 0.0, 0
     bar = tqdm(total=len(seeds), desc=f"eval {env_id}", unit="ep", disable=not progress)
     try:
         check_spaces(policy, envs.single_observation_space, envs.single_action_space, env_id)
         first = [queue.pop(0) for _ in range(n)]
-        obs, _ = envs.reset(seed=first)
+        obs, info = envs.reset(seed=first)
         slot_seed = list(first)
         active[:] = True
+        start_films(info, range(n))
         policy.reset(seeds=first)
         action = np.zeros((n, *envs.single_action_space.shape), dtype=np.float32)
         tick = 0
@@ -216,9 +297,10 @@ def rollout(
                 if start.any():
                     # The waiting slots start their episodes at this policy step.
                     chosen = [s if s is not None else 0 for s in slot_seed]
-                    fresh, _ = envs.reset(seed=chosen, options={"reset_mask": start})
+                    fresh, info = envs.reset(seed=chosen, options={"reset_mask": start})
                     for k in obs:
                         obs[k][start] = fresh[k][start]
+                    start_films(info, np.flatnonzero(start))
                     policy.reset(torch.as_tensor(start), seeds=chosen)
                     for i in np.flatnonzero(start):
                         ret[i], length[i], max_cov[i] = 0.0, 0, -np.inf
@@ -245,14 +327,20 @@ def rollout(
             length += 1
             if "coverage" in info:
                 max_cov = np.maximum(max_cov, info["coverage"])
+            for i in range(n):
+                if reels[i] is not None and active[i]:
+                    reels[i].add(info["frame"][i])
             done = np.asarray(terminated) | np.asarray(truncated)
             finished = [i for i in range(n) if done[i] and active[i]]
             if not finished:
                 continue
             for i in finished:
                 cov = float(max_cov[i]) if np.isfinite(max_cov[i]) else None
+                success = bool(info["is_success"][i])
+                video = reels[i].close(success) if reels[i] is not None else None
+                reels[i] = None
                 results[slot_seed[i]] = Episode(
-                    int(slot_seed[i]), bool(info["is_success"][i]), float(ret[i]), int(length[i]), cov
+                    int(slot_seed[i]), success, float(ret[i]), int(length[i]), cov, video and str(video)
                 )
                 bar.update(1)
                 active[i] = False
@@ -268,53 +356,15 @@ def rollout(
                 for k in obs:
                     obs[k][mask] = fresh[k][mask]
     finally:
+        for reel in reels:
+            if reel is not None:
+                reel.close(None)
         bar.close()
         envs.close()
     return [results[s] for s in seeds], infer_s / max(1, infer_n)
 
 
 # ------------------------------------------------------------------------------ outputs
-def write_videos(
-    policy,
-    env_id: str,
-    episodes: Sequence[Episode],
-    kwargs: dict[str, Any],
-    out: Path,
-    latency_ticks: int = 0,
-) -> list[Path]:
-    """Re-run the given episodes one at a time with rendering and save each as an mp4.
-
-    The result is the same as in the batched run, because each episode's randomness comes only
-    from its seed."""
-    from envs.mapping import make
-    from imitation.view import write_video
-
-    paths = []
-    for ep in episodes:
-        env = make(env_id, render_mode="rgb_array", render_size=(240, 320), **kwargs)
-        obs, _ = env.reset(seed=ep.seed)
-        policy.reset(seeds=[ep.seed])
-        frames = [env.render()]
-        done = False
-        device = next(policy.parameters()).device
-        frame_skip = int(getattr(policy.cfg, "frame_skip", 1))
-        tick, delayed = 0, []
-        while not done:
-            delayed = [*delayed, obs][-(latency_ticks + 1) :]  # what the policy sees, as in rollout
-            if tick % frame_skip == 0:  # between the policy's steps its action is held, as in rollout
-                seen = {k: torch.as_tensor(delayed[0][k][None]).to(device) for k in policy.cfg.obs_keys}
-                action = policy.select_action(seen)[0].float().cpu().numpy()
-            obs, _, terminated, truncated, info = env.step(action)
-            tick += 1
-            frames.append(env.render())
-            done = terminated or truncated
-        env.close()
-        path = out / f"episode_seed{ep.seed}_{'success' if info['is_success'] else 'failure'}.mp4"
-        write_video(path, iter(frames), 50.0)
-        paths.append(path)
-    return paths
-
-
 def write_plot(summary: dict[str, Any], episodes: Sequence[Episode], path: Path) -> None:
     """A small PNG: the success rate with its interval, and the episode lengths by outcome."""
     import cv2
@@ -394,6 +444,9 @@ def evaluate(
             f"choose another --seed (the demos use {min(used)}..{max(used)}) or pass --force"
         )
     kwargs = env_kwargs_for(meta)
+    run = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt
+    out = Path(cfg.out) if cfg.out else Path("eval") / run.name
+    out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     episodes, infer_s = rollout(
         policy,
@@ -403,6 +456,8 @@ def evaluate(
         num_envs=cfg.num_envs,
         latency_ticks=cfg.latency_ticks,
         progress=progress,
+        videos=cfg.videos,
+        video_dir=out,
     )
     summary = summarize(episodes)
     summary |= {
@@ -413,14 +468,8 @@ def evaluate(
         "inference_ms_per_step": 1e3 * infer_s,
         "wall_s": time.perf_counter() - t0,
     }
-    run = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt
-    out = Path(cfg.out) if cfg.out else Path("eval") / run.name
-    out.mkdir(parents=True, exist_ok=True)
     if cfg.videos:
-        summary["videos"] = [
-            str(p)
-            for p in write_videos(policy, env_id, episodes[: cfg.videos], kwargs, out, cfg.latency_ticks)
-        ]
+        summary["videos"] = [e.video for e in episodes if e.video]
     write_plot(summary, episodes, out / "summary.png")
     summary["plot"] = str(out / "summary.png")
     record = {"summary": summary, "config": config.to_dict(cfg), "episodes": [asdict(e) for e in episodes]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -105,6 +106,33 @@ def test_frame_skip_episodes_see_the_policy_at_their_own_ticks_however_they_are_
     assert by_hand[0][1] % 5 != 0  # the episodes do end between two policy steps
     assert [e.ret for e in batched] == pytest.approx([r for r, _ in by_hand], rel=1e-5)
     assert [e.ret for e in serial] == pytest.approx([r for r, _ in by_hand], rel=1e-5)
+
+
+def test_the_first_episodes_are_filmed_as_they_run_without_changing_them(tmp_path):
+    import cv2
+
+    # frame_skip 5 and 2 slots: seed 23 waits for a policy step before it starts, so its film
+    # must restart with it.
+    seeds = [21, 22, 23, 24]
+    kwargs = {"obs_mode": "state", "time_limit_s": 0.58}
+    policy = tiny("act")
+    policy.cfg.frame_skip = 5
+    plain, _ = rollout(policy, "imitation/PickPlace-v0", seeds, env_kwargs=kwargs, num_envs=2)
+    filmed, _ = rollout(
+        policy, "imitation/PickPlace-v0", seeds, env_kwargs=kwargs, num_envs=2, videos=3, video_dir=tmp_path
+    )
+    assert [(e.seed, e.success, e.length) for e in filmed] == [(e.seed, e.success, e.length) for e in plain]
+    assert [e.ret for e in filmed] == pytest.approx([e.ret for e in plain], rel=1e-5)
+    assert [e.video is not None for e in filmed] == [True, True, True, False]
+    for e in filmed[:3]:
+        assert Path(e.video).name == f"episode_seed{e.seed}_{'success' if e.success else 'failure'}.mp4"
+        video = cv2.VideoCapture(e.video)
+        frames = int(video.get(cv2.CAP_PROP_FRAME_COUNT))
+        ok, first = video.read()
+        video.release()
+        assert frames == e.length + 1  # the reset and every step
+        assert ok and first.shape == (240, 320, 3) and first.std() > 5  # a rendered scene
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(Path(e.video).name for e in filmed[:3])
 
 
 def test_latency_changes_what_the_policy_sees():
