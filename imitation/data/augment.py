@@ -107,7 +107,9 @@ def turn(
 
 
 def widen_stats(
-    stats: Mapping[str, Mapping[str, object]], sym: Mapping[str, Mapping[str, Sequence[int]]], max_angle: float
+    stats: Mapping[str, Mapping[str, object]],
+    sym: Mapping[str, Mapping[str, Sequence[int]]],
+    max_angle: float,
 ) -> dict[str, dict[str, object]]:
     """Normalisation statistics that cover the turned samples too: an angle's range grows by
     ``max_angle`` each way; an x-y pair's range becomes that of its min/max box turned through

@@ -143,7 +143,8 @@ def test_pusher_record_train_eval(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     cfg = load_yaml(TrainConfig, REPO / "configs/train/pick_place_act_state.yaml")
     cfg.store, cfg.out, cfg.steps, cfg.batch_size = str(store), str(tmp_path / "run"), 4, 8
     cfg.val_fraction, cfg.save_every, cfg.wandb = 0.0, 4, "disabled"
-    cfg.augment_yaw = 0.0  # the PickPlace config turns samples about its base; Pusher declares no such symmetry
+    # The PickPlace config turns samples about its base; Pusher declares no such symmetry.
+    cfg.augment_yaw = 0.0
     train(cfg)
     summary = evaluate(
         EvalConfig(
