@@ -272,11 +272,10 @@ def rollout(
     reels: list[_Reel | None] = [None] * n  # the film of the slot's episode, if it is filmed
 
     def start_films(info: dict, started: Sequence[int]) -> None:
+        # A slot's film starts when its episode does (frames of a waiting slot are not kept).
         for i in started:
-            if reels[i] is not None:
-                reels[i].close(None)  # a waiting slot's film restarts with its episode
-            reels[i] = _Reel(video_dir, slot_seed[i]) if slot_seed[i] in film else None
-            if reels[i] is not None:
+            if slot_seed[i] in film:
+                reels[i] = _Reel(video_dir, slot_seed[i])
                 reels[i].add(info["frame"][i])
 
     infer_s, infer_n = 0.0, 0
