@@ -71,6 +71,8 @@ class EvalConfig:
             raise ConfigError("episodes and num_envs must be ≥ 1")
         if self.latency_ticks < 0:
             raise ConfigError(f"latency_ticks={self.latency_ticks} must be ≥ 0")
+        if self.videos < 0:
+            raise ConfigError(f"videos={self.videos} must be ≥ 0 (0: no videos)")
 
 
 @dataclass
@@ -245,7 +247,7 @@ def rollout(
 
     kwargs = dict(env_kwargs or {})
     n = min(num_envs, len(seeds))
-    film = frozenset(seeds[:videos])
+    film = frozenset(seeds[: max(0, videos)])
     if film and video_dir is None:
         raise ValueError("videos > 0 needs a video_dir")
     fns = [functools.partial(_make_env, env_id, kwargs, film) for _ in range(n)]

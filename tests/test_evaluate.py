@@ -196,3 +196,9 @@ def test_rollout_refuses_a_task_whose_layout_differs_from_the_policys():
         policy = tiny("act")
         policy.io = IOSpec(dict(policy.io.lowdim), {"images/top": (96, 96, 3)}, policy.io.action_dim)
         rollout(policy, "imitation/PickPlace-v0", [0], env_kwargs=kwargs, num_envs=1)
+
+
+@pytest.mark.parametrize("bad", [{"episodes": 0}, {"num_envs": 0}, {"latency_ticks": -1}, {"videos": -1}])
+def test_eval_config_refuses_negative_counts(bad):
+    with pytest.raises(ConfigError, match="must be ≥"):
+        EvalConfig(**bad)
