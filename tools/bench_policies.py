@@ -5,9 +5,13 @@ each policy and training seed it trains the shipped config
 (``configs/train/<task>_<policy>_state.yaml``) with a periodic simulation evaluation on
 selection seeds (200000 up) that keeps the best checkpoint, and evaluates that checkpoint on
 ``--episodes`` reported seeds (100000 up): disjoint from the demos' and from the selection's.
+``--policies expert`` adds the scripted expert that records the demos, run on the same reported
+seeds: the ceiling its imitators are measured against (no training, about a minute per task;
+PushT's expert plans by simulation and takes longer).
 
     python tools/bench_policies.py                                   # the whole table
     python tools/bench_policies.py --tasks pick_place --policies act --train-seeds 0 1 2
+    python tools/bench_policies.py --policies expert                 # the demonstrators alone
     python tools/bench_policies.py --markdown bench/policies/results.json   # print the table again
 
 Writes ``<out>/results.json`` (one record per row and training seed) and prints a Markdown
@@ -32,7 +36,7 @@ TASKS = {
     "transfer_cube": "imitation/TransferCube-v0",
     "insertion": "imitation/Insertion-v0",
 }
-NAMES = {"act": "ACT", "diffusion": "Diffusion Policy"}
+NAMES = {"act": "ACT", "diffusion": "Diffusion Policy", "expert": "scripted expert"}
 
 
 def record(task: str, demos: int, out: Path, action_noise: float) -> dict:
@@ -104,6 +108,50 @@ def run_row(task: str, policy: str, seed: int, store: str, args: argparse.Namesp
     }
 
 
+def expert_row(task: str, args: argparse.Namespace) -> dict:
+    """The scripted expert that records the demos, on the same reported seeds: the ceiling a
+    policy trained on its demos can be measured against. No training; one environment."""
+    from tqdm import tqdm
+
+    from envs.mapping import make
+    from imitation.evaluate import Episode, summarize
+
+    env = make(TASKS[task], obs_mode="state")
+    episodes, t0 = [], time.perf_counter()
+    try:
+        for seed in tqdm(
+            range(100_000, 100_000 + args.episodes),
+            desc=f"expert {task}",
+            unit="ep",
+            disable=not sys.stderr.isatty(),
+        ):
+            obs, info = env.reset(seed=seed)
+            expert, done, ret, length, cov = env.unwrapped.expert(), False, 0.0, 0, None
+            while not done:
+                obs, reward, terminated, truncated, info = env.step(expert(obs))
+                done, ret, length = terminated or truncated, ret + float(reward), length + 1
+                if "coverage" in info:
+                    cov = max(cov or 0.0, float(info["coverage"]))
+            episodes.append(Episode(seed, bool(info.get("is_success")), ret, length, cov))
+    finally:
+        env.close()
+    s = summarize(episodes)
+    return {
+        "task": task,
+        "env": TASKS[task],
+        "policy": "expert",
+        "train_seed": None,
+        "failed_seeds": [e.seed for e in episodes if not e.success],
+        "episodes": s["episodes"],
+        "successes": s["successes"],
+        "success_rate": s["success_rate"],
+        "success_ci95": s["success_ci95"],
+        "mean_max_coverage": s.get("mean_max_coverage"),
+        "mean_length": s["mean_length"],
+        "eval_wall_s": time.perf_counter() - t0,
+    }
+
+
 def wilson(successes: int, n: int) -> tuple[float, float]:
     from imitation.evaluate import wilson_interval
 
@@ -123,9 +171,15 @@ def markdown(rows: list[dict], meta: dict) -> str:
         lo, hi = wilson(wins, n)
         rate = sum(r["success_rate"] for r in rs) / len(rs)
         cov = [r["mean_max_coverage"] for r in rs if r["mean_max_coverage"] is not None]
+        if policy == "expert":  # the demonstrator itself: nothing trained
+            trained = "– | – | – | –"
+        else:
+            trained = (
+                f"{meta['demos'][task]} | {rs[0]['steps']:,} | "
+                f"{sum(r['train_wall_s'] for r in rs) / len(rs) / 60:.1f} min | {len(rs)}"
+            )
         lines.append(
-            f"| {TASKS[task]} | {NAMES[policy]} | {meta['demos'][task]} | {rs[0]['steps']:,} | "
-            f"{sum(r['train_wall_s'] for r in rs) / len(rs) / 60:.1f} min | {len(rs)} | "
+            f"| {TASKS[task]} | {NAMES[policy]} | {trained} | "
             f"{rate:.1%} ({wins}/{n}) | {lo:.1%}–{hi:.1%} | "
             + (f"{sum(cov) / len(cov):.3f}" if cov else "–")
             + " |"
@@ -159,7 +213,9 @@ def main() -> int:
         return 0
     missing = [
         str(p)
-        for p in (config_path(args.config_dir, t, p) for t in args.tasks for p in args.policies)
+        for p in (
+            config_path(args.config_dir, t, p) for t in args.tasks for p in args.policies if p != "expert"
+        )
         if not p.is_file()
     ]
     if missing:
@@ -172,19 +228,32 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     results = args.out / "results.json"
     data = json.loads(results.read_text()) if results.exists() else {"rows": [], "meta": {"demos": {}}}
+    trained = [p for p in args.policies if p != "expert"]
+
+    def keep(row: dict) -> None:
+        data["rows"] = [
+            r
+            for r in data["rows"]
+            if (r["task"], r["policy"], r["train_seed"]) != (row["task"], row["policy"], row["train_seed"])
+        ] + [row]
+        results.write_text(json.dumps(data, indent=1))
+
     for task in args.tasks:
+        if "expert" in args.policies:
+            row = expert_row(task, args)
+            keep(row)
+            print(
+                f"{task} expert: {row['success_rate']:.1%} ({row['successes']}/{row['episodes']})", flush=True
+            )
+        if not trained:
+            continue
         rec = record(task, args.demos, args.out, args.action_noise)
         data["meta"]["demos"][task] = rec["episodes"]
         data["meta"].setdefault("record", {})[task] = rec
-        for policy in args.policies:
+        for policy in trained:
             for seed in args.train_seeds:
                 row = run_row(task, policy, seed, rec["store"], args)
-                data["rows"] = [
-                    r
-                    for r in data["rows"]
-                    if (r["task"], r["policy"], r["train_seed"]) != (task, policy, seed)
-                ] + [row]
-                results.write_text(json.dumps(data, indent=1))
+                keep(row)
                 print(
                     f"{task} {policy} seed {seed}: {row['success_rate']:.1%} "
                     f"({row['successes']}/{row['episodes']}), trained {row['train_wall_s'] / 60:.1f} min",

@@ -1,0 +1,87 @@
+"""The results-table tool: its expert reference rows and the table it prints."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TOOL = ROOT / "tools" / "bench_policies.py"
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location("bench_policies", TOOL)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_markdown_pools_training_seeds_and_marks_the_expert():
+    tool = load_tool()
+    trained = dict(task="pick_place", policy="act", steps=5000, mean_max_coverage=None, episodes=200)
+    rows = [
+        {**trained, "train_seed": 0, "successes": 190, "success_rate": 0.95, "train_wall_s": 600.0},
+        {**trained, "train_seed": 1, "successes": 180, "success_rate": 0.90, "train_wall_s": 720.0},
+        dict(task="pick_place", policy="expert", train_seed=None, successes=197, success_rate=0.985,
+             episodes=200, mean_max_coverage=None),
+    ]  # fmt: skip
+    lines = tool.markdown(rows, {"demos": {"pick_place": 50}}).splitlines()
+    act, expert = lines[2].split(" | "), lines[3].split(" | ")
+    # mean of the seeds' rates, pooled count, pooled Wilson interval, mean wall time
+    assert act[1:6] == ["ACT", "50", "5,000", "11.0 min", "2"]
+    assert act[6] == "92.5% (370/400)"
+    assert act[7] == "89.5%–94.7%"  # Wilson, 370 of 400: 0.8950-0.9470
+    assert expert[1:6] == ["scripted expert", "–", "–", "–", "–"]
+    assert expert[6] == "98.5% (197/200)"
+
+
+def test_expert_rows_run_the_demonstrator_on_the_reported_seeds(tmp_path):
+    out = tmp_path / "bench"
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(TOOL),
+            "--policies",
+            "expert",
+            "--tasks",
+            "pick_place",
+            "--episodes",
+            "3",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    (row,) = json.loads((out / "results.json").read_text())["rows"]
+    assert row["policy"] == "expert" and row["episodes"] == 3
+    assert row["successes"] == 3 - len(row["failed_seeds"])
+    assert set(row["failed_seeds"]) <= {100_000, 100_001, 100_002}
+    assert row["mean_length"] > 0
+    assert "| imitation/PickPlace-v0 | scripted expert |" in r.stdout
+    assert not (out / "demos").exists()  # the expert alone records nothing and trains nothing
+
+
+def test_a_missing_config_is_one_clear_error(tmp_path):
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(TOOL),
+            "--tasks",
+            "pick_place",
+            "--config-dir",
+            str(tmp_path),
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2
+    assert r.stderr.startswith("error: no training config") and len(r.stderr.strip().splitlines()) == 1
