@@ -85,3 +85,15 @@ def test_a_missing_config_is_one_clear_error(tmp_path):
     )
     assert r.returncode == 2
     assert r.stderr.startswith("error: no training config") and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_count_below_one_is_one_clear_error(tmp_path):
+    r = subprocess.run(
+        [sys.executable, str(TOOL), "--policies", "expert", "--episodes", "0", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2
+    assert r.stderr.strip() == "error: --episodes 0: give 1 or more"
+    assert not (tmp_path / "results.json").exists()

@@ -211,6 +211,10 @@ def main() -> int:
         data = json.loads(args.markdown.read_text())
         print(markdown(data["rows"], data["meta"]))
         return 0
+    for flag in ("episodes", "select_episodes", "selections", "demos"):
+        if getattr(args, flag) < 1:
+            print(f"error: --{flag.replace('_', '-')} {getattr(args, flag)}: give 1 or more", file=sys.stderr)
+            return 2
     missing = [
         str(p)
         for p in (
