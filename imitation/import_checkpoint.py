@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from imitation.errors import ConfigError
+from imitation.paths import inside
 
 SOURCES = ("lerobot",)
 
@@ -52,13 +53,21 @@ def _read_stats(src: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str
         f = src / name
         if not f.is_file():
             continue
+        f = inside(src, name, source=src)  # a symlink out of the directory is refused too
         for step in json.loads(f.read_text()).get("steps", []):
             if step.get("registry_name") not in ("normalizer_processor", "unnormalizer_processor"):
                 continue
             norm_map.update(step["config"].get("norm_map", {}))
             eps = float(step["config"].get("eps", eps))
-            if step.get("state_file"):
-                for flat, tensor in load_file(str(src / step["state_file"])).items():
+            if step.get("state_file") is not None:
+                # The processor file is foreign data: the statistics it names must be inside src.
+                stats_path = inside(src, step["state_file"], source=f)
+                if not stats_path.is_file():
+                    raise ConfigError(
+                        f"{f}: names the statistics file {step['state_file']!r}, which does not exist in "
+                        f"{src}; copy the whole directory LeRobot saved"
+                    )
+                for flat, tensor in load_file(str(stats_path)).items():
                     feature, stat = flat.rsplit(".", 1)
                     stats.setdefault(feature, {})[stat] = tensor.float()
     if not stats:
@@ -236,7 +245,7 @@ def convert_lerobot(src: str | Path, out: str | Path) -> Path:
             f"{src} is not a LeRobot policy directory (config.json and model.safetensors); pass e.g. "
             "outputs/train/<run>/checkpoints/last/pretrained_model"
         )
-    cfg = json.loads((src / "config.json").read_text())
+    cfg = json.loads(inside(src, "config.json", source=src).read_text())
     kind = {"act": "act", "diffusion": "diffusion"}.get(cfg.get("type", ""))
     if kind is None:
         raise ConfigError(
@@ -256,7 +265,7 @@ def convert_lerobot(src: str | Path, out: str | Path) -> Path:
     pcfg = from_dict(cfg_cls, values, where=f"{src}/config.json")
     policy = policy_cls(pcfg, io)
 
-    state = load_file(str(src / "model.safetensors"))
+    state = load_file(str(inside(src, "model.safetensors", source=src)))
     renamed: dict[str, torch.Tensor] = {}
     for name, tensor in state.items():
         if kind == "act":
