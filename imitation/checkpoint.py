@@ -31,37 +31,113 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def is_checkpoint(path: Path) -> bool:
+    """Whether ``path`` is a checkpoint directory this project wrote (weights + our config.yaml)."""
+    if not ((path / WEIGHTS).is_file() and (path / CONFIG).is_file()):
+        return False
+    try:
+        meta = yaml.safe_load((path / CONFIG).read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    return isinstance(meta, dict) and "policy" in meta
+
+
+def check_destination(directory: Path, overwrite: bool) -> None:
+    """Refuse a checkpoint destination whose contents writing would destroy.
+
+    Absent or empty: fine. A checkpoint: replaced only with ``overwrite``. Anything else (a demo
+    store, a run, someone's files, or a checkpoint with files of theirs added) is never replaced.
+    """
+    directory = Path(directory)
+    if not directory.exists():
+        return
+    if not directory.is_dir():
+        raise ConfigError(f"{directory} is a file, not a checkpoint directory; choose another path")
+    entries = sorted(p.name for p in directory.iterdir())
+    if not entries:
+        return
+    if not is_checkpoint(directory):
+        raise ConfigError(
+            f"{directory} exists and is not a checkpoint (it holds {', '.join(entries[:3])}"
+            f"{', ...' if len(entries) > 3 else ''}; no {WEIGHTS} + {CONFIG}); nothing was written: "
+            "choose another path, or move that directory away"
+        )
+    foreign = [e for e in entries if e not in (WEIGHTS, CONFIG, TRAIN_STATE)]
+    if foreign:
+        raise ConfigError(
+            f"{directory} holds a checkpoint and also {', '.join(foreign[:3])}, which a checkpoint does "
+            "not; nothing was written: move those files away or choose another path"
+        )
+    if not overwrite:
+        raise ConfigError(
+            f"{directory} already holds a checkpoint; pass --overwrite to replace it, or choose another path"
+        )
+
+
+def _remove_own_temporary(tmp: Path) -> None:
+    """Remove a checkpoint's temporary (or set-aside) folder left by an earlier, interrupted save;
+    only if it holds nothing but a checkpoint's files (a folder of that name with more is not ours)."""
+    if not tmp.exists():
+        return
+    if not tmp.is_dir() or any(p.name not in (WEIGHTS, CONFIG, TRAIN_STATE) for p in tmp.iterdir()):
+        raise ConfigError(
+            f"{tmp} is in the way of writing a checkpoint and was not left by one; move it away"
+        )
+    shutil.rmtree(tmp)
+
+
 def save_checkpoint(
     directory: Path,
     weights: dict[str, torch.Tensor],
     meta: dict[str, Any],
     train_state: dict[str, Any] | None = None,
     mark_last: bool = True,
+    overwrite: bool = False,
 ) -> Path:
-    """Write a checkpoint directory atomically: built beside it, then renamed into place."""
+    """Write a checkpoint directory atomically: built beside it, then renamed into place.
+
+    An existing ``directory`` is replaced only when it is a checkpoint and ``overwrite`` is set
+    (``check_destination``). If writing fails (a full disk), the temporary folder is removed, what
+    was there before is untouched, and the ``OSError`` is raised.
+    """
     from safetensors.torch import save_file
 
     directory = Path(directory)
+    check_destination(directory, overwrite)
     tmp = directory.with_name(f".tmp-{directory.name}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, str(tmp / WEIGHTS))
-    (tmp / CONFIG).write_text(yaml.safe_dump(meta, sort_keys=False))
-    if train_state is not None:
-        torch.save(train_state, tmp / TRAIN_STATE)
-    for f in tmp.iterdir():
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
+    _remove_own_temporary(tmp)
+    try:
+        tmp.mkdir(parents=True)
+        save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, str(tmp / WEIGHTS))
+        (tmp / CONFIG).write_text(yaml.safe_dump(meta, sort_keys=False))
+        if train_state is not None:
+            torch.save(train_state, tmp / TRAIN_STATE)
+        for f in tmp.iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if directory.exists():
-        shutil.rmtree(directory)
-    os.replace(tmp, directory)
+        # The old checkpoint goes aside until the new one is in place: at no moment is there none.
+        aside = directory.with_name(f".old-{directory.name}")
+        _remove_own_temporary(aside)
+        os.replace(directory, aside)
+        os.replace(tmp, directory)
+        shutil.rmtree(aside)
+    else:
+        os.replace(tmp, directory)
     _fsync_dir(directory.parent)
     if not mark_last:
         return directory
     # Point "last" at it (a one-line file, replaced atomically).
     last_tmp = directory.parent / f".{LAST}.tmp"
-    last_tmp.write_text(directory.name + "\n")
-    os.replace(last_tmp, directory.parent / LAST)
+    try:
+        last_tmp.write_text(directory.name + "\n")
+        os.replace(last_tmp, directory.parent / LAST)
+    except BaseException:
+        last_tmp.unlink(missing_ok=True)
+        raise
     _fsync_dir(directory.parent)
     return directory
 

@@ -1,4 +1,4 @@
-"""``imitation import-checkpoint --from lerobot <dir> [--out DIR]``: bring a trained model over.
+"""``imitation import-checkpoint --from lerobot <dir> [--out DIR] [--overwrite]``: bring a trained model over.
 
 Reads a LeRobot 0.4 policy directory (``config.json``, ``model.safetensors`` and the
 normaliser statistics its pre/post-processors saved) for ACT or Diffusion Policy, and writes the
@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from imitation.errors import ConfigError
+from imitation.errors import ConfigError, ImitationError
 from imitation.paths import inside
 
 SOURCES = ("lerobot",)
@@ -230,8 +230,11 @@ def _dp_rename(name: str) -> str | None:
 
 
 # ------------------------------------------------------------------------------ the conversion
-def convert_lerobot(src: str | Path, out: str | Path) -> Path:
-    """Convert a LeRobot ACT or Diffusion Policy directory into our checkpoint at ``out``."""
+def convert_lerobot(src: str | Path, out: str | Path, overwrite: bool = False) -> Path:
+    """Convert a LeRobot ACT or Diffusion Policy directory into our checkpoint at ``out``.
+
+    ``out`` must be absent, empty, or (with ``overwrite``) a checkpoint: nothing else is replaced.
+    """
     from safetensors.torch import load_file
 
     from imitation import checkpoint
@@ -240,6 +243,7 @@ def convert_lerobot(src: str | Path, out: str | Path) -> Path:
     from imitation.policies.common import IOSpec
 
     src = Path(src)
+    checkpoint.check_destination(Path(out), overwrite)  # before the work, not after it
     if not (src / "config.json").is_file() or not (src / "model.safetensors").is_file():
         raise ConfigError(
             f"{src} is not a LeRobot policy directory (config.json and model.safetensors); pass e.g. "
@@ -330,16 +334,31 @@ def convert_lerobot(src: str | Path, out: str | Path) -> Path:
         "dataset": {"path": None, "fingerprint": None, "train_episodes": []},
         "imported_from": {"format": "lerobot", "path": str(src.resolve()), "type": cfg["type"]},
     }
-    return checkpoint.save_checkpoint(Path(out), policy.state_dict(), meta, mark_last=False)
+    try:
+        return checkpoint.save_checkpoint(
+            Path(out), policy.state_dict(), meta, mark_last=False, overwrite=overwrite
+        )
+    except OSError as e:
+        raise ImitationError(
+            f"writing the checkpoint {out} failed: {e.strerror or e} ({e.filename or out}); "
+            "nothing was written there"
+        ) from e
 
 
 def main(argv: Sequence[str], prog: str = "imitation import-checkpoint") -> int:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     p.add_argument("--from", dest="source", required=True, choices=SOURCES, help="the checkpoint's format")
     p.add_argument("path", type=Path, help="the checkpoint directory (LeRobot: …/pretrained_model)")
-    p.add_argument("--out", type=Path, default=None, help="where to write ours (default: <path>-imitation)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where to write ours (default: <path>-imitation); it must be absent or empty, or a "
+        "checkpoint with --overwrite: nothing else is ever replaced",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace a checkpoint already at --out")
     args = p.parse_args(list(argv))
     out = args.out or args.path.with_name(args.path.name + "-imitation")
-    done = convert_lerobot(args.path, out)
+    done = convert_lerobot(args.path, out, overwrite=args.overwrite)
     print(f"{done}: imported {args.path} ({args.source}); load it with imitation.checkpoint.load_policy")
     return 0

@@ -485,6 +485,7 @@ def train(
             checkpoint_meta(cfg, policy, store, list(train_eps), at),
             None if name else state,
             mark_last=name is None,
+            overwrite=True,  # checkpoints/best, and a step saved again after --resume
         )
 
     # ---- the loop

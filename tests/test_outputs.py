@@ -1,0 +1,174 @@
+"""What the commands write: data they did not create is never destroyed, and a failed command
+removes what it created.
+
+Each test runs the real command (a subprocess of ``python -m imitation.cli``) on the bad input a
+user would give, and checks the one-line error, the exit code and what is left on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from imitation import checkpoint
+from imitation.data.store import DemoStore
+from imitation.errors import ConfigError
+
+
+def cli(*args: str, code: str | None = None) -> subprocess.CompletedProcess:
+    """``imitation <args>``; ``code`` runs first in the same process (to simulate a fault)."""
+    prelude = (code or "") + "\nimport sys\nfrom imitation.cli import main\nsys.exit(main(sys.argv[1:]))"
+    return subprocess.run(
+        [sys.executable, "-c", prelude, *args], capture_output=True, text=True, cwd=Path(__file__).parents[1]
+    )
+
+
+def one_line_error(proc: subprocess.CompletedProcess) -> str:
+    """The command failed with exit 2 and said why in one line, without a traceback."""
+    assert proc.returncode == 2, (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr[-2000:]
+    return lines[0]
+
+
+def tree(path: Path) -> dict[str, bytes]:
+    """Every file under ``path`` with its bytes: what "untouched" is checked against."""
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+# ------------------------------------------------------------------ a LeRobot ACT directory
+# Our names -> LeRobot 0.4's: the inverse of imitation.import_checkpoint.ACT_RENAMES.
+TO_LEROBOT = [
+    ("model.vae_layers.", "model.vae_encoder.layers."),
+    ("model.vae_cls.", "model.vae_encoder_cls_embed."),
+    ("model.vae_state_proj.", "model.vae_encoder_robot_state_input_proj."),
+    ("model.vae_action_proj.", "model.vae_encoder_action_input_proj."),
+    ("model.vae_out.", "model.vae_encoder_latent_output_proj."),
+    ("model.encoder_layers.", "model.encoder.layers."),
+    ("model.decoder_layers.", "model.decoder.layers."),
+    ("model.decoder_norm.", "model.decoder.norm."),
+    ("model.lowdim_proj.state.", "model.encoder_robot_state_input_proj."),
+    ("model.lowdim_proj.env_state.", "model.encoder_env_state_input_proj."),
+    ("model.latent_proj.", "model.encoder_latent_input_proj."),
+    ("model.token_pos.", "model.encoder_1d_feature_pos_embed."),
+    ("model.query_pos.", "model.decoder_pos_embed."),
+]
+LEROBOT_ACT = {
+    "type": "act",
+    "chunk_size": 4,
+    "n_action_steps": 4,
+    "dim_model": 16,
+    "n_heads": 2,
+    "dim_feedforward": 32,
+    "n_encoder_layers": 1,
+    "n_decoder_layers": 1,
+    "n_vae_encoder_layers": 1,
+    "latent_dim": 4,
+    "use_vae": True,
+    "dropout": 0.0,
+    "pre_norm": False,
+    "kl_weight": 10.0,
+    "input_features": {
+        "observation.state": {"type": "STATE", "shape": [4]},
+        "observation.environment_state": {"type": "ENV", "shape": [3]},
+    },
+    "output_features": {"action": {"type": "ACTION", "shape": [4]}},
+}
+
+
+@pytest.fixture(scope="module")
+def lerobot_act(tmp_path_factory) -> Path:
+    """A state-only LeRobot ACT directory as LeRobot 0.4 saves one (config.json, model.safetensors,
+    the normaliser's processor files), written without lerobot: our network's weights under
+    LeRobot's names."""
+    from imitation.config import from_dict
+    from imitation.import_checkpoint import _act_config
+    from imitation.policies import policy_classes
+    from imitation.policies.common import IOSpec
+
+    src = tmp_path_factory.mktemp("lerobot") / "pretrained_model"
+    src.mkdir()
+    cfg_cls, policy_cls = policy_classes("act")
+    pcfg = from_dict(cfg_cls, _act_config(LEROBOT_ACT, ("state", "env_state")))
+    policy = policy_cls(pcfg, IOSpec({"state": 4, "env_state": 3}, {}, 4))
+    weights = {}
+    for name, tensor in policy.state_dict().items():
+        if name.startswith("normalizer."):
+            continue
+        name = name.replace(".cross_attn.", ".multihead_attn.")
+        for ours, theirs in TO_LEROBOT:
+            if name.startswith(ours):
+                name = theirs + name.removeprefix(ours)
+                break
+        weights[name] = tensor.contiguous()
+    save_file(weights, str(src / "model.safetensors"))
+    (src / "config.json").write_text(json.dumps(LEROBOT_ACT))
+    stats = {}
+    for feature, n in (("observation.state", 4), ("observation.environment_state", 3), ("action", 4)):
+        stats[f"{feature}.mean"], stats[f"{feature}.std"] = torch.zeros(n), torch.ones(n)
+    save_file(stats, str(src / "normalizer.safetensors"))
+    step = {
+        "registry_name": "normalizer_processor",
+        "config": {"norm_map": {"STATE": "MEAN_STD", "ENV": "MEAN_STD", "ACTION": "MEAN_STD"}, "eps": 1e-8},
+        "state_file": "normalizer.safetensors",
+    }
+    (src / "policy_preprocessor.json").write_text(json.dumps({"steps": [step]}))
+    return src
+
+
+# ------------------------------------------------------------------ checkpoints
+def test_save_checkpoint_replaces_only_a_checkpoint(tmp_path):
+    weights, meta = {"w": torch.ones(2)}, {"policy": "act", "step": 1}
+    # A directory holding anything else is refused, and left as it was.
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    for overwrite in (False, True):
+        with pytest.raises(ConfigError, match="not a checkpoint"):
+            checkpoint.save_checkpoint(folder, weights, meta, mark_last=False, overwrite=overwrite)
+    assert tree(folder) == {"notes.txt": b"keep me"} and not list(tmp_path.glob(".tmp-*"))
+    # An empty directory is filled; an existing checkpoint is replaced only when asked.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    checkpoint.save_checkpoint(empty, weights, meta, mark_last=False)
+    assert checkpoint.read_meta(empty)["step"] == 1
+    with pytest.raises(ConfigError, match="already holds a checkpoint"):
+        checkpoint.save_checkpoint(empty, weights, {**meta, "step": 2}, mark_last=False)
+    checkpoint.save_checkpoint(empty, weights, {**meta, "step": 2}, mark_last=False, overwrite=True)
+    assert checkpoint.read_meta(empty)["step"] == 2
+    # A checkpoint with someone's file added to it is no longer only ours to replace.
+    (empty / "notes.txt").write_text("keep me too")
+    with pytest.raises(ConfigError, match="notes.txt"):
+        checkpoint.save_checkpoint(empty, weights, meta, mark_last=False, overwrite=True)
+    assert (empty / "notes.txt").read_text() == "keep me too"
+
+
+def test_import_checkpoint_never_replaces_what_is_not_a_checkpoint(lerobot_act, synthetic_store, tmp_path):
+    out = tmp_path / "demos.zarr"  # the trial: --out named an existing demo store
+    shutil.copytree(synthetic_store, out)
+    before = tree(out)
+    line = one_line_error(cli("import-checkpoint", "--from", "lerobot", str(lerobot_act), "--out", str(out)))
+    assert str(out) in line and "not a checkpoint" in line
+    line = one_line_error(
+        cli("import-checkpoint", "--from", "lerobot", str(lerobot_act), "--out", str(out), "--overwrite")
+    )
+    assert "not a checkpoint" in line
+    assert tree(out) == before and DemoStore.open(out).n_episodes == 6
+
+    # A new directory is written; importing again needs --overwrite, which replaces it.
+    out = tmp_path / "imported"
+    proc = cli("import-checkpoint", "--from", "lerobot", str(lerobot_act), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert checkpoint.load_policy(out).meta["imported_from"]["type"] == "act"
+    line = one_line_error(cli("import-checkpoint", "--from", "lerobot", str(lerobot_act), "--out", str(out)))
+    assert "--overwrite" in line
+    proc = cli("import-checkpoint", "--from", "lerobot", str(lerobot_act), "--out", str(out), "--overwrite")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert checkpoint.load_policy(out) is not None and not list(tmp_path.glob(".*"))
