@@ -21,7 +21,10 @@ takes one entry of a Dict observation, ``"key[a:b]"`` slices that entry. Image s
 ``success`` reads one ``info`` entry: ``{info: is_success}`` takes it as a truth value,
 ``min``/``max`` compare a number against a bound.
 
-Wherever a task id is expected (``--env``), the path of a mapping file works too.
+Wherever a task id is expected (``--env``), the path of a mapping file works too. A mapping that
+imports code (``imports``, ``expert`` or a ``module:Env`` id, outside this project's ``envs``
+package) is loaded only when the user names it on the command line; one named by a checkpoint or a
+demo store is refused (``check_env_id``).
 """
 
 from __future__ import annotations
@@ -336,12 +339,42 @@ class MappedEnv(gym.Env):
         self.env.close()
 
 
-def check_env_id(env_id: str) -> None:
-    """Refuse, with one clear line, a task id that is neither a task of ``envs`` nor a valid mapping."""
+# This project's own task package: code the user already runs, so a mapping may name it freely.
+_OWN_MODULE = re.compile(r"^envs(\.[A-Za-z_]\w*)+$")
+
+
+def foreign_code(mapping: EnvMapping) -> list[str]:
+    """What loading ``mapping`` would import from outside this project's ``envs`` package:
+    its ``imports``, its expert's module, and the module of a gymnasium ``module:Env`` id."""
+    named = [("imports", m) for m in mapping.imports]
+    if mapping.expert:
+        named.append(("expert", mapping.expert.partition(":")[0]))
+    if ":" in mapping.env_id:
+        named.append(("env_id", mapping.env_id.partition(":")[0]))
+    return [f"{key}: {module}" for key, module in named if not _OWN_MODULE.match(str(module))]
+
+
+def check_env_id(env_id: str, *, trusted: bool, origin: str = "") -> None:
+    """Refuse, with one clear line, a task id that is neither a task of ``envs`` nor a valid
+    mapping, and an untrusted one that would import code.
+
+    ``trusted`` says the user typed the id on the command line (``--env``). An id read from a file
+    (a checkpoint's config, a demo store's attributes; ``origin`` names it) must not make this
+    process import code that file chose: a mapping's ``imports``, its ``expert`` and gymnasium's
+    ``module:Env`` ids all import a module, so such a mapping is refused unless the user names it
+    with ``--env``. Only the mapping's YAML is read before the refusal, with no side effect.
+    """
     import envs
 
     if is_mapping_id(env_id):
-        EnvMapping.load(env_id)
+        mapping = EnvMapping.load(env_id)  # yaml.safe_load: no code runs
+        code = [] if trusted else foreign_code(mapping)
+        if code:
+            where = f"{origin} names the task" if origin else "the task"
+            raise ConfigError(
+                f"{where} {env_id!r}, a mapping that would import code ({'; '.join(code)}); a task read "
+                f"from a file never imports code: if you trust it, pass --env {env_id} on the command line"
+            )
     elif env_id not in envs.ENVS:
         raise ConfigError(
             f"unknown simulated task {env_id!r}; choose one of: {', '.join(sorted(envs.ENVS))}, "
@@ -350,8 +383,9 @@ def check_env_id(env_id: str) -> None:
 
 
 def make(env_id: str, **kwargs: Any) -> gym.Env:
-    """A task by id: a task of ``envs`` or a mapping file's path."""
-    check_env_id(env_id)
+    """A task by id: a task of ``envs`` or a mapping file's path. The id is taken as the user's
+    (a caller with an id read from a file checks it first: ``check_env_id(id, trusted=False)``)."""
+    check_env_id(env_id, trusted=True)
     if is_mapping_id(env_id):
         return MappedEnv(env_id, **kwargs)
     return gym.make(env_id, **kwargs)

@@ -354,7 +354,8 @@ class DeployConfig:
     emulate: bool = False
     """Drive the servo emulator (a virtual arm on a pseudo-terminal whose physics is the simulator)."""
     env: str | None = None
-    """Task for --robot sim and --emulate (default: the one the training demos came from)."""
+    """Task for --robot sim and --emulate (default: the one the training demos came from; one that
+    imports code runs only when named here)."""
     episodes: int = 1
     """Episodes to run."""
     seed: int = 100_000
@@ -389,8 +390,14 @@ class Setup:
     """The robot stack a deploy (or a hardware eval) runs on, and how episodes begin and end."""
 
     def __init__(
-        self, cfg: DeployConfig, meta: dict[str, Any], env_kwargs: dict[str, Any] | None = None
+        self,
+        cfg: DeployConfig,
+        meta: dict[str, Any],
+        env_kwargs: dict[str, Any] | None = None,
+        origin: str = "the checkpoint",
     ) -> None:
+        """``origin`` names the file ``meta`` came from (a checkpoint, a demo store): a task it
+        names may not import code, one the user gives with ``--env`` may."""
         from imitation.control import SafeRobot, SafetyLimits
 
         self.cfg, self.meta = cfg, meta
@@ -399,6 +406,10 @@ class Setup:
         self.sim = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         env_id = cfg.env or meta.get("robot", {}).get("env_id")
+        if env_id and (cfg.robot == "sim" or cfg.emulate):
+            from envs.mapping import check_env_id
+
+            check_env_id(env_id, trusted=bool(cfg.env), origin=origin)
         cams = meta.get("robot", {}).get("cameras") or {}
         cam_names = tuple(k.split("/", 1)[1] for k in cams)
         size = tuple(next(iter(cams.values()))[:2]) if cams else None
@@ -566,7 +577,7 @@ def deploy(
     meta = read_meta(ckpt)
     schedule = Schedule.of(meta["policy"], meta["policy_config"])
     keys = list(meta["policy_config"]["obs_keys"])
-    setup = Setup(cfg, meta)
+    setup = Setup(cfg, meta, origin=f"checkpoint {ckpt}")
     infer: Any = None
     episodes: list[dict[str, Any]] = []
     writer: Any = None

@@ -227,12 +227,16 @@ def rollout(
     progress: bool = False,
     videos: int = 0,
     video_dir: Path | None = None,
+    trusted: bool = False,
 ) -> tuple[list[Episode], float]:
     """Run one episode per seed; returns the episodes (in seed order) and the mean inference time
     per batched policy step (s).
 
     The first ``videos`` episodes are filmed as they run and saved in ``video_dir`` as
     ``episode_seed<seed>_<success|failure>.mp4`` (each such episode's ``video`` says where).
+
+    ``trusted``: the user named ``env_id`` on the command line. Otherwise (an id read from a
+    checkpoint or a store) a task that would import code is refused (``envs.mapping.check_env_id``).
 
     A policy with ``frame_skip`` k > 1 acts every k control ticks and its action is held between.
     All environments share that cadence, so an episode that ends between two policy steps waits
@@ -245,6 +249,9 @@ def rollout(
     from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
     from tqdm import tqdm
 
+    from envs.mapping import check_env_id
+
+    check_env_id(env_id, trusted=trusted)
     kwargs = dict(env_kwargs or {})
     n = min(num_envs, len(seeds))
     film = frozenset(seeds[: max(0, videos)])
@@ -435,7 +442,9 @@ def evaluate(
         )
     from envs.mapping import check_env_id
 
-    check_env_id(env_id)  # a clear error for an unknown task or a bad mapping, before any worker starts
+    # A clear error for an unknown task or a bad mapping before any worker starts; a task the
+    # checkpoint names may not import code (the user's own --env may).
+    check_env_id(env_id, trusted=bool(cfg.env), origin=f"checkpoint {ckpt}")
     seeds = list(range(cfg.seed, cfg.seed + cfg.episodes))
     used = training_seeds(meta)
     overlap = used & set(seeds)
@@ -459,6 +468,7 @@ def evaluate(
         progress=progress,
         videos=cfg.videos,
         video_dir=out,
+        trusted=True,  # checked above
     )
     summary = summarize(episodes)
     summary |= {

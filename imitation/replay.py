@@ -32,6 +32,9 @@ class ReplayConfig:
     """Serial port of a real arm."""
     emulate: bool = False
     """Replay on the servo emulator whose physics is the simulator."""
+    env: str | None = None
+    """Task for --robot sim and --emulate (default: the store's; one that imports code runs only
+    when named here)."""
     calibration: str | None = None
     """Calibration file of a real arm (default: ~/.imitation/calibration/<robot>.yaml)."""
     dry_run: bool = False
@@ -68,10 +71,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "imitation replay") -> i
         robot=cfg.robot,
         port=cfg.port,
         emulate=cfg.emulate,
+        env=cfg.env,
         calibration=cfg.calibration,
         dry_run=cfg.dry_run,
     )
-    setup = Setup(dc, meta)
+    setup = Setup(dc, meta, origin=f"demo store {cfg.store}")
     seed = int(meta_ep.get("seed", 0) or 0)
     errors = []
     try:

@@ -1,7 +1,8 @@
 """``imitation view``: write what a store or a simulated task shows to an mp4 (or a PNG).
 
 - ``imitation view --store demos/pick.zarr --episodes 0 1`` — the episodes' camera frames; a store
-  without images is re-simulated from its actions and seeds (the task is in the store's attrs).
+  without images is re-simulated from its actions and seeds (the task is in the store's attrs;
+  ``--env`` names it instead, and must where that task imports code).
 - ``imitation view --env imitation/PickPlace-v0 --seed 3`` — a live episode of the task's
   scripted expert.
 """
@@ -29,7 +30,8 @@ class ViewConfig:
     episodes: tuple[int, ...] = (0,)
     """Episodes of --store to show, one after another."""
     env: str | None = None
-    """Simulated task to show live with its scripted expert (instead of --store)."""
+    """Simulated task to show live with its scripted expert; with --store, the task to re-simulate
+    the episodes in (default: the store's; one that imports code runs only when named here)."""
     seed: int = 0
     """Seed of the live episode."""
     camera: str = "front"
@@ -57,16 +59,20 @@ def _sim_frames(env_id: str, seed: int, actions: np.ndarray | None, cfg: ViewCon
 
 
 def frames(cfg: ViewConfig) -> tuple[Iterator[np.ndarray], float]:
-    if (cfg.store is None) == (cfg.env is None):
-        raise ConfigError(
-            "give exactly one of --store (recorded episodes) or --env (a live simulated episode)"
-        )
-    if cfg.env is not None:
+    if cfg.store is None and cfg.env is None:
+        raise ConfigError("give --store (recorded episodes) or --env (a live simulated episode)")
+    if cfg.store is None:
         return _sim_frames(cfg.env, cfg.seed, None, cfg), 50.0
     from imitation.data.store import DemoStore
 
     store = DemoStore.open(cfg.store)
     key = f"images/{cfg.camera}"
+    env_id = cfg.env or store.robot.get("env_id")
+    if key not in store.features and env_id:
+        from envs.mapping import check_env_id
+
+        # Before any frame: a task the store names may not import code (the user's --env may).
+        check_env_id(env_id, trusted=cfg.env is not None, origin=f"demo store {cfg.store}")
 
     def gen() -> Iterator[np.ndarray]:
         for e in cfg.episodes:
@@ -76,7 +82,6 @@ def frames(cfg: ViewConfig) -> tuple[Iterator[np.ndarray], float]:
 
                 yield from frame_reader(store, key)(np.arange(start, end))
             else:
-                env_id = store.robot.get("env_id")
                 if not env_id:
                     cams = [k for k in store.features if k.startswith("images/")]
                     raise ConfigError(

@@ -164,3 +164,57 @@ def test_pusher_record_train_eval(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert (tmp_path / "ev" / "episode_seed100_failure.mp4").exists() or (
         tmp_path / "ev" / "episode_seed100_success.mp4"
     ).exists()
+
+
+def _code_mapping(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **over) -> tuple[Path, Path, str]:
+    """A mapping naming a module whose import leaves a marker file; returns (mapping, marker, module)."""
+    module = f"planted_{tmp_path.name.replace('-', '_')}"
+    marker = tmp_path / "imported"
+    (tmp_path / f"{module}.py").write_text(
+        f"from pathlib import Path\nPath({str(marker)!r}).write_text('ran')\nclass Env: pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    fields = {
+        key: value.replace("MOD", module) if isinstance(value, str) else value for key, value in over.items()
+    }
+    if "imports" in fields:
+        fields["imports"] = [m.replace("MOD", module) for m in fields["imports"]]
+    return _mapping(tmp_path, **fields), marker, module
+
+
+@pytest.mark.parametrize(
+    "over, what",
+    [
+        ({"imports": ["MOD"]}, "imports: "),
+        ({"expert": "MOD:Env"}, "expert: "),
+        ({"env_id": "MOD:Env"}, "env_id: "),
+    ],
+)
+def test_a_task_read_from_a_file_never_imports_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, over: dict, what: str
+) -> None:
+    """A mapping named by a checkpoint or a store is only read as YAML; one that would import a
+    module is refused with the flag that makes it run; the user's own --env may import it."""
+    import sys
+
+    from envs.mapping import check_env_id
+
+    path, marker, module = _code_mapping(tmp_path, monkeypatch, **over)
+    with pytest.raises(ConfigError) as e:
+        check_env_id(str(path), trusted=False, origin="checkpoint runs/x")
+    msg = str(e.value)
+    assert msg.startswith("checkpoint runs/x names the task") and what + module in msg
+    assert f"pass --env {path} on the command line" in msg and "\n" not in msg
+    assert not marker.exists() and module not in sys.modules
+    check_env_id(str(path), trusted=True)  # named by the user: allowed (imported when the env is made)
+
+
+def test_tasks_that_import_nothing_foreign_are_fine_from_a_file(tmp_path: Path) -> None:
+    from envs.mapping import check_env_id
+
+    check_env_id("imitation/PickPlace-v0", trusted=False)
+    check_env_id(str(_mapping(tmp_path)), trusted=False)
+    # This project's own envs package is not foreign code: the shipped Pusher mapping's expert.
+    check_env_id(str(REPO / "configs/envs/pusher.yaml"), trusted=False)
+    with pytest.raises(ConfigError, match="unknown simulated task"):
+        check_env_id("gymnasium_robotics:FetchReach-v4", trusted=False)
