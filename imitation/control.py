@@ -6,7 +6,9 @@
   non-finite values replaced, joint and gripper limits, a largest change per tick (from both
   ``max_step_rad`` and ``max_velocity_rad_s``), a slow safe start to the first commanded pose, a
   watchdog that holds (or releases) the arm when commands stop, and torque off on exit, on an
-  exception and on SIGINT/SIGTERM. Every clamp is counted.
+  exception and on SIGINT/SIGTERM. Every clamp is counted. Joint readings are checked too: a
+  non-finite one, or one outside the limits by more than ``reading_margin_rad``, refuses a start
+  (``connect``, ``resync``) and stops a running arm (``observe``), raising ``BadReading``.
 - ``EStopKey``: a key on the terminal that stops the arm in interactive commands.
 """
 
@@ -118,6 +120,11 @@ class SafetyStop(ImitationError):
     """The arm was stopped by a safety function (watchdog release, emergency stop)."""
 
 
+class BadReading(SafetyStop):
+    """A joint reading that cannot be trusted (not a number, or far outside the limits): the arm
+    was not started, or was held and then released."""
+
+
 @dataclass
 class SafetyLimits:
     """What ``SafeRobot`` lets through. Arrays are per joint, in the robot's joint order."""
@@ -132,6 +139,11 @@ class SafetyLimits:
     gripper_torque_limit: float = 0.5
     safe_start_rad_s: float = 0.5
     safe_start_skip_rad: float = 0.25
+    # How far outside its limits a joint reading may be (radians; the gripper: the same number in
+    # its [0, 1] units). A real arm rests a little past its soft limits (on a hard stop, or
+    # calibrated a few degrees off); the default is one max_step_rad, so the first command pulls
+    # such a joint inside by no more than one step. Beyond it the calibration or the sensor is wrong.
+    reading_margin_rad: float = 0.15
     gripper_index: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
@@ -145,6 +157,9 @@ class SafetyLimits:
                 raise ConfigError(f"safety: {name}={v!r} must be a positive number")
         if self.on_timeout not in ("hold", "release"):
             raise ConfigError(f"safety: on_timeout={self.on_timeout!r} must be hold or release")
+        m = self.reading_margin_rad
+        if not (isinstance(m, int | float) and math.isfinite(m) and m >= 0):
+            raise ConfigError(f"safety: reading_margin_rad={m!r} must be a number ≥ 0 (radians)")
         if not 0 < self.gripper_torque_limit <= 1:
             raise ConfigError(f"safety: gripper_torque_limit={self.gripper_torque_limit!r} must be in (0, 1]")
 
@@ -165,6 +180,7 @@ class SafetyLimits:
             "gripper_torque_limit",
             "safe_start_rad_s",
             "safe_start_skip_rad",
+            "reading_margin_rad",
         }
         unknown = set(safety) - known
         if unknown:
@@ -186,6 +202,10 @@ class SafeRobot(Robot):
     The watchdog trips when no ``act`` arrives within ``watchdog_s``: ``hold`` makes the arm hold
     where it is (``robot.hold()``) until the next command, ``release`` turns torque off and every
     later ``act`` raises ``SafetyStop``.
+    A joint reading is the base of the next command's step limit, so it must be trusted: a
+    non-finite one, or one outside the limits by more than ``reading_margin_rad``, makes
+    ``connect`` and ``resync`` turn torque off and raise ``BadReading``; in ``observe`` (mid-run)
+    the arm is held, then released, and every later ``act`` raises ``SafetyStop``.
     """
 
     def __init__(self, robot: Robot, limits: SafetyLimits, *, watchdog: bool = True) -> None:
@@ -212,8 +232,7 @@ class SafeRobot(Robot):
         self.robot.connect()
         self._connected = True
         try:
-            obs = self.robot.observe()
-            self._last_sent = np.asarray(obs["state"], dtype=np.float64)[: len(self.limits.lower)].copy()
+            self._last_sent = self._start_pose(self.robot.observe(), "at connect")
             self._install_signal_handlers()
             self._last_cmd = time.monotonic()
             if self._use_watchdog:
@@ -263,7 +282,60 @@ class SafeRobot(Robot):
     # -------------------------------------------------------------- the interface
     def observe(self) -> dict[str, np.ndarray]:
         with self._lock:
-            return self.robot.observe()
+            obs = self.robot.observe()
+            problem = self._reading_problem(obs)
+            if problem is None:
+                return obs
+            if not self._stopped:  # a fault: stop where it is, then no torque
+                self._stopped = f"bad joint reading: {problem}"
+                log.error("%s: %s; holding, then torque off", self.spec.name, problem)
+                try:
+                    self.robot.hold()
+                finally:
+                    self.robot.release()
+        raise BadReading(
+            f"{self.spec.name}: while running, {problem}; the arm was held, then its torque turned off "
+            "(restart the command once fixed)"
+        )
+
+    def _reading_problem(self, obs: Mapping[str, Any]) -> str | None:
+        """Why this observation's joint reading cannot be trusted, or None."""
+        lim = self.limits
+        q = np.asarray(obs["state"], dtype=np.float64).reshape(-1)[: len(lim.lower)]
+        # Only joint positions have the joint limits; a third-party env's state (state_dim) may not.
+        positions = self.spec.state_dim is None
+        for i, v in enumerate(q):
+            name = self.spec.joint_names[i] if i < len(self.spec.joint_names) else f"#{i}"
+            lo, hi = lim.lower[i], lim.upper[i]
+            unit = "" if i in lim.gripper_index else " rad"
+            if not math.isfinite(v):
+                return (
+                    f"joint {name} reads {v}{unit} (limits [{lo:.3f}, {hi:.3f}]): its position sensor gave "
+                    "no number; check the servo's cable, power and id"
+                )
+            m = lim.reading_margin_rad
+            if positions and not lo - m <= v <= hi + m:
+                return (
+                    f"joint {name} reads {v:.3f}{unit}, outside its limits [{lo:.3f}, {hi:.3f}] by more than "
+                    f"safety.reading_margin_rad={m:g}; check the calibration (imitation calibrate) and that "
+                    "nothing forces the joint"
+                )
+        return None
+
+    def _start_pose(self, obs: Mapping[str, Any], when: str) -> np.ndarray:
+        """The reading a start (connect, resync) takes as the last command, once it is trusted;
+        otherwise torque off and ``BadReading``."""
+        problem = self._reading_problem(obs)
+        if problem is not None:
+            self._stopped = f"bad joint reading {when}: {problem}"
+            raise BadReading(
+                f"{self.spec.name}: {when}, {problem}; torque is off and nothing was sent (a joint "
+                "resting outside its range: move it inside by hand, then start again)"
+            )
+        lim = self.limits
+        q = np.asarray(obs["state"], dtype=np.float64)[: len(lim.lower)]
+        # Within the margin, past a limit: the step limit counts from the limit, not from outside it.
+        return np.clip(q, lim.lower, lim.upper) if self.spec.state_dim is None else q.copy()
 
     def filter(self, action: Any) -> np.ndarray:
         """The command ``act`` would send for ``action`` now (counts clamps; no side effect besides)."""
@@ -304,8 +376,13 @@ class SafeRobot(Robot):
         lim = self.limits
         speed = speed_rad_s or lim.safe_start_rad_s
         with self._lock:
-            goal = np.clip(np.nan_to_num(np.asarray(target, dtype=np.float64), nan=0.0), lim.lower, lim.upper)
-            start = self._last_sent.copy() if self._last_sent is not None else goal.copy()
+            goal = np.asarray(target, dtype=np.float64).copy()
+            start = self._last_sent.copy() if self._last_sent is not None else None
+            # A joint without a finite target stays where it is (as filter() treats it), not at 0.
+            fallback = start if start is not None else (lim.lower + lim.upper) / 2
+            goal = np.clip(np.where(np.isfinite(goal), goal, fallback), lim.lower, lim.upper)
+            if start is None:
+                start = goal.copy()
         arm = np.ones(len(goal), dtype=bool)
         arm[list(lim.gripper_index)] = False
         dist = float(np.abs(goal - start)[arm].max(initial=0.0))
@@ -331,6 +408,8 @@ class SafeRobot(Robot):
                 raise SafetyStop(f"{self.spec.name}: not connected")
             cmd = self.filter(action)
             sent = np.asarray(self.robot.act(cmd), dtype=np.float64)
+            # What the robot says it sent is the next step's base: never a non-finite value.
+            sent = np.where(np.isfinite(sent), sent, cmd)
             self._last_sent = sent
             self._last_cmd = time.monotonic()
             self._held = False
@@ -359,8 +438,11 @@ class SafeRobot(Robot):
             rearm = getattr(self.robot, "rearm", None)
             if callable(rearm):
                 rearm()
-            obs = self.robot.observe()
-            self._last_sent = np.asarray(obs["state"], dtype=np.float64)[: len(self.limits.lower)].copy()
+            try:
+                self._last_sent = self._start_pose(self.robot.observe(), "before the episode")
+            except BadReading:
+                self.disconnect()  # torque off
+                raise
             self._last_cmd = time.monotonic()
             self._held = False
         self._wd_kick.set()
@@ -394,18 +476,24 @@ class SafeRobot(Robot):
                     return
                 if time.monotonic() < self._last_cmd + timeout:
                     continue  # a command came in meanwhile
-                late = time.monotonic() - self._last_cmd
-                self.trips.append(late)
-                if self.limits.on_timeout == "release":
-                    self._stopped = f"no command for {late:.3f} s (watchdog {timeout} s, release)"
-                    log.warning("%s: watchdog: %s", self.spec.name, self._stopped)
-                    self.robot.release()
-                else:
-                    log.warning("%s: watchdog: no command for %.3f s; holding position", self.spec.name, late)
-                    held_at = self.robot.hold()
-                    if held_at is not None:
-                        self._last_sent = np.asarray(held_at, dtype=np.float64)
-                    self._held = True
+                self._trip(time.monotonic() - self._last_cmd)
+
+    def _trip(self, late: float) -> None:
+        """What the watchdog does ``late`` seconds after the last command (the lock held)."""
+        timeout = self.limits.watchdog_s
+        self.trips.append(late)
+        if self.limits.on_timeout == "release":
+            self._stopped = f"no command for {late:.3f} s (watchdog {timeout} s, release)"
+            log.warning("%s: watchdog: %s", self.spec.name, self._stopped)
+            self.robot.release()
+            return
+        log.warning("%s: watchdog: no command for %.3f s; holding position", self.spec.name, late)
+        held_at = self.robot.hold()
+        if held_at is not None:
+            held = np.asarray(held_at, dtype=np.float64)
+            if held.shape == (len(self.limits.lower),) and np.isfinite(held).all():
+                self._last_sent = held  # a non-finite reading never becomes the next step's base
+        self._held = True
 
 
 # ------------------------------------------------------------------------------------ e-stop key

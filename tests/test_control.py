@@ -177,3 +177,106 @@ def test_bad_safety_config_is_one_clear_error():
         limits(max_step_rad=float("nan"))
     with pytest.raises(ConfigError, match="unknown key"):
         SafetyLimits.for_robot(FakeArm(), {"max_stepp": 1})
+
+
+# ------------------------------------------------------------------ joint readings
+def test_a_non_finite_reading_at_connect_refuses_to_start_with_torque_off():
+    from imitation.control import BadReading
+
+    arm = FakeArm()
+    arm.q[2] = np.nan  # a servo that did not answer its position
+    robot = SafeRobot(arm, limits(), watchdog=False)
+    with pytest.raises(BadReading) as e:
+        robot.connect()
+    msg = str(e.value)
+    assert "elbow_flex" in msg and "nan" in msg and "[-1.600, 1.600]" in msg and "\n" not in msg
+    assert not arm.torque and arm.sent == []
+    with pytest.raises(SafetyStop):
+        robot.act(np.zeros(6))
+
+
+def test_an_out_of_limit_reading_at_connect_refuses_beyond_the_margin_only():
+    from imitation.control import BadReading
+
+    arm = FakeArm()
+    arm.q[0] = UPPER[0] + 0.5
+    with pytest.raises(
+        BadReading, match=r"shoulder_pan reads 2\.400 rad.*\[-1\.900, 1\.900\].*reading_margin_rad"
+    ):
+        SafeRobot(arm, limits(), watchdog=False).connect()
+    assert not arm.torque
+    rest = FakeArm()  # a real arm resting a little outside its soft limits starts
+    rest.q[0] = UPPER[0] + 0.05
+    rest.q[5] = -0.02
+    with SafeRobot(rest, limits(), watchdog=False) as robot:
+        sent = robot.act(np.zeros(6))
+        assert np.isfinite(sent).all() and (sent >= LOWER).all() and (sent <= UPPER).all()
+
+
+def test_a_non_finite_reading_at_resync_stops_the_arm():
+    from imitation.control import BadReading
+
+    arm = FakeArm()
+    with SafeRobot(arm, limits(), watchdog=False) as robot:
+        robot.act(arm.q)
+        arm.q = arm.q.copy()
+        arm.q[1] = np.inf
+        with pytest.raises(BadReading, match="shoulder_lift reads inf"):
+            robot.resync()
+        assert not arm.torque
+        with pytest.raises(SafetyStop):
+            robot.act(np.zeros(6))
+
+
+@pytest.mark.parametrize("value", [np.nan, 3.0], ids=["nan", "far-out-of-limit"])
+def test_a_bad_reading_mid_run_holds_then_releases_and_stops(value):
+    from imitation.control import BadReading
+
+    arm = FakeArm()
+    with SafeRobot(arm, limits(), watchdog=False) as robot:
+        robot.act(robot.observe()["state"])
+        arm.q = arm.q.copy()
+        arm.q[3] = value
+        with pytest.raises(BadReading, match="wrist_flex") as e:
+            robot.observe()
+        assert "held" in str(e.value) and "torque" in str(e.value)
+        assert [name for name, _ in arm.events] == ["hold", "release"] and not arm.torque
+        with pytest.raises(SafetyStop):
+            robot.act(np.zeros(6))
+        assert robot.report()["stopped"]
+
+
+def test_nothing_non_finite_becomes_the_last_command():
+    """A robot echoing NaN for what it sent, or a hold that reads NaN, never makes later
+    (finite) commands NaN."""
+
+    class Echo(FakeArm):
+        def act(self, action):
+            super().act(action)
+            return np.full(6, np.nan)
+
+        def hold(self):
+            super().hold()
+            return np.full(6, np.nan)
+
+    arm = Echo()
+    with SafeRobot(arm, limits(), watchdog=False) as robot:
+        robot.act(np.zeros(6))
+        assert np.isfinite(robot.act(np.full(6, 0.01))).all()
+        robot._trip(0.1)  # what the watchdog does when commands stop
+        assert np.isfinite(robot.act(np.full(6, 0.02))).all()
+
+
+def test_a_nan_in_the_safe_start_target_keeps_that_joint_where_it_is():
+    arm = FakeArm()
+    arm.q[0] = 0.5
+    lim = limits(safe_start_rad_s=5.0, safe_start_skip_rad=0.01, max_step_rad=0.2, max_velocity_rad_s=10.0)
+    with SafeRobot(arm, lim, watchdog=False) as robot:
+        robot.move_to(np.array([np.nan, 0.3, 0, 0, 0, 0.5]))
+        assert arm.sent[-1][0] == pytest.approx(0.5) and arm.sent[-1][1] == pytest.approx(0.3)
+
+
+def test_reading_margin_is_a_safety_key():
+    assert SafetyLimits.for_robot(FakeArm(), {"reading_margin_rad": 0.3}).reading_margin_rad == 0.3
+    with pytest.raises(ConfigError, match="reading_margin_rad"):
+        limits(reading_margin_rad=-0.1)

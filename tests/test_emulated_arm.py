@@ -159,6 +159,29 @@ def test_torque_is_off_after_an_exception(rigs):
     assert not any(rig.torque())
 
 
+def test_an_arm_resting_outside_its_range_does_not_start(rigs):
+    """The servos read an elbow 0.4 rad past its limit (a calibration off by that much, or the
+    arm forced): torque off, one line naming the joint; 0.05 rad past (an arm resting on its
+    stop) starts, and its first command pulls the joint inside."""
+    from imitation.control import BadReading
+
+    rig = rigs("so100", 11)
+    rig.calibrate()
+    q = np.array([0.0, 0.3, rig.rc.upper[2] + 0.4, 0.5, 0.0, 0.5])
+    rig.physics.set_pose(q)
+    arm = rig.arm()
+    with pytest.raises(BadReading, match=r"elbow_flex reads 2\.0\d\d rad, outside its limits") as e:
+        SafeRobot(arm, SafetyLimits.for_robot(arm, rig.rc.safety), watchdog=False).connect()
+    assert "\n" not in str(e.value) and not any(rig.torque())
+    q[2] = rig.rc.upper[2] + 0.05
+    rig.physics.set_pose(q)
+    arm = rig.arm()
+    with SafeRobot(arm, SafetyLimits.for_robot(arm, rig.rc.safety), watchdog=False) as robot:
+        sent = robot.act(q)
+        assert sent[2] <= rig.rc.upper[2] + 1e-3 and all(rig.torque())
+    assert not any(rig.torque())
+
+
 def test_deploy_on_the_emulated_arm(pick_place_checkpoint, tmp_path):
     from imitation.deploy import DeployConfig, deploy
 
