@@ -57,9 +57,10 @@ def check_destination(directory: Path, overwrite: bool) -> None:
     if not entries:
         return
     if not is_checkpoint(directory):
+        shown = [e for e in entries if not e.startswith(".")] or entries
         raise ConfigError(
-            f"{directory} exists and is not a checkpoint (it holds {', '.join(entries[:3])}"
-            f"{', ...' if len(entries) > 3 else ''}; no {WEIGHTS} + {CONFIG}); nothing was written: "
+            f"{directory} exists and is not a checkpoint (it holds {', '.join(shown[:3])}"
+            f"{', ...' if len(shown) > 3 else ''}; no {WEIGHTS} + {CONFIG}); nothing was written: "
             "choose another path, or move that directory away"
         )
     foreign = [e for e in entries if e not in (WEIGHTS, CONFIG, TRAIN_STATE)]

@@ -92,11 +92,56 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return plain(cfg)
 
 
+# The first line of every configuration ``save`` writes: what lets the next run know the file is
+# its own to replace (a file without it is someone else's, e.g. an env mapping named like the store).
+SAVED_MARK = "# imitation: the resolved configuration of a command; its next run replaces this file"
+
+
+def saved_by_imitation(cfg: Any, path: Path) -> bool:
+    """Whether ``path`` holds a configuration that ``save`` wrote (for this kind of config).
+
+    A file with the mark is; one saved before the mark existed is when it reads as the same config
+    class and names the same ``out``. Anything else (another file, the user's own settings) is not.
+    """
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return False
+    if text.startswith(SAVED_MARK):
+        return True
+    try:
+        data = yaml.safe_load(text)
+        old = from_dict(type(cfg), data, where=str(path))
+    except (yaml.YAMLError, ConfigError, TypeError):
+        return False
+    if not hasattr(cfg, "out"):
+        return True
+    a, b = Path(str(old.out)), Path(str(cfg.out))
+    return a == b or a.resolve() == b.resolve()
+
+
+def check_save(cfg: Any, path: str | Path) -> None:
+    """Refuse, before the work, a ``save`` that would replace a file this project did not write."""
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return
+    if path.is_file() and not path.is_symlink() and saved_by_imitation(cfg, path):
+        return
+    raise ConfigError(
+        f"{path} exists and was not written by imitation (the resolved {type(cfg).__name__} goes "
+        "there, and would replace it); move that file away, or choose another --out"
+    )
+
+
 def save(cfg: Any, path: str | Path) -> None:
-    """Write the resolved configuration as YAML (atomically)."""
+    """Write the resolved configuration as YAML (atomically), never over a file the project did not
+    write (``check_save``)."""
     from imitation.data.durable import atomic_write
 
-    atomic_write(Path(path), yaml.safe_dump(to_dict(cfg), sort_keys=False).encode())
+    path = Path(path)
+    check_save(cfg, path)
+    text = f"{SAVED_MARK}\n{yaml.safe_dump(to_dict(cfg), sort_keys=False)}"
+    atomic_write(path, text.encode())
 
 
 def parse(

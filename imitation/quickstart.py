@@ -55,7 +55,8 @@ class QuickstartConfig:
     seed: int = 0
     """First simulation seed (episode attempts use seed, seed + 1, ...)."""
     overwrite: bool = False
-    """Replace an existing store at --out."""
+    """Replace an existing demo store at --out and the training run at --run (nothing else is
+    ever replaced)."""
     train_steps: int | None = None
     """Training steps (default: those of the training config)."""
     run: Path = Path("runs/quickstart")
@@ -68,6 +69,17 @@ class QuickstartConfig:
     """Where the evaluation writes results.json, videos and its plot."""
     fast: bool = False
     """A tiny run (4 episodes, 10 training steps, 4 evaluation episodes) for tests."""
+
+
+def is_demo_store(path: Path) -> bool:
+    """Whether ``path`` is a demo store (its root zarr.json says so): what --overwrite may replace."""
+    from imitation.data.store import FORMAT
+
+    try:
+        meta = json.loads((path / "zarr.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("attributes", {}).get("format") == FORMAT
 
 
 def record(cfg: QuickstartConfig) -> dict:
@@ -92,12 +104,29 @@ def main(argv: Sequence[str], prog: str = "imitation quickstart") -> int:
     from imitation.errors import ConfigError
 
     cfg = config.parse(QuickstartConfig, argv, prog=prog)
-    train_config(cfg.env, cfg.policy)  # an unknown task fails here, before anything is recorded
+    train_yaml = train_config(cfg.env, cfg.policy)  # an unknown task fails here, before anything runs
+    from imitation.train import TrainConfig, check_run_dir, train
+
+    tc = config.load_yaml(TrainConfig, train_yaml)
+    tc.store, tc.out, tc.overwrite = str(cfg.out), str(cfg.run), cfg.overwrite
+    # Everything that would refuse to be replaced refuses now, before minutes of recording.
+    sidecar = cfg.out.with_suffix(".yaml")
+    config.check_save(cfg, sidecar)
+    if (cfg.run / "checkpoints").exists() and not cfg.overwrite:
+        raise ConfigError(
+            f"{cfg.run} already holds a training run; pass --overwrite to replace it or --run to choose another"
+        )
+    check_run_dir(tc, flag="--run")
     t0 = time.perf_counter()
     if cfg.out.exists():
         if not cfg.overwrite:
             raise ConfigError(
                 f"{cfg.out} already exists; pass --overwrite to replace it or --out to choose another"
+            )
+        if not is_demo_store(cfg.out):
+            raise ConfigError(
+                f"{cfg.out} exists and is not a demo store, so --overwrite does not replace it; "
+                "move it away or choose another --out"
             )
         import shutil
 
@@ -108,7 +137,7 @@ def main(argv: Sequence[str], prog: str = "imitation quickstart") -> int:
         f"{result['episodes']} episodes, {result['steps']} frames in {result['wall_s']:.1f} s "
         f"({result['failed']} failed expert episode(s) discarded)"
     )
-    config.save(cfg, cfg.out.with_suffix(".yaml"))  # the resolved configuration, next to the store
+    config.save(cfg, sidecar)  # the resolved configuration, next to the store
     store = DemoStore.open(cfg.out)
     print("\n== 2/5 imitation data info --stats")
     print(format_info(info(store, with_stats=True)))
@@ -117,12 +146,7 @@ def main(argv: Sequence[str], prog: str = "imitation quickstart") -> int:
     for line in report.warnings + report.errors:
         print(line)
     print("OK" if report.ok else "FAILED")
-    train_yaml = train_config(cfg.env, cfg.policy)
     print(f"\n== 4/5 imitation train --config {train_yaml.relative_to(ROOT)} --store {cfg.out}")
-    from imitation.train import TrainConfig, train
-
-    tc = config.load_yaml(TrainConfig, train_yaml)
-    tc.store, tc.out, tc.overwrite = str(cfg.out), str(cfg.run), True
     tc.steps = 10 if cfg.fast else (cfg.train_steps or tc.steps)
     tc.log_every = max(1, tc.steps // 10)
     tc.val_every = tc.save_every = max(1, tc.steps // 4)

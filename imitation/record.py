@@ -65,7 +65,8 @@ class RecordConfig:
     episodes: int = 50
     """Successful episodes to record."""
     out: Path = Path("demos/pick_place.zarr")
-    """Demo store to write (appended to when it exists with the same features)."""
+    """Demo store to write (appended to when it exists with the same features). The resolved config
+    is saved beside it as <name>.yaml, which must be absent or a config imitation saved there."""
     seed: int = 0
     """First env seed; attempt k uses seed + k (when appending, seeds continue after the store's)."""
     obs_mode: Literal["state", "images", "both"] = "both"
@@ -223,11 +224,15 @@ def record_scripted(cfg: RecordConfig, *, progress: bool | None = None) -> dict:
 
 def main(argv: Sequence[str], prog: str = "imitation record") -> int:
     cfg = config.parse(RecordConfig, argv, prog=prog)
+    sidecar = cfg.out.with_suffix(".yaml")  # the resolved config, beside the store
+    if sidecar == cfg.out:
+        raise ConfigError(f"--out {cfg.out} ends in .yaml, the name of its config file; name it <name>.zarr")
+    config.check_save(cfg, sidecar)  # refused now, not after an hour of recording
     if cfg.robot is not None or cfg.teleop != "scripted":
         from imitation.session import record_session
 
         result = record_session(cfg)
-        config.save(cfg, cfg.out.with_suffix(".yaml"))
+        config.save(cfg, sidecar)
         print(
             f"{cfg.out}: saved {result['saved']} episode(s) ({result['frames']} frames), discarded "
             f"{result['discarded']}, re-recorded {result['rerecorded']}; late frames {result['late']}, "
@@ -235,7 +240,7 @@ def main(argv: Sequence[str], prog: str = "imitation record") -> int:
         )
         return 0
     result = record_scripted(cfg)
-    config.save(cfg, cfg.out.with_suffix(".yaml"))
+    config.save(cfg, sidecar)
     fate = "kept" if cfg.keep_failed else "discarded"
     print(
         f"{cfg.out}: recorded {result['episodes']} episode(s) ({result['steps']} frames) in {result['wall_s']:.1f} s; "

@@ -14,6 +14,7 @@ mid-epoch included.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
@@ -29,8 +30,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from imitation.config import parse, save, to_dict
-from imitation.errors import ConfigError
+from imitation.config import parse, save, saved_by_imitation, to_dict
+from imitation.errors import ConfigError, ImitationError
 from imitation.policies import ACTConfig, DiffusionConfig, policy_classes
 
 log = logging.getLogger(__name__)
@@ -332,10 +333,97 @@ def checkpoint_meta(
     }
 
 
+def check_run_dir(cfg: TrainConfig, flag: str = "--out") -> None:
+    """Refuse an output directory that training would mix its files into: one that exists, is not
+    empty and is not a run directory (a config.yaml that imitation saved there). A run directory
+    that already has checkpoints needs --resume or --overwrite."""
+    run_dir = Path(cfg.out)
+    if cfg.resume or not run_dir.exists():
+        return
+    if not run_dir.is_dir():
+        raise ConfigError(f"{flag} {run_dir} is a file, not a run directory; choose another {flag}")
+    entries = sorted(p.name for p in run_dir.iterdir())
+    if not entries:
+        return
+    if not (run_dir / "config.yaml").is_file() or not saved_by_imitation(cfg, run_dir / "config.yaml"):
+        shown = [e for e in entries if not e.startswith(".")] or entries
+        listed = ", ".join(shown[:3]) + (", ..." if len(shown) > 3 else "")
+        raise ConfigError(
+            f"{flag} {run_dir} exists and is not a run directory (it holds {listed}, and no config.yaml "
+            f"that imitation train wrote); training writes config.yaml, metrics.jsonl and checkpoints/ "
+            f"there: choose another {flag} (absent or empty)"
+        )
+    if (run_dir / "checkpoints").exists() and not cfg.overwrite:
+        raise ConfigError(
+            f"{run_dir} already holds a run; continue it with --resume {run_dir}, start afresh with "
+            f"--overwrite, or choose another {flag}"
+        )
+
+
 def train(
     cfg: TrainConfig, on_eval: Callable[[torch.nn.Module, int], dict[str, float]] | None = None
 ) -> Path:
-    """Run training; returns the run directory."""
+    """Run training; returns the run directory.
+
+    A run that fails (bad input, a full disk, Ctrl-C) before its first checkpoint leaves nothing
+    behind if this call created the run directory: there is nothing in it to resume or keep.
+    """
+    run_dir = Path(cfg.out)
+    created = int(os.environ.get("RANK", "0")) == 0 and not run_dir.exists()
+    try:
+        return _train(cfg, on_eval)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            _clean_up(run_dir, created, e)
+            raise
+        # A full disk anywhere in the run (metrics.jsonl, wandb): one line, and where to go on from.
+        error = ImitationError(f"writing {e.filename or run_dir} failed: {e.strerror}; {_last_good(run_dir)}")
+        _clean_up(run_dir, created, error)
+        raise error from e
+    except BaseException as e:
+        _clean_up(run_dir, created, e)
+        raise
+
+
+def _has_checkpoint(run_dir: Path) -> bool:
+    from imitation.checkpoint import is_checkpoint
+
+    folder = run_dir / "checkpoints"
+    return folder.is_dir() and any(is_checkpoint(p) for p in folder.iterdir() if not p.name.startswith("."))
+
+
+def _last_good(run_dir: Path) -> str:
+    """Where a run that stopped on an error can continue from, in words."""
+    from imitation import checkpoint
+
+    try:
+        step = checkpoint.read_meta(run_dir / "checkpoints")["step"]
+    except (ImitationError, OSError):
+        return "no checkpoint had been saved"
+    return (
+        f"the last good checkpoint is step {step} ({checkpoint.resolve(run_dir / 'checkpoints')}); "
+        f"free some space and continue with --resume {run_dir}"
+    )
+
+
+def _clean_up(run_dir: Path, created: bool, error: BaseException) -> None:
+    """Remove the run directory of a failed call that created it, unless it holds a checkpoint; say
+    so in the error's own line where it is a user's error, as a log line otherwise."""
+    import shutil
+
+    if not created or not run_dir.is_dir() or _has_checkpoint(run_dir):
+        return
+    shutil.rmtree(run_dir, ignore_errors=True)
+    note = f"removed {run_dir}, which this command had created"
+    if isinstance(error, ImitationError) and len(error.args) == 1 and isinstance(error.args[0], str):
+        error.args = (f"{error.args[0]}; {note}",)
+    else:
+        log.warning("%s", note)
+
+
+def _train(
+    cfg: TrainConfig, on_eval: Callable[[torch.nn.Module, int], dict[str, float]] | None = None
+) -> Path:
     from tqdm import tqdm
 
     from imitation import checkpoint
@@ -348,6 +436,8 @@ def train(
     if cfg.batch_size % dist.world:
         raise ConfigError(f"batch_size={cfg.batch_size} must divide evenly over {dist.world} processes")
     run_dir = Path(cfg.out)
+    if dist.main:
+        check_run_dir(cfg)
     resume_state = None
     if cfg.resume:
         resume_state = checkpoint.load_train_state(Path(cfg.resume) / "checkpoints")
@@ -479,14 +569,21 @@ def train(
         }
         if ema is not None:
             state["ema"] = ema.state_dict()
-        checkpoint.save_checkpoint(
-            run_dir / "checkpoints" / (name or f"{at:07d}"),
-            eval_policy().state_dict(),
-            checkpoint_meta(cfg, policy, store, list(train_eps), at),
-            None if name else state,
-            mark_last=name is None,
-            overwrite=True,  # checkpoints/best, and a step saved again after --resume
-        )
+        where = run_dir / "checkpoints" / (name or f"{at:07d}")
+        try:
+            checkpoint.save_checkpoint(
+                where,
+                eval_policy().state_dict(),
+                checkpoint_meta(cfg, policy, store, list(train_eps), at),
+                None if name else state,
+                mark_last=name is None,
+                overwrite=True,  # checkpoints/best, and a step saved again after --resume
+            )
+        except OSError as e:  # a full disk: its temporary folder is gone, the last one is intact
+            raise ImitationError(
+                f"writing the checkpoint of step {at} to {where} failed: {e.strerror or e}; "
+                f"{_last_good(run_dir)}"
+            ) from e
 
     # ---- the loop
     logger = Logger(cfg, run_dir, dist)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import save_file
 
 from imitation import checkpoint
@@ -31,11 +32,14 @@ def cli(*args: str, code: str | None = None) -> subprocess.CompletedProcess:
 
 
 def one_line_error(proc: subprocess.CompletedProcess) -> str:
-    """The command failed with exit 2 and said why in one line, without a traceback."""
+    """The command failed with exit 2 and said why in one line (after any progress log lines),
+    without a traceback."""
     assert proc.returncode == 2, (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr[-2000:]
-    return lines[0]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert lines[-1].startswith("error: "), proc.stderr[-2000:]
+    assert all(line.startswith("INFO ") for line in lines[:-1]), proc.stderr[-2000:]
+    return lines[-1]
 
 
 def tree(path: Path) -> dict[str, bytes]:
@@ -172,3 +176,169 @@ def test_import_checkpoint_never_replaces_what_is_not_a_checkpoint(lerobot_act, 
     proc = cli("import-checkpoint", "--from", "lerobot", str(lerobot_act), "--out", str(out), "--overwrite")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert checkpoint.load_policy(out) is not None and not list(tmp_path.glob(".*"))
+
+
+# ------------------------------------------------------------------ configuration sidecars
+MAPPING = "env_id: Pusher-v5\nstate: '[0:14]'\n# the user's own file, with its comments\n"
+
+
+def test_config_save_replaces_only_a_configuration_it_saved(tmp_path):
+    from imitation import config
+    from imitation.record import RecordConfig
+
+    cfg = RecordConfig(out=tmp_path / "demo.zarr", episodes=3)
+    side = tmp_path / "demo.yaml"
+    side.write_text(MAPPING)
+    with pytest.raises(ConfigError, match=str(side)):
+        config.save(cfg, side)
+    assert side.read_text() == MAPPING
+    side.unlink()
+    config.save(cfg, side)  # new: written, and recognisable as ours
+    config.save(RecordConfig(out=cfg.out, episodes=4), side)  # ours: replaced
+    assert config.load_yaml(RecordConfig, side).episodes == 4
+    # Saved before the mark existed: the same kind of configuration for the same output is ours...
+    side.write_text(yaml.safe_dump(config.to_dict(cfg)))
+    config.save(RecordConfig(out=cfg.out, episodes=5), side)
+    assert config.load_yaml(RecordConfig, side).episodes == 5
+    # ... one that names another output (or none: someone's own settings) is not.
+    for data in ({**config.to_dict(cfg), "out": "elsewhere.zarr"}, {"episodes": 7}):
+        side.write_text(yaml.safe_dump(data))
+        with pytest.raises(ConfigError, match="not written by imitation"):
+            config.save(cfg, side)
+        assert yaml.safe_load(side.read_text()) == data
+
+
+def test_record_refuses_before_recording_to_replace_a_file_it_did_not_write(tmp_path):
+    out = tmp_path / "pusher.zarr"
+    side = tmp_path / "pusher.yaml"  # the trial: the user's mapping file, named like the store
+    side.write_text(MAPPING)
+    line = one_line_error(cli("record", "--episodes", "1", "--obs-mode", "state", "--out", str(out)))
+    assert str(side) in line and "--out" in line
+    assert side.read_text() == MAPPING and not out.exists()  # refused before anything was recorded
+    # Its own sidecar is replaced by the next run (here one that appends to the store).
+    side.unlink()
+    for episodes in ("1", "2"):
+        proc = cli("record", "--episodes", episodes, "--obs-mode", "state", "--out", str(out))
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    assert yaml.safe_load(side.read_text())["episodes"] == 2 and DemoStore.open(out).n_episodes == 3
+
+
+def test_train_writes_only_into_a_new_empty_or_run_directory(synthetic_store, tmp_path):
+    run = tmp_path / "mine"
+    run.mkdir()
+    (run / "config.yaml").write_text("my: notes\n")
+    (run / "metrics.jsonl").write_text('{"mine": 1}\n')
+    before = tree(run)
+    args = ("train", "--store", str(synthetic_store), "--steps", "1", "--wandb", "disabled")
+    line = one_line_error(cli(*args, "--out", str(run)))
+    assert str(run) in line and "--out" in line
+    line = one_line_error(cli(*args, "--out", str(run), "--overwrite"))
+    assert tree(run) == before
+
+
+def test_quickstart_replaces_only_what_it_wrote(tmp_path):
+    out = tmp_path / "q.zarr"
+    (tmp_path / "q.yaml").write_text(MAPPING)
+    line = one_line_error(cli("quickstart", "--fast", "--out", str(out), "--run", str(tmp_path / "run")))
+    assert str(tmp_path / "q.yaml") in line and not out.exists()
+    # --overwrite replaces a demo store, not a directory of something else...
+    (tmp_path / "q.yaml").unlink()
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    line = one_line_error(
+        cli("quickstart", "--fast", "--overwrite", "--out", str(out), "--run", str(tmp_path / "run"))
+    )
+    assert "not a demo store" in line and tree(out) == {"notes.txt": b"keep me"}
+    # ... and a run directory of another training is kept unless --overwrite says to replace it.
+    shutil.rmtree(out)
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "run" / "config.yaml").write_text("my: notes\n")
+    line = one_line_error(cli("quickstart", "--fast", "--out", str(out), "--run", str(tmp_path / "run")))
+    assert str(tmp_path / "run") in line and not out.exists()
+    assert (tmp_path / "run" / "config.yaml").read_text() == "my: notes\n"
+
+
+# ------------------------------------------------------------------ failed training
+TINY_TRAIN = {
+    "policy": "act",
+    "act": {
+        "obs_keys": ["state", "env_state"],
+        "chunk_size": 8,
+        "n_action_steps": 4,
+        "dim_model": 32,
+        "n_heads": 2,
+        "dim_feedforward": 64,
+        "n_encoder_layers": 1,
+        "n_vae_encoder_layers": 1,
+    },
+    "steps": 12,
+    "batch_size": 16,
+    "val_fraction": 0.0,
+    "log_every": 6,
+    "save_every": 6,
+    "wandb": "disabled",
+}
+# The disk fills at the n-th weights file written (the first checkpoint is n = 1).
+FULL_DISK = """
+import errno, safetensors.torch as st
+real, calls = st.save_file, []
+def save_file(*a, **k):
+    calls.append(1)
+    if len(calls) >= {n}:
+        raise OSError(errno.ENOSPC, "No space left on device", a[1])
+    return real(*a, **k)
+st.save_file = save_file
+"""
+
+
+def test_a_failed_train_removes_the_run_directory_it_created(synthetic_store, tmp_path):
+    run = tmp_path / "run"
+    line = one_line_error(
+        cli("train", "--store", str(tmp_path / "nope.zarr"), "--wandb", "disabled", "--out", str(run))
+    )
+    assert "nope.zarr" in line and f"removed {run}" in line and not run.exists()
+    # A directory that was there before is not removed (an empty one is a valid --out).
+    run.mkdir()
+    line = one_line_error(
+        cli("train", "--store", str(tmp_path / "nope.zarr"), "--wandb", "disabled", "--out", str(run))
+    )
+    assert "removed" not in line and run.is_dir()
+    # Ctrl-C before the first checkpoint: nothing worth keeping, nothing kept.
+    from imitation.config import from_dict
+    from imitation.train import TrainConfig, train
+
+    def interrupt(policy, step):
+        raise KeyboardInterrupt
+
+    cfg = from_dict(
+        TrainConfig, {**TINY_TRAIN, "store": str(synthetic_store), "out": str(tmp_path / "ctrl-c")}
+    )
+    cfg.eval_every = 3
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, on_eval=interrupt)
+    assert not (tmp_path / "ctrl-c").exists()
+
+
+def test_a_full_disk_mid_checkpoint_keeps_the_last_good_one(synthetic_store, tmp_path):
+    cfg_file = tmp_path / "tiny.yaml"
+    cfg_file.write_text(yaml.safe_dump({**TINY_TRAIN, "store": str(synthetic_store)}))
+    run = tmp_path / "run"
+    line = one_line_error(
+        cli("train", "--config", str(cfg_file), "--out", str(run), code=FULL_DISK.format(n=2))
+    )
+    assert "step 12" in line and "No space left on device" in line
+    assert "the last good checkpoint is step 6" in line and f"--resume {run}" in line
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["0000006", "last"]
+    assert (run / "checkpoints" / "last").read_text().strip() == "0000006"
+    assert checkpoint.load_policy(run).meta["step"] == 6
+    # The run goes on from there once there is space again.
+    proc = cli("train", "--resume", str(run))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert checkpoint.read_meta(run)["step"] == 12
+    # The disk full at the first checkpoint: no checkpoint, so the run this command made is removed.
+    run = tmp_path / "run2"
+    line = one_line_error(
+        cli("train", "--config", str(cfg_file), "--out", str(run), code=FULL_DISK.format(n=1))
+    )
+    assert "No space left on device" in line and "no checkpoint had been saved" in line
+    assert f"removed {run}" in line and not run.exists() and not list(tmp_path.glob(".tmp-*"))
