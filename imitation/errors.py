@@ -11,3 +11,8 @@ class ConfigError(ImitationError, ValueError):
 
 class StoreError(ImitationError):
     """A demo store cannot be opened, read or written as asked; the message says why and what to do."""
+
+
+class StoreDamage(StoreError):
+    """Committed data of a demo store does not read back as it was written: a file is missing, or a
+    chunk fails its checksum. Readers raise it instead of returning fill values or corrupt numbers."""

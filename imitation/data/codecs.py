@@ -16,6 +16,11 @@ entry point, so plain ``zarr.open(...)`` decodes JPEG arrays whenever ``imitatio
 Images are stored one frame per inner chunk inside shards of many frames. The writer encodes each
 frame as it arrives (``FrameEncoder``) and assembles shards itself, so a 50 Hz loop spreads the
 encoding cost evenly instead of in bursts, and committed frames are never re-encoded.
+
+Checksums (format 2). Blosc and zstd as configured carry no checksum, so a flipped byte inside a
+chunk decodes to wrong numbers without a word. Every chunk of a format-2 store therefore ends with
+zarr's ``crc32c`` codec (the CRC-32C of the encoded bytes, 4 bytes little-endian), which zarr
+verifies on every read; the project's own shard reader verifies the same bytes.
 """
 
 from __future__ import annotations
@@ -133,13 +138,15 @@ def normalize_codec(spec: dict[str, Any] | str | None, *, kind: str, dtype: np.d
     return spec
 
 
-def zarr_codecs(spec: dict[str, Any], itemsize: int) -> list[Any]:
-    """The zarr v3 codec chain (array->bytes, then bytes->bytes) for one chunk of a feature."""
-    from zarr.codecs import BloscCodec, BytesCodec, ZstdCodec
+def zarr_codecs(spec: dict[str, Any], itemsize: int, *, checksum: bool = True) -> list[Any]:
+    """The zarr v3 codec chain (array->bytes, then bytes->bytes) for one chunk of a feature,
+    ending with ``crc32c`` unless ``checksum`` is False (format 1)."""
+    from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, ZstdCodec
 
+    tail = [Crc32cCodec()] if checksum else []
     name = spec["name"]
     if name == "jpeg":
-        return [JpegCodec(quality=spec["quality"])]
+        return [JpegCodec(quality=spec["quality"]), *tail]
     chain: list[Any] = [BytesCodec()]
     if name == "blosc":
         chain.append(
@@ -149,14 +156,41 @@ def zarr_codecs(spec: dict[str, Any], itemsize: int) -> list[Any]:
         )
     elif name == "zstd":
         chain.append(ZstdCodec(level=spec["level"]))
-    return chain
+    return [*chain, *tail]
+
+
+class ChecksumError(ValueError):
+    """Encoded bytes do not match the CRC-32C stored after them."""
+
+
+def add_checksum(data: bytes | memoryview) -> bytes:
+    """``data`` followed by its CRC-32C (4 bytes, little-endian), as zarr's ``crc32c`` codec writes."""
+    import google_crc32c
+
+    data = bytes(data)
+    return data + google_crc32c.value(data).to_bytes(4, "little")
+
+
+def strip_checksum(raw: bytes | memoryview) -> memoryview:
+    """The encoded bytes in front of a CRC-32C, after checking it; ``ChecksumError`` when it fails."""
+    import google_crc32c
+
+    view = memoryview(raw)
+    if len(view) < 4:
+        raise ChecksumError(f"a checksummed chunk of {len(view)} bytes is shorter than its checksum")
+    body = view[:-4]
+    # google_crc32c takes bytes or arrays, not memoryviews; an array over the view copies nothing.
+    if google_crc32c.value(np.frombuffer(body, np.uint8)) != int.from_bytes(view[-4:], "little"):
+        raise ChecksumError("the chunk does not match its CRC-32C checksum")
+    return body
 
 
 class FrameEncoder:
     """Encodes single frames to exactly the bytes zarr's chunk codecs for ``spec`` would decode.
 
     Used by the writer to build image shards frame by frame. Blosc and zstd frames are
-    self-describing, so the bytes of ``numcodecs`` decode through zarr's own codecs.
+    self-describing, so the bytes of ``numcodecs`` decode through zarr's own codecs. ``encode``
+    returns the codec's bytes; the writer appends the checksum (``add_checksum``).
     """
 
     def __init__(self, spec: dict[str, Any], dtype: np.dtype) -> None:

@@ -8,6 +8,10 @@ after its frames are durable" true on disk and not only in the page cache.
 
 Every step (write, fsync, rename, directory fsync, delete) passes through a ``FaultHook``. Tests
 use it to stop the writer deterministically at each step of a commit and check what survives.
+
+zarr reads a chunk file that is not there as the array's fill value, so a chunk lost to damage
+would read as zeros. ``DurableLocalStore`` takes a ``required(key)`` rule from the demo store (is
+this chunk part of committed data?) and raises ``StoreDamage`` for a missing required chunk.
 """
 
 from __future__ import annotations
@@ -18,13 +22,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from zarr.core.buffer import Buffer
+from zarr.core.buffer import Buffer, BufferPrototype
 from zarr.storage import LocalStore
+
+from imitation.errors import StoreDamage
 
 TMP_SUFFIX = ".partial"
 
 # hook(step, path): called before each step; raising from it aborts the operation at that point.
 FaultHook = Callable[[str, str], None]
+# required(key): whether the file under this store key holds committed data (so its absence is damage).
+Required = Callable[[str], bool]
 
 
 class SimulatedCrash(BaseException):
@@ -117,15 +125,51 @@ def atomic_write(path: Path, data: Any, hook: FaultHook = _no_hook) -> None:
     fsync_dir(path.parent, hook)
 
 
-class DurableLocalStore(LocalStore):
-    """A zarr ``LocalStore`` whose writes are atomic and durable (fsync) and can be fault-injected."""
+def _nothing_required(key: str) -> bool:
+    return False
 
-    def __init__(self, root: Path | str, *, read_only: bool = False, hook: FaultHook | None = None) -> None:
+
+class DurableLocalStore(LocalStore):
+    """A zarr ``LocalStore`` whose writes are atomic and durable (fsync) and can be fault-injected,
+    and whose reads refuse a missing file that ``required`` says holds committed data."""
+
+    def __init__(
+        self,
+        root: Path | str,
+        *,
+        read_only: bool = False,
+        hook: FaultHook | None = None,
+        required: Required | None = None,
+    ) -> None:
         super().__init__(root, read_only=read_only)
         self.hook: FaultHook = hook or _no_hook
+        self.required: Required = required or _nothing_required
 
     def with_read_only(self, read_only: bool = False) -> DurableLocalStore:
-        return DurableLocalStore(self.root, read_only=read_only, hook=self.hook)
+        return DurableLocalStore(self.root, read_only=read_only, hook=self.hook, required=self.required)
+
+    def _present(self, key: str, value: Buffer | None) -> Buffer | None:
+        if value is None and self.required(key):
+            raise StoreDamage(
+                f"{self.root}: {key} is missing, but it holds committed data; the store is damaged "
+                f"(run 'imitation data validate {self.root}' for a full report)"
+            )
+        return value
+
+    async def get(
+        self, key: str, prototype: BufferPrototype | None = None, byte_range: Any = None
+    ) -> Buffer | None:
+        return self._present(key, await super().get(key, prototype, byte_range))
+
+    def get_sync(
+        self, key: str, *, prototype: BufferPrototype | None = None, byte_range: Any = None
+    ) -> Buffer | None:
+        return self._present(key, super().get_sync(key, prototype=prototype, byte_range=byte_range))
+
+    async def get_partial_values(self, prototype: BufferPrototype, key_ranges: Any) -> list[Buffer | None]:
+        key_ranges = list(key_ranges)
+        values = await super().get_partial_values(prototype, key_ranges)
+        return [self._present(key, v) for (key, _), v in zip(key_ranges, values, strict=True)]
 
     async def _set(self, key: str, value: Buffer, exclusive: bool = False) -> None:
         import asyncio

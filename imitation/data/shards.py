@@ -17,14 +17,15 @@ from typing import Any
 
 import numpy as np
 
+from imitation.data.codecs import ChecksumError, strip_checksum
 from imitation.data.schema import Feature
-from imitation.errors import StoreError
+from imitation.errors import StoreDamage
 
 EMPTY = np.uint64(2**64 - 1)  # index entry (offset and nbytes) of a chunk that is not in the shard
 
 
-class ShardError(StoreError):
-    """A shard file is missing, truncated or fails its checksum: the store is damaged."""
+class ShardError(StoreDamage):
+    """A shard file is missing, truncated or fails a checksum: the store is damaged."""
 
 
 def shard_key(key: str, shard: int, ndim: int) -> str:
@@ -75,10 +76,19 @@ _COALESCE_GAP = 16 * 1024  # read neighbouring chunks with one pread when at mos
 
 
 class FrameDecoder:
-    """Decodes one stored chunk (one frame) as zarr would; a class, so that datasets pickle."""
+    """Decodes one stored chunk (one frame) as zarr would, verifying its CRC-32C where the array
+    has one (``ChecksumError`` otherwise); a class, so that datasets pickle."""
 
-    def __init__(self, codec: str, shape: tuple[int, ...], dtype: np.dtype, big_endian: bool = False) -> None:
+    def __init__(
+        self,
+        codec: str,
+        shape: tuple[int, ...],
+        dtype: np.dtype,
+        big_endian: bool = False,
+        checksum: bool = False,
+    ) -> None:
         self.codec = codec  # jpeg | none | zstd | blosc
+        self.checksum = checksum
         self.shape = shape
         self.dtype = np.dtype(dtype)
         self.wire = self.dtype.newbyteorder(">" if big_endian else "<")
@@ -90,6 +100,8 @@ class FrameDecoder:
             self._bytes_codec = numcodecs.Zstd() if codec == "zstd" else numcodecs.Blosc()
 
     def __call__(self, raw: Any) -> np.ndarray:
+        if self.checksum:
+            raw = strip_checksum(raw)
         if self.codec == "jpeg":
             import imagecodecs
 
@@ -123,15 +135,19 @@ def frame_decoder(array: Any, feature: Feature) -> FrameDecoder | None:
     if tuple(array.shards or ()) != (feature.file_frames(), *shape):
         return None
     inner = tuple(sharding.codecs)
+    checksum = bool(inner) and isinstance(inner[-1], Crc32cCodec)
+    if checksum:
+        inner = inner[:-1]
     if len(inner) == 1 and isinstance(inner[0], JpegCodec):
-        return FrameDecoder("jpeg", shape, dtype)
+        return FrameDecoder("jpeg", shape, dtype, checksum=checksum)
     if not inner or not isinstance(inner[0], BytesCodec):
         return None
     big = getattr(inner[0].endian, "value", None) == "big"
     if len(inner) == 1:
-        return FrameDecoder("none", shape, dtype, big)
+        return FrameDecoder("none", shape, dtype, big, checksum)
     if len(inner) == 2 and isinstance(inner[1], ZstdCodec | BloscCodec):
-        return FrameDecoder("zstd" if isinstance(inner[1], ZstdCodec) else "blosc", shape, dtype, big)
+        name = "zstd" if isinstance(inner[1], ZstdCodec) else "blosc"
+        return FrameDecoder(name, shape, dtype, big, checksum)
     return None
 
 
@@ -197,7 +213,15 @@ class ShardReader:
                         f"{path}: the shard file is shorter than its index says; the store is damaged"
                     )
                 for k in range(i, j):
-                    out[rows[order[k]]] = self.decode(blob[starts[k] - lo : ends[k] - lo])
+                    try:
+                        out[rows[order[k]]] = self.decode(blob[starts[k] - lo : ends[k] - lo])
+                    except ShardError:
+                        raise
+                    except Exception as e:  # a checksum or a decoder failure: the bytes are not what was written
+                        raise ShardError(
+                            f"{path}: frame {frames[order[k]]} of {self.key!r} does not read back "
+                            f"({'fails its checksum' if isinstance(e, ChecksumError) else e}); the store is damaged"
+                        ) from e
                 i = j
         finally:
             os.close(fd)

@@ -3,22 +3,31 @@
 Layout (Zarr v3, readable with plain ``zarr``; shaped like diffusion_policy's replay buffer)::
 
     <name>.zarr/
-      attrs: format, format_version, fps, robot, features, software, created, [stats]
+      attrs: format, format_version, fps, robot, features, software, created, [stats], [validation]
       data/<key>            frames of all episodes concatenated along axis 0
-      meta/episode_ends     int64 cumulative frame counts: the only commit record
+      meta/episode_ends     int64 cumulative frame counts: the commit record
       meta/<field>          one entry per episode (task, operator, start_time, duration_s, outcome,
-                            dropped_frames, seed, info)
+                            dropped_frames, seed, info, length)
 
 Commit protocol. Frames are written first (each file atomically and durably, see ``durable.py``);
 then the per-episode metadata; then ``meta/episode_ends`` grows by one entry. That last chunk
-write is the commit: a store killed at any instant holds a valid prefix of ``episode_ends``, every
-episode in it reads back bit-exact, and anything after it is an uncommitted tail that readers
-ignore and the writer truncates (and reports) when it next opens the store.
+write is the commit: a store killed at any instant holds every committed episode bit-exact, and
+anything after the last committed end is an uncommitted tail that readers ignore and the writer
+truncates (and reports) when it next opens the store.
 
-The committed prefix is the longest prefix of ``episode_ends`` that is strictly increasing,
-positive and within the length of every data and metadata array. (A crash between the resize of
-``episode_ends`` and the write of its new value leaves a trailing fill value of 0, which fails
-that test, so the half-done commit is not counted.)
+The commit record is checked, not trusted. A crash can leave exactly three things behind: frames
+past the last end, one metadata entry past the last episode, and one trailing ``episode_ends``
+entry still at its fill value 0 (the resize happened, the value write did not). Anything else —
+ends that do not increase, arrays shorter than the ends say, metadata entries missing or too
+many, ends that disagree with the per-episode ``length`` column (format 2), timestamps that go
+back inside an episode — is damage, not an interrupted write: the store opens only for
+inspection (``DemoStore.open(path, check=False)``), and nothing appends to it or trains on it
+until ``imitation data repair --force`` has rebuilt it (keeping the original as a backup).
+
+Format 2 also gives every chunk a CRC-32C (zarr's ``crc32c`` codec; see ``codecs.py``), verified
+on every read, and a chunk file that committed data needs but that is not there is an error for
+every reader, never zeros. Format 1 stores (no checksums, no ``length`` column) are read as
+before; ``imitation data repair --upgrade`` rewrites them as format 2.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import math
 import os
 import queue
 import threading
@@ -42,17 +52,18 @@ import numpy as np
 import zarr
 
 from imitation import __version__
-from imitation.data.codecs import CODEC_PACKAGES, FrameEncoder, zarr_codecs
-from imitation.data.durable import DurableLocalStore, FaultHook, remove_temporaries, write_key
+from imitation.data.codecs import CODEC_PACKAGES, FrameEncoder, add_checksum, strip_checksum, zarr_codecs
+from imitation.data.durable import DurableLocalStore, FaultHook, fsync_dir, remove_temporaries, write_key
 from imitation.data.schema import TIMESTAMP, Feature, SchemaError, parse_features, validate_frame
 from imitation.data.shards import build_shard, shard_key, split_shard
-from imitation.errors import StoreError
+from imitation.errors import StoreDamage, StoreError
 
 log = logging.getLogger(__name__)
 
 FORMAT = "imitation.demos"
-FORMAT_VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+# 2: a CRC-32C on every chunk, and the per-episode ``length`` column that the ends are checked against.
+FORMAT_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)
 EPISODE_CHUNK = 4096  # metadata entries per chunk
 
 # Per-episode metadata fields: name -> (dtype, default).
@@ -65,7 +76,15 @@ EPISODE_FIELDS: dict[str, tuple[Any, Any]] = {
     "dropped_frames": (np.int64, 0),
     "seed": (np.int64, -1),  # simulation seed, -1 when none
     "info": (str, "{}"),  # JSON object with anything else
+    "length": (np.int64, 0),  # frames, written by the writer: a second record of the episode ends
 }
+# The fields of format 1, which had no ``length``.
+FIELDS_V1 = tuple(name for name in EPISODE_FIELDS if name != "length")
+
+
+def fields_of(version: int) -> tuple[str, ...]:
+    """The per-episode metadata fields a store of this format version holds."""
+    return FIELDS_V1 if version == 1 else tuple(EPISODE_FIELDS)
 
 
 @dataclass
@@ -88,7 +107,10 @@ class RecoveryReport:
 
 
 def committed_count(episode_ends: np.ndarray, limit_frames: int, limit_episodes: int) -> int:
-    """Length of the valid prefix of ``episode_ends`` (see the module docstring)."""
+    """Length of the longest prefix of ``episode_ends`` that is increasing, positive and within
+    ``limit_frames`` frames and ``limit_episodes`` metadata entries: the episodes that can be read.
+
+    On a consistent record this is every committed episode (``check_record`` says whether it is)."""
     ends = np.asarray(episode_ends[:limit_episodes], dtype=np.int64)
     if ends.size == 0:
         return 0
@@ -98,17 +120,109 @@ def committed_count(episode_ends: np.ndarray, limit_frames: int, limit_episodes:
     return int(bad[0]) if bad.size else int(ends.size)
 
 
+def check_record(
+    ends: np.ndarray,
+    data_lengths: Mapping[str, int],
+    meta_lengths: Mapping[str, int],
+    lengths: np.ndarray | None = None,
+) -> tuple[int, list[str]]:
+    """(committed episodes, problems) of a commit record.
+
+    ``ends`` is ``meta/episode_ends`` as stored; ``data_lengths`` and ``meta_lengths`` are the
+    lengths (axis 0) of every data and metadata array; ``lengths`` the per-episode ``length``
+    column of a format-2 store. Only what a crash can leave is accepted without a problem: one
+    trailing end still 0, one metadata entry past the last episode, frames past the last end.
+    """
+    ends = np.asarray(ends, dtype=np.int64)
+    problems: list[str] = []
+    n = int(ends.size)
+    if n and ends[-1] == 0:
+        n -= 1  # an interrupted commit: the end was resized in but never written
+    committed = ends[:n]
+    prev = np.concatenate([[0], committed[:-1]])
+    bad = np.flatnonzero(committed <= prev)
+    if bad.size:
+        i = int(bad[0])
+        problems.append(
+            f"meta/episode_ends does not increase at episode {i} ({int(prev[i])} then {int(committed[i])})"
+        )
+    frames = int(committed.max(initial=0))
+    for key, length in data_lengths.items():
+        if length < frames:
+            problems.append(f"data/{key} holds {length} frames, but meta/episode_ends commits {frames}")
+    for name, length in meta_lengths.items():
+        if length < n:
+            problems.append(f"meta/{name} has {length} entries for {n} committed episodes")
+        elif length > n + 1:
+            problems.append(
+                f"meta/{name} has {length} entries, but meta/episode_ends commits {n} episodes "
+                "(an interrupted save leaves at most one more)"
+            )
+    if lengths is not None and not bad.size:
+        lengths = np.asarray(lengths[:n], dtype=np.int64)
+        if lengths.size == n:
+            wrong = np.flatnonzero(committed - prev != lengths)
+            if wrong.size:
+                i = int(wrong[0])
+                problems.append(
+                    f"episode {i}: meta/length records {int(lengths[i])} frames, but meta/episode_ends "
+                    f"gives it {int(committed[i] - prev[i])} (frames {int(prev[i])}..{int(committed[i]) - 1})"
+                )
+    return n, problems
+
+
+def timestamp_problems(timestamps: np.ndarray, ends: np.ndarray) -> list[str]:
+    """Episodes whose timestamps do not increase: a boundary in the ends that is not where the
+    recording had one (the writer refuses a timestamp that does not increase within an episode)."""
+    ends = np.asarray(ends, dtype=np.int64)
+    if not ends.size:
+        return []
+    with np.errstate(invalid="ignore"):
+        steps = np.diff(np.asarray(timestamps[: int(ends[-1])], dtype=np.float64))  # frame i -> i + 1
+    within = np.ones(steps.shape, dtype=bool)
+    within[ends[:-1] - 1] = False  # a new episode may start at any time
+    bad = np.flatnonzero(~(steps > 0) & within) + 1
+    if not bad.size:
+        return []
+    f = int(bad[0])
+    e = int(np.searchsorted(ends, f, side="right"))
+    return [
+        f"episode {e}: its timestamp does not increase at frame {f} ({float(timestamps[f - 1])!r} then "
+        f"{float(timestamps[f])!r}; {bad.size} such frame(s) in all): meta/episode_ends does not match the "
+        "episodes as recorded"
+    ]
+
+
+def _parse_info(text: str, path: Path, episode: int) -> dict[str, Any]:
+    try:
+        info = json.loads(text or "{}")
+    except ValueError:
+        info = None
+    if not isinstance(info, dict):
+        raise StoreDamage(
+            f"{path}: meta/info of episode {episode} is not a JSON object ({text[:60]!r}); the store is damaged"
+        )
+    return info
+
+
+def _stats_digest(features: Any) -> str:
+    return hashlib.sha256(json.dumps(features, sort_keys=True).encode()).hexdigest()[:32]
+
+
 class DemoStore:
     """A demonstration store on disk. ``DemoStore.open(path)`` to read, ``create``/``writer`` to write.
 
     Reading never sees uncommitted frames: ``episode_ends``, ``n_frames`` and all readers are
-    limited to the committed prefix as it was when the store was opened (``refresh()`` re-reads it).
+    limited to the committed episodes as they were when the store was opened (``refresh()``
+    re-reads them). ``problems`` lists what is wrong with the commit record; ``open`` refuses a
+    store that has any unless ``check=False`` (for inspection and repair only).
     """
 
-    def __init__(self, path: Path, group: zarr.Group, store: DurableLocalStore) -> None:
+    def __init__(self, path: Path, group: zarr.Group, store: DurableLocalStore, *, check: bool = True) -> None:
         self.path = path
         self._group = group
         self._zstore = store
+        self._check = check
         attrs = dict(group.attrs)
         self.attrs = attrs
         if attrs.get("format") != FORMAT:
@@ -122,15 +236,37 @@ class DemoStore:
                 f"{path} has format_version {version!r}; this version of imitation ({__version__}) reads "
                 f"{', '.join(map(str, SUPPORTED_VERSIONS))}: upgrade imitation to open it"
             )
-        self.features: dict[str, Feature] = {k: Feature.from_dict(v) for k, v in attrs["features"].items()}
-        self.fps: float = float(attrs["fps"])
+        self.version: int = int(version)
+        self.fields = fields_of(self.version)
+        try:
+            self.features: dict[str, Feature] = {
+                k: Feature.from_dict(v) for k, v in dict(attrs["features"]).items()
+            }
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise StoreDamage(
+                f"{path}: the 'features' attribute in zarr.json is missing or malformed ({e!r}); the store's "
+                "root metadata is damaged: restore zarr.json from a backup or re-import the data"
+            ) from None
+        fps = attrs.get("fps")
+        if isinstance(fps, bool) or not isinstance(fps, int | float) or not math.isfinite(fps) or fps <= 0:
+            raise StoreDamage(
+                f"{path}: the 'fps' attribute in zarr.json is {fps!r}, not a positive rate; the store's root "
+                "metadata is damaged: set it to the rate the episodes were recorded at"
+            )
+        self.fps: float = float(fps)
         self.robot: dict[str, Any] = dict(attrs.get("robot") or {})
+        # Rows of each array that committed data covers, and rows per chunk: a chunk starting
+        # below that count must exist (see ``_required``).
+        self._committed_rows: dict[str, tuple[int, int]] = {}
+        store.required = self._required
         self.refresh()
 
     # ------------------------------------------------------------------ opening and creating
     @classmethod
-    def open(cls, path: str | Path, *, hook: FaultHook | None = None) -> DemoStore:
-        """Open an existing store for reading."""
+    def open(cls, path: str | Path, *, hook: FaultHook | None = None, check: bool = True) -> DemoStore:
+        """Open an existing store for reading. With ``check`` (the default) a store whose commit
+        record is inconsistent is refused with the first problem found; ``check=False`` opens it
+        for inspection, with ``problems`` listing what is wrong."""
         path = Path(path)
         if not (path / "zarr.json").is_file():
             _refuse_interrupted_edit(path)
@@ -149,7 +285,7 @@ class DemoStore:
             )
         except Exception as e:  # zarr raises several types for unreadable metadata
             raise StoreError(f"cannot open {path} as a Zarr group: {e}") from e
-        return cls(path, group, zstore)
+        return cls(path, group, zstore, check=check)
 
     @classmethod
     def create(
@@ -165,50 +301,155 @@ class DemoStore:
         path = Path(path)
         if path.exists():
             raise StoreError(f"{path} already exists; open it to append, or choose another path")
-        if not fps or fps <= 0:
-            raise StoreError(f"fps must be > 0 (the robot's control_hz), got {fps}")
+        if isinstance(fps, bool) or not isinstance(fps, int | float) or not math.isfinite(fps) or fps <= 0:
+            raise StoreError(f"fps must be > 0 and finite (the robot's control_hz), got {fps!r}")
         schema = parse_features(features)
         tmp = path.with_name(f".{path.name}.creating-{os.getpid()}")
-        zstore = DurableLocalStore(tmp, hook=hook)
-        group = zarr.open_group(store=zstore, mode="w-", zarr_format=3)
-        data = group.create_group("data")
-        for key, feat in schema.items():
-            _create_feature_array(data, key, feat)
-        meta = group.create_group("meta")
-        meta.create_array("episode_ends", shape=(0,), dtype="int64", chunks=(EPISODE_CHUNK,), fill_value=0)
-        for name, (dtype, default) in EPISODE_FIELDS.items():
-            meta.create_array(name, shape=(0,), dtype=dtype, chunks=(EPISODE_CHUNK,), fill_value=default)
-        group.attrs.update(
-            {
-                "format": FORMAT,
-                "format_version": FORMAT_VERSION,
-                "fps": float(fps),
-                "robot": dict(robot or {}),
-                "features": {k: f.to_dict() for k, f in schema.items()},
-                "codec_packages": {k: CODEC_PACKAGES[f.codec["name"]] for k, f in schema.items()},
-                "software": {"imitation": __version__, "zarr": zarr.__version__},
-                "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-            }
-        )
-        # The store appears under its name only once complete.
-        os.replace(tmp, path)
-        from imitation.data.durable import fsync_dir
+        try:
+            zstore = DurableLocalStore(tmp, hook=hook)
+            group = zarr.open_group(store=zstore, mode="w-", zarr_format=3)
+            data = group.create_group("data")
+            for key, feat in schema.items():
+                _create_feature_array(data, key, feat)
+            meta = group.create_group("meta")
+            _create_meta_array(meta, "episode_ends", "int64", 0)
+            for name, (dtype, default) in EPISODE_FIELDS.items():
+                _create_meta_array(meta, name, dtype, default)
+            group.attrs.update(
+                {
+                    "format": FORMAT,
+                    "format_version": FORMAT_VERSION,
+                    "fps": float(fps),
+                    "robot": dict(robot or {}),
+                    "features": {k: f.to_dict() for k, f in schema.items()},
+                    "codec_packages": {k: CODEC_PACKAGES[f.codec["name"]] for k, f in schema.items()},
+                    "software": {"imitation": __version__, "zarr": zarr.__version__},
+                    "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+                }
+            )
+            # The store appears under its name only once complete. rename(2) refuses to replace a
+            # non-empty directory, so of two processes creating the same store one wins, whole.
+            try:
+                os.replace(tmp, path)
+            except OSError as e:
+                if not path.exists():
+                    raise
+                raise StoreError(
+                    f"{path} was created by another process while this one was creating it; nothing was "
+                    "written to it (open it to append once that process has finished)"
+                ) from e
+        except BaseException:
+            import shutil
 
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         fsync_dir(path.parent)
         return cls.open(path, hook=hook)
 
+    def _required(self, key: str) -> bool:
+        """Whether the file under store key ``key`` is a chunk holding committed rows."""
+        pos = key.find("/c/")
+        while pos >= 0:
+            limit = self._committed_rows.get(key[:pos])
+            if limit is not None:
+                index = key[pos + 3 :].split("/", 1)[0]
+                return index.isdigit() and int(index) * limit[1] < limit[0]
+            pos = key.find("/c/", pos + 1)
+        return False
+
     def refresh(self) -> None:
-        """Re-read the commit record (to see episodes committed since opening)."""
-        meta = self._group["meta"]
-        ends = np.asarray(meta["episode_ends"][:], dtype=np.int64)
-        limit_frames = min(int(self._group["data"][k].shape[0]) for k in self.features)
-        limit_eps = min(int(meta[name].shape[0]) for name in EPISODE_FIELDS)
-        k = committed_count(ends, limit_frames, limit_eps)
-        self.episode_ends = ends[:k]
-        self._stored_ends = ends.size
-        self._stored_frames = max(int(self._group["data"][key].shape[0]) for key in self.features)
+        """Re-read and check the commit record (to see episodes committed since opening)."""
+        problems: list[str] = []
+        data_lengths = self._lengths("data", self.features, problems)
+        meta_lengths = self._lengths("meta", (*self.fields, "episode_ends"), problems)
+        stored_ends = meta_lengths.pop("episode_ends", 0)
+        # The last entry may be an interrupted commit whose chunk was never written.
+        self._committed_rows = {"meta/episode_ends": (max(0, stored_ends - 1), EPISODE_CHUNK)}
+        ends = np.zeros(0, dtype=np.int64)
+        if stored_ends:
+            try:
+                ends = self._load("meta/episode_ends", slice(None)).astype(np.int64)
+            except StoreDamage as e:
+                problems.append(f"meta/episode_ends cannot be read: {e}")
+        n, found = check_record(ends, data_lengths, meta_lengths)
+        problems += found
+        limits = min(data_lengths.values(), default=0), min(meta_lengths.values(), default=0)
+        self._set_committed(ends[: committed_count(ends[:n], *limits)])
+        if not problems:  # the readable prefix is every committed episode: check it against the rest
+            problems += self._cross_check(ends, data_lengths, meta_lengths)
+        self.problems = problems
+        self._stored_ends = stored_ends
+        self._stored_frames = max(data_lengths.values(), default=0)
+        if problems and self._check:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise StoreDamage(
+                f"{self.path}: the commit record is inconsistent: {problems[0]}{more}. Nothing was changed; "
+                f"'imitation data validate {self.path}' reports it in full and 'imitation data repair --force "
+                f"{self.path}' rebuilds the store from what can be proven, keeping the original as a backup"
+            )
+
+    def _lengths(self, group: str, names: Iterable[str], problems: list[str]) -> dict[str, int]:
+        """Axis-0 length of each array ``group/name``; one that cannot be opened is a problem."""
+        out = {}
+        for name in names:
+            try:
+                out[name] = int(self._group[group][name].shape[0])
+            except Exception as e:  # zarr raises several types for a missing or unreadable zarr.json
+                problems.append(f"{group}/{name} cannot be opened ({e!r}); its zarr.json is missing or damaged")
+        return out
+
+    def _cross_check(self, ends: np.ndarray, data_lengths: dict[str, int], meta_lengths: dict[str, int]) -> list[str]:
+        """The committed ends against the ``length`` column (format 2) and the timestamps."""
+        problems: list[str] = []
+        if "length" in meta_lengths and self.n_episodes:
+            try:
+                lengths = self._load("meta/length", slice(0, self.n_episodes))
+                problems += check_record(ends, data_lengths, meta_lengths, lengths)[1]
+            except StoreDamage as e:
+                problems.append(f"meta/length cannot be read: {e}")
+        if not problems and self.n_episodes:
+            try:
+                problems += timestamp_problems(self.read(TIMESTAMP), self.episode_ends)
+            except StoreDamage as e:
+                problems.append(f"data/timestamp cannot be read: {e}")
+        return problems
+
+    def _set_committed(self, ends: np.ndarray) -> None:
+        """Take ``ends`` as the committed episodes: what readers see and which chunks must exist."""
+        self.episode_ends = np.asarray(ends, dtype=np.int64)
+        n, frames = self.n_episodes, self.n_frames
+        for key, feat in self.features.items():
+            self._committed_rows[f"data/{key}"] = (frames, feat.file_frames())
+        for name in self.fields:
+            self._committed_rows[f"meta/{name}"] = (n, EPISODE_CHUNK)
+        ends_rows = self._committed_rows["meta/episode_ends"][0]
+        self._committed_rows["meta/episode_ends"] = (max(n, ends_rows), EPISODE_CHUNK)
+
+    def _load(self, name: str, selection: Any) -> np.ndarray:
+        """``self._group[name][selection]`` as an array; any failure to read committed rows back
+        (a missing chunk, a failed checksum, a decoder error) is ``StoreDamage`` naming them."""
+        try:
+            return np.asarray(self._group[name][selection])
+        except StoreDamage:
+            raise
+        except Exception as e:
+            what = (
+                f"rows {selection.start or 0}..{'end' if selection.stop is None else selection.stop - 1}"
+                if isinstance(selection, slice)
+                else f"row {selection}"
+            )
+            reason = "a chunk fails its checksum" if "checksum" in str(e) else repr(e)
+            raise StoreDamage(
+                f"{self.path}: {name} {what} do not read back ({reason}); the store is damaged (run "
+                f"'imitation data validate {self.path}' for a full report)"
+            ) from e
 
     # ------------------------------------------------------------------ reading
+    @property
+    def checksums(self) -> bool:
+        """Whether every chunk carries a CRC-32C (format 2 and later)."""
+        return self.version >= 2
+
     @property
     def n_episodes(self) -> int:
         return int(self.episode_ends.size)
@@ -245,46 +486,62 @@ class DemoStore:
         end = self.n_frames if end is None else end
         if not 0 <= start <= end <= self.n_frames:
             raise IndexError(f"frames [{start}, {end}) outside the committed range [0, {self.n_frames})")
-        return np.asarray(self.array(key)[start:end])
+        if key not in self.features:
+            raise KeyError(f"no feature {key!r} in {self.path}; features: {sorted(self.features)}")
+        return self._load(f"data/{key}", slice(start, end))
 
     def read_episode(self, episode: int, keys: Iterable[str] | None = None) -> dict[str, np.ndarray]:
         start, end = self.episode_range(episode)
         return {k: self.read(k, start, end) for k in (keys or self.features)}
 
     def episode_meta(self, episode: int) -> dict[str, Any]:
-        self.episode_range(episode)
+        self.episode_range(episode)  # the range check
+        episode %= self.n_episodes
         out: dict[str, Any] = {}
-        for name in EPISODE_FIELDS:
-            v = self._group["meta"][name][episode]
+        for name in self.fields:
+            v = self._load(f"meta/{name}", episode)
             out[name] = v.item() if hasattr(v, "item") else v
-        out["info"] = json.loads(out["info"] or "{}")
+        out["info"] = _parse_info(out["info"], self.path, episode)
         out["length"] = int(self.episode_lengths[episode])
         return out
 
     def meta_table(self) -> dict[str, np.ndarray]:
         """All per-episode metadata as arrays of length n_episodes (``info`` stays JSON text)."""
         n = self.n_episodes
-        table = {name: np.asarray(self._group["meta"][name][:n]) for name in EPISODE_FIELDS}
+        table = {name: self._load(f"meta/{name}", slice(0, n)) for name in self.fields}
         table["length"] = self.episode_lengths
         return table
 
     def read_encoded(self, key: str, start: int, end: int) -> list[bytes]:
-        """The stored (compressed) bytes of frames [start, end) of an image feature, unchanged."""
+        """The codec's bytes of frames [start, end) of an image feature, without re-encoding (and
+        without the checksum, which is verified here and added again by whatever writes them)."""
         feat = self.features[key]
         if not feat.sharded:
             raise ValueError(f"feature {key!r} is not an image feature; read_encoded reads images only")
         if not 0 <= start <= end <= self.n_frames:
             raise IndexError(f"frames [{start}, {end}) outside the committed range [0, {self.n_frames})")
         s = feat.file_frames()
+        ndim = len(feat.shape) + 1
         out: list[bytes] = []
         for shard in range(start // s, (end - 1) // s + 1 if end > start else start // s):
-            blob = (self.path / shard_key(key, shard, len(feat.shape) + 1)).read_bytes()
-            chunks = split_shard(blob, s, where=shard_key(key, shard, len(feat.shape) + 1))
+            where = self.path / shard_key(key, shard, ndim)
+            try:
+                blob = where.read_bytes()
+            except FileNotFoundError:
+                raise StoreDamage(f"{where} is missing, but it holds committed frames; the store is damaged") from None
+            chunks = split_shard(blob, s, where=where)
             lo, hi = max(start, shard * s) - shard * s, min(end, (shard + 1) * s) - shard * s
             for i in range(lo, hi):
                 c = chunks[i]
                 if c is None:
-                    raise StoreError(f"{key}: frame {shard * s + i} is missing from its shard")
+                    raise StoreDamage(f"{where}: frame {shard * s + i} of {key!r} is missing from its shard")
+                if self.checksums:
+                    try:
+                        c = strip_checksum(c)
+                    except ValueError:
+                        raise StoreDamage(
+                            f"{where}: frame {shard * s + i} of {key!r} fails its checksum; the store is damaged"
+                        ) from None
                 out.append(bytes(c))
         return out
 
@@ -297,33 +554,93 @@ class DemoStore:
         """
         h = hashlib.sha256()
         h.update(self.episode_ends.astype("<i8").tobytes())
-        h.update(np.asarray(self._group["meta"]["start_time"][: self.n_episodes], dtype="<f8").tobytes())
+        h.update(self._load("meta/start_time", slice(0, self.n_episodes)).astype("<f8").tobytes())
         return h.hexdigest()[:32]
 
-    def stats(self, *, compute: bool = True, progress: bool = False) -> dict[str, dict[str, Any]]:
-        """Normalisation statistics per feature, cached in the store's attrs for this fingerprint."""
+    def _cached_stats(self) -> dict[str, Any] | None:
+        """The cached statistics when they belong to the current content and match their digest."""
         cached = self._group.attrs.get("stats")
-        fp = self.fingerprint()
-        if cached and cached.get("fingerprint") == fp:
-            return cached["features"]
+        if not isinstance(cached, dict) or cached.get("fingerprint") != self.fingerprint():
+            return None
+        digest = cached.get("digest")
+        if digest is None and self.version == 1:
+            return cached.get("features")  # format 1 wrote no digest
+        if digest != _stats_digest(cached.get("features")):
+            log.warning(
+                "%s: the cached statistics do not match their digest (edited by hand?); they are ignored",
+                self.path,
+            )
+            return None
+        return cached["features"]
+
+    def stats(self, *, compute: bool = True, progress: bool = False) -> dict[str, dict[str, Any]]:
+        """Normalisation statistics per feature, cached in the store's attrs for this fingerprint
+        with a digest, so that a cache edited by hand is recomputed rather than trusted."""
+        cached = self._cached_stats()
+        if cached is not None:
+            return cached
         if not compute:
             raise StoreError(
                 f"{self.path} has no statistics for its current content; run 'imitation data repair'"
             )
         if self.n_episodes == 0:
             raise StoreError(f"{self.path} has no committed episodes; statistics need at least one")
-        from imitation.data.stats import compute_store_stats
-
-        features = compute_store_stats(self, progress=progress)
-        try:
-            self._group.attrs["stats"] = {"fingerprint": fp, "features": features}
-        except Exception as e:  # a read-only store or file system: keep the result, skip the cache
-            log.warning("could not cache statistics in %s: %s", self.path, e)
+        features = self.compute_stats(progress=progress)
+        digest = _stats_digest(features)
+        self._set_attr("stats", {"fingerprint": self.fingerprint(), "features": features, "digest": digest})
         return features
 
+    def compute_stats(self, *, progress: bool = False) -> dict[str, dict[str, Any]]:
+        """Statistics computed from the frames now, never from the cache."""
+        from imitation.data.stats import compute_store_stats
+
+        # Through JSON, as the cache holds them, so that a fresh result compares equal to a cached one.
+        return json.loads(json.dumps(compute_store_stats(self, progress=progress)))
+
     def has_fresh_stats(self) -> bool:
-        cached = self._group.attrs.get("stats")
-        return bool(cached) and cached.get("fingerprint") == self.fingerprint()
+        return self._cached_stats() is not None
+
+    def _set_attr(self, name: str, value: Any) -> bool:
+        """Write one root attribute; a read-only store or file system keeps going without it."""
+        try:
+            self._group.attrs[name] = value
+        except Exception as e:
+            log.warning("could not write %r into %s: %s", name, self.path, e)
+            return False
+        self.attrs[name] = value
+        return True
+
+    def record_validation(self, errors: list[str]) -> None:
+        """Remember the result of a full validation of the current content (see ``last_validation``)."""
+        self._set_attr(
+            "validation",
+            {
+                "fingerprint": self.fingerprint(),
+                "ok": not errors,
+                "errors": errors[:5],
+                "at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+                "imitation": __version__,
+            },
+        )
+
+    def last_validation(self) -> dict[str, Any] | None:
+        """The last recorded validation of the current content (None if it was never validated
+        since it last changed)."""
+        v = self.attrs.get("validation")
+        if isinstance(v, dict) and v.get("fingerprint") == self.fingerprint():
+            return v
+        return None
+
+    def require_usable(self, use: str = "training") -> None:
+        """Refuse (``StoreDamage``) a store whose last validation of its current content failed."""
+        v = self.last_validation()
+        if v is not None and not v.get("ok", True):
+            errors = v.get("errors") or ["(no detail recorded)"]
+            raise StoreDamage(
+                f"{self.path} failed its last validation ({v.get('at', '?')}: {errors[0]}); it is not used for "
+                f"{use}. Repair it ('imitation data repair {self.path}', --force where that says so), then run "
+                f"'imitation data validate {self.path}' again"
+            )
 
     # ------------------------------------------------------------------ writing
     def writer(self, **kwargs: Any) -> EpisodeWriter:
@@ -345,6 +662,20 @@ class DemoStore:
         for root, _, files in os.walk(self.path / "data" / key):
             size += sum(os.path.getsize(os.path.join(root, f)) for f in files)
         return size
+
+
+def _create_meta_array(meta: zarr.Group, name: str, dtype: Any, fill_value: Any) -> zarr.Array:
+    """One per-episode metadata array, zstd-compressed with a CRC-32C on each chunk."""
+    from zarr.codecs import Crc32cCodec, ZstdCodec
+
+    return meta.create_array(
+        name,
+        shape=(0,),
+        dtype=dtype,
+        chunks=(EPISODE_CHUNK,),
+        fill_value=fill_value,
+        compressors=(ZstdCodec(level=3), Crc32cCodec()),
+    )
 
 
 def _create_feature_array(data: zarr.Group, key: str, feat: Feature) -> zarr.Array:
@@ -370,7 +701,8 @@ def _create_feature_array(data: zarr.Group, key: str, feat: Feature) -> zarr.Arr
 
 
 class _ImageColumn:
-    """Builds the shard files of one image feature frame by frame, encoding each frame on arrival."""
+    """Builds the shard files of one image feature frame by frame, encoding each frame on arrival
+    and appending its CRC-32C (the inner ``crc32c`` codec of a format-2 image array)."""
 
     def __init__(self, store: DurableLocalStore, key: str, feat: Feature) -> None:
         self.store = store
@@ -388,8 +720,13 @@ class _ImageColumn:
         self.chunks = [None] * self.per_shard
         keep = start - self.shard * self.per_shard
         path = self.store.root / shard_key(self.key, self.shard, self.ndim)
-        if keep and path.exists():
-            old = split_shard(path.read_bytes(), self.per_shard)
+        if keep:
+            if not path.exists():
+                raise StoreDamage(
+                    f"{path} is missing, but it holds committed frames {start - keep}..{start - 1}; the store is "
+                    "damaged and nothing is appended to it"
+                )
+            old = split_shard(path.read_bytes(), self.per_shard, where=path)
             self.chunks[:keep] = old[:keep]
         self.dirty = False
 
@@ -398,7 +735,7 @@ class _ImageColumn:
         if shard != self.shard:
             self.flush()
             self.shard, self.chunks = shard, [None] * self.per_shard
-        self.chunks[local] = frame if isinstance(frame, bytes) else self.encoder.encode(frame)
+        self.chunks[local] = add_checksum(frame if isinstance(frame, bytes) else self.encoder.encode(frame))
         self.dirty = True
         if local == self.per_shard - 1:
             self.flush()
@@ -458,6 +795,8 @@ class EpisodeWriter:
     durable when ``save_episode`` returns. Only one writer may hold a store at a time.
     """
 
+    created = False  # whether this writer created the store
+
     def __init__(
         self,
         path: str | Path,
@@ -474,9 +813,16 @@ class EpisodeWriter:
             if features is None or fps is None:
                 raise StoreError(f"{self.path} does not exist; pass features= and fps= to create it")
             DemoStore.create(self.path, features, fps=fps, robot=robot, hook=hook)
+            self.created = True  # this writer made the store (a caller may remove it if nothing is saved)
         self._lock_file = _acquire_lock(self.path)
         try:
             self.recovery = _recover(self.path, hook)
+            version = DemoStore.open(self.path, hook=hook).version
+            if version != FORMAT_VERSION:
+                raise StoreError(
+                    f"{self.path} is a format {version} store (no checksums); nothing is appended to it "
+                    f"until it is upgraded: run 'imitation data repair --upgrade {self.path}'"
+                )
             if self.recovery:
                 log.warning("%s: %s", self.path, self.recovery)
             self.store = DemoStore.open(self.path, hook=hook)
@@ -748,6 +1094,7 @@ class EpisodeWriter:
                 arr.resize((end, *arr.shape[1:]))
         n = self._n_committed
         meta = group["meta"]
+        ep = {**ep, "length": end - self._committed_end}
         for name in EPISODE_FIELDS:
             arr = _materialising(meta[name])
             arr.resize((n + 1,))
@@ -755,6 +1102,7 @@ class EpisodeWriter:
         ends = meta["episode_ends"]
         ends.resize((n + 1,))
         ends[n] = end  # the commit point
+        self.store._set_committed(np.append(self.store.episode_ends, end))
         self._n_committed = n + 1
         self._committed_end = end
 
@@ -822,9 +1170,13 @@ def _acquire_lock(path: Path) -> Any:
 
 
 def _recover(path: Path, hook: FaultHook | None) -> RecoveryReport:
-    """Drop the uncommitted tail left by an interrupted writer (the caller holds the lock)."""
-    report = RecoveryReport(removed_temporaries=len(remove_temporaries(path)))
+    """Drop the uncommitted tail left by an interrupted writer (the caller holds the lock).
+
+    Only what is proven uncommitted goes: the store is opened with its record checked, so a
+    damaged record raises ``StoreDamage`` here and nothing is written.
+    """
     store = DemoStore.open(path, hook=hook)
+    report = RecoveryReport(removed_temporaries=len(remove_temporaries(path)))
     group = store._group
     end, n = store.n_frames, store.n_episodes
     for key in store.features:
@@ -832,7 +1184,7 @@ def _recover(path: Path, hook: FaultHook | None) -> RecoveryReport:
         if arr.shape[0] > end:
             report.dropped_frames = max(report.dropped_frames, arr.shape[0] - end)
             arr.resize((end, *arr.shape[1:]))
-    for name in (*EPISODE_FIELDS, "episode_ends"):
+    for name in (*store.fields, "episode_ends"):
         arr = group["meta"][name]
         if arr.shape[0] > n:
             report.dropped_metadata_entries = max(report.dropped_metadata_entries, arr.shape[0] - n)
@@ -841,9 +1193,13 @@ def _recover(path: Path, hook: FaultHook | None) -> RecoveryReport:
 
 
 def open_for_repair(path: str | Path) -> tuple[DemoStore, RecoveryReport]:
-    """Take the writer lock, drop any uncommitted tail, and return the reopened store."""
+    """Take the writer lock, drop any uncommitted tail, and return the reopened store.
+
+    Refuses (``StoreDamage``) a store whose commit record is inconsistent: what such a store has
+    past its record cannot be proven uncommitted (see ``repair.py`` for the forced rebuild).
+    """
     path = Path(path)
-    DemoStore.open(path)  # clear errors for a missing or foreign store
+    DemoStore.open(path)  # clear errors for a missing, foreign or damaged store
     lock = _acquire_lock(path)
     try:
         report = _recover(path, None)
