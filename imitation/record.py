@@ -15,12 +15,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from imitation import config
-from imitation.errors import ConfigError
+from imitation.errors import ConfigError, ImitationError
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +133,6 @@ class ActionNoise:
 def record_scripted(cfg: RecordConfig, *, progress: bool | None = None) -> dict:
     """Record ``cfg.episodes`` expert episodes (successful ones, unless ``keep_failed``); returns
     counts and timing."""
-    from tqdm import tqdm
-
     from imitation.data.store import EpisodeWriter
     from imitation.robots.sim import SimRobot
 
@@ -147,7 +145,6 @@ def record_scripted(cfg: RecordConfig, *, progress: bool | None = None) -> dict:
     for f in features.values():
         if f["kind"] == "image":
             f["codec"] = cfg.image_codec
-    max_attempts = cfg.max_attempts or 2 * cfg.episodes + 10
     first_seed = cfg.seed
     if (cfg.out / "zarr.json").exists():
         from imitation.data.store import DemoStore
@@ -162,64 +159,104 @@ def record_scripted(cfg: RecordConfig, *, progress: bool | None = None) -> dict:
                 first_seed - 1,
                 first_seed,
             )
-    saved = failed = steps = 0
     t0 = time.perf_counter()
     show = sys.stderr.isatty() if progress is None else progress
-    with (
-        robot,
-        EpisodeWriter(
-            cfg.out, features=features, fps=robot.spec.control_hz, robot=robot.spec.to_dict()
-        ) as writer,
-    ):
-        bar = tqdm(total=cfg.episodes, desc="recording", unit="episode", disable=not show)
-        attempt = 0
-        while saved < cfg.episodes:
-            if attempt >= max_attempts:
-                raise ConfigError(
-                    f"the expert succeeded in only {saved} of {attempt} attempts; wanted {cfg.episodes} episodes"
-                )
-            seed = first_seed + attempt
-            attempt += 1
-            obs = robot.reset(seed)
-            expert = robot.expert()
-            writer.start_episode(
-                task=cfg.task or cfg.env,
-                operator="scripted",
-                seed=seed,
-                info={"env_id": cfg.env, **({"action_noise": cfg.action_noise} if cfg.action_noise else {})},
-            )
-            tail = None  # frames still to record after success
-            noise = ActionNoise(cfg.action_noise, robot.spec, seed)
-            while tail != 0 and not robot.truncated:
-                wanted = expert(obs)
-                sent = robot.act(wanted + noise())
-                if cfg.action_noise:  # the label is what the expert wanted, within the limits
-                    sent = np.clip(wanted, robot.spec.lower, robot.spec.upper).astype(np.float32)
-                writer.add_frame(
-                    {**{k: v for k, v in obs.items() if k in features or k == "timestamp"}, "action": sent}
-                )
-                obs = robot.observe()
-                steps += 1
-                if tail is not None:
-                    tail -= 1
-                elif robot.terminated:
-                    succeeded = bool(robot.info.get("is_success"))
-                    tail = round(cfg.tail_s * robot.spec.control_hz) if succeeded else 0
-            if tail is not None and succeeded:
-                writer.save_episode(outcome="success")
-                saved += 1
-                bar.update(1)
-            elif cfg.keep_failed:
-                writer.save_episode(outcome="failure")
-                saved += 1
-                failed += 1
-                bar.update(1)
-            else:
-                writer.discard_episode()
-                failed += 1
-            bar.set_postfix(failed=failed)
-        bar.close()
+    created = not cfg.out.exists() and not cfg.out.is_symlink()
+    opened = False
+    try:
+        with (
+            robot,
+            EpisodeWriter(
+                cfg.out, features=features, fps=robot.spec.control_hz, robot=robot.spec.to_dict()
+            ) as writer,
+        ):
+            opened = True
+            saved, failed, steps = _record_episodes(cfg, robot, writer, features, first_seed, show)
+    except BaseException as e:
+        if created and opened:
+            discard_new_store(cfg.out, e)
+        raise
     return {"episodes": saved, "failed": failed, "steps": steps, "wall_s": time.perf_counter() - t0}
+
+
+def discard_new_store(path: Path, error: BaseException) -> None:
+    """After a recording that failed (or was interrupted): remove the store at ``path``, which this
+    command created, if no episode was committed to it, and say so (in the error's own line where it
+    is a user's error, as a log line otherwise). A store that could not be read is kept."""
+    import shutil
+
+    from imitation.data.store import DemoStore
+
+    try:
+        if DemoStore.open(path).n_episodes:
+            return
+    except Exception:  # noqa: BLE001 - unreadable: not ours to judge empty
+        return
+    shutil.rmtree(path, ignore_errors=True)
+    note = f"removed {path}, which this command had created and saved no episode in"
+    if isinstance(error, ImitationError) and len(error.args) == 1 and isinstance(error.args[0], str):
+        error.args = (f"{error.args[0]}; {note}",)
+    else:
+        log.warning("%s", note)
+
+
+def _record_episodes(
+    cfg: RecordConfig, robot: Any, writer: Any, features: dict, first_seed: int, show: bool
+) -> tuple[int, int, int]:
+    """The episodes of ``record_scripted``: (saved, failed, steps)."""
+    from tqdm import tqdm
+
+    saved = failed = steps = 0
+    max_attempts = cfg.max_attempts or 2 * cfg.episodes + 10
+    bar = tqdm(total=cfg.episodes, desc="recording", unit="episode", disable=not show)
+    attempt = 0
+    while saved < cfg.episodes:
+        if attempt >= max_attempts:
+            raise ConfigError(
+                f"the expert succeeded in only {saved} of {attempt} attempts; wanted {cfg.episodes} episodes"
+            )
+        seed = first_seed + attempt
+        attempt += 1
+        obs = robot.reset(seed)
+        expert = robot.expert()
+        writer.start_episode(
+            task=cfg.task or cfg.env,
+            operator="scripted",
+            seed=seed,
+            info={"env_id": cfg.env, **({"action_noise": cfg.action_noise} if cfg.action_noise else {})},
+        )
+        tail = None  # frames still to record after success
+        noise = ActionNoise(cfg.action_noise, robot.spec, seed)
+        while tail != 0 and not robot.truncated:
+            wanted = expert(obs)
+            sent = robot.act(wanted + noise())
+            if cfg.action_noise:  # the label is what the expert wanted, within the limits
+                sent = np.clip(wanted, robot.spec.lower, robot.spec.upper).astype(np.float32)
+            writer.add_frame(
+                {**{k: v for k, v in obs.items() if k in features or k == "timestamp"}, "action": sent}
+            )
+            obs = robot.observe()
+            steps += 1
+            if tail is not None:
+                tail -= 1
+            elif robot.terminated:
+                succeeded = bool(robot.info.get("is_success"))
+                tail = round(cfg.tail_s * robot.spec.control_hz) if succeeded else 0
+        if tail is not None and succeeded:
+            writer.save_episode(outcome="success")
+            saved += 1
+            bar.update(1)
+        elif cfg.keep_failed:
+            writer.save_episode(outcome="failure")
+            saved += 1
+            failed += 1
+            bar.update(1)
+        else:
+            writer.discard_episode()
+            failed += 1
+        bar.set_postfix(failed=failed)
+    bar.close()
+    return saved, failed, steps
 
 
 def main(argv: Sequence[str], prog: str = "imitation record") -> int:

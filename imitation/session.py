@@ -189,7 +189,7 @@ def record_session(cfg: Any, *, teleop: Any = None, ui: Any = None) -> dict[str,
     from imitation.control import RateLoop
     from imitation.data.store import DemoStore, EpisodeWriter
     from imitation.deploy import DeployConfig, Setup
-    from imitation.record import features_for
+    from imitation.record import discard_new_store, features_for
 
     # The loop shares the interpreter with the store's writer, the cameras' and the emulator's
     # threads: a shorter GIL switch interval (5 ms by default) bounds how long it can be kept waiting.
@@ -230,6 +230,7 @@ def record_session(cfg: Any, *, teleop: Any = None, ui: Any = None) -> dict[str,
     counts = {"saved": 0, "discarded": 0, "rerecorded": 0, "frames": 0, "late": 0, "missed": 0}
     status = Status(target=cfg.episodes)
     owns_teleop = teleop is None
+    created = opened = False  # whether this call made the store, and opened its writer
     try:
         robot.connect()
         if teleop is None:
@@ -244,7 +245,9 @@ def record_session(cfg: Any, *, teleop: Any = None, ui: Any = None) -> dict[str,
             elif mode == "terminal":
                 ui = TerminalUI()
         seed = cfg.seed
+        created = not cfg.out.exists() and not cfg.out.is_symlink()
         with EpisodeWriter(cfg.out, features=features, fps=hz, robot=base.spec.to_dict()) as writer:
+            opened = True
             if setup.sim is not None or setup.physics is not None:
                 setup.begin(seed)
             obs = robot.observe()
@@ -374,6 +377,11 @@ def record_session(cfg: Any, *, teleop: Any = None, ui: Any = None) -> dict[str,
             # kept); the close waits for the saves still queued.
         for item in saving:
             _report_saved(*item)
+    except BaseException as e:
+        # A session that failed (or was interrupted) before its first save leaves no empty store.
+        if created and opened:
+            discard_new_store(cfg.out, e)
+        raise
     finally:
         gc.unfreeze()
         if ui is not None:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -342,3 +343,99 @@ def test_a_full_disk_mid_checkpoint_keeps_the_last_good_one(synthetic_store, tmp
     )
     assert "No space left on device" in line and "no checkpoint had been saved" in line
     assert f"removed {run}" in line and not run.exists() and not list(tmp_path.glob(".tmp-*"))
+
+
+# ------------------------------------------------------------------ failed recording
+# An expert that holds the arm where it is: every attempt fails.
+IDLE_EXPERT = """
+import imitation.robots.sim as sim
+sim.SimRobot.expert = lambda self: (lambda obs: obs["state"].copy())
+"""
+
+
+def test_a_failed_record_removes_only_a_store_it_created_and_left_empty(tmp_path):
+    from imitation.data.store import EpisodeWriter
+    from imitation.record import RecordConfig, features_for
+    from imitation.robots.sim import SimRobot
+
+    out = tmp_path / "new.zarr"
+    args = ("record", "--episodes", "1", "--max-attempts", "1", "--obs-mode", "state")
+    line = one_line_error(cli(*args, "--out", str(out), code=IDLE_EXPERT))
+    assert "0 of 1 attempts" in line and f"removed {out}" in line
+    assert not out.exists() and not out.with_suffix(".yaml").exists()
+    # A store that was there before stays, with its episodes or without any.
+    proc = cli("record", "--episodes", "2", "--obs-mode", "state", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    line = one_line_error(cli(*args, "--out", str(out), code=IDLE_EXPERT))
+    assert "removed" not in line and DemoStore.open(out).n_episodes == 2
+    empty = tmp_path / "empty.zarr"
+    robot = SimRobot(RecordConfig().env, obs_mode="state")
+    EpisodeWriter(empty, features=features_for(robot), fps=robot.spec.control_hz).close()
+    line = one_line_error(cli(*args, "--out", str(empty), code=IDLE_EXPERT))
+    assert "removed" not in line and DemoStore.open(empty).n_episodes == 0
+
+
+def test_ctrl_c_during_a_recording_removes_the_new_store_only_while_it_is_empty(tmp_path, monkeypatch):
+    from imitation.data.store import EpisodeWriter
+    from imitation.record import RecordConfig, record_scripted
+
+    start = EpisodeWriter.start_episode
+    ctrl_c = {"after": 0}  # Ctrl-C when this many episodes are saved
+
+    def start_episode(self, *a, **k):
+        if self.n_episodes == ctrl_c["after"]:
+            raise KeyboardInterrupt
+        return start(self, *a, **k)
+
+    monkeypatch.setattr(EpisodeWriter, "start_episode", start_episode)
+    cfg = RecordConfig(episodes=2, out=tmp_path / "a.zarr", obs_mode="state")
+    with pytest.raises(KeyboardInterrupt):
+        record_scripted(cfg, progress=False)
+    assert not cfg.out.exists()
+    ctrl_c["after"] = 1  # Ctrl-C once the first episode is saved: the store keeps it
+    with pytest.raises(KeyboardInterrupt):
+        record_scripted(cfg, progress=False)
+    assert DemoStore.open(cfg.out).n_episodes == 1
+
+
+class FailingKeys:
+    """A teleop device that starts an episode at tick 2, saves it at tick ``save`` (if given), and
+    fails at tick ``fail``: a device unplugged mid-session."""
+
+    def __init__(self, fail: int, save: int | None = None) -> None:
+        self.fail, self.save, self.tick = fail, save, 0
+
+    def connect(self): ...
+    def close(self): ...
+    def reset(self, obs): ...
+
+    def read(self, obs):
+        self.tick += 1
+        if self.tick == self.fail:
+            raise OSError(5, "Input/output error", "/dev/input/js0")
+        return np.asarray(obs["state"], dtype=np.float64)
+
+    def events(self):
+        from types import SimpleNamespace
+
+        keys = {2: "TOGGLE", **({self.save: "TOGGLE"} if self.save else {})}
+        return [SimpleNamespace(name=keys[self.tick])] if self.tick in keys else []
+
+
+def test_a_failed_operator_session_removes_the_new_store_only_while_it_is_empty(tmp_path):
+    from imitation.record import RecordConfig
+    from imitation.session import record_session
+
+    def session(name: str, teleop: FailingKeys) -> None:
+        cfg = RecordConfig(
+            robot="sim", teleop="keyboard", obs_mode="state", out=tmp_path / name, warmup_s=0.0, ui="none"
+        )
+        with pytest.raises(OSError, match="Input/output error"):
+            record_session(cfg, teleop=teleop)
+
+    session("a.zarr", FailingKeys(fail=8))  # failed mid-episode, nothing saved: no store
+    assert not (tmp_path / "a.zarr").exists()
+    session("b.zarr", FailingKeys(fail=12, save=6))  # one episode saved before: kept
+    assert DemoStore.open(tmp_path / "b.zarr").n_episodes == 1
+    session("b.zarr", FailingKeys(fail=4))  # a resumed store that gets nothing new: kept as it was
+    assert DemoStore.open(tmp_path / "b.zarr").n_episodes == 1
