@@ -268,13 +268,17 @@ def run_episode(
     dry_run: bool = False,
     done: Any = None,
     on_tick: Any = None,
+    loop: Any = None,
 ) -> EpisodeStats:
-    """One episode; ``done()`` says when the episode is over (besides ``max_ticks``)."""
+    """One episode; ``done()`` says when the episode is over (besides ``max_ticks``). ``loop``: the
+    ``RateLoop`` that paces it (default: one at the robot's rate on the wall clock; tests pass one
+    on a simulated clock, with an inference that advances that clock, so that what they check
+    does not depend on the machine's load)."""
     from imitation.control import RateLoop
 
     hz = robot.spec.control_hz
     period = 1.0 / hz
-    loop = RateLoop(hz)
+    loop = loop if loop is not None else RateLoop(hz)
     execu = ChunkExecutor(schedule)
     history: deque[dict[str, np.ndarray]] = deque(maxlen=(schedule.n_obs - 1) * schedule.frame_skip + 1)
     stats = EpisodeStats(seed=None)
@@ -291,6 +295,10 @@ def run_episode(
             for k in keys
         }
 
+    # A request of the previous episode may still be in flight (its last tick does not wait for
+    # it): its chunk belongs to that episode and its ticks, so it is collected and thrown away.
+    if infer.busy:
+        infer.poll(timeout=120.0)
     # The episode's first chunk is waited for before the clock starts: nothing moves before it.
     obs = robot.observe()
     history.append({k: np.asarray(obs[k]) for k in keys})
@@ -314,7 +322,7 @@ def run_episode(
         if want and not infer.busy:
             infer.submit(t, window_of())
             pending_tick = t
-        wait = loop.tick_time + budget_frac * period - time.perf_counter()
+        wait = loop.tick_time + budget_frac * period - loop.clock()
         got = infer.poll(timeout=max(0.0, wait)) if infer.busy else infer.poll()
         for tick, chunk, dt in got:
             execu.add(tick, chunk)
@@ -440,13 +448,14 @@ class Setup:
                     f"{rc.path}: cameras or env_state with `source: sim` exist only under --emulate"
                 )
             cameras: dict[str, Any] = {}
+            bus_kw: dict[str, Any] = {}
             env_source = None
             port = cfg.port
             calibration = cfg.calibration
             if cfg.emulate:
                 from imitation.robots.buses import make_bus
                 from imitation.robots.buses.emulator import ServoEmulator
-                from imitation.robots.emulated import SimPhysics, scripted_calibration
+                from imitation.robots.emulated import EMULATED_BUS_TIMEOUT_S, SimPhysics, scripted_calibration
 
                 if not env_id:
                     raise ConfigError("--emulate needs a task for its physics: pass --env")
@@ -469,8 +478,11 @@ class Setup:
                 print(f"emulated {rc.name} on {port} (physics: {env_id})")
                 self._tmp = tempfile.TemporaryDirectory()
                 calibration = str(Path(self._tmp.name) / f"{rc.name}.yaml")
-                with make_bus(rc.protocol, port, rc.motors, baudrate=rc.baudrate) as bus:
+                with make_bus(
+                    rc.protocol, port, rc.motors, baudrate=rc.baudrate, timeout_s=EMULATED_BUS_TIMEOUT_S
+                ) as bus:
                     scripted_calibration(bus, rc, self.physics).save(calibration)
+                bus_kw = {"timeout_s": EMULATED_BUS_TIMEOUT_S}
                 self.physics.reset(cfg.seed)
                 from imitation.robots.cameras import make_camera
 
@@ -484,7 +496,7 @@ class Setup:
 
                 cameras = {n: make_camera(n, c) for n, c in rc.cameras.items()}
             base = make_robot(
-                rc, str(port), calibration=calibration, cameras=cameras, env_state_source=env_source
+                rc, str(port), calibration=calibration, cameras=cameras, env_state_source=env_source, **bus_kw
             )
             safety = rc.safety
             has_env_state = env_source is not None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 
 import numpy as np
@@ -76,13 +75,26 @@ def test_rate_loop_keeps_deadlines_and_counts_overruns():
     assert s["overruns"] == 1 and s["missed"] == 1
 
 
-def test_rate_loop_real_clock_is_close_to_its_rate():
-    loop = RateLoop(100.0)
+def test_rate_loop_on_the_real_clock_never_releases_a_tick_early():
+    """What holds however loaded the machine is: no tick before its deadline, ticks in order (a
+    late loop skips deadlines, counted as missed). The rate it keeps is measured by
+    tools/bench_control.py (BENCHMARKS.md), not asserted here."""
+    calls: list[float] = []
+
+    def clock() -> float:
+        calls.append(time.perf_counter())
+        return calls[-1]
+
+    loop = RateLoop(100.0, clock=clock)
+    ticks = []
     for k in loop:
+        ticks.append(k)
         if k >= 30:
             break
-    s = loop.stats.summary()
-    assert 80 < s["rate_hz"] < 120
+    t0 = calls[0]
+    assert all(b > a for a, b in zip(ticks, ticks[1:], strict=False))
+    assert all(start >= t0 + k * loop.period for k, start in zip(ticks, loop.stats.starts, strict=True))
+    assert len(ticks) + loop.stats.missed == 31
 
 
 def test_ten_thousand_random_actions_never_exceed_the_limits():
@@ -128,29 +140,35 @@ def test_safe_start_moves_slowly_to_the_first_pose():
         assert robot.act(far)[0] == pytest.approx(0.3 - 0.2)  # then the normal step limit
 
 
-def test_watchdog_holds_within_timeout_plus_one_period_then_resumes():
+def wait_until(predicate, timeout_s: float = 30.0) -> bool:
+    """Poll for what a background thread does; the generous timeout only matters on failure."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return predicate()
+
+
+def test_watchdog_holds_never_early_then_resumes():
+    """How soon after ``watchdog_s`` it trips depends on the machine's load (tools/bench_control.py
+    watchdog measures it); that it trips, never before ``watchdog_s``, holds and lets commands
+    resume does not."""
     arm = FakeArm()
     lim = limits(watchdog_s=0.1, on_timeout="hold")
     with SafeRobot(arm, lim) as robot:
         robot.act(arm.q)
-        t_cmd = time.monotonic()
-        deadline = t_cmd + 2.0
-        while not arm.events and time.monotonic() < deadline:
-            time.sleep(0.005)
-        assert arm.events and arm.events[0][0] == "hold"
-        assert arm.events[0][1] - t_cmd <= lim.watchdog_s + 1 / lim.control_hz
-        robot.act(arm.q)  # commands resume after a hold
-    assert len(robot.trips) == 1
+        assert wait_until(lambda: bool(arm.events))
+        assert arm.events[0][0] == "hold" and arm.torque
+        assert robot.trips[0] >= lim.watchdog_s
+        sent = robot.act(arm.q)  # commands resume after a hold
+        assert np.allclose(sent, arm.q)
 
 
 def test_watchdog_release_stops_the_arm():
     arm = FakeArm()
     with SafeRobot(arm, limits(watchdog_s=0.05, on_timeout="release")) as robot:
         robot.act(arm.q)
-        deadline = time.monotonic() + 2.0
-        while not arm.events and time.monotonic() < deadline:
-            time.sleep(0.005)
-        assert arm.events[0][0] == "release" and not arm.torque
+        assert wait_until(lambda: bool(arm.events))
+        assert arm.events[0][0] == "release" and not arm.torque and robot.trips[0] >= 0.05
         with pytest.raises(SafetyStop, match="watchdog"):
             robot.act(arm.q)
 
@@ -164,8 +182,8 @@ def test_torque_off_on_exception_and_on_sigterm():
     arm2 = FakeArm()
     with pytest.raises(SystemExit) as exc, SafeRobot(arm2, limits(), watchdog=False):
         assert arm2.torque
-        threading.Timer(0.05, lambda: os.kill(os.getpid(), signal.SIGTERM)).start()
-        time.sleep(2.0)
+        os.kill(os.getpid(), signal.SIGTERM)  # delivered to this (the main) thread
+        time.sleep(60)  # the handler interrupts this at once: no race with another thread
     assert exc.value.code == 128 + signal.SIGTERM and not arm2.torque
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL or callable(signal.getsignal(signal.SIGTERM))
 

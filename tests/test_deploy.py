@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
-import time
 
 import numpy as np
 import pytest
 import torch
 
+from imitation.control import RateLoop
 from imitation.deploy import ChunkExecutor, DeployConfig, Schedule, check_compatible, deploy, run_episode
 from imitation.errors import ConfigError
 from imitation.policies.common import TemporalEnsembler
@@ -69,39 +68,45 @@ def test_a_checkpoint_the_robot_cannot_serve_is_refused_with_every_reason():
     check_compatible(ok, spec(), has_env_state=False)
 
 
-class SlowInference:
-    """Asynchronous fake inference taking ``latency_s`` per chunk (as a separate process would)."""
+class SimClock:
+    """Simulated time for the loop and the fake inference: nothing here depends on the machine's load."""
 
-    def __init__(self, latency_s: float, chunk: int, dim: int) -> None:
-        self.latency_s, self.chunk, self.dim = latency_s, chunk, dim
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, s: float) -> None:
+        self.now += max(0.0, s)
+
+
+class SlowInference:
+    """Fake inference taking ``latency_s`` of simulated time per chunk, as a separate process
+    would: a chunk submitted at t is ready at t + latency_s; waiting for it advances the clock."""
+
+    def __init__(self, clock: SimClock, latency_s: float, chunk: int, dim: int) -> None:
+        self.clock, self.latency_s, self.chunk, self.dim = clock, latency_s, chunk, dim
         self.busy = False
         self.latency: list[float] = []
-        self._out: list = []
-        self._cv = threading.Condition()
+        self._pending: tuple[int, float] | None = None  # (tick, ready at)
 
     def reset(self, seed):
         pass
 
     def submit(self, tick, window):
         self.busy = True
-
-        def work():
-            time.sleep(self.latency_s)
-            with self._cv:
-                self._out.append((tick, np.full((self.chunk, self.dim), 0.5) + 0.001 * tick, self.latency_s))
-                self._cv.notify_all()
-
-        threading.Thread(target=work, daemon=True).start()
+        self._pending = (tick, self.clock.now + self.latency_s)
 
     def poll(self, timeout=0.0):
-        with self._cv:
-            if not self._out and timeout > 0:
-                self._cv.wait(timeout)
-            out, self._out = self._out, []
-        if out:
-            self.busy = False
-            self.latency += [o[2] for o in out]
-        return out
+        if self._pending is None or self._pending[1] > self.clock.now + timeout:
+            self.clock.sleep(timeout)  # waited the whole timeout for nothing
+            return []
+        tick, ready = self._pending
+        self.clock.now = max(self.clock.now, ready)
+        self._pending, self.busy = None, False
+        self.latency.append(self.latency_s)
+        return [(tick, np.full((self.chunk, self.dim), 0.5) + 0.001 * tick, self.latency_s)]
 
 
 class ClockArm:
@@ -117,23 +122,75 @@ class ClockArm:
         return a
 
 
+def sim_loop(clock: SimClock, hz: float) -> RateLoop:
+    return RateLoop(hz, clock=clock, sleep=clock.sleep, spin_s=0.0)
+
+
 @pytest.mark.parametrize("mode", ["ensemble", "queue"])
 def test_slow_inference_never_costs_a_deadline_and_starved_ticks_are_counted(mode):
     hz = 50.0
     arm = ClockArm(hz)
-    infer = SlowInference(latency_s=0.05, chunk=20, dim=2)  # 2.5 control periods per chunk
+    clock = SimClock()
+    infer = SlowInference(clock, latency_s=0.05, chunk=20, dim=2)  # 2.5 control periods per chunk
     sched = Schedule(mode, 0, 20, 1, 1)
-    st = run_episode(arm, infer, sched, ["state"], max_ticks=60)
+    st = run_episode(arm, infer, sched, ["state"], max_ticks=60, loop=sim_loop(clock, hz))
     assert st.ticks == 60 and len(arm.sent) == 60
-    # Waiting for each 50 ms chunk would overrun ~40 ticks; the loop waits only within its budget
-    # (a few overruns are allowed for a busy test machine: timing targets live in the benchmarks).
-    assert st.timing["overruns"] <= 3 and st.timing["missed"] <= 3
+    # Waiting for each 50 ms chunk would overrun ~40 ticks; the loop waits only within its budget.
+    assert st.timing["overruns"] == 0 and st.timing["missed"] == 0
+    assert st.timing["period_ms_max"] == pytest.approx(20.0)  # every tick on its deadline
     assert st.chunks >= 3
     assert st.starved == 0  # chunks of 20 cover the 3-tick latency
     assert st.dropped_rows > 0  # rows for ticks already past when a chunk arrived were dropped
-    short = SlowInference(latency_s=0.05, chunk=2, dim=2)
-    st2 = run_episode(ClockArm(hz), short, Schedule(mode, 0, 2, 1, 1), ["state"], max_ticks=40)
-    assert st2.starved > 0 and st2.timing["overruns"] <= 3
+    clock2 = SimClock()
+    short = SlowInference(clock2, latency_s=0.05, chunk=2, dim=2)
+    st2 = run_episode(
+        ClockArm(hz), short, Schedule(mode, 0, 2, 1, 1), ["state"], max_ticks=40, loop=sim_loop(clock2, hz)
+    )
+    assert st2.starved > 0 and st2.timing["overruns"] == 0 and st2.timing["missed"] == 0
+
+
+class QueuedInference(SlowInference):
+    """Like SlowInference, but requests queue up in order as in the inference process, and a
+    chunk's values say which episode (the seed of the last reset) it was computed in."""
+
+    def __init__(self, clock: SimClock, latency_s: float, chunk: int, dim: int) -> None:
+        super().__init__(clock, latency_s, chunk, dim)
+        self.episode = 0
+        self._queue: list[tuple[int, float, int]] = []  # (tick, ready at, episode)
+
+    def reset(self, seed):
+        self.episode = seed
+
+    def submit(self, tick, window):
+        self.busy = True
+        start = max([self.clock.now] + [r for _, r, _ in self._queue[-1:]])
+        self._queue.append((tick, start + self.latency_s, self.episode))
+
+    def poll(self, timeout=0.0):
+        if not self._queue or self._queue[0][1] > self.clock.now + timeout:
+            self.clock.sleep(timeout)
+            return []
+        tick, ready, episode = self._queue.pop(0)
+        self.clock.now = max(self.clock.now, ready)
+        self.busy = bool(self._queue)
+        self.latency.append(self.latency_s)
+        return [(tick, np.full((self.chunk, self.dim), float(episode)) + 0.001 * tick, self.latency_s)]
+
+
+def test_a_chunk_asked_for_in_one_episode_is_never_executed_in_the_next():
+    """The last request of an episode is still in flight when it ends; its chunk must not drive
+    the next episode (or leave its first ticks with nothing to send)."""
+    hz, clock = 50.0, SimClock()
+    infer = QueuedInference(clock, latency_s=0.05, chunk=20, dim=2)
+    sched = Schedule("ensemble", 0, 20, 1, 1)
+    infer.reset(1)
+    run_episode(ClockArm(hz), infer, sched, ["state"], max_ticks=29, loop=sim_loop(clock, hz))
+    assert infer.busy  # the situation under test: a request of episode 1 in flight
+    infer.reset(2)
+    arm = ClockArm(hz)
+    st = run_episode(arm, infer, sched, ["state"], max_ticks=60, loop=sim_loop(clock, hz))
+    assert st.ticks == 60 and len(arm.sent) == 60
+    assert min(float(np.min(a)) for a in arm.sent) >= 2.0  # episode 2's chunks only
 
 
 def test_deploy_on_the_simulated_arm_with_inference_in_its_own_process(pick_place_checkpoint, tmp_path):
@@ -149,7 +206,9 @@ def test_deploy_on_the_simulated_arm_with_inference_in_its_own_process(pick_plac
     )
     summary = deploy(cfg)
     assert [e["ticks"] for e in summary["episodes"]] == [30, 30]
-    assert summary["starved"] == 0
+    # How many ticks starve depends on the machine's load (tools/bench_control.py measures it);
+    # that every tick sends a command, a starved one holding the last, does not.
+    assert 0 <= summary["starved"] < summary["ticks"] and summary["chunks"] >= 2
     assert all(e["success"] in (True, False) for e in summary["episodes"])
     assert summary["inference_ms_p50"] > 0
     from imitation.data.store import DemoStore
@@ -159,6 +218,7 @@ def test_deploy_on_the_simulated_arm_with_inference_in_its_own_process(pick_plac
     assert {"state", "env_state", "action"} <= set(s.features)
     assert s.episode_meta(0)["operator"] == "policy" and s.episode_meta(1)["seed"] == 100_001
     assert s.episode_meta(0)["outcome"] in ("success", "failure")
+    assert np.isfinite(s.read("action", 0, 60)).all()
 
 
 def test_deploy_cli_refuses_a_robot_without_env_state(pick_place_checkpoint):

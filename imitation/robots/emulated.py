@@ -25,6 +25,12 @@ import numpy as np
 from imitation.robots.calibration import REFERENCE_RAD, Calibration, calibrate
 from imitation.robots.config import RobotConfig
 
+# The bus timeout for a driver talking to the emulator. A real servo answers within a
+# millisecond, so a real bus gives up after 50 ms; the emulator answers from a thread of the same
+# process, which a loaded machine can leave unscheduled for far longer without anything being
+# wrong with the (virtual) wiring.
+EMULATED_BUS_TIMEOUT_S = 2.0
+
 
 @dataclass
 class Mounting:
