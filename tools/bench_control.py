@@ -4,6 +4,7 @@
     python tools/bench_control.py loop --checkpoint runs/pick_place_act_state --hz 30 50 --seconds 60
     python tools/bench_control.py loop --hz 30 50 --seconds 60     # the slow checkpoint (built here)
     python tools/bench_control.py e2e --checkpoint runs/pick_place_act_state --episodes 50
+    python tools/bench_control.py watchdog --trips 200
 
 roundtrip: a sync read of the six servos' Present_Position through our bus, repeated.
 loop: the deploy loop (RateLoop, SafeRobot, BusArm on the emulated bus, inference in its own
@@ -13,6 +14,9 @@ ticks. Without ``--checkpoint`` it builds and runs a slow one: the paper-scale i
 inference takes several control periods on a CPU.
 e2e: success rate of ``imitation deploy --emulate`` against ``imitation eval`` in simulation on
 the same checkpoint and seeds.
+watchdog: how late past ``watchdog_s`` SafeRobot's watchdog holds the arm once commands stop (the
+emulated SO-100, 0.1 s watchdog), over many trips. The tests check only that it trips, never early:
+how soon depends on the machine's load.
 """
 
 from __future__ import annotations
@@ -190,6 +194,41 @@ def e2e(checkpoint: str, episodes: int, seed: int) -> dict:
     }
 
 
+def watchdog(trips: int, watchdog_s: float = 0.1) -> dict:
+    import logging
+
+    from imitation.control import SafeRobot, SafetyLimits
+
+    logging.getLogger("imitation.control").setLevel(logging.ERROR)  # one warning per trip otherwise
+
+    emu, physics, arm = rig()
+    lim = SafetyLimits.for_robot(arm, arm.config.safety | {"watchdog_s": watchdog_s, "on_timeout": "hold"})
+    late = []
+    try:
+        physics.set_pose(np.array([0.0, 0.3, 1.2, 1.0, 0.0, 0.5]))
+        with SafeRobot(arm, lim) as robot:
+            for _ in range(trips):
+                robot.act(robot.observe()["state"])
+                n = len(robot.trips)
+                deadline = time.monotonic() + 10 * watchdog_s + 5.0
+                while len(robot.trips) == n and time.monotonic() < deadline:
+                    time.sleep(0.001)
+                late.append(robot.trips[-1] - watchdog_s)
+    finally:
+        emu.stop()
+    ms = np.asarray(late) * 1e3
+    period_ms = 1e3 / arm.spec.control_hz
+    return {
+        "what": f"watchdog trip delay past watchdog_s={watchdog_s} s, emulated SO-100 (hold)",
+        "trips": trips,
+        "late_ms_p50": round(float(np.percentile(ms, 50)), 3),
+        "late_ms_p99": round(float(np.percentile(ms, 99)), 3),
+        "late_ms_max": round(float(ms.max()), 3),
+        "within_one_period": int((ms <= period_ms).sum()),
+        "early": int((ms < 0).sum()),
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="what", required=True)
@@ -203,6 +242,8 @@ def main() -> None:
     e.add_argument("--checkpoint", required=True)
     e.add_argument("--episodes", type=int, default=50)
     e.add_argument("--seed", type=int, default=100_000)
+    w = sub.add_parser("watchdog")
+    w.add_argument("--trips", type=int, default=200)
     args = p.parse_args()
     Path("bench_out").mkdir(exist_ok=True)
     if args.what == "roundtrip":
@@ -211,6 +252,8 @@ def main() -> None:
         ckpt = args.checkpoint or str(slow_checkpoint(Path("bench_out/slow")))
         for hz in args.hz:
             print(json.dumps(loop(ckpt, hz, args.seconds)), flush=True)
+    elif args.what == "watchdog":
+        print(json.dumps(watchdog(args.trips)))
     else:
         print(json.dumps(e2e(args.checkpoint, args.episodes, args.seed)))
 
