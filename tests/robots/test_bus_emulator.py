@@ -4,6 +4,7 @@ behaviours drivers rely on (EEPROM refusal, offsets, limits, motion), injected f
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -24,7 +25,14 @@ from imitation.robots.buses.emulator import FirstOrderPhysics, ServoEmulator
 
 NAMES = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
 MODEL = {"feetech": "sts3215", "dynamixel": "xl330-m288"}
-TIMEOUT_S = 0.02
+# How long the bus waits for an answer that must come. The emulator's thread shares the machine
+# with everything else: with two busy loops on a 2-core machine it answered 6,000 requests within
+# 19 ms at worst, so the 20 ms of a real bus would fail now and then. Only tests of lost answers
+# wait this out.
+ANSWER_TIMEOUT_S = 0.5
+# For requests nobody may answer (an absent id, a servo whose every answer is lost): no answer can
+# come late, so a short wait decides nothing by timing.
+SILENCE_TIMEOUT_S = 0.02
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -33,9 +41,19 @@ def _rig(protocol: str, **emu_kw):
     emu = ServoEmulator(protocol, {i + 1: model for i in range(6)}, **emu_kw)
     port = emu.start()
     motors = {n: {"id": i + 1, "model": model} for i, n in enumerate(NAMES)}
-    bus = make_bus(protocol, port, motors, timeout_s=TIMEOUT_S, retries=3)
+    bus = make_bus(protocol, port, motors, timeout_s=ANSWER_TIMEOUT_S, retries=3)
     bus.connect()
     return SimpleNamespace(emu=emu, bus=bus, port=port, protocol=protocol, table=MODELS[model])
+
+
+@contextlib.contextmanager
+def silence(bus):
+    """Requests inside the block expect no answer: the bus waits SILENCE_TIMEOUT_S for it."""
+    before, bus.timeout_s = bus.timeout_s, SILENCE_TIMEOUT_S
+    try:
+        yield
+    finally:
+        bus.timeout_s = before
 
 
 @pytest.fixture(params=["feetech", "dynamixel"])
@@ -50,8 +68,10 @@ def rig(request):
 def test_ping_and_scan(rig):
     number = rig.table.model_number
     assert rig.bus.ping(1) == number
-    assert rig.bus.ping(9) is None
-    assert rig.bus.scan(range(0, 10)) == {i: number for i in range(1, 7)}
+    assert rig.bus.scan(range(1, 7)) == {i: number for i in range(1, 7)}
+    with silence(rig.bus):
+        assert rig.bus.ping(9) is None
+        assert rig.bus.scan([0, 7, 8, 9]) == {}
 
 
 def test_read_and_write(rig):
@@ -120,7 +140,9 @@ def test_eeprom_write_refused_under_torque_and_write_eeprom_works(rig):
 
 def test_changing_an_id(rig):
     rig.bus.write_eeprom("ID", "gripper", 9)
-    assert rig.bus.ping(9) == rig.table.model_number and rig.bus.ping(6) is None
+    assert rig.bus.ping(9) == rig.table.model_number
+    with silence(rig.bus):
+        assert rig.bus.ping(6) is None
     assert rig.emu.servo_ids == [1, 2, 3, 4, 5, 9] and rig.emu.get(9, "ID") == 9
     if rig.protocol == "feetech":
         assert rig.emu.get(9, "Lock") == 1
@@ -153,17 +175,18 @@ def test_motion_is_first_order_toward_the_goal_while_torque_is_on(rig):
     assert emu.get(3, "Goal_Position") == 2048  # torque on holds the present position
     bus.write("Goal_Position", "elbow_flex", 3048)
     seen = []
-    deadline = time.monotonic() + 2.0
+    deadline = time.monotonic() + 30.0  # a backstop: it gets there in about 0.2 s
     while time.monotonic() < deadline:
         seen.append(bus.read("Present_Position", "elbow_flex"))
         if seen[-1] >= 3047:
             break
         time.sleep(0.005)
     assert seen == sorted(seen) and seen[0] >= 2048 and seen[-1] >= 3047 and max(seen) <= 3048
-    # Torque off: the goal no longer moves it.
+    # Torque off: the goal no longer moves it, even after a whole simulated second (50 time
+    # constants) of physics, whatever the wall clock did meanwhile.
     bus.disable_torque(["elbow_flex"])
     bus.write("Goal_Position", "elbow_flex", 1000)
-    time.sleep(0.05)
+    emu.physics.sync(emu, time.monotonic() + 1.0)
     assert abs(bus.read("Present_Position", "elbow_flex") - 3048) <= 1
 
 
@@ -204,8 +227,10 @@ def test_mixed_models_on_one_bus():
     servos = {1: "xl430-w250", 2: "xl430-w250", 3: "xl330-m288", 4: "xl330-m288"}
     with ServoEmulator("dynamixel", servos) as emu:
         motors = {f"m{i}": Motor(i, m) for i, m in servos.items()}
-        with make_bus("dynamixel", emu.port, motors, timeout_s=TIMEOUT_S) as bus:
-            assert bus.scan(range(1, 6)) == {1: 1060, 2: 1060, 3: 1200, 4: 1200}
+        with make_bus("dynamixel", emu.port, motors, timeout_s=ANSWER_TIMEOUT_S) as bus:
+            assert bus.scan(range(1, 5)) == {1: 1060, 2: 1060, 3: 1200, 4: 1200}
+            with silence(bus):
+                assert bus.scan([5]) == {}
             for i in servos:
                 emu.set(i, "Present_Position", -50 * i)  # two's complement on the wire
             assert bus.sync_read("Present_Position") == {f"m{i}": -50 * i for i in servos}
@@ -213,7 +238,7 @@ def test_mixed_models_on_one_bus():
 
 
 def test_dynamixel_bad_crc_is_answered_with_a_crc_error():
-    with ServoEmulator("dynamixel", {1: "xl330-m288"}) as emu, serial.Serial(emu.port, timeout=0.5) as port:
+    with ServoEmulator("dynamixel", {1: "xl330-m288"}) as emu, serial.Serial(emu.port, timeout=30) as port:
         bad = bytearray(dxl.encode_instruction(1, dxl.READ, bytes([132, 0, 4, 0])))
         bad[-1] ^= 0xFF
         port.write(bytes(bad))
@@ -242,13 +267,14 @@ def test_make_bus_and_connect_errors(tmp_path):
         bus.read("Present_Position", "a")
 
 
-def test_stop_is_prompt_and_a_dead_port_is_a_bus_error():
+def test_stop_ends_the_server_and_a_dead_port_is_a_bus_error():
     r = _rig("feetech")
     try:
         assert r.bus.ping(1) == 777
-        t = time.monotonic()
-        r.emu.stop()
-        assert time.monotonic() - t < 0.5
+        server = r.emu._thread
+        r.emu.stop()  # how soon it returns is load-dependent; that the server thread ends is not
+        server.join(30.0)
+        assert not server.is_alive() and r.emu.port is None
         with pytest.raises(BusError, match=re.escape(r.port)):
             r.bus.read("Present_Position", "gripper")
     finally:
@@ -278,7 +304,9 @@ def test_a_persistent_fault_gives_up_after_the_tries_with_a_clear_error(rig, kin
     kw = _fault_kw(rig.protocol) if kind == "error" else {}
     emu.inject(kind, 3, count=100, **kw)
     reads = emu.stats["READ"]
-    with pytest.raises(BusError) as e:
+    # Lost requests are never answered; a corrupt or an error answer must arrive to be seen.
+    silent = kind in ("drop", "disappear")
+    with silence(bus) if silent else contextlib.nullcontext(), pytest.raises(BusError) as e:
         bus.read("Present_Position", "elbow_flex")
     msg = str(e.value)
     assert msg.startswith(f"{rig.port}: motor elbow_flex (id 3) ")
@@ -290,7 +318,8 @@ def test_a_persistent_fault_gives_up_after_the_tries_with_a_clear_error(rig, kin
         assert ("overload" if rig.protocol == "feetech" else "hardware alert") in msg
     else:
         assert not isinstance(e.value, ServoError)
-        assert f"timeout {TIMEOUT_S * 1000:g} ms" in msg
+        timeout_s = SILENCE_TIMEOUT_S if silent else ANSWER_TIMEOUT_S
+        assert f"timeout {timeout_s * 1000:g} ms" in msg
         assert ("corrupt packets" in msg) == (kind == "corrupt")
     # Other servos are unaffected, and clearing the fault brings the servo back.
     assert bus.read("Present_Position", "gripper") == 2048
@@ -307,7 +336,8 @@ def test_sync_read_names_the_missing_motor(rig):
     ) as e:
         bus.sync_read("Present_Position")
     assert e.value.motor_id == 4
-    assert bus.ping(4) is None
+    with silence(bus):
+        assert bus.ping(4) is None
     assert bus.sync_read("Present_Position", ["gripper"]) == {"gripper": 2048}
     emu.clear_faults()
     emu.inject("drop", None, count=1)  # any servo: the first answer of the sync read is lost
@@ -337,13 +367,13 @@ def test_emulate_command_serves_a_robot_until_ctrl_c():
         env={**os.environ, "PYTHONWARNINGS": "error::RuntimeWarning"},
     )
     try:
-        port = re.search(r"(/dev/pts/\d+)", _first_line(proc, 20)).group(1)
+        port = re.search(r"(/dev/pts/\d+)", _first_line(proc, 60)).group(1)
         assert f"connect with --port {port}" in proc.stdout.readline()  # printed with the first
         motors = {n: {"id": i + 1, "model": "sts3215"} for i, n in enumerate(NAMES)}
-        with make_bus("feetech", port, motors, timeout_s=0.1) as bus:
+        with make_bus("feetech", port, motors, timeout_s=ANSWER_TIMEOUT_S) as bus:
             assert [bus.ping(i) for i in range(1, 7)] == [777] * 6
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=10)
+        out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0
         assert "stopped" in out and "Traceback" not in err
     finally:
