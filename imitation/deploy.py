@@ -403,9 +403,11 @@ class Setup:
         meta: dict[str, Any],
         env_kwargs: dict[str, Any] | None = None,
         origin: str = "the checkpoint",
+        clock: Callable[[], float] | None = None,
     ) -> None:
         """``origin`` names the file ``meta`` came from (a checkpoint, a demo store): a task it
-        names may not import code, one the user gives with ``--env`` may."""
+        names may not import code, one the user gives with ``--env`` may. ``clock``: the time the
+        emulated arm's physics steps by (default: the wall clock; a simulated one in tests)."""
         from imitation.control import SafeRobot, SafetyLimits
 
         self.cfg, self.meta = cfg, meta
@@ -471,6 +473,7 @@ class Setup:
                     cameras=tuple(sim_cams) or None,
                     image_size=next(iter(sizes)) if sizes else None,
                     env_kwargs=env_kwargs,
+                    **({"clock": clock} if clock is not None else {}),
                 )
                 servos = {int(m["id"]): str(m["model"]) for m in rc.motors.values()}
                 self.emulator = ServoEmulator(rc.protocol, servos, physics=self.physics)

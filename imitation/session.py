@@ -15,7 +15,13 @@ starts the next episode (or ``--auto-start`` does at the end of the period). Dis
 save's commit too — happen in the store's background writer and camera frames come from their
 capture threads, so neither blocks the loop; a save is reported once it is durable. A tick that
 starts more than a period late is a *missed* tick (no frame: the episode's ``dropped_frames``);
-a tick whose work outlasts the period is *late*. Both are counted per episode and shown. Resuming a session appends to an existing store (the schema must match).
+a tick whose work outlasts the period is *late*. Both are counted per episode and shown, with the
+frames recorded so far and the device's own state (speed, gripper). Resuming a session appends to
+an existing store (the schema must match).
+
+Every time the session measures (warm-up, episode and reset periods, durations) is read from its
+``RateLoop``'s clock, and under ``--emulate`` the simulated arm's physics runs on it too: a test
+passes a loop on a simulated clock and gets the same episodes however loaded the machine is.
 """
 
 from __future__ import annotations
@@ -49,6 +55,8 @@ class Status:
     late: int = 0
     missed: int = 0
     clamps: int = 0
+    frames: int = 0  # frames of the episode being recorded
+    device: str = ""  # the teleop device's own state (speed, gripper), where it has one
     warnings: list[str] = field(default_factory=list)
     saving: int = 0  # saves queued, not yet durable
     help: str = KEY_HELP
@@ -59,10 +67,12 @@ class Status:
         )
         warn = f"  ! {'; '.join(self.warnings)}" if self.warnings else ""
         warn = ("  saving…" if self.saving else "") + warn
+        frames = f"  {self.frames} frames" if self.state == "recording" else ""
+        device = f"  {self.device}" if self.device else ""
         return (
             f"[{tag}] episode {self.episode + (self.state == 'recording')}/{self.target}  "
-            f"{self.elapsed_s:5.1f} s  {self.rate_hz:5.1f} Hz  late {self.late}  missed {self.missed}  "
-            f"clamps {self.clamps}{warn}  |  {self.help}"
+            f"{self.elapsed_s:5.1f} s{frames}  {self.rate_hz:5.1f} Hz  late {self.late}  missed {self.missed}  "
+            f"clamps {self.clamps}{device}{warn}  |  {self.help}"
         )
 
 
@@ -92,7 +102,9 @@ def render_ui(status: Status, frames: dict[str, np.ndarray], width: int = 960) -
     title = f"{status.state.upper()}   episode {status.episode + (status.state == 'recording')}/{status.target}   {status.elapsed_s:.1f} s"
     cv2.putText(panel, title, (42, 34), cv2.FONT_HERSHEY_SIMPLEX, 0.8, color, 2, cv2.LINE_AA)
     stats = (
-        f"loop {status.rate_hz:.1f} Hz   late {status.late}   missed {status.missed}   clamps {status.clamps}"
+        (f"{status.frames} frames   " if status.state == "recording" else "")
+        + f"loop {status.rate_hz:.1f} Hz   late {status.late}   missed {status.missed}   clamps {status.clamps}"
+        + (f"   {status.device}" if status.device else "")
         + ("   saving..." if status.saving else "")
     )
     cv2.putText(panel, stats, (14, 64), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (220, 220, 220), 1, cv2.LINE_AA)
@@ -184,8 +196,11 @@ def _make_teleop(cfg: Any, robot: Any, sim: Any) -> Any:
     return make_teleop(cfg.teleop, control_hz=hz)
 
 
-def record_session(cfg: Any, *, teleop: Any = None, ui: Any = None) -> dict[str, Any]:
-    """Run an operator session as ``cfg`` (a ``RecordConfig``) says; returns its counts."""
+def record_session(cfg: Any, *, teleop: Any = None, ui: Any = None, loop: Any = None) -> dict[str, Any]:
+    """Run an operator session as ``cfg`` (a ``RecordConfig``) says; returns its counts.
+
+    ``loop``: the ``RateLoop`` that paces it, at the robot's rate (default: one on the wall clock).
+    Its clock also times the session's periods and, under --emulate, the simulated arm's physics."""
     from imitation.control import RateLoop
     from imitation.data.store import DemoStore, EpisodeWriter
     from imitation.deploy import DeployConfig, Setup
@@ -211,7 +226,7 @@ def record_session(cfg: Any, *, teleop: Any = None, ui: Any = None) -> dict[str,
         meta["robot"]["cameras"] = {f"images/{c}": [*size, 3] for c in cams}
     # A person needs longer than a task's default time limit; --episode-s governs instead.
     env_kwargs = {} if cfg.teleop == "scripted" else {"time_limit_s": cfg.episode_s + 5.0}
-    setup = Setup(dc, meta, env_kwargs=env_kwargs)
+    setup = Setup(dc, meta, env_kwargs=env_kwargs, clock=loop.clock if loop is not None else None)
     robot, base = setup.robot, setup.base
     sim = setup.sim if setup.sim is not None else (setup.physics.sim if setup.physics is not None else None)
     features = features_for(base)
@@ -227,6 +242,14 @@ def record_session(cfg: Any, *, teleop: Any = None, ui: Any = None) -> dict[str,
                 f"{cfg.out} holds features {theirs}, this session records {ours}; use another --out to start a new store"
             )
     hz = robot.spec.control_hz
+    if loop is None:
+        loop = RateLoop(hz)
+    elif abs(loop.hz - hz) > 1e-9 * hz:
+        setup.close()
+        raise ValueError(
+            f"the session's loop runs at {loop.hz:g} Hz, the robot at {hz:g} Hz; give it RateLoop({hz:g})"
+        )
+    clock = loop.clock
     counts = {"saved": 0, "discarded": 0, "rerecorded": 0, "frames": 0, "late": 0, "missed": 0}
     status = Status(target=cfg.episodes)
     owns_teleop = teleop is None
@@ -252,20 +275,19 @@ def record_session(cfg: Any, *, teleop: Any = None, ui: Any = None) -> dict[str,
                 setup.begin(seed)
             obs = robot.observe()
             teleop.reset(obs)
-            state, t_state = "warm-up", time.monotonic()
+            state, t_state = "warm-up", clock()
             saving: list[tuple[int, int, str]] = []  # (index, frames, outcome) of saves not yet durable
             # What exists now lives for the whole session: out of the collector's sight, a full
             # collection no longer walks it (tens of ms, a missed tick at 50 Hz).
             gc.collect()
             gc.freeze()
             ep_frames = ep_late = ep_missed = 0
-            loop = RateLoop(hz)
             quit_ = False
             last_missed = last_over = 0
             rec_periods: list[float] = []  # tick-to-tick periods while recording (within episodes)
             prev_rec: float | None = None
             for _tick in loop:
-                now = time.monotonic()
+                now = loop.tick_time
                 missed_now = loop.stats.missed - last_missed
                 late_now = loop.stats.overruns - last_over
                 last_missed, last_over = loop.stats.missed, loop.stats.overruns
@@ -363,6 +385,9 @@ def record_session(cfg: Any, *, teleop: Any = None, ui: Any = None) -> dict[str,
                     span = summ.starts[-1] - summ.starts[-k]
                     status.rate_hz = (k - 1) / span if span > 0 else 0.0
                 status.late, status.missed = ep_late, ep_missed
+                status.frames = ep_frames
+                device_status = getattr(teleop, "status", None)
+                status.device = device_status() if callable(device_status) else ""
                 status.clamps = int(sum(robot.clamps.values()))
                 status.warnings = _warnings(base)
                 status.saving = len(saving)

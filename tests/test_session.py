@@ -1,4 +1,8 @@
-"""The operator's recording session, driven by scripted device events on the simulated arm."""
+"""The operator's recording session, driven by scripted device events on the simulated arm.
+
+In process, sessions run on a simulated clock (the session's RateLoop, and under --emulate the
+arm's physics): what they record does not depend on the machine's load.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +19,31 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from imitation.control import RateLoop
 from imitation.data.check import validate
 from imitation.data.store import DemoStore
 from imitation.errors import ConfigError
 from imitation.record import RecordConfig
 from imitation.session import Status, render_ui
+
+
+class SimClock:
+    """Simulated time: sleeping advances it at once, so the loop never runs late unless a test
+    makes a tick's work take simulated time."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, s: float) -> None:
+        self.now += max(0.0, s)
+
+
+def sim_loop(hz: float = 50.0, clock: SimClock | None = None) -> RateLoop:
+    clock = clock or SimClock()
+    return RateLoop(hz, clock=clock, sleep=clock.sleep, spin_s=0.0)
 
 
 class KeyScript:
@@ -47,7 +71,7 @@ class KeyScript:
         return [SimpleNamespace(name=k)] if k else []
 
 
-def session(tmp_path, keys, name="s.zarr", **kw):
+def session(tmp_path, keys, name="s.zarr", teleop=None, loop=None, **kw):
     from imitation.session import record_session
 
     cfg = RecordConfig(
@@ -61,7 +85,7 @@ def session(tmp_path, keys, name="s.zarr", **kw):
         ui="none",
         **kw,
     )
-    return record_session(cfg, teleop=KeyScript(keys))
+    return record_session(cfg, teleop=teleop or KeyScript(keys), loop=loop or sim_loop())
 
 
 def test_a_full_session_keeps_exactly_the_saved_episodes(tmp_path):
@@ -88,7 +112,9 @@ def test_time_limit_saves_and_resume_appends(tmp_path):
     out = session(tmp_path, {2: "TOGGLE"}, episodes=1, episode_s=0.2)
     assert out["saved"] == 1
     store = DemoStore.open(tmp_path / "s.zarr")
-    assert store.episode_meta(0)["outcome"] == "timeout" and 5 <= store.episode_lengths[0] <= 11
+    # Started at tick 2; 0.2 s at 50 Hz later, at tick 12, the time is up: frames of ticks 3..12.
+    assert store.episode_meta(0)["outcome"] == "timeout" and store.episode_lengths[0] == 10
+    assert store.episode_meta(0)["duration_s"] == pytest.approx(0.2)
     out = session(tmp_path, {2: "TOGGLE", 6: "TOGGLE"}, episodes=1)
     assert out["store_episodes"] == 2 and DemoStore.open(tmp_path / "s.zarr").episode_lengths[1] == 4
 
@@ -168,7 +194,7 @@ def test_sigkill_at_random_moments_never_loses_a_saved_episode(tmp_path):
         time.sleep(rng.uniform(0.0, 0.6))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        reader.join(timeout=10)
+        reader.join(timeout=60)
         saved_lines = [ln for ln in lines if "saved episode" in ln]
         reported_total += len(saved_lines)
         store = DemoStore.open(store_path)
@@ -193,10 +219,10 @@ def test_a_session_on_the_emulated_arm(tmp_path):
         warmup_s=0.0,
         ui="none",
     )
-    out = record_session(cfg, teleop=KeyScript({2: "TOGGLE", 12: "TOGGLE"}))
+    out = record_session(cfg, teleop=KeyScript({2: "TOGGLE", 12: "TOGGLE"}), loop=sim_loop())
     assert out["saved"] == 1
     store = DemoStore.open(tmp_path / "emu.zarr")
-    assert store.episode_lengths[0] == 10
+    assert store.episode_lengths[0] == 10 and store.episode_meta(0)["dropped_frames"] == 0
     assert {"state", "env_state", "action", "images/top"} <= set(store.features)
     assert validate(store).ok
 
@@ -247,7 +273,9 @@ def test_a_leader_arm_session_on_emulated_arms(tmp_path, monkeypatch):
             warmup_s=0.0,
             ui="none",
         )
-        out = record_session(cfg, teleop=teleop)
+        # The follower's physics steps once per tick of the simulated clock: how far it gets in the
+        # episode's 38 ticks does not depend on how fast this machine runs them.
+        out = record_session(cfg, teleop=teleop, loop=sim_loop())
         teleop.close()
     finally:
         emu.stop()
@@ -255,3 +283,58 @@ def test_a_leader_arm_session_on_emulated_arms(tmp_path, monkeypatch):
     ep = DemoStore.open(tmp_path / "lead.zarr").read_episode(0, ["action", "state"])
     np.testing.assert_allclose(ep["action"][-1], pose, atol=0.01)  # the follower was told the leader's pose
     assert np.abs(ep["state"][-1][:5] - pose[:5]).max() < 0.1  # and got there (limited by the safety step)
+
+
+class SlowDevice(KeyScript):
+    """A device whose every read takes 2.5 control periods of the simulated clock: the loop falls
+    behind, and the deadlines it skips are counted, not recorded."""
+
+    def __init__(self, keys: dict[int, str], clock: SimClock, period_s: float) -> None:
+        super().__init__(keys)
+        self.clock, self.period_s = clock, period_s
+
+    def read(self, obs):
+        self.clock.now += 2.5 * self.period_s
+        return super().read(obs)
+
+
+def test_missed_ticks_are_counted_as_dropped_frames_not_recorded(tmp_path):
+    clock = SimClock()
+    device = SlowDevice({2: "TOGGLE", 12: "TOGGLE"}, clock, 1 / 50)
+    out = session(tmp_path, {}, teleop=device, loop=sim_loop(50.0, clock), episodes=1)
+    store = DemoStore.open(tmp_path / "s.zarr")
+    meta = store.episode_meta(0)
+    # One frame per tick the loop ran (the device's ticks 3..12), however late each one was...
+    assert store.episode_lengths[0] == 10 and out["frames"] == 10
+    # ...and every deadline of the episode either got a frame or is counted as dropped: 10 ticks of
+    # 2.5 periods each span 25 deadlines.
+    assert meta["dropped_frames"] == out["missed"] > 0
+    assert store.episode_lengths[0] + meta["dropped_frames"] == round(meta["duration_s"] * 50) == 25
+    assert out["late"] == 10  # every recorded tick's work outlasted its period
+
+
+def test_the_status_line_shows_frames_and_the_device(tmp_path):
+    class Device(KeyScript):
+        def status(self):
+            return "speed 0.05 m/s, gripper closed"
+
+    lines = []
+
+    class UI:
+        def update(self, status, frames):
+            lines.append(status.line())
+
+        def close(self):
+            pass
+
+    from imitation.session import record_session
+
+    cfg = RecordConfig(
+        env="imitation/PickPlace-v0", robot="sim", teleop="keyboard", obs_mode="state",
+        out=tmp_path / "s.zarr", episodes=1, warmup_s=0.0, ui="none",
+    )  # fmt: skip
+    record_session(cfg, teleop=Device({2: "TOGGLE", 6: "TOGGLE"}), ui=UI(), loop=sim_loop())
+    recording = [ln for ln in lines if ln.startswith("[● REC]")]
+    assert [ln.split("  ")[3] for ln in recording] == ["0 frames", "1 frames", "2 frames", "3 frames"]
+    assert all("gripper closed" in ln for ln in lines)
+    assert "frames" not in lines[0] and "frames" not in lines[-1]  # only while recording
