@@ -86,11 +86,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImitationError as e:
         if os.environ.get("IMITATION_DEBUG"):
             raise
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(e: BaseException) -> str:
+    """The user's message of an error; one raised in a DataLoader worker comes back wrapped with
+    the worker's traceback ("Caught X in DataLoader worker ... Original Traceback ..."), whose last
+    line is the original "module.X: message"."""
+    text = str(e)
+    if "Original Traceback" not in text:
+        return text
+    last = text.rstrip().splitlines()[-1]
+    name, sep, message = last.partition(": ")
+    looks_like_a_class = name.isidentifier() or "." in name
+    return message if sep and looks_like_a_class else last
 
 
 if __name__ == "__main__":

@@ -42,12 +42,11 @@ def task_symmetry(env_id: str | None, keys: Sequence[str]) -> dict[str, dict[str
         )
     import gymnasium as gym
 
-    import envs  # noqa: F401 - registers the tasks
+    import envs
 
-    try:
-        cls = gym.spec(env_id).entry_point
-    except gym.error.Error:
-        cls = None
+    # Only this project's own tasks declare a symmetry; a task id read from the store is never
+    # looked up in gymnasium's registry, which would import the module a "module:Env" id names.
+    cls = gym.spec(env_id).entry_point if env_id in envs.ENVS else None
     if isinstance(cls, str):
         import importlib
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,9 +11,10 @@ import numpy as np
 from tqdm import tqdm
 
 from imitation.data.durable import TMP_SUFFIX
-from imitation.data.schema import FINITE_KINDS, TIMESTAMP
-from imitation.data.shards import frame_reader, shard_key
-from imitation.data.store import EPISODE_FIELDS, DemoStore
+from imitation.data.schema import FINITE_KINDS
+from imitation.data.shards import frame_reader
+from imitation.data.store import DemoStore
+from imitation.errors import StoreDamage
 
 
 @dataclass
@@ -27,62 +29,114 @@ class Report:
         return not self.errors
 
 
-def _chunk_files_present(store: DemoStore, key: str, report: Report) -> None:
-    """zarr reads a missing chunk file as fill values without complaint, so look for the files.
+def _leftovers(store: DemoStore) -> list[str]:
+    """Directories beside the store that interrupted edits, copies or creations left behind."""
+    from imitation.data.edit import interrupted_edit
 
-    (Image shards need no such check: the shard reader refuses missing files and frames.)
+    return [p.name for p in interrupted_edit(store.path)]
+
+
+def _compare_stats(cached: Any, computed: dict[str, Any], where: str = "") -> str | None:
+    """The first difference between cached and recomputed statistics, or None."""
+    if isinstance(cached, dict) and isinstance(computed, dict):
+        if sorted(cached) != sorted(computed):
+            return f"{where or 'statistics'}: entries {sorted(cached)} cached, {sorted(computed)} computed"
+        for k in computed:
+            diff = _compare_stats(cached[k], computed[k], f"{where}.{k}" if where else k)
+            if diff:
+                return diff
+        return None
+    try:
+        a, b = np.asarray(cached, dtype=np.float64), np.asarray(computed, dtype=np.float64)
+        same = a.shape == b.shape and np.allclose(a, b, rtol=1e-9, atol=1e-12, equal_nan=True)
+    except (TypeError, ValueError):
+        same = cached == computed
+        a, b = cached, computed
+    if same:
+        return None
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape and a.size:
+        i = int(np.argmax(np.abs(a - b).reshape(-1)))
+        return f"{where}[{i}]: cached {a.reshape(-1)[i]:.6g}, computed {b.reshape(-1)[i]:.6g}"
+    return f"{where}: cached {cached!r}, computed {computed!r}"
+
+
+def _check_meta(store: DemoStore, report: Report) -> None:
+    """Decode every per-episode metadata entry and check what its type allows."""
+    n = store.n_episodes
+    for name in store.fields:
+        try:
+            values = store._load(f"meta/{name}", slice(0, n))
+        except StoreDamage as e:
+            report.errors.append(str(e))
+            continue
+        if name == "info":
+            for e, text in enumerate(values):
+                try:
+                    ok = isinstance(json.loads(str(text) or "{}"), dict)
+                except ValueError:
+                    ok = False
+                if not ok:
+                    report.errors.append(f"meta/info of episode {e} is not a JSON object: {str(text)[:60]!r}")
+                    break
+        elif values.dtype.kind == "f":
+            bad = np.flatnonzero(~np.isfinite(values))
+            if bad.size:
+                report.errors.append(f"meta/{name} is not finite for episodes {bad[:5].tolist()}")
+        if name in ("duration_s", "dropped_frames", "length"):
+            bad = np.flatnonzero(values < 0)
+            if bad.size:
+                report.errors.append(f"meta/{name} is negative for episodes {bad[:5].tolist()}")
+
+
+def validate(store: DemoStore, *, progress: bool | None = None, record: bool = True) -> Report:
+    """Check everything a reader relies on, decoding every committed frame and metadata entry.
+
+    ``store`` should be opened with ``check=False`` so that a damaged commit record is reported
+    here rather than refused at opening. Statistics cached in the store are recomputed and
+    compared. With ``record`` the result is written into the store's attrs, where training looks
+    before it uses the store (``DemoStore.require_usable``).
     """
-    n = store.features[key].file_frames()
-    ndim = len(store.features[key].shape) + 1
-    for i in range((store.n_frames + n - 1) // n):
-        path = store.path / shard_key(key, i, ndim)
-        if not path.is_file():
-            report.errors.append(f"{key}: file {path.relative_to(store.path)} (frames {i * n}..) is missing")
-
-
-def validate(store: DemoStore, *, progress: bool | None = None) -> Report:
-    """Check everything a reader relies on; decodes every committed frame of every feature."""
     report = Report()
-    ends = store.episode_ends
-    meta = store._group["meta"]
-    stored_ends = np.asarray(meta["episode_ends"][:])
-    if store.n_episodes < stored_ends.size:
+    report.errors += [f"commit record: {p}" for p in store.problems]
+    if store.version < 2:
         report.warnings.append(
-            f"{stored_ends.size - store.n_episodes} episode_ends entr(ies) past the committed prefix "
-            "(an interrupted commit); 'imitation data repair' drops them"
+            f"format {store.version}: its chunks carry no checksums, so damage inside a chunk can go unnoticed; "
+            f"'imitation data repair --upgrade {store.path}' adds them"
         )
-    if store.uncommitted_frames > 0:
-        report.warnings.append(
-            f"{store.uncommitted_frames} uncommitted frame(s) after the last episode (an interrupted or "
-            "ongoing recording); 'imitation data repair' drops them"
-        )
-    for name in EPISODE_FIELDS:
-        if meta[name].shape[0] < store.n_episodes:
-            report.errors.append(
-                f"meta/{name} has {meta[name].shape[0]} entries for {store.n_episodes} episodes"
+    if not store.problems:
+        if store.n_episodes < store._stored_ends:
+            report.warnings.append(
+                f"{store._stored_ends - store.n_episodes} episode_ends entr(ies) past the committed prefix "
+                "(an interrupted commit); 'imitation data repair' drops them"
+            )
+        if store.uncommitted_frames > 0:
+            report.warnings.append(
+                f"{store.uncommitted_frames} uncommitted frame(s) after the last episode (an interrupted or "
+                "ongoing recording); 'imitation data repair' drops them"
             )
     temps = list(store.path.rglob(f"*{TMP_SUFFIX}"))
     if temps:
         report.warnings.append(
             f"{len(temps)} temporary file(s) of interrupted writes; 'imitation data repair' removes them"
         )
-
-    for key, feat in store.features.items():
-        if not feat.sharded:
-            _chunk_files_present(store, key, report)
+    left = _leftovers(store)
+    if left:
+        report.warnings.append(
+            f"left beside the store by interrupted runs: {', '.join(left)}; 'imitation data repair' cleans them up"
+        )
+    _check_meta(store, report)
 
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(total=store.n_frames * len(store.features), desc="validate", unit="frame", disable=not show)
     for key, feat in store.features.items():
         step = feat.file_frames()
-        arr = store.array(key)
-        read = frame_reader(store, key) if feat.sharded else (lambda lo, hi, arr=arr: np.asarray(arr[lo:hi]))
+        read = frame_reader(store, key) if feat.sharded else None
         for lo in range(0, store.n_frames, step):
             hi = min(lo + step, store.n_frames)
             try:
-                block = read(np.arange(lo, hi)) if feat.sharded else read(lo, hi)
+                block = read(np.arange(lo, hi)) if read is not None else store.read(key, lo, hi)
             except Exception as e:  # any decode failure is a finding, not a crash
-                report.errors.append(f"{key}: frames {lo}..{hi - 1} do not decode: {e!r}")
+                report.errors.append(f"{key}: frames {lo}..{hi - 1} do not read back: {e}")
                 bar.update(hi - lo)
                 continue
             if feat.kind in FINITE_KINDS and block.dtype.kind == "f":
@@ -91,20 +145,24 @@ def validate(store: DemoStore, *, progress: bool | None = None) -> Report:
                     report.errors.append(f"{key}: non-finite values at frames {(bad[:5] + lo).tolist()}")
             bar.update(hi - lo)
     bar.close()
-    if store.n_frames:
-        with np.errstate(invalid="ignore"):
-            steps = np.diff(store.read(TIMESTAMP))  # steps[i]: frame i -> i + 1
-        within = np.ones(steps.shape, dtype=bool)
-        within[ends[:-1] - 1] = False  # a new episode may start at any time
-        bad = np.flatnonzero(~(steps > 0) & within) + 1
-        if bad.size:
-            report.errors.append(
-                f"timestamp does not increase within an episode at frames {bad[:5].tolist()}"
+
+    if store.n_episodes and not report.errors:
+        cached = store.attrs.get("stats")
+        fresh = isinstance(cached, dict) and cached.get("fingerprint") == store.fingerprint()
+        if not fresh:
+            report.warnings.append(
+                "no statistics cached for the current content; 'imitation data repair' computes them"
             )
-    if store.n_episodes and not store.has_fresh_stats():
-        report.warnings.append(
-            "no statistics cached for the current content; 'imitation data repair' computes them"
-        )
+        else:
+            diff = _compare_stats(cached.get("features"), store.compute_stats(progress=show))
+            if diff is None and not store.has_fresh_stats():
+                diff = "they do not match their digest (edited by hand?)"
+            if diff:
+                report.errors.append(
+                    f"the cached statistics differ from the data ({diff}); 'imitation data repair' recomputes them"
+                )
+    if record and not store.problems:
+        store.record_validation(report.errors)
     return report
 
 
@@ -150,13 +208,16 @@ def info(store: DemoStore, *, with_stats: bool = False, episodes: bool = False) 
             "mean": float(lengths.mean()) if lengths.size else 0.0,
             "max": int(lengths.max()) if lengths.size else 0,
         },
-        "uncommitted_frames": store.uncommitted_frames,
+        "uncommitted_frames": 0 if store.problems else store.uncommitted_frames,
+        "checksums": store.checksums,
+        "problems": store.problems,
+        "last_validation": store.last_validation(),
         "files": n_files,
         "disk_bytes": total_bytes,
         "files_per_hour": n_files / (duration_s / 3600) if duration_s else None,
         "features": feats,
     }
-    if with_stats and store.n_episodes:
+    if with_stats and store.n_episodes and not store.problems:
         out["stats"] = store.stats(progress=sys.stderr.isatty())
     elif store.has_fresh_stats():
         out["stats"] = store.stats(compute=False)
@@ -181,6 +242,16 @@ def format_info(d: dict[str, Any]) -> str:
         lines.append(f"robot      {d['robot'].get('name', '?')}  joints {d['robot'].get('joint_names', '')}")
     if d["uncommitted_frames"]:
         lines.append(f"WARNING    {d['uncommitted_frames']} uncommitted frame(s) after the last episode")
+    for problem in d["problems"]:
+        lines.append(f"DAMAGED    {problem}")
+    if not d["checksums"]:
+        lines.append("WARNING    no chunk checksums (format 1): 'imitation data repair --upgrade' adds them")
+    v = d["last_validation"]
+    lines.append(
+        "validated  never, since the last change"
+        if v is None
+        else f"validated  {v['at']}: " + ("OK" if v["ok"] else f"FAILED ({(v.get('errors') or ['?'])[0]})")
+    )
     fph = d["files_per_hour"]
     lines.append(
         f"disk       {_human_bytes(d['disk_bytes'])} in {d['files']} files"

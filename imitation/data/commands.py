@@ -70,7 +70,7 @@ def info_main(argv: Sequence[str], prog: str) -> int:
     from imitation.data.store import DemoStore
 
     cfg = config.parse(InfoConfig, argv, prog=prog)
-    d = info(DemoStore.open(cfg.store), with_stats=cfg.stats, episodes=cfg.episodes)
+    d = info(DemoStore.open(cfg.store, check=False), with_stats=cfg.stats, episodes=cfg.episodes)
     print(json.dumps(d, indent=2) if cfg.json else format_info(d))
     return 0
 
@@ -90,7 +90,7 @@ def validate_main(argv: Sequence[str], prog: str) -> int:
     from imitation.data.store import DemoStore
 
     cfg = config.parse(ValidateConfig, argv, prog=prog)
-    store = DemoStore.open(cfg.store)
+    store = DemoStore.open(cfg.store, check=False)  # a damaged commit record is a finding here
     report = validate(store)
     for w in report.warnings:
         print(f"warning: {w}")
@@ -107,28 +107,29 @@ def validate_main(argv: Sequence[str], prog: str) -> int:
 
 @dataclass
 class RepairConfig:
-    """Make a store clean: drop the uncommitted tail of an interrupted recording, remove temporary
-    files, and compute the statistics cache. Committed episodes are never modified."""
+    """Make a store clean without touching a committed episode: finish interrupted edits, drop the
+    uncommitted tail of an interrupted recording, remove temporary files and left-over directories,
+    and compute the statistics cache. A store whose commit record is inconsistent, or whose
+    committed data is damaged, is refused unless --force is given."""
 
     store: Store
     """Path of the store."""
+    force: bool = False
+    """Rebuild a damaged store from the episodes that can be proven whole (boundaries from
+    meta/episode_ends, or from the per-episode lengths where that is damaged; every frame read back
+    and checked). The original is kept whole beside it as <name>.backup-<time>-<pid>."""
+    upgrade: bool = False
+    """Rewrite a format-1 store in the current format, which adds a checksum to every chunk."""
 
 
 def repair_main(argv: Sequence[str], prog: str) -> int:
-    from imitation.data.edit import recover_swap
-    from imitation.data.store import open_for_repair
+    from imitation.data.repair import repair
 
     cfg = config.parse(RepairConfig, argv, prog=prog)
-    for line in recover_swap(cfg.store):
+    lines, clean = repair(cfg.store, force=cfg.force, upgrade=cfg.upgrade, progress=sys.stderr.isatty())
+    for line in lines:
         print(f"{cfg.store}: {line}")
-    store, report = open_for_repair(cfg.store)
-    print(f"{cfg.store}: {report}" if report else f"{cfg.store}: no uncommitted tail, no temporary files")
-    if store.n_episodes:
-        fresh = store.has_fresh_stats()
-        store.stats(progress=sys.stderr.isatty())
-        print("statistics: " + ("already up to date" if fresh else "computed and cached"))
-    print(f"{store.n_episodes} committed episode(s), {store.n_frames} frame(s)")
-    return 0
+    return 0 if clean else 1
 
 
 @dataclass

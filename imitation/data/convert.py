@@ -29,6 +29,7 @@ from tqdm import tqdm
 from imitation.data.edit import building
 from imitation.data.schema import TIMESTAMP, Feature, SchemaError, check_key
 from imitation.data.store import DemoStore, EpisodeWriter, StoreError
+from imitation.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,15 @@ READ_BLOCK_BYTES = 64 * 2**20
 
 # ---------------------------------------------------------------------------------------------
 # Reading a diffusion_policy replay buffer
+
+
+def _contained(src: Path) -> None:
+    """Refuse a foreign directory with a file or link that resolves outside it: zarr follows
+    symlinks, so one would make the import read whatever file it points at."""
+    from imitation.paths import inside
+
+    for p in src.rglob("*"):
+        inside(src, str(p.relative_to(src)), source=src)
 
 
 def _open_replay_buffer(src: Path) -> zarr.Group:
@@ -64,7 +74,11 @@ def _open_replay_buffer(src: Path) -> zarr.Group:
 
             root = zarr.open_group(store=ZipStore(src, mode="r"), mode="r")
         else:
-            root = zarr.open_group(src, mode="r")
+            _contained(src)
+            # Not consolidated: a foreign .zmetadata could name members outside the directory.
+            root = zarr.open_group(src, mode="r", use_consolidated=False)
+    except ConfigError:
+        raise
     except Exception as e:  # zarr raises several types for unreadable metadata
         raise StoreError(
             f"{src} is not a diffusion_policy replay buffer: it does not open as a Zarr group ({e})"

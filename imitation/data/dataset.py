@@ -251,6 +251,9 @@ class WindowDataset(Dataset):
         if decode_threads is not None and decode_threads < 1:
             raise ConfigError(f"decode_threads={decode_threads} must be ≥ 1, or None for automatic")
         src = _open_store(store)
+        # Checksums are verified on every read below; a store whose last full validation failed is
+        # refused outright rather than found out part-way through training.
+        src.require_usable("training")
         self.spec = spec
         self.path = Path(src.path)
         self.fps = src.fps
@@ -374,9 +377,8 @@ class WindowDataset(Dataset):
     def _zarr_array(self, key: str) -> Any:
         arr = self._zarr.get(key)
         if arr is None:
-            import zarr
-
-            arr = self._zarr[key] = zarr.open_array(store=str(self.path / "data" / key), mode="r")
+            # Through the store, so that a missing chunk is an error and not a frame of zeros.
+            arr = self._zarr[key] = DemoStore.open(self.path).array(key)
         return arr
 
     def __getstate__(self) -> dict[str, Any]:

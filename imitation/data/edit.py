@@ -26,7 +26,8 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -401,22 +402,57 @@ def delete_episodes(
             f"an earlier edit of {path} was interrupted ({', '.join(p.name for p in leftovers)}); "
             f"run imitation.data.edit.recover_swap({str(path)!r}) ('imitation data repair') first"
         )
-    hook = hook or (lambda step, p: None)
-    lock = _acquire_lock(path)  # a recorder cannot append while we copy and swap
-    try:
+    dropped: list[int] = []
+
+    def build(tmp: Path) -> None:
         src = DemoStore.open(path)  # the committed episodes as they are now that we hold the lock
         if src.uncommitted_frames:
             log.warning("%s: dropping an uncommitted tail of %d frame(s)", path, src.uncommitted_frames)
         keep = _keep_after_delete(src, ids)
-        tmp, old = tmp_path_for(path), _old_path_for(path)
+        dropped.append(src.n_episodes - len(keep))
+        _write_store(tmp, [(src, keep)], progress=progress)
+
+    replace_in_place(path, build, hook=hook)
+    store = DemoStore.open(path)
+    log.info("deleted %d episode(s) from %s; %d remain", dropped[0], path, store.n_episodes)
+    return store
+
+
+def backup_path_for(path: StorePath) -> Path:
+    """Where ``replace_in_place(..., backup=...)`` keeps an original: ``<name>.backup-<UTC time>-<pid>``."""
+    path = Path(path)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    return path.with_name(f"{path.name}.backup-{stamp}-{os.getpid()}")
+
+
+def replace_in_place(
+    path: StorePath,
+    build: Callable[[Path], None],
+    *,
+    backup: Path | None = None,
+    hook: FaultHook | None = None,
+) -> None:
+    """Replace the store at ``path`` by the one ``build(tmp)`` writes into a temporary sibling.
+
+    The writer lock is held throughout, so a recorder cannot append meanwhile; then the swap of
+    the module docstring runs. The original is removed afterwards, or kept whole at ``backup``.
+    ``hook(step, path)`` is called before each step of the swap (``rename_old``, ``rename_new``,
+    ``remove_old``); tests use it to interrupt the swap.
+    """
+    path = Path(path)
+    hook = hook or (lambda step, p: None)
+    lock = _acquire_lock(path)
+    try:
+        tmp = tmp_path_for(path)
+        aside = backup or _old_path_for(path)
         _remove_tree(tmp)
         try:
-            _write_store(tmp, [(src, keep)], progress=progress)
+            build(tmp)
         except (Exception, KeyboardInterrupt):
             _remove_tree(tmp)
             raise
         hook("rename_old", str(path))
-        os.rename(path, old)
+        os.rename(path, aside)
         try:
             fsync_dir(path.parent)
             hook("rename_new", str(tmp))
@@ -424,15 +460,14 @@ def delete_episodes(
             fsync_dir(path.parent)
         except (Exception, KeyboardInterrupt):
             if not path.exists():
-                os.rename(old, path)  # undo: the old store is back, unchanged
+                os.rename(aside, path)  # undo: the old store is back, unchanged
             _remove_tree(tmp)
             raise
-        hook("remove_old", str(old))
-        shutil.rmtree(old)
+        if backup is None:
+            hook("remove_old", str(aside))
+            shutil.rmtree(aside)
     finally:
         lock.close()
-    log.info("deleted %d episode(s) from %s; %d remain", src.n_episodes - len(keep), path, len(keep))
-    return DemoStore.open(path)
 
 
 def _keep_after_delete(src: DemoStore, ids: Sequence[int]) -> list[int]:
@@ -448,22 +483,39 @@ def _keep_after_delete(src: DemoStore, ids: Sequence[int]) -> list[int]:
     return keep
 
 
-_LEFTOVER = re.compile(r"^(?P<base>.+)\.(?P<what>old|tmp)-(?P<pid>\d+)$")
-# DemoStore.create builds a store under a hidden name first; a kill during that leaves this.
+_LEFTOVER = re.compile(r"^(?P<base>.+)\.(?P<what>old|tmp|backup-\d{8}T\d{6})-(?P<pid>\d+)$")
+# DemoStore.create builds a store under a hidden name first; a kill during that leaves this (the
+# second form when the store being created was an edit's new copy).
+_CREATED = re.compile(r"^\.(?P<base>.+)\.creating-(?P<pid>\d+)$")
 _CREATING = re.compile(r"^\.(?P<base>.+)\.tmp-(?P<pid>\d+)\.creating-\d+$")
 
 
 def interrupted_edit(path: StorePath) -> list[Path]:
-    """Directories left beside ``path`` by an edit or copy that did not finish (``.old-``/``.tmp-<pid>``)."""
+    """Directories left beside ``path`` by an edit, copy or creation that did not finish:
+    ``.old-``/``.tmp-<pid>``, a hidden ``.creating-<pid>``, and a backup while ``path`` is missing
+    (a repair interrupted in its swap; once the repaired store is in place a backup is kept on purpose)."""
     path = Path(path)
     if not path.parent.is_dir():
         return []
     out = []
     for p in sorted(path.parent.iterdir()):
-        m = _LEFTOVER.match(p.name) or _CREATING.match(p.name)
-        if m and m["base"] == path.name:
-            out.append(p)
+        m = _LEFTOVER.match(p.name) or _CREATING.match(p.name) or _CREATED.match(p.name)
+        if not m or m["base"] != path.name:
+            continue
+        if _LEFTOVER.match(p.name) and m["what"].startswith("backup") and path.exists():
+            continue
+        out.append(p)
     return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def _is_locked(path: Path) -> bool:
@@ -491,9 +543,25 @@ def recover_swap(path: StorePath) -> list[str]:
     path = Path(path)
     done: list[str] = []
     leftovers = interrupted_edit(path)
+    for p in [p for p in leftovers if _CREATED.match(p.name) and _CREATED.match(p.name)["base"] == path.name]:
+        leftovers.remove(p)
+        pid = int(_CREATED.match(p.name)["pid"])
+        if pid != os.getpid() and _alive(pid):
+            done.append(f"left {p.name}: process {pid} is still creating the store")
+            continue
+        _remove_tree(p)  # a store that never appeared under its name: no committed episode in it
+        done.append(f"removed {p.name}, the unfinished creation of {path.name} by process {pid}")
     pids = sorted({(_LEFTOVER.match(p.name) or _CREATING.match(p.name))["pid"] for p in leftovers})
     for pid in pids:
         old, tmp = path.with_name(f"{path.name}.old-{pid}"), path.with_name(f"{path.name}.tmp-{pid}")
+        backups = [
+            p
+            for p in leftovers
+            if _LEFTOVER.match(p.name) and p.name.endswith(f"-{pid}") and ".backup-" in p.name
+        ]
+        keep_old = bool(backups) and not old.exists()  # a repair keeps its original as a backup
+        if keep_old:
+            old = backups[0]
         creating = [p for p in leftovers if _CREATING.match(p.name) and _CREATING.match(p.name)["pid"] == pid]
         busy = [p for p in (old, tmp) if _is_locked(p)]
         if not old.exists() and path.exists() and _is_locked(path):
@@ -519,8 +587,13 @@ def recover_swap(path: StorePath) -> list[str]:
             if tmp.exists() and _opens(tmp):
                 os.rename(tmp, path)
                 fsync_dir(path.parent)
-                shutil.rmtree(old)
-                done.append(f"finished the interrupted edit of {path}: the edited store is in place")
+                if keep_old:
+                    done.append(
+                        f"finished the interrupted repair of {path}; the original is kept at {old.name}"
+                    )
+                else:
+                    shutil.rmtree(old)
+                    done.append(f"finished the interrupted edit of {path}: the edited store is in place")
             else:
                 os.rename(old, path)
                 fsync_dir(path.parent)

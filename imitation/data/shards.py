@@ -217,7 +217,9 @@ class ShardReader:
                         out[rows[order[k]]] = self.decode(blob[starts[k] - lo : ends[k] - lo])
                     except ShardError:
                         raise
-                    except Exception as e:  # a checksum or a decoder failure: the bytes are not what was written
+                    except (
+                        Exception
+                    ) as e:  # a checksum or a decoder failure: the bytes are not what was written
                         raise ShardError(
                             f"{path}: frame {frames[order[k]]} of {self.key!r} does not read back "
                             f"({'fails its checksum' if isinstance(e, ChecksumError) else e}); the store is damaged"

@@ -218,7 +218,9 @@ class DemoStore:
     store that has any unless ``check=False`` (for inspection and repair only).
     """
 
-    def __init__(self, path: Path, group: zarr.Group, store: DurableLocalStore, *, check: bool = True) -> None:
+    def __init__(
+        self, path: Path, group: zarr.Group, store: DurableLocalStore, *, check: bool = True
+    ) -> None:
         self.path = path
         self._group = group
         self._zstore = store
@@ -395,10 +397,14 @@ class DemoStore:
             try:
                 out[name] = int(self._group[group][name].shape[0])
             except Exception as e:  # zarr raises several types for a missing or unreadable zarr.json
-                problems.append(f"{group}/{name} cannot be opened ({e!r}); its zarr.json is missing or damaged")
+                problems.append(
+                    f"{group}/{name} cannot be opened ({e!r}); its zarr.json is missing or damaged"
+                )
         return out
 
-    def _cross_check(self, ends: np.ndarray, data_lengths: dict[str, int], meta_lengths: dict[str, int]) -> list[str]:
+    def _cross_check(
+        self, ends: np.ndarray, data_lengths: dict[str, int], meta_lengths: dict[str, int]
+    ) -> list[str]:
         """The committed ends against the ``length`` column (format 2) and the timestamps."""
         problems: list[str] = []
         if "length" in meta_lengths and self.n_episodes:
@@ -528,7 +534,9 @@ class DemoStore:
             try:
                 blob = where.read_bytes()
             except FileNotFoundError:
-                raise StoreDamage(f"{where} is missing, but it holds committed frames; the store is damaged") from None
+                raise StoreDamage(
+                    f"{where} is missing, but it holds committed frames; the store is damaged"
+                ) from None
             chunks = split_shard(blob, s, where=where)
             lo, hi = max(start, shard * s) - shard * s, min(end, (shard + 1) * s) - shard * s
             for i in range(lo, hi):
@@ -817,7 +825,9 @@ class EpisodeWriter:
         self._lock_file = _acquire_lock(self.path)
         try:
             self.recovery = _recover(self.path, hook)
-            version = DemoStore.open(self.path, hook=hook).version
+            opened = DemoStore.open(self.path, hook=hook)
+            opened.require_usable("appending")
+            version = opened.version
             if version != FORMAT_VERSION:
                 raise StoreError(
                     f"{self.path} is a format {version} store (no checksums); nothing is appended to it "
@@ -1151,7 +1161,7 @@ def _refuse_interrupted_edit(path: Path) -> None:
     that was interrupted, say so instead of reporting a missing store or creating an empty one."""
     from imitation.data.edit import interrupted_edit
 
-    aside = [p.name for p in interrupted_edit(path) if ".old-" in p.name]
+    aside = [p.name for p in interrupted_edit(path) if ".old-" in p.name or ".backup-" in p.name]
     if aside:
         raise StoreError(
             f"an edit of {path} was interrupted and the store is at {', '.join(aside)}; "

@@ -13,6 +13,7 @@ import zarr
 
 from imitation.data import convert
 from imitation.data.store import DemoStore, EpisodeWriter, StoreError
+from imitation.errors import ConfigError
 
 BLOSC = numcodecs.Blosc(cname="zstd", clevel=5, shuffle=numcodecs.Blosc.NOSHUFFLE)
 LENGTHS = (12, 7, 16)
@@ -279,3 +280,18 @@ def test_export_then_import_gives_the_store_back(tmp_path):
     for e in range(2):
         assert back.episode_meta(e) == ours.episode_meta(e)
     assert back.fingerprint() == ours.fingerprint()
+
+
+def test_a_replay_buffer_linking_outside_itself_is_refused(pusht, tmp_path):
+    import shutil
+
+    src = tmp_path / "linked.zarr"
+    shutil.copytree(pusht[0], src)
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"not for the importer")
+    chunk = next(p for p in (src / "data" / "state").iterdir() if p.name != ".zarray")
+    chunk.unlink()
+    chunk.symlink_to(secret)
+    with pytest.raises(ConfigError, match="outside"):
+        convert.importer("diffusion_policy")(src, tmp_path / "out.zarr", fps=10)
+    assert not (tmp_path / "out.zarr").exists()
