@@ -4,6 +4,7 @@ the device reading a real pseudo-terminal, whose mode it restores on close."""
 from __future__ import annotations
 
 import os
+import re
 import select
 import shlex
 import shutil
@@ -166,8 +167,9 @@ def test_terminal_required_but_absent():
         os.close(w)
 
 
-def _poll_until(kb: KeyboardTeleop, done, timeout_s: float = 5.0) -> list[Event]:
-    """Poll ``kb`` until ``done(events so far)``; the pty delivers input asynchronously."""
+def _poll_until(kb: KeyboardTeleop, done, timeout_s: float = 30.0) -> list[Event]:
+    """Poll ``kb`` until ``done(events so far)``; the pty delivers input asynchronously. Returns as
+    soon as it holds; the deadline only stops a test that would hang."""
     got: list[Event] = []
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -199,7 +201,7 @@ def test_keyboard_device_in_a_real_pseudo_terminal():
             assert kb.held() == ["up"] and kb.twist()[0] > 0
 
             os.write(master, b"\x1b")  # an escape sequence cut in two writes
-            _poll_until(kb, lambda e: bool(kb._pending), timeout_s=2.0)
+            _poll_until(kb, lambda e: bool(kb._pending))
             os.write(master, b"[B")
             _poll_until(kb, lambda e: kb.held() == ["down"])
             assert kb.held() == ["down"]  # and the opposite key cancelled up
@@ -243,14 +245,41 @@ def test_recording_from_the_keyboard_in_tmux(tmp_path):
         def keys(*k: str) -> None:
             subprocess.run([*tmux, "send-keys", *k], check=True)
 
+        def wait_for_status(holds, after: int, timeout_s: float = 60.0) -> tuple[str, int]:
+            """The first status line written after character ``after`` of the log for which
+            ``holds(line)``, and where it ends. The recorder writes one a few times a second, once
+            the tick it describes has read its keys: a key sent after a line is read by a later tick."""
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                text = log.read_text(errors="replace") if log.exists() else ""
+                for m in re.finditer(r"\[[^\r\n]*?(?=\x1b\[K)", text[after:]):
+                    if holds(m.group()):
+                        return m.group(), after + m.end()
+                time.sleep(0.05)
+            raise AssertionError(
+                f"no such status line; the recorder wrote:\n{log.read_text(errors='replace')}"
+            )
+
+        def frames(line: str) -> int:
+            m = re.search(r"(\d+) frames", line)
+            return int(m.group(1)) if m else -1
+
         wait_for("[ready]")
         keys("Enter")
-        wait_for("[● REC]")
-        for _ in range(10):  # hold the up arrow (the terminal repeats it) and open/close the gripper
+        _, pos = wait_for_status(lambda ln: ln.startswith("[● REC]"), 0)
+        # Up, then Space (open/close the gripper), five times; each pair is sent once a status line
+        # shows the gripper as the previous pair left it. Each Up is thus read by a tick of its own,
+        # and moves the arm in that tick at least, however slowly the recorder runs.
+        gripper = "open"
+        for _ in range(5):
             keys("Up")
-            time.sleep(0.05)
-        keys("Space")
-        time.sleep(0.3)
+            keys("Space")
+            gripper = "closed" if gripper == "open" else "open"
+            line, pos = wait_for_status(lambda ln, g=gripper: f"gripper {g}" in ln, pos)
+        assert gripper == "closed"
+        # The gripper closes by 0.1 a tick: after 8 recorded ticks it is below 0.5, wherever it started.
+        closed_at = frames(line)
+        wait_for_status(lambda ln: frames(ln) >= closed_at + 8, pos)
         keys("Enter")  # save: one episode asked for, so the recorder closes the store and exits
         deadline = time.monotonic() + 60
         while not (tmp_path / "record.log.rc").exists() and time.monotonic() < deadline:
