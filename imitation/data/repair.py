@@ -223,6 +223,11 @@ def repair(
             else f"validated again: still damaged ({report.errors[0]}); 'imitation data repair --force {path}' "
             "rebuilds it from the episodes that read back, keeping the original as a backup"
         )
+    elif store.n_episodes and store.last_validation() is None:
+        done.append(
+            f"its frames were not decoded here, nor validated since the store last changed: 'imitation data "
+            f"validate {path}' checks every frame"
+        )
     done.append(f"{store.n_episodes} committed episode(s), {store.n_frames} frame(s)")
     return done, clean
 
