@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from imitation import config
-from imitation.errors import ConfigError, ImitationError
+from imitation.errors import ConfigError, add_note
 
 log = logging.getLogger(__name__)
 
@@ -194,9 +194,7 @@ def discard_new_store(path: Path, error: BaseException) -> None:
         return
     shutil.rmtree(path, ignore_errors=True)
     note = f"removed {path}, which this command had created and saved no episode in"
-    if isinstance(error, ImitationError) and len(error.args) == 1 and isinstance(error.args[0], str):
-        error.args = (f"{error.args[0]}; {note}",)
-    else:
+    if not add_note(error, note):
         log.warning("%s", note)
 
 

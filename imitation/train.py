@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from imitation.config import parse, save, saved_by_imitation, to_dict
-from imitation.errors import ConfigError, ImitationError
+from imitation.errors import ConfigError, ImitationError, add_note
 from imitation.policies import ACTConfig, DiffusionConfig, policy_classes
 
 log = logging.getLogger(__name__)
@@ -418,9 +418,7 @@ def _clean_up(run_dir: Path, created: bool, error: BaseException) -> None:
         return
     shutil.rmtree(run_dir, ignore_errors=True)
     note = f"removed {run_dir}, which this command had created"
-    if isinstance(error, ImitationError) and len(error.args) == 1 and isinstance(error.args[0], str):
-        error.args = (f"{error.args[0]}; {note}",)
-    else:
+    if not add_note(error, note):
         log.warning("%s", note)
 
 

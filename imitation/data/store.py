@@ -840,6 +840,10 @@ class EpisodeWriter:
                 _check_same_schema(self.store, parse_features(features), fps)
         except BaseException:
             self._lock_file.close()
+            if self.created:  # empty: nothing but what this call made
+                import shutil
+
+                shutil.rmtree(self.path, ignore_errors=True)
             raise
         self.features = self.store.features
         self.fps = self.store.fps
