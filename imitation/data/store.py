@@ -121,17 +121,14 @@ def committed_count(episode_ends: np.ndarray, limit_frames: int, limit_episodes:
 
 
 def check_record(
-    ends: np.ndarray,
-    data_lengths: Mapping[str, int],
-    meta_lengths: Mapping[str, int],
-    lengths: np.ndarray | None = None,
+    ends: np.ndarray, data_lengths: Mapping[str, int], meta_lengths: Mapping[str, int]
 ) -> tuple[int, list[str]]:
     """(committed episodes, problems) of a commit record.
 
     ``ends`` is ``meta/episode_ends`` as stored; ``data_lengths`` and ``meta_lengths`` are the
-    lengths (axis 0) of every data and metadata array; ``lengths`` the per-episode ``length``
-    column of a format-2 store. Only what a crash can leave is accepted without a problem: one
-    trailing end still 0, one metadata entry past the last episode, frames past the last end.
+    lengths (axis 0) of every data and metadata array. Only what a crash can leave is accepted
+    without a problem: one trailing end still 0, one metadata entry past the last episode, frames
+    past the last end.
     """
     ends = np.asarray(ends, dtype=np.int64)
     problems: list[str] = []
@@ -158,17 +155,25 @@ def check_record(
                 f"meta/{name} has {length} entries, but meta/episode_ends commits {n} episodes "
                 "(an interrupted save leaves at most one more)"
             )
-    if lengths is not None and not bad.size:
-        lengths = np.asarray(lengths[:n], dtype=np.int64)
-        if lengths.size == n:
-            wrong = np.flatnonzero(committed - prev != lengths)
-            if wrong.size:
-                i = int(wrong[0])
-                problems.append(
-                    f"episode {i}: meta/length records {int(lengths[i])} frames, but meta/episode_ends "
-                    f"gives it {int(committed[i] - prev[i])} (frames {int(prev[i])}..{int(committed[i]) - 1})"
-                )
     return n, problems
+
+
+def length_problems(ends: np.ndarray, lengths: np.ndarray) -> list[str]:
+    """The committed ``ends`` against the per-episode ``length`` column of a format-2 store."""
+    ends = np.asarray(ends, dtype=np.int64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if lengths.size < ends.size:
+        return [f"meta/length has {lengths.size} entries for {ends.size} committed episodes"]
+    spans = np.diff(ends, prepend=0)
+    wrong = np.flatnonzero(spans != lengths[: ends.size])
+    if not wrong.size:
+        return []
+    i = int(wrong[0])
+    first = int(ends[i] - spans[i])
+    return [
+        f"episode {i}: meta/length records {int(lengths[i])} frames, but meta/episode_ends gives it "
+        f"{int(spans[i])} (frames {first}..{int(ends[i]) - 1})"
+    ]
 
 
 def timestamp_problems(timestamps: np.ndarray, ends: np.ndarray) -> list[str]:
@@ -378,7 +383,7 @@ class DemoStore:
         limits = min(data_lengths.values(), default=0), min(meta_lengths.values(), default=0)
         self._set_committed(ends[: committed_count(ends[:n], *limits)])
         if not problems:  # the readable prefix is every committed episode: check it against the rest
-            problems += self._cross_check(ends, data_lengths, meta_lengths)
+            problems += self._cross_check()
         self.problems = problems
         self._stored_ends = stored_ends
         self._stored_frames = max(data_lengths.values(), default=0)
@@ -402,15 +407,14 @@ class DemoStore:
                 )
         return out
 
-    def _cross_check(
-        self, ends: np.ndarray, data_lengths: dict[str, int], meta_lengths: dict[str, int]
-    ) -> list[str]:
+    def _cross_check(self) -> list[str]:
         """The committed ends against the ``length`` column (format 2) and the timestamps."""
         problems: list[str] = []
-        if "length" in meta_lengths and self.n_episodes:
+        if "length" in self.fields and self.n_episodes:
             try:
-                lengths = self._load("meta/length", slice(0, self.n_episodes))
-                problems += check_record(ends, data_lengths, meta_lengths, lengths)[1]
+                problems += length_problems(
+                    self.episode_ends, self._load("meta/length", slice(0, self.n_episodes))
+                )
             except StoreDamage as e:
                 problems.append(f"meta/length cannot be read: {e}")
         if not problems and self.n_episodes:

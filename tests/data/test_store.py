@@ -12,7 +12,15 @@ import zarr
 
 from imitation.data.check import validate
 from imitation.data.schema import Feature, SchemaError
-from imitation.data.store import DemoStore, EpisodeWriter, StoreError, committed_count
+from imitation.data.store import (
+    DemoStore,
+    EpisodeWriter,
+    StoreError,
+    check_record,
+    committed_count,
+    length_problems,
+    timestamp_problems,
+)
 
 LOWDIM = {
     "state": {"shape": [6], "dtype": "float32", "kind": "state", "names": [f"j{i}" for i in range(6)]},
@@ -383,3 +391,39 @@ def test_committed_count_rule():
     assert committed_count(np.array([3, 5, 9]), 9, 2) == 2  # metadata of the 3rd not there
     assert committed_count(np.array([0]), 9, 1) == 0
     assert committed_count(np.array([], dtype=np.int64), 0, 0) == 0
+
+
+def test_check_record_accepts_only_what_a_crash_can_leave():
+    data, meta = {"state": 9, "action": 9}, {"task": 3, "seed": 3}
+    assert check_record(np.array([3, 5, 9]), data, meta) == (3, [])
+    # A crash leaves: frames past the last end, one metadata entry more, a trailing end still 0.
+    assert check_record(np.array([3, 5]), {"state": 9, "action": 7}, meta) == (2, [])
+    assert check_record(np.array([3, 5, 0]), data, meta) == (2, [])
+    # Anything else is damage, named: ends going back, arrays shorter than the ends, metadata gaps.
+    n, problems = check_record(np.array([3, 2, 9]), data, meta)
+    assert problems == ["meta/episode_ends does not increase at episode 1 (3 then 2)"]
+    n, problems = check_record(np.array([3, 5, 12]), data, meta)
+    assert problems == [
+        "data/state holds 9 frames, but meta/episode_ends commits 12",
+        "data/action holds 9 frames, but meta/episode_ends commits 12",
+    ]
+    assert check_record(np.array([3, 5, 9]), data, {"task": 2, "seed": 3})[1] == [
+        "meta/task has 2 entries for 3 committed episodes"
+    ]
+    assert check_record(np.array([3]), data, {"task": 3, "seed": 1})[1] == [
+        "meta/task has 3 entries, but meta/episode_ends commits 1 episodes (an interrupted save leaves at most one more)"
+    ]
+    assert check_record(np.array([0, 0]), data, meta)[1]  # only the last entry may be an unwritten 0
+
+
+def test_length_column_and_timestamps_locate_a_wrong_boundary():
+    assert length_problems(np.array([3, 5, 9]), np.array([3, 2, 4, 7])) == []  # the 4th: uncommitted
+    assert length_problems(np.array([2, 5, 9]), np.array([3, 2, 4])) == [
+        "episode 0: meta/length records 3 frames, but meta/episode_ends gives it 2 (frames 0..1)"
+    ]
+    # Timestamps restart per episode (simulation time): an end at 2 instead of 3 puts the restart
+    # inside episode 1, at frame 3.
+    ts = np.array([0.0, 0.1, 0.2, 0.0, 0.1, 0.0, 0.1, 0.2, 0.3])
+    assert timestamp_problems(ts, np.array([3, 5, 9])) == []
+    (problem,) = timestamp_problems(ts, np.array([2, 5, 9]))
+    assert problem.startswith("episode 1: its timestamp does not increase at frame 3 (0.2 then 0.0")
