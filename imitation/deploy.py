@@ -18,7 +18,6 @@ is the simulator, calibrated like a real arm).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import multiprocessing as mp
@@ -35,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from imitation import outputs
 from imitation.errors import ConfigError, ImitationError
 
 log = logging.getLogger(__name__)
@@ -381,7 +381,10 @@ class DeployConfig:
     threads: int = 0
     """Torch threads of the inference process (0: its default)."""
     out: str | None = None
-    """Write the episodes and timing statistics to this JSON file."""
+    """Write the episodes and timing statistics to this JSON file (never over a file imitation did
+    not write, unless --overwrite)."""
+    overwrite: bool = False
+    """Replace --out even if imitation did not write it."""
     record: str | None = None
     """Also record the deployed episodes (observations and the actions actually sent) into this demo store."""
 
@@ -697,6 +700,10 @@ def _merge_timing(rows: list[dict[str, float]]) -> dict[str, float]:
     return out
 
 
+# A summary file written before the mark existed (imitation.outputs) is recognised by these keys.
+SUMMARY_LAYOUT = ("checkpoint", "robot", "episodes", "timing")
+
+
 def main(argv: Sequence[str] | None = None, prog: str = "imitation deploy") -> int:
     from imitation.config import parse
 
@@ -706,13 +713,16 @@ def main(argv: Sequence[str] | None = None, prog: str = "imitation deploy") -> i
         prog=prog,
         description=DeployConfig.__doc__,
     )
+    if cfg.out:  # before anything moves, not after the episodes
+        outputs.check_file(
+            cfg.out, command="imitation deploy", overwrite=cfg.overwrite, legacy_keys=SUMMARY_LAYOUT
+        )
     summary = deploy(cfg)
     print(format_timing(summary))
     if "success_rate" in summary:
         print(f"success {summary['success_rate']:.1%} over {len(summary['episodes'])} episode(s)")
     if cfg.out:
-        Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(cfg.out).write_text(json.dumps(summary, indent=1, default=float))
+        outputs.write_json(cfg.out, summary, "deploy")
         print(f"results {cfg.out}")
     return 0
 
@@ -726,8 +736,9 @@ def evaluate_on_robot(cfg: Any) -> dict[str, Any]:
     """``imitation eval --robot``: the evaluator on an arm. Between episodes the operator resets the
     scene; after each one they mark success (under --emulate the simulator judges). The same
     results.json and Wilson interval as in simulation."""
-    from imitation.evaluate import Episode, summarize
+    from imitation.evaluate import Episode, check_outputs, summarize
 
+    folder = check_outputs(cfg)  # before the first episode, not after the last
     dc = DeployConfig(
         checkpoint=cfg.checkpoint,
         robot=cfg.robot,
@@ -754,9 +765,6 @@ def evaluate_on_robot(cfg: Any) -> dict[str, Any]:
         "clamps": out["clamps"],
         "starved": out["starved"],
     }
-    ckpt = Path(out["checkpoint"])
-    run = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt
-    folder = Path(cfg.out) if cfg.out else Path("eval") / f"{run.name}_{cfg.robot}"
     folder.mkdir(parents=True, exist_ok=True)
     from imitation import config as config_mod
     from imitation.evaluate import write_plot
@@ -768,6 +776,6 @@ def evaluate_on_robot(cfg: Any) -> dict[str, Any]:
         "config": config_mod.to_dict(cfg),
         "episodes": [asdict(e) for e in episodes],
     }
-    (folder / "results.json").write_text(json.dumps(record, indent=1, default=float))
+    outputs.write_json(folder / "results.json", record, "eval")
     summary["results"] = str(folder / "results.json")
     return summary

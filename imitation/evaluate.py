@@ -8,12 +8,12 @@ episode's result depends only on its seed, never on how many environments ran be
 Reported: success rate with a 95% Wilson interval, mean return, mean max coverage (tasks that
 have one), episode lengths and inference time per step. ``eval/<name>/`` gets ``results.json``
 (one record per episode), mp4 videos of the first episodes (named by seed and outcome) and a
-PNG summary.
+PNG summary, each marked as imitation's (``imitation.outputs``). An ``--out`` that holds other
+files is refused before the rollouts start, unless ``--overwrite``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import sys
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from imitation import config
+from imitation import config, outputs
 from imitation.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,9 @@ class EvalConfig:
     """With --robot: the servo emulator whose physics is the simulator (which also judges success)."""
     calibration: str | None = None
     """Calibration file of the arm (default: ~/.imitation/calibration/<robot>.yaml)."""
+    overwrite: bool = False
+    """Write into --out even where it holds files imitation did not write (files with the names eval
+    writes are replaced; nothing else is touched)."""
 
     def __post_init__(self) -> None:
         if self.episodes < 1 or self.num_envs < 1:
@@ -189,6 +192,7 @@ class _Reel:
         if success is None:
             self.tmp.unlink(missing_ok=True)
             return None
+        outputs.mark_mp4(self.tmp)
         path = self.out / f"episode_seed{self.seed}_{'success' if success else 'failure'}.mp4"
         self.tmp.replace(path)
         return path
@@ -404,8 +408,7 @@ def write_plot(summary: dict[str, Any], episodes: Sequence[Episode], path: Path)
     cv2.putText(
         img, f"episode lengths (max {top})", (x1 + 20, 225), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), img[..., ::-1])
+    outputs.write_png(path, img)
 
 
 def training_seeds(meta: dict[str, Any]) -> set[int]:
@@ -417,6 +420,37 @@ def training_seeds(meta: dict[str, Any]) -> set[int]:
         return set()
     seeds = DemoStore.open(path).meta_table()["seed"]
     return {int(s) for s in np.asarray(seeds) if s >= 0}
+
+
+# What eval writes into its --out: recognised by these names (and the mark) when it runs again there.
+EVAL_FILES = ("results.json", "summary.png", "episode_seed*_success.mp4", "episode_seed*_failure.mp4")
+EVAL_TEMPORARY = (".episode_seed*.mp4",)  # a video being filmed (left by a killed run)
+RESULTS_LAYOUT = ("summary", "config", "episodes")  # results.json written before the mark existed
+
+
+def output_dir(cfg: EvalConfig, checkpoint: Path) -> Path:
+    """Where ``cfg`` writes: --out, or eval/<run> (eval/<run>_<robot> on an arm)."""
+    if cfg.out:
+        return Path(cfg.out)
+    run = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint
+    return Path("eval") / (f"{run.name}_{cfg.robot}" if cfg.robot else run.name)
+
+
+def check_outputs(cfg: EvalConfig) -> Path:
+    """The output directory of ``cfg``, refused (ConfigError) where it holds files imitation did not
+    write, unless ``cfg.overwrite``. Cheap: call it before the long work (quickstart, benchmarks)."""
+    from imitation.checkpoint import resolve
+
+    out = output_dir(cfg, resolve(cfg.checkpoint))
+    outputs.check_dir(
+        out,
+        EVAL_FILES,
+        command="imitation eval",
+        overwrite=cfg.overwrite,
+        temporary=EVAL_TEMPORARY,
+        legacy_keys=RESULTS_LAYOUT,
+    )
+    return out
 
 
 def evaluate(
@@ -432,6 +466,7 @@ def evaluate(
     from imitation.checkpoint import load_policy, read_meta, resolve
 
     ckpt = resolve(cfg.checkpoint)
+    out = check_outputs(cfg)  # before the policy loads and the rollouts start
     meta = read_meta(ckpt)
     if policy is None:
         policy = load_policy(ckpt, cfg.device)
@@ -454,8 +489,6 @@ def evaluate(
             f"choose another --seed (the demos use {min(used)}..{max(used)}) or pass --force"
         )
     kwargs = env_kwargs_for(meta)
-    run = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt
-    out = Path(cfg.out) if cfg.out else Path("eval") / run.name
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     episodes, infer_s = rollout(
@@ -484,7 +517,7 @@ def evaluate(
     write_plot(summary, episodes, out / "summary.png")
     summary["plot"] = str(out / "summary.png")
     record = {"summary": summary, "config": config.to_dict(cfg), "episodes": [asdict(e) for e in episodes]}
-    (out / "results.json").write_text(json.dumps(record, indent=1))
+    outputs.write_json(out / "results.json", record, "eval")
     summary["results"] = str(out / "results.json")
     return summary
 

@@ -5,6 +5,9 @@
   ``--env`` names it instead, and must where that task imports code).
 - ``imitation view --env imitation/PickPlace-v0 --seed 3`` — a live episode of the task's
   scripted expert.
+
+The file is marked as imitation's (``imitation.outputs``); an existing --out without that mark is
+refused before any frame is made, unless ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imitation import config
+from imitation import config, outputs
 from imitation.errors import ConfigError
 
 
@@ -40,6 +43,8 @@ class ViewConfig:
     """Height and width of re-rendered simulation frames."""
     fps: float | None = None
     """Frames per second of the video (default: the control rate)."""
+    overwrite: bool = False
+    """Replace --out even if imitation did not write it."""
 
 
 def _sim_frames(env_id: str, seed: int, actions: np.ndarray | None, cfg: ViewConfig) -> Iterator[np.ndarray]:
@@ -94,31 +99,39 @@ def frames(cfg: ViewConfig) -> tuple[Iterator[np.ndarray], float]:
 
 
 def write_video(path: Path, images: Iterator[np.ndarray], fps: float) -> int:
-    """Write RGB frames to an mp4 (or the first one to a PNG); returns the number of frames."""
+    """Write RGB frames to an mp4 (or the first one to a PNG), marked as imitation's; returns the
+    number of frames. The file appears complete or not at all (written beside it, then renamed)."""
     import cv2
 
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".png":
-        first = next(iter(images))
-        cv2.imwrite(str(path), cv2.cvtColor(first, cv2.COLOR_RGB2BGR))
+        outputs.write_png(path, next(iter(images)))
         return 1
+    tmp = outputs.temporary_video(path)
     writer = None
     n = 0
     try:
         for img in images:
             if writer is None:
                 h, w = img.shape[:2]
-                writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+                writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
             writer.write(cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2BGR))
             n += 1
+        if writer is not None:
+            writer.release()
+            if path.suffix.lower() == ".mp4":
+                outputs.mark_mp4(tmp)
+            tmp.replace(path)
     finally:
         if writer is not None:
             writer.release()
+        tmp.unlink(missing_ok=True)
     return n
 
 
 def main(argv: Sequence[str], prog: str = "imitation view") -> int:
     cfg = config.parse(ViewConfig, argv, prog=prog)
+    outputs.check_file(cfg.out, command="imitation view", overwrite=cfg.overwrite)
     images, fps = frames(cfg)
     n = write_video(cfg.out, images, cfg.fps or fps)
     print(f"{cfg.out}: {n} frame(s)")

@@ -16,6 +16,8 @@ PushT's expert plans by simulation and takes longer).
 
 Writes ``<out>/results.json`` (one record per row and training seed) and prints a Markdown
 table with the mean over training seeds. Long: about 10-30 minutes of CPU per row and seed.
+Runs into an existing ``--out`` add their rows to its results.json; a results.json that imitation
+did not write, or an evaluation folder holding other files, is refused before anything runs.
 """
 
 from __future__ import annotations
@@ -187,6 +189,35 @@ def markdown(rows: list[dict], meta: dict) -> str:
     return "\n".join(lines)
 
 
+RESULTS_LAYOUT = ("rows", "meta")  # a results.json written before the mark existed (imitation.outputs)
+
+
+def check_outputs(args: argparse.Namespace, trained: list[str]) -> None:
+    """Refuse, before recording or training, an --out whose results.json or evaluation folders hold
+    files imitation did not write (ConfigError)."""
+    from imitation import outputs
+    from imitation.evaluate import EVAL_FILES, EVAL_TEMPORARY
+    from imitation.evaluate import RESULTS_LAYOUT as EVAL_LAYOUT
+
+    outputs.check_file(
+        args.out / "results.json",
+        command="bench_policies.py",
+        overwrite_flag=None,
+        legacy_keys=RESULTS_LAYOUT,
+    )
+    for task in args.tasks:
+        for policy in trained:
+            for seed in args.train_seeds:
+                outputs.check_dir(
+                    args.out / "eval" / f"{task}_{policy}_s{seed}",
+                    EVAL_FILES,
+                    command="bench_policies.py",
+                    overwrite_flag=None,
+                    temporary=EVAL_TEMPORARY,
+                    legacy_keys=EVAL_LAYOUT,
+                )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
@@ -229,10 +260,19 @@ def main() -> int:
         )
         return 2
     os.environ.setdefault("MUJOCO_GL", "egl")
+    from imitation import outputs
+    from imitation.errors import ConfigError
+
+    trained = [p for p in args.policies if p != "expert"]
+    try:
+        check_outputs(args, trained)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     args.out.mkdir(parents=True, exist_ok=True)
     results = args.out / "results.json"
     data = json.loads(results.read_text()) if results.exists() else {"rows": [], "meta": {"demos": {}}}
-    trained = [p for p in args.policies if p != "expert"]
+    data.pop(outputs.MARK_KEY, None)
 
     def keep(row: dict) -> None:
         data["rows"] = [
@@ -240,7 +280,7 @@ def main() -> int:
             for r in data["rows"]
             if (r["task"], r["policy"], r["train_seed"]) != (row["task"], row["policy"], row["train_seed"])
         ] + [row]
-        results.write_text(json.dumps(data, indent=1))
+        outputs.write_json(results, data, "tools/bench_policies.py")
 
     for task in args.tasks:
         if "expert" in args.policies:

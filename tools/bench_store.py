@@ -352,15 +352,29 @@ def bench_reading(out: dict, root: Path) -> None:
     out["reading"] = res
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("part", choices=("codecs", "recording", "reading", "all"))
     ap.add_argument("--minutes", type=float, default=10.0, help="length of the recording benchmark")
     ap.add_argument(
         "--dir", type=Path, default=None, help="where to write the benchmark stores (default: a temp dir)"
     )
-    ap.add_argument("--json", type=Path, default=None, help="also write the results to this file")
+    ap.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="also write the results to this file (one imitation wrote, or new)",
+    )
     args = ap.parse_args()
+    if args.json:  # refused now, not after the benchmarks
+        from imitation import outputs
+        from imitation.errors import ConfigError
+
+        try:
+            outputs.check_file(args.json, command="bench_store.py", option="--json", overwrite_flag=None)
+        except ConfigError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     root = Path(tempfile.mkdtemp(prefix="bench_store_", dir=args.dir))
     out: dict = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}"
@@ -375,8 +389,11 @@ def main() -> None:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     if args.json:
-        args.json.write_text(json.dumps(out, indent=2))
+        from imitation import outputs
+
+        outputs.write_json(args.json, out, "tools/bench_store.py")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
