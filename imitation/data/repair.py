@@ -26,7 +26,6 @@ every chunk, the ``length`` column), episode by episode, frames and metadata bit
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,8 +42,6 @@ from imitation.data.store import (
     timestamp_problems,
 )
 from imitation.errors import StoreDamage, StoreError
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -101,8 +98,8 @@ def _candidates(store: DemoStore) -> list[tuple[str, np.ndarray]]:
         lengths = _raw(store, "meta/length", limit_eps)
         if lengths is not None:
             lengths = lengths.astype(np.int64)
-            positive = np.flatnonzero(lengths <= 0)
-            lengths = lengths[: positive[0]] if positive.size else lengths
+            empty = np.flatnonzero(lengths <= 0)  # a fill value: an entry never written
+            lengths = lengths[: empty[0]] if empty.size else lengths
             from_lengths = np.cumsum(lengths)
             out.append(
                 ("meta/length", from_lengths[: int(np.searchsorted(from_lengths, limit_frames, "right"))])
