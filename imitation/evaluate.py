@@ -428,20 +428,22 @@ EVAL_TEMPORARY = (".episode_seed*.mp4",)  # a video being filmed (left by a kill
 RESULTS_LAYOUT = ("summary", "config", "episodes")  # results.json written before the mark existed
 
 
-def output_dir(cfg: EvalConfig, checkpoint: Path) -> Path:
+def output_dir(cfg: EvalConfig) -> Path:
     """Where ``cfg`` writes: --out, or eval/<run> (eval/<run>_<robot> on an arm)."""
     if cfg.out:
         return Path(cfg.out)
-    run = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint
+    from imitation.checkpoint import resolve
+
+    ckpt = resolve(cfg.checkpoint)
+    run = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt
     return Path("eval") / (f"{run.name}_{cfg.robot}" if cfg.robot else run.name)
 
 
 def check_outputs(cfg: EvalConfig) -> Path:
     """The output directory of ``cfg``, refused (ConfigError) where it holds files imitation did not
-    write, unless ``cfg.overwrite``. Cheap: call it before the long work (quickstart, benchmarks)."""
-    from imitation.checkpoint import resolve
-
-    out = output_dir(cfg, resolve(cfg.checkpoint))
+    write, unless ``cfg.overwrite``. Cheap, and with --out given it needs no checkpoint yet: call it
+    before the long work (a quickstart or a benchmark checks its evaluation folder before training)."""
+    out = output_dir(cfg)
     outputs.check_dir(
         out,
         EVAL_FILES,

@@ -123,6 +123,10 @@ def test_eval_refuses_a_foreign_out_before_loading_the_policy(pick_place_checkpo
     with pytest.raises(ConfigError, match="results.json, which imitation did not write"):
         evaluate.evaluate(cfg, progress=False)
     assert tree(out) == before
+    # Without --out: eval/<run>, or eval/<run>_<robot> on an arm.
+    assert evaluate.output_dir(evaluate.EvalConfig(checkpoint=str(pick_place_checkpoint))) == Path("eval/run")
+    on_arm = evaluate.EvalConfig(checkpoint=str(pick_place_checkpoint), robot="sim")
+    assert evaluate.output_dir(on_arm) == Path("eval/run_sim")
 
 
 def test_eval_cli_says_so_in_one_line(pick_place_checkpoint, tmp_path):
