@@ -117,6 +117,16 @@ def main(argv: Sequence[str], prog: str = "imitation quickstart") -> int:
             f"{cfg.run} already holds a training run; pass --overwrite to replace it or --run to choose another"
         )
     check_run_dir(tc, flag="--run")
+    from imitation.evaluate import EvalConfig, check_outputs, evaluate, format_summary
+
+    eval_cfg = EvalConfig(
+        checkpoint=str(cfg.run),
+        episodes=4 if cfg.fast else cfg.eval_episodes,
+        seed=cfg.eval_seed,
+        videos=2 if cfg.fast else 4,
+        out=str(cfg.eval_out),
+    )
+    check_outputs(eval_cfg)
     t0 = time.perf_counter()
     if cfg.out.exists():
         if not cfg.overwrite:
@@ -161,19 +171,9 @@ def main(argv: Sequence[str], prog: str = "imitation quickstart") -> int:
             print(f"step {r['step']:>6}  validation loss {r['val_loss']:.4f}")
     print(f"trained {tc.steps} steps in {time.perf_counter() - t:.1f} s; checkpoint in {run / 'checkpoints'}")
 
-    episodes = 4 if cfg.fast else cfg.eval_episodes
-    print(f"\n== 5/5 imitation eval --checkpoint {run} --episodes {episodes} --seed {cfg.eval_seed}")
-    from imitation.evaluate import EvalConfig, evaluate, format_summary
-
-    summary = evaluate(
-        EvalConfig(
-            checkpoint=str(run),
-            episodes=episodes,
-            seed=cfg.eval_seed,
-            videos=2 if cfg.fast else 4,
-            out=str(cfg.eval_out),
-        )
-    )
+    print(f"\n== 5/5 imitation eval --checkpoint {run} --episodes {eval_cfg.episodes} --seed {cfg.eval_seed}")
+    eval_cfg.checkpoint = str(run)
+    summary = evaluate(eval_cfg)
     print(format_summary(summary))
     print(
         f"\ndone in {time.perf_counter() - t0:.1f} s; the store is at {cfg.out}, its config at "

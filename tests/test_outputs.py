@@ -439,3 +439,24 @@ def test_a_failed_operator_session_removes_the_new_store_only_while_it_is_empty(
     assert DemoStore.open(tmp_path / "b.zarr").n_episodes == 1
     session("b.zarr", FailingKeys(fail=4))  # a resumed store that gets nothing new: kept as it was
     assert DemoStore.open(tmp_path / "b.zarr").n_episodes == 1
+
+
+def test_quickstart_refuses_a_foreign_evaluation_folder_before_recording(tmp_path):
+    evals = tmp_path / "eval"
+    evals.mkdir()
+    (evals / "results.json").write_text('{"my": "results"}')
+    out = tmp_path / "q.zarr"
+    line = one_line_error(
+        cli(
+            "quickstart",
+            "--fast",
+            "--out",
+            str(out),
+            "--run",
+            str(tmp_path / "run"),
+            "--eval-out",
+            str(evals),
+        )
+    )
+    assert str(evals) in line and not out.exists()  # refused before anything was recorded
+    assert (evals / "results.json").read_text() == '{"my": "results"}'

@@ -14,6 +14,18 @@ scs_sdk = pytest.importorskip("scservo_sdk")
 IDS = range(1, 7)
 
 
+@pytest.fixture(autouse=True)
+def patient_sdks(monkeypatch):
+    """The SDKs wait 2 x LATENCY_TIMER + 2 ms (about 34 ms) for an answer, the latency of a USB
+    adapter; the emulator in a thread of a loaded 2-core machine has taken up to 19 ms. Give them
+    250 ms per latency period so that no answer is missed for load (absent ids still time out)."""
+    import dynamixel_sdk.port_handler
+    import scservo_sdk.port_handler
+
+    monkeypatch.setattr(dynamixel_sdk.port_handler, "LATENCY_TIMER", 250)
+    monkeypatch.setattr(scservo_sdk.port_handler, "LATENCY_TIMER", 250)
+
+
 @pytest.fixture
 def dynamixel():
     emu = ServoEmulator("dynamixel", {i: "xl330-m288" for i in IDS})
