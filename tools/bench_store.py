@@ -3,6 +3,7 @@
     python tools/bench_store.py codecs                 # bytes/frame, ratio, encode/decode frames/s
     python tools/bench_store.py recording --minutes 10 # 50 Hz, 3 cameras 480x640 JPEG + state
     python tools/bench_store.py reading                # DP windows/s: disk, RAM cache, naive, NumPy
+    python tools/bench_store.py integrity              # cost of checksums and of the commit-record check
     python tools/bench_store.py all
 
 Images are generated, not downloaded: "rendered" frames are flat-shaded scenes like a simulator's
@@ -352,9 +353,57 @@ def bench_reading(out: dict, root: Path) -> None:
     out["reading"] = res
 
 
+def bench_integrity(out: dict, root: Path) -> None:
+    """What checking costs: CRC-32C throughput, a JPEG frame decoded with and without its checksum
+    verified, and opening (commit record checked) and validating an hour of 50 Hz state."""
+    import google_crc32c
+
+    from imitation.data.check import validate
+    from imitation.data.codecs import add_checksum, jpeg_encode
+    from imitation.data.shards import FrameDecoder
+    from imitation.data.store import DemoStore
+
+    res: dict = {}
+    buf = np.random.default_rng(0).integers(0, 256, 64 * 2**20, dtype=np.uint8)
+    t = time.perf_counter()
+    for _ in range(5):
+        google_crc32c.value(buf)
+    res["crc32c_GB_per_s"] = round(5 * buf.nbytes / (time.perf_counter() - t) / 1e9, 2)
+    for h, w in ((96, 96), (480, 640)):
+        frames = make_frames("camera", 16, h, w, seed=1)
+        raw = [jpeg_encode(f, 90) for f in frames]
+        n = 2000 if h == 96 else 200
+        best = {False: 0.0, True: 0.0}
+        for _ in range(3):  # alternated, best of three: the two differ by less than the noise of one run
+            for checksum in (False, True):
+                dec = FrameDecoder("jpeg", (h, w, 3), np.uint8, checksum=checksum)
+                data = [add_checksum(r) if checksum else r for r in raw]
+                t = time.perf_counter()
+                for i in range(n):
+                    dec(data[i % 16])
+                best[checksum] = max(best[checksum], n / (time.perf_counter() - t))
+        for checksum, fps in best.items():
+            res[f"jpeg_{h}x{w}_decode_fps_{'with' if checksum else 'without'}_checksum"] = round(fps)
+    path = root / "hour.zarr"
+    _write_store(path, 180_000, {}, episode_len=3000)
+    times = []
+    for _ in range(5):
+        t = time.perf_counter()
+        store = DemoStore.open(path)
+        times.append(time.perf_counter() - t)
+    res["open_180000_frames_s"] = round(sorted(times)[2], 4)
+    t = time.perf_counter()
+    report = validate(DemoStore.open(path, check=False), progress=False)
+    res["validate_180000_frames_s"] = round(time.perf_counter() - t, 2)
+    res["validate_ok"] = report.ok
+    res["frames"] = store.n_frames
+    print(json.dumps(res), flush=True)
+    out["integrity"] = res
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("part", choices=("codecs", "recording", "reading", "all"))
+    ap.add_argument("part", choices=("codecs", "recording", "reading", "integrity", "all"))
     ap.add_argument("--minutes", type=float, default=10.0, help="length of the recording benchmark")
     ap.add_argument(
         "--dir", type=Path, default=None, help="where to write the benchmark stores (default: a temp dir)"
@@ -382,6 +431,8 @@ def main() -> int:
     try:
         if args.part in ("codecs", "all"):
             bench_codecs(out)
+        if args.part in ("integrity", "all"):
+            bench_integrity(out, root)
         if args.part in ("reading", "all"):
             bench_reading(out, root)
         if args.part in ("recording", "all"):
