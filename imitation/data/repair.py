@@ -194,8 +194,10 @@ def repair(
             f"nothing was written: {'; '.join(store.problems)}. 'imitation data repair --force {path}' rebuilds "
             "the store from the episodes that can be proven and keeps the original whole as a backup"
         )
+    rebuilt = False
     if force:
-        done += _forced_rebuild(path, progress=progress)
+        lines, rebuilt = _forced_rebuild(path, progress=progress)
+        done += lines
     elif store.version < FORMAT_VERSION and upgrade:
         done += _upgrade(path, progress=progress)
     elif store.version < FORMAT_VERSION:
@@ -209,13 +211,13 @@ def repair(
         store.stats(progress=progress)
         done.append("statistics: " + ("already up to date" if fresh else "computed and cached"))
     clean = True
-    if _validation_failed(store):
+    if rebuilt or _validation_failed(store):
         from imitation.data.check import validate
 
         report = validate(store, progress=progress)
         clean = report.ok
         done.append(
-            "validated again: OK"
+            ("validated the rebuilt store: OK" if rebuilt else "validated again: OK")
             if clean
             else f"validated again: still damaged ({report.errors[0]}); 'imitation data repair --force {path}' "
             "rebuilds it from the episodes that read back, keeping the original as a backup"
@@ -238,9 +240,10 @@ class _NothingToRebuild(Exception):
     """Every committed episode reads back whole: a forced rebuild would change nothing."""
 
 
-def _forced_rebuild(path: Path, *, progress: bool) -> list[str]:
+def _forced_rebuild(path: Path, *, progress: bool) -> tuple[list[str], bool]:
     """Rebuild ``path`` from ``plan_rebuild``'s episodes, keeping the original as a backup; or
-    nothing, when every committed episode of a consistent record reads back whole."""
+    nothing, when every committed episode of a consistent record reads back whole. Returns what
+    was done and whether the store was rebuilt."""
     done: list[str] = []
     backup = backup_path_for(path)
 
@@ -257,6 +260,7 @@ def _forced_rebuild(path: Path, *, progress: bool) -> list[str]:
             raise _NothingToRebuild
         store._set_committed(plan.ends)
         _write_store(tmp, [(store, plan.keep)], progress=progress)
+        _keep_created(store, tmp)
         done.append(
             f"rebuilt from {plan.source}: kept {len(plan.keep)} episode(s), {plan.kept_frames} frame(s)"
         )
@@ -265,12 +269,12 @@ def _forced_rebuild(path: Path, *, progress: bool) -> list[str]:
     try:
         replace_in_place(path, build, backup=backup)
     except _NothingToRebuild:
-        return ["--force: every committed episode reads back whole; nothing to rebuild"]
+        return ["--force: every committed episode reads back whole; nothing to rebuild"], False
     done.append(
         f"the original store is kept whole at {backup} (to undo: remove {path.name} and rename "
         f"{backup.name} to {path.name})"
     )
-    return done
+    return done, True
 
 
 def _upgrade(path: Path, *, progress: bool) -> list[str]:
@@ -280,7 +284,14 @@ def _upgrade(path: Path, *, progress: bool) -> list[str]:
     def build(tmp: Path) -> None:
         store = DemoStore.open(path)
         _write_store(tmp, [(store, range(store.n_episodes))], progress=progress)
+        _keep_created(store, tmp)
         counts.append(store.n_episodes)
 
     replace_in_place(path, build)
     return [f"upgraded to format {FORMAT_VERSION}: {counts[0]} episode(s) rewritten with checksums"]
+
+
+def _keep_created(src: DemoStore, new: Path) -> None:
+    """A rewritten store keeps the creation time of the store it replaces."""
+    if src.attrs.get("created"):
+        DemoStore.open(new)._set_attr("created", src.attrs["created"])
