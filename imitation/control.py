@@ -67,6 +67,21 @@ class TimingStats:
         return out
 
 
+class SimulatedClock:
+    """Time that moves only when something sleeps on it. A ``RateLoop`` on it (``RateLoop.simulated``)
+    releases every tick on time unless a tick's work advances the clock itself, which is how tests
+    check pacing without depending on the machine's load."""
+
+    def __init__(self, start_s: float = 0.0) -> None:
+        self.now = float(start_s)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, s: float) -> None:
+        self.now += max(0.0, s)
+
+
 class RateLoop:
     """Yields tick numbers at ``hz``; each tick is released at its deadline ``t0 + k / hz``.
 
@@ -89,6 +104,12 @@ class RateLoop:
         self.clock, self.sleep, self.spin_s = clock, sleep, spin_s
         self.stats = TimingStats(hz)
         self.tick_time = 0.0  # when the current tick was released
+
+    @classmethod
+    def simulated(cls, hz: float, clock: SimulatedClock | None = None) -> RateLoop:
+        """A loop on a ``SimulatedClock`` (a new one unless given): no real time passes."""
+        clock = clock or SimulatedClock()
+        return cls(hz, clock=clock, sleep=clock.sleep, spin_s=0.0)
 
     def __iter__(self) -> Iterator[int]:
         t0 = self.clock()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from imitation.control import RateLoop
+from imitation.control import RateLoop, SimulatedClock
 from imitation.deploy import ChunkExecutor, DeployConfig, Schedule, check_compatible, deploy, run_episode
 from imitation.errors import ConfigError
 from imitation.policies.common import TemporalEnsembler
@@ -68,24 +68,11 @@ def test_a_checkpoint_the_robot_cannot_serve_is_refused_with_every_reason():
     check_compatible(ok, spec(), has_env_state=False)
 
 
-class SimClock:
-    """Simulated time for the loop and the fake inference: nothing here depends on the machine's load."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, s: float) -> None:
-        self.now += max(0.0, s)
-
-
 class SlowInference:
     """Fake inference taking ``latency_s`` of simulated time per chunk, as a separate process
     would: a chunk submitted at t is ready at t + latency_s; waiting for it advances the clock."""
 
-    def __init__(self, clock: SimClock, latency_s: float, chunk: int, dim: int) -> None:
+    def __init__(self, clock: SimulatedClock, latency_s: float, chunk: int, dim: int) -> None:
         self.clock, self.latency_s, self.chunk, self.dim = clock, latency_s, chunk, dim
         self.busy = False
         self.latency: list[float] = []
@@ -122,18 +109,14 @@ class ClockArm:
         return a
 
 
-def sim_loop(clock: SimClock, hz: float) -> RateLoop:
-    return RateLoop(hz, clock=clock, sleep=clock.sleep, spin_s=0.0)
-
-
 @pytest.mark.parametrize("mode", ["ensemble", "queue"])
 def test_slow_inference_never_costs_a_deadline_and_starved_ticks_are_counted(mode):
     hz = 50.0
     arm = ClockArm(hz)
-    clock = SimClock()
+    clock = SimulatedClock()
     infer = SlowInference(clock, latency_s=0.05, chunk=20, dim=2)  # 2.5 control periods per chunk
     sched = Schedule(mode, 0, 20, 1, 1)
-    st = run_episode(arm, infer, sched, ["state"], max_ticks=60, loop=sim_loop(clock, hz))
+    st = run_episode(arm, infer, sched, ["state"], max_ticks=60, loop=RateLoop.simulated(hz, clock))
     assert st.ticks == 60 and len(arm.sent) == 60
     # Waiting for each 50 ms chunk would overrun ~40 ticks; the loop waits only within its budget.
     assert st.timing["overruns"] == 0 and st.timing["missed"] == 0
@@ -141,10 +124,15 @@ def test_slow_inference_never_costs_a_deadline_and_starved_ticks_are_counted(mod
     assert st.chunks >= 3
     assert st.starved == 0  # chunks of 20 cover the 3-tick latency
     assert st.dropped_rows > 0  # rows for ticks already past when a chunk arrived were dropped
-    clock2 = SimClock()
+    clock2 = SimulatedClock()
     short = SlowInference(clock2, latency_s=0.05, chunk=2, dim=2)
     st2 = run_episode(
-        ClockArm(hz), short, Schedule(mode, 0, 2, 1, 1), ["state"], max_ticks=40, loop=sim_loop(clock2, hz)
+        ClockArm(hz),
+        short,
+        Schedule(mode, 0, 2, 1, 1),
+        ["state"],
+        max_ticks=40,
+        loop=RateLoop.simulated(hz, clock2),
     )
     assert st2.starved > 0 and st2.timing["overruns"] == 0 and st2.timing["missed"] == 0
 
@@ -153,7 +141,7 @@ class QueuedInference(SlowInference):
     """Like SlowInference, but requests queue up in order as in the inference process, and a
     chunk's values say which episode (the seed of the last reset) it was computed in."""
 
-    def __init__(self, clock: SimClock, latency_s: float, chunk: int, dim: int) -> None:
+    def __init__(self, clock: SimulatedClock, latency_s: float, chunk: int, dim: int) -> None:
         super().__init__(clock, latency_s, chunk, dim)
         self.episode = 0
         self._queue: list[tuple[int, float, int]] = []  # (tick, ready at, episode)
@@ -180,15 +168,15 @@ class QueuedInference(SlowInference):
 def test_a_chunk_asked_for_in_one_episode_is_never_executed_in_the_next():
     """The last request of an episode is still in flight when it ends; its chunk must not drive
     the next episode (or leave its first ticks with nothing to send)."""
-    hz, clock = 50.0, SimClock()
+    hz, clock = 50.0, SimulatedClock()
     infer = QueuedInference(clock, latency_s=0.05, chunk=20, dim=2)
     sched = Schedule("ensemble", 0, 20, 1, 1)
     infer.reset(1)
-    run_episode(ClockArm(hz), infer, sched, ["state"], max_ticks=29, loop=sim_loop(clock, hz))
+    run_episode(ClockArm(hz), infer, sched, ["state"], max_ticks=29, loop=RateLoop.simulated(hz, clock))
     assert infer.busy  # the situation under test: a request of episode 1 in flight
     infer.reset(2)
     arm = ClockArm(hz)
-    st = run_episode(arm, infer, sched, ["state"], max_ticks=60, loop=sim_loop(clock, hz))
+    st = run_episode(arm, infer, sched, ["state"], max_ticks=60, loop=RateLoop.simulated(hz, clock))
     assert st.ticks == 60 and len(arm.sent) == 60
     assert min(float(np.min(a)) for a in arm.sent) >= 2.0  # episode 2's chunks only
 

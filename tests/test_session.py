@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from imitation.control import RateLoop
+from imitation.control import RateLoop, SimulatedClock
 from imitation.data.check import validate
 from imitation.data.store import DemoStore
 from imitation.errors import ConfigError
@@ -27,23 +27,8 @@ from imitation.record import RecordConfig
 from imitation.session import Status, render_ui
 
 
-class SimClock:
-    """Simulated time: sleeping advances it at once, so the loop never runs late unless a test
-    makes a tick's work take simulated time."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, s: float) -> None:
-        self.now += max(0.0, s)
-
-
-def sim_loop(hz: float = 50.0, clock: SimClock | None = None) -> RateLoop:
-    clock = clock or SimClock()
-    return RateLoop(hz, clock=clock, sleep=clock.sleep, spin_s=0.0)
+def sim_loop(hz: float = 50.0, clock: SimulatedClock | None = None) -> RateLoop:
+    return RateLoop.simulated(hz, clock)
 
 
 class KeyScript:
@@ -289,7 +274,7 @@ class SlowDevice(KeyScript):
     """A device whose every read takes 2.5 control periods of the simulated clock: the loop falls
     behind, and the deadlines it skips are counted, not recorded."""
 
-    def __init__(self, keys: dict[int, str], clock: SimClock, period_s: float) -> None:
+    def __init__(self, keys: dict[int, str], clock: SimulatedClock, period_s: float) -> None:
         super().__init__(keys)
         self.clock, self.period_s = clock, period_s
 
@@ -299,7 +284,7 @@ class SlowDevice(KeyScript):
 
 
 def test_missed_ticks_are_counted_as_dropped_frames_not_recorded(tmp_path):
-    clock = SimClock()
+    clock = SimulatedClock()
     device = SlowDevice({2: "TOGGLE", 12: "TOGGLE"}, clock, 1 / 50)
     out = session(tmp_path, {}, teleop=device, loop=sim_loop(50.0, clock), episodes=1)
     store = DemoStore.open(tmp_path / "s.zarr")
