@@ -4,10 +4,28 @@ A task subclass builds its scene (``build_scene``), places its objects (``place_
 says what ``env_state``, the reward and success are. Arms are SO-100 models attached under a
 prefix ("" for a single arm, "left/" and "right/" for a pair); actions and ``state`` are the
 arms' joint vectors one after another, each with its gripper last.
+
+Two options every task shares make its cameras behave more like a real cell's:
+
+- **Camera rate and latency** (``camera_fps``, ``camera_latency_ms``). A real frame is older than
+  the control tick that reads it. The camera captures at c = k / fps on its own clock (k = 0, 1, …;
+  the first capture at the episode's start), each capture rendered from the simulation as it is at
+  the last physics step at or before c; at tick time t the images are those of the newest capture
+  with c ≤ t − latency (before the latency has passed, the first capture: the scene stood still
+  before the start). ``state``, ``env_state`` and ``timestamp`` stay current. Only the captures
+  still to be shown are kept. Without either option the images are rendered at the tick, as before.
+- **Scene perturbation** (``perturb``). Each episode moves every camera fixed in the scene (not a
+  wrist camera) by up to ±2 cm along each axis and turns it by up to 3° about a random axis, and
+  scales the diffuse and ambient light of every light and of the headlight by one factor in
+  [0.7, 1.3]. The draws come from the episode's seed alone (never from the generator that places
+  the objects), so the physics, the state and a vectorised run's episodes are those of a serial
+  run; the model's own values are put back at every reset, so an episode without perturbation
+  renders exactly as if there had never been one.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -21,6 +39,26 @@ from imitation.robots.base import RobotSpec
 CONTROL_HZ = 50
 SUBSTEPS = 10  # 2 ms physics steps per 20 ms control tick
 OBS_MODES = ("state", "images", "both")
+# Scene perturbation (``perturb``): what a camera bracket or a lamp in a real cell may be off by.
+PERTURB_CAMERA_M = 0.02  # each axis of a scene camera's position, ±
+PERTURB_CAMERA_DEG = 3.0  # a scene camera's turn about a random axis, ±
+PERTURB_LIGHT = (0.7, 1.3)  # factor on every light's diffuse and ambient colour
+_PERTURB_STREAM = 0x70657274  # "pert": keeps these draws apart from any other use of the seed
+# Capture times are k / fps and tick times j / 50 s: compared in frames, with this much slack for
+# the rounding of those quotients (a millionth of a frame).
+_FRAME_EPS = 1e-6
+
+
+def newest_capture(tick_s: float, camera_fps: float, latency_s: float) -> int:
+    """The number k of the newest capture (at k / camera_fps s) at or before ``tick_s - latency_s``;
+    0 before the first one (the scene stood still before the episode started)."""
+    return max(0, math.floor((tick_s - latency_s) * camera_fps + _FRAME_EPS))
+
+
+def capture_step(k: int, camera_fps: float, timestep_s: float) -> int:
+    """The physics step whose state capture k (at k / camera_fps s) shows: the last one at or
+    before the capture time."""
+    return math.floor(k / (camera_fps * timestep_s) + _FRAME_EPS)
 
 
 def rot6d(mat: np.ndarray) -> np.ndarray:
@@ -95,9 +133,16 @@ class ArmTaskEnv(gym.Env):
         render_mode: str | None = None,
         render_size: tuple[int, int] = (480, 640),
         time_limit_s: float | None = None,
+        camera_fps: float | None = None,
+        camera_latency_ms: float = 0.0,
+        perturb: bool = False,
     ) -> None:
         if obs_mode not in OBS_MODES:
             raise ValueError(f"obs_mode {obs_mode!r} is not one of {OBS_MODES}")
+        if camera_fps is not None and not camera_fps > 0:
+            raise ValueError(f"camera_fps={camera_fps} must be > 0 (None: a frame at every control tick)")
+        if not camera_latency_ms >= 0:
+            raise ValueError(f"camera_latency_ms={camera_latency_ms} must be ≥ 0")
         unknown = [c for c in cameras if c not in self.CAMERAS]
         if unknown:
             raise ValueError(f"unknown camera(s) {unknown}; choose from {self.CAMERAS}")
@@ -146,6 +191,29 @@ class ArmTaskEnv(gym.Env):
                 spaces[f"images/{c}"] = gym.spaces.Box(0, 255, (*self.image_size, 3), np.uint8)
         self.observation_space = gym.spaces.Dict(spaces)
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+        # Camera timing: off (images rendered at the tick, exactly as without it) unless asked for.
+        self.camera_fps, self.camera_latency_ms = camera_fps, float(camera_latency_ms)
+        self._timed = obs_mode != "state" and (camera_fps is not None or camera_latency_ms > 0)
+        self._fps = float(camera_fps) if camera_fps is not None else float(one.control_hz)
+        self._captures: dict[int, dict[str, np.ndarray]] = {}  # capture number -> images
+        self._next_capture = 0
+        self._physics_step = 0  # physics steps since the episode's start
+        self.image_time_s = 0.0  # simulation time the images of the last observation were captured
+        # Scene perturbation: the model's own camera and light values, put back at every reset.
+        self.perturb = bool(perturb)
+        self.scene_cameras = tuple(
+            mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_CAMERA, i) for i in range(m.ncam) if m.cam_bodyid[i] == 0
+        )
+        self._scene0 = {
+            "cam_pos": m.cam_pos.copy(),
+            "cam_quat": m.cam_quat.copy(),
+            "light_diffuse": m.light_diffuse.copy(),
+            "light_ambient": m.light_ambient.copy(),
+            "headlight_diffuse": m.vis.headlight.diffuse.copy(),
+            "headlight_ambient": m.vis.headlight.ambient.copy(),
+        }
+        self.perturbation: dict[str, Any] = {}  # what this episode's perturbation drew (empty: none)
+        self._perturb_key: tuple[int, int] | None = None  # (last reset seed, resets since it)
 
     # ------------------------------------------------------------------ for subclasses
     def build_model(self, max_render: tuple[int, int]) -> mujoco.MjModel:
@@ -173,6 +241,7 @@ class ArmTaskEnv(gym.Env):
     # ------------------------------------------------------------------ gymnasium API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
         super().reset(seed=seed)
+        self._set_scene(seed)
         mujoco.mj_resetData(self.model, self.data)
         d = self.data
         for qpos, ctrl, gq, gc in zip(
@@ -184,6 +253,10 @@ class ArmTaskEnv(gym.Env):
             d.ctrl[gc] = GRIPPER_OPEN_M
         self.place_objects(self.np_random)
         mujoco.mj_forward(self.model, d)
+        if self._timed:
+            self._physics_step, self._next_capture = 0, 0
+            self._captures.clear()
+            self._capture_due()
         return self._obs(), {"is_success": self.success(), **self.extra_info()}
 
     def step(self, action: np.ndarray) -> tuple[dict, float, bool, bool, dict]:
@@ -193,7 +266,10 @@ class ArmTaskEnv(gym.Env):
         for i, (ctrl, gc) in enumerate(zip(self._arm_ctrl, self._grip_ctrl, strict=True)):
             self.data.ctrl[ctrl] = a[i, :5]
             self.data.ctrl[gc] = a[i, 5] * GRIPPER_OPEN_M
-        mujoco.mj_step(self.model, self.data, nstep=SUBSTEPS)
+        if self._timed:
+            self._step_capturing(SUBSTEPS)
+        else:
+            mujoco.mj_step(self.model, self.data, nstep=SUBSTEPS)
         ok = self.success()
         truncated = self.data.time >= self.time_limit_s - 1e-9
         info = {"is_success": ok, **self.extra_info()}
@@ -224,10 +300,86 @@ class ArmTaskEnv(gym.Env):
             "env_state": self.env_state().astype(np.float32),
             "timestamp": np.array(self.data.time),
         }
-        if self.obs_mode != "state":
+        if self.obs_mode != "state" and self._timed:
+            tick_s = self._physics_step * self.model.opt.timestep
+            k = newest_capture(tick_s, self._fps, self.camera_latency_ms / 1e3)
+            for old in [j for j in self._captures if j < k]:
+                del self._captures[old]  # never shown again: ticks only move forward
+            obs |= {key: image.copy() for key, image in self._captures[k].items()}  # shown again later
+            self.image_time_s = k / self._fps
+        elif self.obs_mode != "state":
             for c in self.cameras:
                 obs[f"images/{c}"] = self._render(c, self.image_size)
+            self.image_time_s = float(self.data.time)
         return obs
+
+    # ------------------------------------------------------------------ camera timing
+    def _capture_due(self) -> None:
+        """Render every capture whose physics step is the current one."""
+        dt = self.model.opt.timestep
+        while capture_step(self._next_capture, self._fps, dt) <= self._physics_step:
+            # Rendered right after the physics step, as the tick's images are without timing, so
+            # that a capture falling on a tick shows exactly what that tick would have shown.
+            self._captures[self._next_capture] = {
+                f"images/{c}": self._render(c, self.image_size) for c in self.cameras
+            }
+            self._next_capture += 1
+
+    def _step_capturing(self, substeps: int) -> None:
+        """Advance ``substeps`` physics steps, stopping at each capture on the way to render it."""
+        end = self._physics_step + substeps
+        dt = self.model.opt.timestep
+        while self._physics_step < end:
+            n = min(end, max(self._physics_step + 1, capture_step(self._next_capture, self._fps, dt)))
+            mujoco.mj_step(self.model, self.data, nstep=n - self._physics_step)
+            self._physics_step = n
+            self._capture_due()
+
+    # ------------------------------------------------------------------ scene perturbation
+    def _set_scene(self, seed: int | None) -> None:
+        """Put the model's cameras and lights back, then perturb them for this episode if asked."""
+        m, s0 = self.model, self._scene0
+        m.cam_pos[:], m.cam_quat[:] = s0["cam_pos"], s0["cam_quat"]
+        m.light_diffuse[:], m.light_ambient[:] = s0["light_diffuse"], s0["light_ambient"]
+        m.vis.headlight.diffuse[:] = s0["headlight_diffuse"]
+        m.vis.headlight.ambient[:] = s0["headlight_ambient"]
+        # The draws are keyed by the episode's seed (and, after an unseeded reset, the resets since
+        # that seed), never taken from np_random: objects land where they would without perturbation.
+        if seed is not None:
+            self._perturb_key = (int(seed), 0)
+        elif self._perturb_key is not None:
+            self._perturb_key = (self._perturb_key[0], self._perturb_key[1] + 1)
+        self.perturbation = {}
+        if not self.perturb:
+            return
+        if self._perturb_key is None:  # never seeded: like the objects, not reproducible
+            self._perturb_key = (int(np.random.SeedSequence().entropy % 2**63), 0)
+        rng = np.random.default_rng(
+            [self._perturb_key[0] & (2**63 - 1), self._perturb_key[1], _PERTURB_STREAM]
+        )
+        cameras = {}
+        for name in self.scene_cameras:
+            i = m.camera(name).id
+            shift = rng.uniform(-PERTURB_CAMERA_M, PERTURB_CAMERA_M, 3)
+            axis = rng.normal(size=3)
+            axis /= np.linalg.norm(axis)
+            angle = np.deg2rad(rng.uniform(-PERTURB_CAMERA_DEG, PERTURB_CAMERA_DEG))
+            turn = np.array([np.cos(angle / 2), *(np.sin(angle / 2) * axis)])
+            quat = np.zeros(4)
+            mujoco.mju_mulQuat(quat, turn, s0["cam_quat"][i])  # turned about a world axis
+            m.cam_pos[i] = s0["cam_pos"][i] + shift
+            m.cam_quat[i] = quat
+            cameras[name] = {
+                "shift_m": shift.tolist(),
+                "axis": axis.tolist(),
+                "angle_deg": float(np.rad2deg(angle)),
+            }
+        light = float(rng.uniform(*PERTURB_LIGHT))
+        m.light_diffuse[:] = s0["light_diffuse"] * light
+        m.light_ambient[:] = s0["light_ambient"] * light
+        m.vis.headlight.diffuse[:] = s0["headlight_diffuse"] * light
+        m.vis.headlight.ambient[:] = s0["headlight_ambient"] * light
+        self.perturbation = {"cameras": cameras, "light": light}
 
     def _render(self, camera: str, size: tuple[int, int]) -> np.ndarray:
         r = self._renderers.get(size)

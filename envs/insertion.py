@@ -23,6 +23,11 @@ long axis within ±0.3 rad of the x axis (socket mouth toward +x).
 **Episode end**: terminated on success — the peg's tip is at least 1.5 cm inside the socket,
 within the socket's bore; truncated after ``time_limit_s`` (14 s).
 
+**Arguments**: those of every arm task (``envs/base.py``): ``obs_mode``, ``cameras``,
+``image_size``, ``render_mode``, ``render_size``, ``time_limit_s``, ``camera_fps`` and
+``camera_latency_ms`` (images captured at the camera's rate, shown late), ``perturb`` (the top and
+front cameras and the lights changed per episode from its seed; the wrist cameras never).
+
 Control at 50 Hz, 10 physics substeps of 2 ms.
 """
 

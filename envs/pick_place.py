@@ -31,7 +31,10 @@ on the table, nearly still, and no finger touches it; truncated after ``time_lim
 
 **Arguments**: ``obs_mode`` ("state" never creates a renderer; "images"; "both"), ``cameras``
 (any of top, front, wrist), ``image_size`` (H, W), ``render_mode`` ("rgb_array"),
-``render_size`` (H, W) for ``render()``, ``time_limit_s``.
+``render_size`` (H, W) for ``render()``, ``time_limit_s``; ``camera_fps`` and
+``camera_latency_ms`` (images captured at the camera's rate, shown late), ``perturb`` (scene
+cameras and lights changed per episode from its seed); see ``envs/base.py``. The wrist camera
+moves with the hand and is never perturbed.
 
 Control runs at 50 Hz with 10 physics substeps of 2 ms.
 """

@@ -24,6 +24,11 @@ ahead, its long axis within ±0.35 rad of the x axis.
 above 4 cm), touched by the left gripper and not by the right one; truncated after
 ``time_limit_s`` (12 s).
 
+**Arguments**: those of every arm task (``envs/base.py``): ``obs_mode``, ``cameras``,
+``image_size``, ``render_mode``, ``render_size``, ``time_limit_s``, ``camera_fps`` and
+``camera_latency_ms`` (images captured at the camera's rate, shown late), ``perturb`` (the top and
+front cameras and the lights changed per episode from its seed; the wrist cameras never).
+
 Control at 50 Hz, 10 physics substeps of 2 ms.
 """
 
