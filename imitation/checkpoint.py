@@ -6,6 +6,13 @@ records what the policy needs from a robot (joint names and order, cameras and r
 ``control_hz``, the features it consumes) and the fingerprint of the data it learned from, so
 that evaluation and deployment can refuse a mismatch. Nothing is unpickled: the weights are
 safetensors, the config is YAML, and ``train_state.pt`` is loaded with ``weights_only=True``.
+
+``config.yaml`` holds ``policy``, ``policy_config``, ``io`` (the features the policy reads and
+their shapes), ``step``, ``frame_skip``, ``dataset`` and ``robot``: ``name``, ``joint_names``,
+``control_hz``, ``cameras`` (key -> [H, W, C]), ``consumes`` (the observation keys it reads: the
+only ones evaluation and deployment hand it), ``needs_env_state``, ``env_id`` and, optionally,
+``camera_fit`` (per camera, how frames of another size reach its input:
+``{images/top: {size: [96, 96], fit: resize | center_crop_resize}}``; ``imitation.robots.geometry``).
 """
 
 from __future__ import annotations
@@ -162,6 +169,20 @@ def resolve(path: str | Path) -> Path:
 
 def read_meta(path: str | Path) -> dict[str, Any]:
     return yaml.safe_load((resolve(path) / CONFIG).read_text())
+
+
+def consumed_keys(meta: dict[str, Any]) -> tuple[str, ...]:
+    """The observation keys a checkpoint's policy reads, and so the only ones it is ever handed:
+    the inputs of its ``io`` (what it was built with), which ``robot.consumes`` must agree with."""
+    io = meta.get("io") or {}
+    keys = (*(io.get("lowdim") or {}), *(io.get("images") or {}))
+    declared = (meta.get("robot") or {}).get("consumes")
+    if declared is not None and set(declared) != set(keys):
+        raise ConfigError(
+            f"the checkpoint's robot.consumes {sorted(declared)} disagrees with the inputs its io declares "
+            f"{sorted(keys)}; the checkpoint was edited or written by another version: train or import it again"
+        )
+    return keys
 
 
 def load_policy(path: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:

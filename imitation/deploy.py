@@ -14,6 +14,13 @@ action to take is *starved* and holds the last command. Timing statistics are pr
 Robots: ``--robot sim`` (the simulated task, paced in real time), ``--robot <arm> --port <dev>``
 (a real arm), ``--robot <arm> --emulate`` (the servo emulator on a pseudo-terminal whose physics
 is the simulator, calibrated like a real arm).
+
+What the policy is handed (``PolicyInputs``): only the observation keys it reads
+(``imitation.checkpoint.consumed_keys``), each camera's frames brought to the size it was trained
+on by the fit its checkpoint declares or ``--camera-fit`` gives (``imitation.robots.geometry``).
+The robot's full observation still goes to ``--record``. Under ``--robot sim`` and ``--emulate``,
+``--camera-fps``/``--camera-latency-ms`` and ``--perturb`` act on the simulated cameras as in
+``imitation eval``.
 """
 
 from __future__ import annotations
@@ -217,10 +224,32 @@ class InlineInference:
         pass
 
 
+# ------------------------------------------------------------------------------------ inputs
+class PolicyInputs:
+    """A robot's observation -> what the policy is handed: the keys it reads, nothing else, with
+    each fitted camera's frame brought to the policy's input size (a frame already at that size
+    passes through untouched)."""
+
+    def __init__(self, keys: Sequence[str], fits: dict[str, Any] | None = None) -> None:
+        self.keys = tuple(keys)
+        self.fits = dict(fits or {})
+
+    def __call__(self, obs: dict[str, Any]) -> dict[str, np.ndarray]:
+        out = {}
+        for k in self.keys:
+            v = np.asarray(obs[k])
+            out[k] = self.fits[k](v) if k in self.fits else v
+        return out
+
+
 # ------------------------------------------------------------------------------------ checks
-def check_compatible(meta: dict[str, Any], spec: Any, has_env_state: bool) -> None:
-    """Refuse a checkpoint whose recorded needs the robot does not meet (one line, every reason)."""
+def check_compatible(
+    meta: dict[str, Any], spec: Any, has_env_state: bool, fits: dict[str, Any] | None = None
+) -> None:
+    """Refuse a checkpoint whose recorded needs the robot does not meet (one line, every reason).
+    A camera of another resolution is accepted where ``fits`` says how its frames are fitted."""
     need = meta.get("robot", {})
+    fits = fits or {}
     problems = []
     joints = list(need.get("joint_names") or [])
     if joints and joints != list(spec.joint_names):
@@ -232,9 +261,11 @@ def check_compatible(meta: dict[str, Any], spec: Any, has_env_state: bool) -> No
     for key, shape in (need.get("cameras") or {}).items():
         if key not in have:
             problems.append(f"camera {key.split('/', 1)[1]!r} is missing")
-        elif tuple(have[key]) != tuple(shape[:2]):
+        elif tuple(have[key]) != tuple(shape[:2]) and key not in fits:
+            name = key.split("/", 1)[1]
             problems.append(
-                f"camera {key.split('/', 1)[1]!r} gives {have[key][0]}x{have[key][1]}, trained on {shape[0]}x{shape[1]}"
+                f"camera {name!r} gives {have[key][0]}x{have[key][1]}, trained on {shape[0]}x{shape[1]} "
+                f"(to fit its frames: --camera-fit {name}=center_crop_resize, or {name}=resize)"
             )
     if need.get("needs_env_state") and not has_env_state:
         problems.append(
@@ -269,17 +300,20 @@ def run_episode(
     done: Any = None,
     on_tick: Any = None,
     loop: Any = None,
+    fits: dict[str, Any] | None = None,
 ) -> EpisodeStats:
     """One episode; ``done()`` says when the episode is over (besides ``max_ticks``). ``loop``: the
     ``RateLoop`` that paces it (default: one at the robot's rate on the wall clock; tests pass one
     on a simulated clock, with an inference that advances that clock, so that what they check
-    does not depend on the machine's load)."""
+    does not depend on the machine's load). The policy is handed ``keys`` only, the cameras of
+    ``fits`` fitted to its input size (``PolicyInputs``); ``on_tick`` gets the whole observation."""
     from imitation.control import RateLoop
 
     hz = robot.spec.control_hz
     period = 1.0 / hz
     loop = loop if loop is not None else RateLoop(hz)
     execu = ChunkExecutor(schedule)
+    inputs = PolicyInputs(keys, fits)
     history: deque[dict[str, np.ndarray]] = deque(maxlen=(schedule.n_obs - 1) * schedule.frame_skip + 1)
     stats = EpisodeStats(seed=None)
     last = None
@@ -301,7 +335,7 @@ def run_episode(
         infer.poll(timeout=120.0)
     # The episode's first chunk is waited for before the clock starts: nothing moves before it.
     obs = robot.observe()
-    history.append({k: np.asarray(obs[k]) for k in keys})
+    history.append(inputs(obs))
     infer.submit(0, window_of())
     for tick, chunk, dt in infer.poll(timeout=120.0):
         execu.add(tick, chunk)
@@ -315,7 +349,7 @@ def run_episode(
     history.clear()
     for t in loop:
         obs = robot.observe()
-        history.append({k: np.asarray(obs[k]) for k in keys})
+        history.append(inputs(obs))
         want = t % schedule.frame_skip == 0 and (
             schedule.mode == "ensemble" or execu.remaining(t) <= lead or not execu.chunks
         )
@@ -387,6 +421,18 @@ class DeployConfig:
     """Replace --out even if imitation did not write it."""
     record: str | None = None
     """Also record the deployed episodes (observations and the actions actually sent) into this demo store."""
+    camera_fit: tuple[str, ...] = ()
+    """How a camera's frames reach the policy's image size, NAME=FIT with FIT resize or
+    center_crop_resize (e.g. top=center_crop_resize); replaces what the checkpoint declares."""
+    camera_fps: float | None = None
+    """--robot sim / --emulate: the simulated cameras capture at this rate on their own clock
+    instead of at every control tick (images only)."""
+    camera_latency_ms: float = 0.0
+    """--robot sim / --emulate: the policy gets the newest capture taken at or before the tick
+    minus this (images only; the joint state stays current)."""
+    perturb: bool = False
+    """--robot sim / --emulate: per episode, from its seed, move the scene cameras by up to ±2 cm
+    and 3° and scale the lights by 0.7-1.3."""
 
     def __post_init__(self) -> None:
         if self.episodes < 1:
@@ -395,6 +441,15 @@ class DeployConfig:
             raise ConfigError(f"inference={self.inference!r} must be process or inline")
         if self.robot != "sim" and not self.emulate and not self.port:
             raise ConfigError(f"--robot {self.robot} needs --port (or --emulate for the virtual arm)")
+        from imitation.evaluate import check_sim_camera_flags
+
+        check_sim_camera_flags(self.camera_fps, self.camera_latency_ms)
+        simulated = self.robot == "sim" or self.emulate
+        if not simulated and (self.camera_fps is not None or self.camera_latency_ms > 0 or self.perturb):
+            raise ConfigError(
+                "--camera-fps, --camera-latency-ms and --perturb act on simulated cameras (--robot sim or "
+                f"--emulate); the cameras of --robot {self.robot} have their own rate, latency and light"
+            )
 
 
 class Setup:
@@ -412,8 +467,10 @@ class Setup:
         names may not import code, one the user gives with ``--env`` may. ``clock``: the time the
         emulated arm's physics steps by (default: the wall clock; a simulated one in tests)."""
         from imitation.control import SafeRobot, SafetyLimits
+        from imitation.robots.geometry import camera_fits
 
         self.cfg, self.meta = cfg, meta
+        self.fits = camera_fits(meta, cfg.camera_fit)  # refused here, before anything connects
         self.emulator = None
         self.physics = None
         self.sim = None
@@ -426,6 +483,15 @@ class Setup:
         cams = meta.get("robot", {}).get("cameras") or {}
         cam_names = tuple(k.split("/", 1)[1] for k in cams)
         size = tuple(next(iter(cams.values()))[:2]) if cams else None
+
+        def simulated_cameras(reads_images: bool) -> dict[str, Any]:
+            """The env options of --camera-fps, --camera-latency-ms and --perturb."""
+            from imitation.evaluate import sim_camera_kwargs
+
+            return dict(env_kwargs or {}) | sim_camera_kwargs(
+                cfg.camera_fps, cfg.camera_latency_ms, cfg.perturb, reads_images, env_id or ""
+            )
+
         if cfg.robot == "sim":
             from imitation.robots.sim import SimRobot
 
@@ -436,7 +502,7 @@ class Setup:
                 obs_mode="both" if cams else "state",
                 cameras=cam_names or None,
                 image_size=size,
-                **(env_kwargs or {}),
+                **simulated_cameras(bool(cams)),
             )
             base = self.sim
             safety: dict[str, Any] = {}
@@ -475,7 +541,7 @@ class Setup:
                     obs_mode="both" if sim_cams else "state",
                     cameras=tuple(sim_cams) or None,
                     image_size=next(iter(sizes)) if sizes else None,
-                    env_kwargs=env_kwargs,
+                    env_kwargs=simulated_cameras(any(f"images/{n}" in cams for n in sim_cams)),
                     **({"clock": clock} if clock is not None else {}),
                 )
                 servos = {int(m["id"]): str(m["model"]) for m in rc.motors.values()}
@@ -506,7 +572,7 @@ class Setup:
             )
             safety = rc.safety
             has_env_state = env_source is not None
-        check_compatible(meta, base.spec, has_env_state)
+        check_compatible(meta, base.spec, has_env_state, self.fits)
         self.base = base
         self.robot = SafeRobot(base, SafetyLimits.for_robot(base, safety), watchdog=cfg.robot != "sim")
 
@@ -593,8 +659,10 @@ def deploy(
     sys.setswitchinterval(0.0005)  # the loop shares the GIL with camera and bus threads (see session.py)
     ckpt = resolve(cfg.checkpoint)
     meta = read_meta(ckpt)
+    from imitation.checkpoint import consumed_keys
+
     schedule = Schedule.of(meta["policy"], meta["policy_config"])
-    keys = list(meta["policy_config"]["obs_keys"])
+    keys = consumed_keys(meta)
     setup = Setup(cfg, meta, origin=f"checkpoint {ckpt}")
     infer: Any = None
     episodes: list[dict[str, Any]] = []
@@ -641,6 +709,7 @@ def deploy(
                     dry_run=cfg.dry_run,
                     done=setup.done,
                     on_tick=on_tick,
+                    fits=setup.fits,
                 )
                 st.seed, st.success = seed, setup.success()
                 if st.success is None and judge is not None:
@@ -670,6 +739,10 @@ def deploy(
         "checkpoint": str(ckpt),
         "robot": cfg.robot,
         "emulate": cfg.emulate,
+        "camera_fit": {k: f.fit for k, f in setup.fits.items()},
+        "camera_fps": cfg.camera_fps,
+        "camera_latency_ms": cfg.camera_latency_ms,
+        "perturb": cfg.perturb,
         "episodes": episodes,
         "ticks": sum(e["ticks"] for e in episodes),
         "starved": sum(e["starved"] for e in episodes),
@@ -749,6 +822,10 @@ def evaluate_on_robot(cfg: Any) -> dict[str, Any]:
         seed=cfg.seed,
         calibration=cfg.calibration,
         device=cfg.device,
+        camera_fit=tuple(cfg.camera_fit),
+        camera_fps=cfg.camera_fps,
+        camera_latency_ms=cfg.camera_latency_ms,
+        perturb=cfg.perturb,
     )
     t0 = time.perf_counter()
     out = deploy(dc, judge=ask_operator, before=wait_for_reset)
@@ -759,6 +836,10 @@ def evaluate_on_robot(cfg: Any) -> dict[str, Any]:
         "checkpoint": out["checkpoint"],
         "seeds": [cfg.seed, cfg.seed + cfg.episodes - 1],
         "latency_ticks": 0,
+        "camera_fit": out["camera_fit"],
+        "camera_fps": cfg.camera_fps,
+        "camera_latency_ms": cfg.camera_latency_ms,
+        "perturb": cfg.perturb,
         "inference_ms_per_step": out["inference_ms_p50"],
         "wall_s": time.perf_counter() - t0,
         "timing": out["timing"],

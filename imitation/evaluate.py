@@ -5,6 +5,13 @@ environment) while the policy acts for all of them in one batch. Each episode ha
 (``seed``, ``seed + 1``, …) and the policy's noise generator is reseeded from it, so every
 episode's result depends only on its seed, never on how many environments ran beside it.
 
+The policy is handed only the observation keys it reads (``policy_keys``): the environments
+drop the others before their observations leave the worker, so privileged state (``env_state``)
+never reaches a policy that was not trained on it. ``--camera-fps``/``--camera-latency-ms`` make
+the simulated cameras capture at a camera's rate and arrive late, ``--perturb`` moves the scene
+cameras and changes the light per episode (``envs/base.py``); all three are recorded in
+``results.json``.
+
 Reported: success rate with a 95% Wilson interval, mean return, mean max coverage (tasks that
 have one), episode lengths and inference time per step. ``eval/<name>/`` gets ``results.json``
 (one record per episode), mp4 videos of the first episodes (named by seed and outcome) and a
@@ -68,6 +75,18 @@ class EvalConfig:
     overwrite: bool = False
     """Write into --out even where it holds files imitation did not write (files with the names eval
     writes are replaced; nothing else is touched)."""
+    camera_fps: float | None = None
+    """Simulated cameras capture at this rate on their own clock (first capture at the episode's
+    start) instead of at every control tick; the policy gets the newest capture (images only)."""
+    camera_latency_ms: float = 0.0
+    """Simulated camera latency: at tick t the policy gets the newest capture taken at or before
+    t minus this (images only; the joint state stays current)."""
+    perturb: bool = False
+    """Per episode, from its seed: move each scene camera (not wrist cameras) by up to ±2 cm and
+    3°, and scale the lights by 0.7-1.3 (the robustness a real cell needs)."""
+    camera_fit: tuple[str, ...] = ()
+    """With --robot: how a camera's frames reach the policy's image size, NAME=FIT with FIT resize or
+    center_crop_resize (e.g. top=center_crop_resize); replaces what the checkpoint declares."""
 
     def __post_init__(self) -> None:
         if self.episodes < 1 or self.num_envs < 1:
@@ -76,6 +95,61 @@ class EvalConfig:
             raise ConfigError(f"latency_ticks={self.latency_ticks} must be ≥ 0")
         if self.videos < 0:
             raise ConfigError(f"videos={self.videos} must be ≥ 0 (0: no videos)")
+        check_sim_camera_flags(self.camera_fps, self.camera_latency_ms)
+        if self.camera_fit and not self.robot:
+            raise ConfigError(
+                "--camera-fit applies to an arm's cameras (--robot); in simulation the cameras render at "
+                "the policy's own image size"
+            )
+
+
+def check_sim_camera_flags(camera_fps: float | None, camera_latency_ms: float) -> None:
+    """Refuse a camera rate or latency no camera has (one line naming the value)."""
+    if camera_fps is not None and not camera_fps > 0:
+        raise ConfigError(
+            f"--camera-fps {camera_fps} must be > 0 (leave it out: a frame at every control tick)"
+        )
+    if not camera_latency_ms >= 0:
+        raise ConfigError(f"--camera-latency-ms {camera_latency_ms} must be ≥ 0")
+
+
+def sim_camera_kwargs(
+    camera_fps: float | None, camera_latency_ms: float, perturb: bool, reads_images: bool, env_id: str
+) -> dict[str, Any]:
+    """The env options behind --camera-fps, --camera-latency-ms and --perturb (none when unused:
+    the environment then renders exactly as without them). Refused, in one line, for a policy that
+    reads no images (they would change nothing it sees) and for a task of a mapping file."""
+    asked = [
+        flag
+        for flag, on in (
+            ("--camera-fps", camera_fps is not None),
+            ("--camera-latency-ms", camera_latency_ms > 0),
+            ("--perturb", perturb),
+        )
+        if on
+    ]
+    if not asked:
+        return {}
+    if not reads_images:
+        raise ConfigError(
+            f"{' and '.join(asked)} change only camera images, and this policy reads none (a state-based "
+            "policy); leave them out"
+        )
+    from envs.mapping import is_mapping_id
+
+    if is_mapping_id(env_id):
+        raise ConfigError(
+            f"{' and '.join(asked)} work on the tasks of envs/ (their cameras are simulated here); "
+            f"{env_id} is a mapped gymnasium environment"
+        )
+    kwargs: dict[str, Any] = {}
+    if camera_fps is not None:
+        kwargs["camera_fps"] = float(camera_fps)
+    if camera_latency_ms > 0:
+        kwargs["camera_latency_ms"] = float(camera_latency_ms)
+    if perturb:
+        kwargs["perturb"] = True
+    return kwargs
 
 
 @dataclass
@@ -141,11 +215,53 @@ VIDEO_SIZE = (240, 320)  # H, W of the evaluation videos
 VIDEO_FPS = 50.0
 
 
-def _make_env(env_id: str, kwargs: dict[str, Any], film: frozenset[int] = frozenset()):  # noqa: ANN202 - runs in a worker process
+def policy_keys(policy: torch.nn.Module) -> tuple[str, ...]:
+    """The observation keys a policy reads: the inputs of its ``io`` (``cfg.obs_keys`` for a policy
+    without one), checked against its checkpoint's ``robot.consumes`` where it came from one."""
+    io = getattr(policy, "io", None)
+    keys = (*io.lowdim, *io.images) if io is not None else tuple(policy.cfg.obs_keys)
+    meta = getattr(policy, "meta", None)
+    if meta:
+        from imitation.checkpoint import consumed_keys
+
+        declared = consumed_keys(meta)
+        if set(declared) != set(keys):
+            raise ConfigError(
+                f"the checkpoint says its policy reads {sorted(declared)}, the loaded policy reads "
+                f"{sorted(keys)}; load the checkpoint again (imitation.checkpoint.load_policy)"
+            )
+    return keys
+
+
+def only_keys(env: Any, keys: Sequence[str]) -> Any:
+    """``env`` whose observations (and observation space) hold only ``keys`` (those it has): what a
+    policy does not read, privileged state first, never leaves the environment's process."""
+    import gymnasium
+
+    class OnlyKeys(gymnasium.ObservationWrapper):
+        def __init__(self, env: Any) -> None:
+            super().__init__(env)
+            spaces = env.observation_space.spaces
+            self.keys = tuple(k for k in keys if k in spaces)
+            self.observation_space = gymnasium.spaces.Dict({k: spaces[k] for k in self.keys})
+
+        def observation(self, observation: dict[str, Any]) -> dict[str, Any]:
+            return {k: observation[k] for k in self.keys}
+
+    return OnlyKeys(env)
+
+
+def _make_env(  # noqa: ANN202 - runs in a worker process
+    env_id: str,
+    kwargs: dict[str, Any],
+    film: frozenset[int] = frozenset(),
+    keys: Sequence[str] | None = None,
+):
     from envs.mapping import make
 
     if not film:
-        return make(env_id, **kwargs)
+        env = make(env_id, **kwargs)
+        return only_keys(env, keys) if keys is not None else env
     import gymnasium
 
     class Filming(gymnasium.Wrapper):
@@ -164,7 +280,8 @@ def _make_env(env_id: str, kwargs: dict[str, Any], film: frozenset[int] = frozen
         def _frame(self, info: dict) -> dict:
             return {**info, "frame": self.env.render()} if self._on else info
 
-    return Filming(make(env_id, render_mode="rgb_array", render_size=VIDEO_SIZE, **kwargs))
+    env = make(env_id, render_mode="rgb_array", render_size=VIDEO_SIZE, **kwargs)
+    return Filming(only_keys(env, keys) if keys is not None else env)
 
 
 class _Reel:
@@ -242,6 +359,9 @@ def rollout(
     ``trusted``: the user named ``env_id`` on the command line. Otherwise (an id read from a
     checkpoint or a store) a task that would import code is refused (``envs.mapping.check_env_id``).
 
+    The policy is handed only the keys it reads (``policy_keys``); the environments drop the
+    others before their observations leave their processes.
+
     A policy with ``frame_skip`` k > 1 acts every k control ticks and its action is held between.
     All environments share that cadence, so an episode that ends between two policy steps waits
     for the next one before its slot starts the next seed: every episode then sees the policy at
@@ -257,11 +377,12 @@ def rollout(
 
     check_env_id(env_id, trusted=trusted)
     kwargs = dict(env_kwargs or {})
+    keys = policy_keys(policy)
     n = min(num_envs, len(seeds))
     film = frozenset(seeds[: max(0, videos)])
     if film and video_dir is None:
         raise ValueError("videos > 0 needs a video_dir")
-    fns = [functools.partial(_make_env, env_id, kwargs, film) for _ in range(n)]
+    fns = [functools.partial(_make_env, env_id, kwargs, film, keys) for _ in range(n)]
     if asynchronous and n > 1:
         # A forked worker that renders can hang in the graphics driver when its parent rendered
         # before (the quickstart records camera images): rendering workers start from a fresh
@@ -272,7 +393,6 @@ def rollout(
     else:
         envs = SyncVectorEnv(fns, autoreset_mode=AutoresetMode.DISABLED)
     device = next(policy.parameters()).device
-    keys = set(policy.cfg.obs_keys)
     frame_skip = int(getattr(policy.cfg, "frame_skip", 1))
     queue = list(seeds)
     slot_seed: list[int | None] = [None] * n  # the episode each slot runs (or waits to start)
@@ -491,6 +611,9 @@ def evaluate(
             f"choose another --seed (the demos use {min(used)}..{max(used)}) or pass --force"
         )
     kwargs = env_kwargs_for(meta)
+    kwargs |= sim_camera_kwargs(
+        cfg.camera_fps, cfg.camera_latency_ms, cfg.perturb, bool(meta["io"]["images"]), env_id
+    )
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     episodes, infer_s = rollout(
@@ -511,6 +634,9 @@ def evaluate(
         "checkpoint": str(ckpt),
         "seeds": [seeds[0], seeds[-1]],
         "latency_ticks": cfg.latency_ticks,
+        "camera_fps": cfg.camera_fps,
+        "camera_latency_ms": cfg.camera_latency_ms,
+        "perturb": cfg.perturb,
         "inference_ms_per_step": 1e3 * infer_s,
         "wall_s": time.perf_counter() - t0,
     }

@@ -210,15 +210,19 @@ class SimCamera:
         self._last_step = -1
 
     def read(self, tick_time: float | None = None) -> tuple[np.ndarray, float, int]:
-        obs = self.physics.latest()
+        with self.physics.lock:
+            obs = self.physics.latest()
+            step = self.physics.steps
+            # A simulated camera with a rate or a latency (envs/base.py) shows an older capture.
+            image_s = getattr(self.physics.sim.env, "image_time_s", None)
         if self.key not in obs:
             raise KeyError(f"the simulator renders no camera {self.key.split('/')[1]!r}")
-        step = self.physics.steps
         if step == self._last_step:
             self.duplicates += 1
         self._last_step = step
         self.frames += 1
-        ts = self.physics.episode_start + step / self.physics.sim.spec.control_hz
+        hz = self.physics.sim.spec.control_hz
+        ts = self.physics.episode_start + (step / hz if image_s is None else float(image_s))
         return obs[self.key], ts, step
 
 
