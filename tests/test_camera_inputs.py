@@ -335,3 +335,27 @@ def test_camera_flags_are_refused_where_they_change_nothing():
         EvalConfig(camera_fps=0)
     with pytest.raises(ConfigError, match="--camera-fit applies to an arm's cameras"):
         EvalConfig(camera_fit=("top=resize",))
+
+
+def test_a_late_simulated_camera_under_emulate_stamps_its_frames_with_their_capture_time():
+    from imitation.robots.config import load_robot_config
+    from imitation.robots.emulated import SimPhysics
+
+    rc = load_robot_config("configs/robots/so100_emulated.yaml")
+    physics = SimPhysics(
+        rc,
+        ENV,
+        obs_mode="both",
+        cameras=("top",),
+        image_size=(32, 32),
+        env_kwargs={"camera_latency_ms": 40.0},
+    )
+    physics.reset(3)
+    physics._reset_now(3)
+    for _ in range(5):
+        physics.obs = physics._step(np.zeros(6))
+    physics.steps, physics.episode_start = 5, 100.0
+    frame, ts, _ = physics.camera("top").read()
+    # At the tick at 100 ms the frame is the capture at 60 ms: stamped 100.06 on the arm's clock.
+    assert ts == pytest.approx(100.06) and frame.shape == (32, 32, 3)
+    physics.close()

@@ -213,16 +213,18 @@ class SimCamera:
         with self.physics.lock:
             obs = self.physics.latest()
             step = self.physics.steps
-            # A simulated camera with a rate or a latency (envs/base.py) shows an older capture.
-            image_s = getattr(self.physics.sim.env, "image_time_s", None)
+            # A simulated camera with a rate or a latency (envs/base.py) shows an older capture:
+            # its age in simulation time, taken off the current step's time on the arm's clock.
+            env = self.physics.sim.env
+            image_s = getattr(env, "image_time_s", None)
+            age_s = float(env.data.time) - float(image_s) if image_s is not None else 0.0
         if self.key not in obs:
             raise KeyError(f"the simulator renders no camera {self.key.split('/')[1]!r}")
         if step == self._last_step:
             self.duplicates += 1
         self._last_step = step
         self.frames += 1
-        hz = self.physics.sim.spec.control_hz
-        ts = self.physics.episode_start + (step / hz if image_s is None else float(image_s))
+        ts = self.physics.episode_start + step / self.physics.sim.spec.control_hz - age_s
         return obs[self.key], ts, step
 
 
