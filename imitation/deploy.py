@@ -653,14 +653,12 @@ def deploy(
 ) -> dict[str, Any]:
     """Run the episodes; ``before(i, n, seed)`` is called before each one (a real arm: the operator
     resets the scene) and ``judge(i, n, seed)`` after it where the robot cannot tell success."""
-    from imitation.checkpoint import read_meta, resolve
+    from imitation.checkpoint import consumed_keys, read_meta, resolve
     from imitation.control import EStopKey
 
     sys.setswitchinterval(0.0005)  # the loop shares the GIL with camera and bus threads (see session.py)
     ckpt = resolve(cfg.checkpoint)
     meta = read_meta(ckpt)
-    from imitation.checkpoint import consumed_keys
-
     schedule = Schedule.of(meta["policy"], meta["policy_config"])
     keys = consumed_keys(meta)
     setup = Setup(cfg, meta, origin=f"checkpoint {ckpt}")
