@@ -1,10 +1,15 @@
 """``imitation quickstart``: the project's main job, end to end on a laptop CPU.
 
-A task's scripted expert records demonstrations (joint state, object poses and a 96x96 top
-camera) into a demo store through the real recorder; the store is summarised and validated; a
-small state-based policy trains on it (``configs/train/<task>_<policy>_state.yaml``: ACT by
-default, Diffusion Policy with ``--policy diffusion``); the evaluator rolls it out on unseen
-seeds and reports its success rate, videos and a plot.
+A task's scripted expert records demonstrations into a demo store through the real recorder;
+the store is summarised and validated; a small policy trains on it (ACT by default, Diffusion
+Policy with ``--policy diffusion``); the evaluator rolls it out on unseen seeds and reports its
+success rate, videos and a plot.
+
+``--obs state`` (the default) records joint state, object poses and a 96x96 top camera and trains
+``configs/train/<task>_<policy>_state.yaml`` on the state and the object poses. ``--obs images``
+records what a real cell has, joint state and the cameras, and nothing else, and trains the
+camera-based CPU config ``configs/train/<task>_<policy>_camera_cpu.yaml``; the cameras recorded
+are those that config reads.
 """
 
 from __future__ import annotations
@@ -27,13 +32,20 @@ TASK_NAMES = {
 }
 
 
-def train_config(env: str, policy: str) -> Path:
-    """The shipped state-based training config of a task and policy."""
+CONFIG_SUFFIX = {"state": "state", "images": "camera_cpu"}
+
+
+def train_config(env: str, policy: str, obs: str = "state") -> Path:
+    """The shipped training config of a task, a policy and an observation set (state: the
+    object poses; images: the cameras, CPU-sized)."""
     from imitation.errors import ConfigError
 
     if env not in TASK_NAMES:
         raise ConfigError(f"the quickstart runs the tasks of envs/: {', '.join(TASK_NAMES)}; got {env!r}")
-    return ROOT / "configs" / "train" / f"{TASK_NAMES[env]}_{policy}_state.yaml"
+    path = ROOT / "configs" / "train" / f"{TASK_NAMES[env]}_{policy}_{CONFIG_SUFFIX[obs]}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"there is no {obs}-based {policy} config for {env} ({path.name}); try --obs state")
+    return path
 
 
 @dataclass
@@ -45,11 +57,14 @@ class QuickstartConfig:
     env: str = "imitation/PickPlace-v0"
     """Simulated task whose scripted expert records the demonstrations."""
     policy: Literal["act", "diffusion"] = "act"
-    """Policy to train: act or diffusion (state-based configs of configs/train/)."""
+    """Policy to train: act or diffusion."""
+    obs: Literal["state", "images"] = "state"
+    """What the policy sees: state (joints and the simulator's object poses, <task>_<policy>_state.yaml)
+    or images (joints and the cameras a real cell has, nothing privileged; <task>_<policy>_camera_cpu.yaml)."""
     episodes: int = 50
     """Number of demonstrations to record."""
     image_size: int = 96
-    """Side of the square top-camera image, in pixels."""
+    """Side of the square camera images, in pixels."""
     image_codec: str = "zstd"
     """Codec of the camera: zstd/blosc (lossless) or jpeg."""
     seed: int = 0
@@ -82,16 +97,18 @@ def is_demo_store(path: Path) -> bool:
     return isinstance(meta, dict) and meta.get("attributes", {}).get("format") == FORMAT
 
 
-def record(cfg: QuickstartConfig) -> dict:
+def record(cfg: QuickstartConfig, obs_keys: Sequence[str]) -> dict:
+    """Record the demos: with --obs images, the cameras ``obs_keys`` reads and no object poses."""
     from imitation.record import RecordConfig, record_scripted
 
+    cameras = tuple(k.removeprefix("images/") for k in obs_keys if k.startswith("images/"))
     rec = RecordConfig(
         env=cfg.env,
         episodes=4 if cfg.fast else cfg.episodes,
         out=cfg.out,
         seed=cfg.seed,
-        obs_mode="both",
-        cameras=("top",),
+        obs_mode="both" if cfg.obs == "state" else "images",
+        cameras=("top",) if cfg.obs == "state" else cameras,
         image_size=(cfg.image_size, cfg.image_size),
         image_codec=cfg.image_codec,
     )
@@ -104,7 +121,7 @@ def main(argv: Sequence[str], prog: str = "imitation quickstart") -> int:
     from imitation.errors import ConfigError
 
     cfg = config.parse(QuickstartConfig, argv, prog=prog)
-    train_yaml = train_config(cfg.env, cfg.policy)  # an unknown task fails here, before anything runs
+    train_yaml = train_config(cfg.env, cfg.policy, cfg.obs)  # an unknown task fails here, before anything runs
     from imitation.train import TrainConfig, check_run_dir, train
 
     tc = config.load_yaml(TrainConfig, train_yaml)
@@ -142,7 +159,7 @@ def main(argv: Sequence[str], prog: str = "imitation quickstart") -> int:
 
         shutil.rmtree(cfg.out)
     print(f"== 1/5 recording scripted {cfg.env} demonstrations into {cfg.out}")
-    result = record(cfg)
+    result = record(cfg, getattr(tc, cfg.policy).obs_keys)
     print(
         f"{result['episodes']} episodes, {result['steps']} frames in {result['wall_s']:.1f} s "
         f"({result['failed']} failed expert episode(s) discarded)"

@@ -73,7 +73,8 @@ class TrainConfig:
     """Decoded-image cache: auto (when it fits in RAM), ram, none."""
     augment_yaw: float = 0.0
     """Turn each training sample's scene by a random angle in ±this (rad) about the arm's base
-    (state-based policies on tasks that declare this symmetry; see ``imitation/data/augment.py``).
+    (tasks that declare this symmetry; cameras looking straight down turn as pictures, wrist cameras
+    stay; see ``imitation/data/augment.py``).
     0: off."""
     val_fraction: float = 0.1
     """Share of episodes held out for the validation loss (0: none)."""
@@ -478,7 +479,11 @@ def _train(
     )
     symmetry = None
     if cfg.augment_yaw > 0:
-        symmetry = task_symmetry(store.robot.get("env_id"), [*pc.obs_keys, "action"])
+        symmetry = task_symmetry(
+            store.robot.get("env_id"),
+            [*pc.obs_keys, "action"],
+            {k: tuple(store.features[k].shape[:2]) for k in pc.obs_keys if store.features[k].sharded},
+        )
         check_symmetry(symmetry, {k: int(np.prod(f.shape)) for k, f in store.features.items()})
     train_set = WindowDataset(store, spec, train_eps, cache=cfg.cache)
     val_set = WindowDataset(store, spec, val_eps, cache=cfg.cache) if val_eps else None

@@ -1,4 +1,5 @@
-"""Turning state-based samples about the arm's base (--augment-yaw)."""
+"""Turning samples about the arm's base (--augment-yaw): state vectors, and the pictures of
+cameras that look straight down."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 import pytest
 import torch
 
-from imitation.data.augment import check_symmetry, task_symmetry, turn
+from imitation.data.augment import check_symmetry, task_symmetry, turn, turn_images
 from imitation.errors import ConfigError
 from imitation.train import Dist, TrainConfig, turn_angles
 
@@ -64,8 +65,10 @@ def test_which_tasks_and_policies_can_be_turned():
         task_symmetry("imitation/TransferCube-v0", ["state", "action"])  # two arms, two bases
     with pytest.raises(ConfigError, match="names no task"):
         task_symmetry(None, ["state", "action"])
-    with pytest.raises(ConfigError, match="images/top"):
-        task_symmetry("imitation/PickPlace-v0", ["state", "images/top", "action"])
+    with pytest.raises(ConfigError, match="images/front .* looks obliquely"):
+        task_symmetry(
+            "imitation/PickPlace-v0", ["state", "images/front", "action"], {"images/front": (96, 96)}
+        )
     with pytest.raises(ConfigError, match="augment_yaw"):
         TrainConfig(augment_yaw=-0.1)
 
@@ -112,3 +115,64 @@ def test_widened_statistics_hold_every_turned_sample():
     assert wide["state"]["min"][1] == stats["state"]["min"][1]  # what does not turn keeps its range
     assert wide["state"]["min"][0] == pytest.approx(stats["state"]["min"][0] - 0.4)
     assert wide["env_state"]["mean"] == stats["env_state"]["mean"]
+
+
+def _centroid(image, colour):
+    r, g, b = (image[..., i].astype(int) for i in range(3))
+    mask = (r > 150) & (g < 80) & (b < 80) if colour == "red" else (g > 120) & (r < 80) & (b < 100)
+    ys, xs = mask.nonzero()
+    return xs.mean(), ys.mean()
+
+
+def test_a_picture_turned_about_the_base_pixel_shows_the_turned_scene():
+    """Turn a PickPlace scene by 0.4 rad (base joint, cube, target), render it, and compare with the
+    top camera's picture turned about the base pixel: the cube lands within a pixel and a half;
+    the wrist camera is declared unchanged."""
+    import mujoco
+    import numpy as np
+
+    from envs.mapping import make
+
+    size = (96, 96)
+    sym = task_symmetry(
+        "imitation/PickPlace-v0",
+        ["state", "images/top", "images/wrist", "action"],
+        dict.fromkeys(["images/top", "images/wrist"], size),
+    )
+    assert sym["images/wrist"] == {"image": None} and sym["state"] == {"angles": [0]}
+    env = make("imitation/PickPlace-v0", obs_mode="images", cameras=("top",), image_size=size)
+    try:
+        obs, _ = env.reset(seed=3)
+        u = env.unwrapped
+        m, d, a = u.model, u.data, 0.4
+        turn2 = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+        d.qpos[m.jnt_qposadr[0]] += a  # the base joint
+        q = u._cube_qpos
+        d.qpos[q : q + 2] = turn2 @ d.qpos[q : q + 2]
+        quat = np.zeros(4)
+        mujoco.mju_mulQuat(
+            quat, np.array([math.cos(a / 2), 0, 0, math.sin(a / 2)]), d.qpos[q + 3 : q + 7].copy()
+        )
+        d.qpos[q + 3 : q + 7] = quat
+        d.mocap_pos[u._target_mocap][:2] = turn2 @ d.mocap_pos[u._target_mocap][:2]
+        mujoco.mj_forward(m, d)
+        rendered = u._render("top", size)
+    finally:
+        env.close()
+    before = torch.from_numpy(obs["images/top"])[None, None]  # (B, T, H, W, C)
+    turned = turn({"images/top": before}, sym, torch.tensor([a]))["images/top"][0, 0].numpy()
+    wrong = turn({"images/top": before}, sym, torch.tensor([-a]))["images/top"][0, 0].numpy()
+    want = np.array(_centroid(rendered, "red"))
+    assert np.linalg.norm(np.array(_centroid(turned, "red")) - want) < 1.5
+    assert np.linalg.norm(np.array(_centroid(wrong, "red")) - want) > 10  # the direction matters
+
+
+def test_turning_a_picture_by_zero_keeps_it_and_the_turn_is_per_sample():
+    rng = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (2, 3, 16, 20, 3), generator=rng, dtype=torch.uint8)
+    same = turn_images(images, (10.0, 8.0, 1.0), torch.zeros(2))
+    assert torch.equal(same, images)
+    half = turn_images(images, (10.0, 8.0, 1.0), torch.tensor([0.0, math.pi]))
+    assert torch.equal(half[0], images[0])
+    # Half a turn about the image centre maps pixel (u, v) to (W-1-u, H-1-v).
+    assert torch.equal(half[1], images[1].flip(-2).flip(-3))
