@@ -95,6 +95,10 @@ class TrainConfig:
     """Episodes per evaluation during training."""
     eval_seed: int = 200_000
     """First seed of the evaluations during training (keep them apart from the seeds you report)."""
+    camera_fit: str | None = None
+    """How a deployed camera's frames of another size reach the policy's image size: resize, or
+    center_crop_resize (crop to the trained aspect ratio about the centre, then resize). Saved in the
+    checkpoint; deploy --camera-fit overrides it. None: not declared (deploy refuses another size)."""
     env: str | None = None
     """Task of the evaluations during training (default: the one the store was recorded in; a task
     the store names is never allowed to import code, so name such a mapping here if you trust it)."""
@@ -118,6 +122,12 @@ class TrainConfig:
                 raise ConfigError(f"{name}={getattr(self, name)} must be ≥ 1")
         if self.max_minutes < 0:
             raise ConfigError(f"max_minutes={self.max_minutes} must be ≥ 0 (0: no limit)")
+        from imitation.robots.geometry import FITS
+
+        if self.camera_fit not in (None, *FITS):
+            raise ConfigError(
+                f"camera_fit={self.camera_fit!r} must be one of {', '.join(FITS)}, or left out (not declared)"
+            )
         if not 0.0 <= self.augment_yaw <= math.pi:
             raise ConfigError(f"augment_yaw={self.augment_yaw} must be in [0, π] (radians; 0: off)")
         if not 0.0 <= self.val_fraction < 1.0:
@@ -316,6 +326,8 @@ def _wandb_id(run_dir: Path) -> str:
 def checkpoint_meta(
     cfg: TrainConfig, policy: torch.nn.Module, store: Any, episodes: list[int], step: int
 ) -> dict:
+    from imitation.robots.geometry import camera_fit_meta
+
     pc = cfg.policy_config
     robot = dict(store.robot)
     return {
@@ -331,6 +343,11 @@ def checkpoint_meta(
             "consumes": list(pc.obs_keys),
             "needs_env_state": "env_state" in pc.obs_keys,
             "env_id": robot.get("env_id"),
+            **(
+                {"camera_fit": camera_fit_meta(policy.io.images, cfg.camera_fit)}
+                if cfg.camera_fit and policy.io.images
+                else {}
+            ),
         },
         "frame_skip": pc.frame_skip,
         "dataset": {"path": str(store.path), "fingerprint": store.fingerprint(), "train_episodes": episodes},

@@ -299,3 +299,24 @@ def test_max_minutes_stops_and_saves_the_last_checkpoint(store, tmp_path):
     assert [r["step"] for r in rows if "loss" in r] == [1]
     with pytest.raises(ConfigError, match="max_minutes"):
         config(store, tmp_path / "x", "act", max_minutes=-1)
+
+
+def test_the_declared_camera_fit_goes_into_the_checkpoint(store, tmp_path):
+    run = train(
+        config(
+            store,
+            tmp_path / "run",
+            policy="diffusion",
+            steps=2,
+            save_every=2,
+            camera_fit="center_crop_resize",
+        )
+    )
+    meta = checkpoint.read_meta(run)
+    assert meta["robot"]["camera_fit"] == {"images/top": {"size": [32, 32], "fit": "center_crop_resize"}}
+    assert (
+        "camera_fit"
+        not in checkpoint.read_meta(train(config(store, tmp_path / "plain", steps=2, save_every=2)))["robot"]
+    )
+    with pytest.raises(ConfigError, match="camera_fit='stretch'"):
+        config(store, tmp_path / "bad", camera_fit="stretch")
