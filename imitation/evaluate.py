@@ -266,22 +266,44 @@ def _make_env(  # noqa: ANN202 - runs in a worker process
 
     class Filming(gymnasium.Wrapper):
         """Puts the rendered scene in ``info["frame"]`` after the reset and every step of the
-        episodes whose seed is in ``film`` (the others are not rendered)."""
+        episodes whose seed is in ``film`` (the others are not rendered), with the camera images
+        the policy receives beside it."""
 
         def reset(self, *, seed=None, options=None):  # noqa: ANN001, ANN202
             obs, info = self.env.reset(seed=seed, options=options)
             self._on = seed in film
-            return obs, self._frame(info)
+            return obs, self._frame(obs, info)
 
         def step(self, action):  # noqa: ANN001, ANN202
             obs, reward, terminated, truncated, info = self.env.step(action)
-            return obs, reward, terminated, truncated, self._frame(info)
+            return obs, reward, terminated, truncated, self._frame(obs, info)
 
-        def _frame(self, info: dict) -> dict:
-            return {**info, "frame": self.env.render()} if self._on else info
+        def _frame(self, obs: dict, info: dict) -> dict:
+            return {**info, "frame": with_policy_view(self.env.render(), obs)} if self._on else info
 
     env = make(env_id, render_mode="rgb_array", render_size=VIDEO_SIZE, **kwargs)
     return Filming(only_keys(env, keys) if keys is not None else env)
+
+
+def with_policy_view(scene: np.ndarray, obs: dict[str, Any]) -> np.ndarray:
+    """The scene with the camera images in ``obs`` (what the policy sees, as it sees them: same
+    pixels, enlarged without smoothing) stacked in a column to its right."""
+    import cv2
+
+    cams = [np.asarray(obs[k]) for k in sorted(obs) if k.startswith("images/")]
+    if not cams:
+        return scene
+    h = scene.shape[0]
+    each = h // len(cams)
+    tiles = [
+        cv2.resize(c, (max(1, round(c.shape[1] * each / c.shape[0])), each), interpolation=cv2.INTER_NEAREST)
+        for c in cams
+    ]
+    width = max(t.shape[1] for t in tiles)
+    column = np.zeros((h, width, 3), dtype=np.uint8)
+    for i, t in enumerate(tiles):
+        column[i * each : i * each + t.shape[0], : t.shape[1]] = t[..., :3]
+    return np.concatenate([scene, column], axis=1)
 
 
 class _Reel:

@@ -202,3 +202,20 @@ def test_rollout_refuses_a_task_whose_layout_differs_from_the_policys():
 def test_eval_config_refuses_negative_counts(bad):
     with pytest.raises(ConfigError, match="must be ≥"):
         EvalConfig(**bad)
+
+
+def test_a_film_shows_what_the_policy_saw_beside_the_scene():
+    import numpy as np
+
+    from imitation.evaluate import with_policy_view
+
+    scene = np.full((240, 320, 3), 7, np.uint8)
+    top = np.arange(96 * 96 * 3, dtype=np.uint32).reshape(96, 96, 3).astype(np.uint8)
+    wrist = np.full((96, 96, 3), 200, np.uint8)
+    frame = with_policy_view(scene, {"state": np.zeros(6), "images/top": top, "images/wrist": wrist})
+    assert frame.shape == (240, 320 + 120, 3)
+    assert (frame[:, :320] == 7).all()
+    # Sorted by key: images/top first, enlarged 120/96 without smoothing; images/wrist below it.
+    assert (frame[0, 320] == top[0, 0]).all() and (frame[119, 439] == top[95, 95]).all()
+    assert (frame[120:240, 320:] == 200).all()
+    assert with_policy_view(scene, {"state": np.zeros(6)}) is scene
