@@ -121,7 +121,9 @@ def main(argv: Sequence[str], prog: str = "imitation quickstart") -> int:
     from imitation.errors import ConfigError
 
     cfg = config.parse(QuickstartConfig, argv, prog=prog)
-    train_yaml = train_config(cfg.env, cfg.policy, cfg.obs)  # an unknown task fails here, before anything runs
+    train_yaml = train_config(
+        cfg.env, cfg.policy, cfg.obs
+    )  # an unknown task fails here, before anything runs
     from imitation.train import TrainConfig, check_run_dir, train
 
     tc = config.load_yaml(TrainConfig, train_yaml)
@@ -188,10 +190,18 @@ def main(argv: Sequence[str], prog: str = "imitation quickstart") -> int:
             print(f"step {r['step']:>6}  validation loss {r['val_loss']:.4f}")
     print(f"trained {tc.steps} steps in {time.perf_counter() - t:.1f} s; checkpoint in {run / 'checkpoints'}")
 
-    print(f"\n== 5/5 imitation eval --checkpoint {run} --episodes {eval_cfg.episodes} --seed {cfg.eval_seed}")
-    eval_cfg.checkpoint = str(run)
+    best = run / "checkpoints" / "best"  # kept by the config's --eval-every selection, if any
+    eval_cfg.checkpoint = str(best if best.exists() else run)
+    print(
+        f"\n== 5/5 imitation eval --checkpoint {eval_cfg.checkpoint} --episodes {eval_cfg.episodes} --seed {cfg.eval_seed}"
+    )
     summary = evaluate(eval_cfg)
     print(format_summary(summary))
+    if summary.get("videos"):
+        seen = (
+            " (the scene, and beside it the camera images the policy received)" if cfg.obs == "images" else ""
+        )
+        print(f"videos{seen}: {', '.join(summary['videos'])}")
     print(
         f"\ndone in {time.perf_counter() - t0:.1f} s; the store is at {cfg.out}, its config at "
         f"{cfg.out.with_suffix('.yaml')}"

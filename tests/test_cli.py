@@ -169,6 +169,36 @@ def test_quickstart_with_diffusion_policy(tmp_path):
     assert read_meta(resolve(str(tmp_path / "run")))["policy"] == "diffusion"
 
 
+def test_quickstart_with_cameras_trains_and_evaluates_a_policy_that_sees_no_object_state(tmp_path):
+    out = tmp_path / "q.zarr"
+    proc = run(
+        "quickstart", "--fast", "--obs", "images", "--out", str(out),
+        "--run", str(tmp_path / "run"), "--eval-out", str(tmp_path / "ev"),
+    )  # fmt: skip
+    assert "pick_place_act_camera_cpu.yaml" in proc.stdout and "95% CI" in proc.stdout
+    assert "camera images the policy received" in proc.stdout
+    store = DemoStore.open(out)
+    assert {"images/top", "images/wrist"} <= set(store.features) and "images/front" not in store.features
+    from safetensors.torch import load_file
+
+    from imitation.checkpoint import read_meta, resolve
+
+    ckpt = resolve(str(tmp_path / "run"))
+    meta = read_meta(ckpt)
+    assert meta["robot"]["consumes"] == ["state", "images/top", "images/wrist"]
+    assert not meta["robot"]["needs_env_state"]
+    assert meta["robot"]["camera_fit"]["images/top"] == {"size": [96, 96], "fit": "center_crop_resize"}
+    assert not [
+        k for k in load_file(str(ckpt / "model.safetensors")) if "env_state" in k
+    ]  # nor its statistics
+    results = json.loads((tmp_path / "ev" / "results.json").read_text())
+    assert len(results["episodes"]) == 4 and results["summary"]["videos"]
+    import cv2
+
+    video = cv2.VideoCapture(results["summary"]["videos"][0])
+    assert video.get(cv2.CAP_PROP_FRAME_WIDTH) > 320  # the scene and, beside it, what the policy saw
+
+
 def test_quickstart_refuses_an_unknown_task(tmp_path):
     proc = run("quickstart", "--fast", "--env", "Nope-v0", "--out", str(tmp_path / "q.zarr"), check=False)
     assert proc.returncode == 2 and "Nope-v0" in proc.stderr and not (tmp_path / "q.zarr").exists()
