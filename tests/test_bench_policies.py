@@ -99,3 +99,33 @@ def test_a_count_below_one_is_one_clear_error(tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip() == "error: --episodes 0: give 1 or more"
     assert not (tmp_path / "results.json").exists()
+
+
+def test_camera_rows_name_their_configs_stores_and_table_lines(tmp_path):
+    import argparse
+
+    bp = load_tool()
+    args = argparse.Namespace(obs="images", config_dir=bp.ROOT / "configs" / "train")
+    assert (
+        bp.config_path(args.config_dir, "pick_place", "act", "images").name
+        == "pick_place_act_camera_cpu.yaml"
+    )
+    assert bp.cameras_of(args, "pick_place", ["act"]) == ("top", "wrist")
+    assert bp.row_name("pick_place", "act", 0, "images") == "pick_place_act_camera_s0"
+    row = {
+        "task": "pick_place",
+        "policy": "act",
+        "obs": "images",
+        "train_seed": 0,
+        "steps": 10,
+        "train_wall_s": 60.0,
+        "successes": 9,
+        "episodes": 10,
+        "success_rate": 0.9,
+        "mean_max_coverage": None,
+    }
+    table = bp.markdown(
+        [row, {**row, "obs": "state", "successes": 10, "success_rate": 1.0}],
+        {"demos": {"pick_place": 50, "pick_place_camera": 50}},
+    )
+    assert "| imitation/PickPlace-v0 | ACT (cameras) | 50 | 10 |" in table and "| ACT | 50 |" in table

@@ -1,10 +1,12 @@
-"""The results table: every task x {ACT, Diffusion Policy}, state-based, trained and evaluated here.
+"""The results table: every task x {ACT, Diffusion Policy}, trained and evaluated here.
 
-For each task it records ``--demos`` scripted demonstrations (state only; seeds from 0), then for
-each policy and training seed it trains the shipped config
-(``configs/train/<task>_<policy>_state.yaml``) with a periodic simulation evaluation on
+For each task it records ``--demos`` scripted demonstrations (seeds from 0), then for each policy
+and training seed it trains the shipped config with a periodic simulation evaluation on
 selection seeds (200000 up) that keeps the best checkpoint, and evaluates that checkpoint on
 ``--episodes`` reported seeds (100000 up): disjoint from the demos' and from the selection's.
+``--obs state`` (the default) records state only and trains ``<task>_<policy>_state.yaml`` on the
+object poses; ``--obs images`` records the cameras the configs read and trains the camera-based
+CPU configs ``<task>_<policy>_camera_cpu.yaml``, which see joints and cameras and nothing else.
 ``--policies expert`` adds the scripted expert that records the demos, run on the same reported
 seeds: the ceiling its imitators are measured against (no training, about a minute per task;
 PushT's expert plans by simulation and takes longer).
@@ -12,6 +14,7 @@ PushT's expert plans by simulation and takes longer).
     python tools/bench_policies.py                                   # the whole table
     python tools/bench_policies.py --tasks pick_place --policies act --train-seeds 0 1 2
     python tools/bench_policies.py --policies expert                 # the demonstrators alone
+    python tools/bench_policies.py --obs images --tasks pick_place --policies act --train-seeds 0
     python tools/bench_policies.py --markdown bench/policies/results.json   # print the table again
 
 Writes ``<out>/results.json`` (one record per row and training seed) and prints a Markdown
@@ -41,10 +44,12 @@ TASKS = {
 NAMES = {"act": "ACT", "diffusion": "Diffusion Policy", "expert": "scripted expert"}
 
 
-def record(task: str, demos: int, out: Path, action_noise: float) -> dict:
+def record(task: str, demos: int, out: Path, action_noise: float, cameras: tuple[str, ...] = ()) -> dict:
+    """The task's demos (reused when the store already holds enough): state only, or with
+    ``cameras`` (the camera-based rows)."""
     from imitation.record import RecordConfig, record_scripted
 
-    store = out / "demos" / f"{task}.zarr"
+    store = out / "demos" / (f"{task}_camera.zarr" if cameras else f"{task}.zarr")
     if (store / "zarr.json").exists():
         from imitation.data.store import DemoStore
 
@@ -52,14 +57,40 @@ def record(task: str, demos: int, out: Path, action_noise: float) -> dict:
         if s.n_episodes >= demos:
             return {"store": str(store), "episodes": s.n_episodes, "frames": s.n_frames, "wall_s": None}
     cfg = RecordConfig(
-        env=TASKS[task], episodes=demos, out=store, seed=0, obs_mode="state", action_noise=action_noise
+        env=TASKS[task],
+        episodes=demos,
+        out=store,
+        seed=0,
+        obs_mode="images" if cameras else "state",
+        cameras=cameras or None,
+        action_noise=action_noise,
     )
     r = record_scripted(cfg)
     return {"store": str(store), "episodes": r["episodes"], "frames": r["steps"], "wall_s": r["wall_s"]}
 
 
-def config_path(config_dir: Path, task: str, policy: str) -> Path:
-    return (config_dir / f"{task}_{policy}_state.yaml").resolve()
+def config_path(config_dir: Path, task: str, policy: str, obs: str = "state") -> Path:
+    from imitation.quickstart import CONFIG_SUFFIX
+
+    return (config_dir / f"{task}_{policy}_{CONFIG_SUFFIX[obs]}.yaml").resolve()
+
+
+def cameras_of(args: argparse.Namespace, task: str, policies: list[str]) -> tuple[str, ...]:
+    """The cameras the task's camera-based configs read (none for --obs state)."""
+    if args.obs == "state":
+        return ()
+    from imitation import config
+    from imitation.train import TrainConfig
+
+    keys: list[str] = []
+    for policy in policies:
+        tc = config.load_yaml(TrainConfig, config_path(args.config_dir, task, policy, args.obs))
+        keys += [k for k in getattr(tc, policy).obs_keys if k.startswith("images/") and k not in keys]
+    return tuple(k.removeprefix("images/") for k in keys)
+
+
+def row_name(task: str, policy: str, seed: int, obs: str) -> str:
+    return f"{task}_{policy}{'_camera' if obs == 'images' else ''}_s{seed}"
 
 
 def run_row(task: str, policy: str, seed: int, store: str, args: argparse.Namespace) -> dict:
@@ -67,9 +98,9 @@ def run_row(task: str, policy: str, seed: int, store: str, args: argparse.Namesp
     from imitation.evaluate import EvalConfig, evaluate
     from imitation.train import TrainConfig, simulation_eval, train
 
-    cfg_path = config_path(args.config_dir, task, policy)
+    cfg_path = config_path(args.config_dir, task, policy, args.obs)
     tc = config.load_yaml(TrainConfig, cfg_path)
-    run = args.out / "runs" / f"{task}_{policy}_s{seed}"
+    run = args.out / "runs" / row_name(task, policy, seed, args.obs)
     tc.store, tc.out, tc.seed, tc.overwrite, tc.wandb = store, str(run), seed, True, "disabled"
     if args.steps:
         tc.steps = args.steps
@@ -86,7 +117,7 @@ def run_row(task: str, policy: str, seed: int, store: str, args: argparse.Namesp
             checkpoint=str(ckpt),
             episodes=args.episodes,
             seed=100_000,
-            out=str(args.out / "eval" / f"{task}_{policy}_s{seed}"),
+            out=str(args.out / "eval" / row_name(task, policy, seed, args.obs)),
             videos=2,
         ),
         progress=False,
@@ -95,6 +126,7 @@ def run_row(task: str, policy: str, seed: int, store: str, args: argparse.Namesp
         "task": task,
         "env": TASKS[task],
         "policy": policy,
+        "obs": args.obs,
         "train_seed": seed,
         "config": str(cfg_path.relative_to(ROOT)) if cfg_path.is_relative_to(ROOT) else str(cfg_path),
         "steps": tc.steps,
@@ -165,10 +197,10 @@ def markdown(rows: list[dict], meta: dict) -> str:
         "| task | policy | demos | steps | train wall (mean) | training seeds | success (mean over seeds) | 95% interval (pooled) | mean max coverage |",
         "|---|---|---:|---:|---:|---:|---:|---|---:|",
     ]
-    groups: dict[tuple[str, str], list[dict]] = {}
+    groups: dict[tuple[str, str, str], list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["task"], r["policy"]), []).append(r)
-    for (task, policy), rs in groups.items():
+        groups.setdefault((r["task"], r["policy"], r.get("obs", "state")), []).append(r)
+    for (task, policy, obs), rs in groups.items():
         wins, n = sum(r["successes"] for r in rs), sum(r["episodes"] for r in rs)
         lo, hi = wilson(wins, n)
         rate = sum(r["success_rate"] for r in rs) / len(rs)
@@ -177,11 +209,11 @@ def markdown(rows: list[dict], meta: dict) -> str:
             trained = "– | – | – | –"
         else:
             trained = (
-                f"{meta['demos'][task]} | {rs[0]['steps']:,} | "
+                f"{meta['demos'].get(task + ('_camera' if obs == 'images' else ''), meta['demos'].get(task))} | {rs[0]['steps']:,} | "
                 f"{sum(r['train_wall_s'] for r in rs) / len(rs) / 60:.1f} min | {len(rs)}"
             )
         lines.append(
-            f"| {TASKS[task]} | {NAMES[policy]} | {trained} | "
+            f"| {TASKS[task]} | {NAMES[policy]}{' (cameras)' if obs == 'images' else ''} | {trained} | "
             f"{rate:.1%} ({wins}/{n}) | {lo:.1%}–{hi:.1%} | "
             + (f"{sum(cov) / len(cov):.3f}" if cov else "–")
             + " |"
@@ -209,7 +241,7 @@ def check_outputs(args: argparse.Namespace, trained: list[str]) -> None:
         for policy in trained:
             for seed in args.train_seeds:
                 outputs.check_dir(
-                    args.out / "eval" / f"{task}_{policy}_s{seed}",
+                    args.out / "eval" / row_name(task, policy, seed, args.obs),
                     EVAL_FILES,
                     command="bench_policies.py",
                     overwrite_flag=None,
@@ -229,7 +261,14 @@ def main() -> int:
         "--config-dir",
         type=Path,
         default=ROOT / "configs" / "train",
-        help="folder of <task>_<policy>_state.yaml training configs (default: the shipped ones)",
+        help="folder of <task>_<policy>_state.yaml (or _camera_cpu.yaml) training configs (default: the shipped ones)",
+    )
+    ap.add_argument(
+        "--obs",
+        choices=("state", "images"),
+        default="state",
+        help="state: the object poses (<task>_<policy>_state.yaml); images: joints and cameras only "
+        "(<task>_<policy>_camera_cpu.yaml)",
     )
     ap.add_argument("--steps", type=int, default=None, help="override the configs' training steps")
     ap.add_argument("--episodes", type=int, default=200, help="reported evaluation seeds (100000 up)")
@@ -249,13 +288,17 @@ def main() -> int:
     missing = [
         str(p)
         for p in (
-            config_path(args.config_dir, t, p) for t in args.tasks for p in args.policies if p != "expert"
+            config_path(args.config_dir, t, p, args.obs)
+            for t in args.tasks
+            for p in args.policies
+            if p != "expert"
         )
         if not p.is_file()
     ]
     if missing:
         print(
-            f"error: no training config {missing[0]}: --config-dir needs <task>_<policy>_state.yaml files",
+            f"error: no training config {missing[0]}: --config-dir needs <task>_<policy>_"
+            f"{'camera_cpu' if args.obs == 'images' else 'state'}.yaml files",
             file=sys.stderr,
         )
         return 2
@@ -278,7 +321,8 @@ def main() -> int:
         data["rows"] = [
             r
             for r in data["rows"]
-            if (r["task"], r["policy"], r["train_seed"]) != (row["task"], row["policy"], row["train_seed"])
+            if (r["task"], r["policy"], r.get("obs", "state"), r["train_seed"])
+            != (row["task"], row["policy"], row.get("obs", "state"), row["train_seed"])
         ] + [row]
         outputs.write_json(results, data, "tools/bench_policies.py")
 
@@ -291,15 +335,17 @@ def main() -> int:
             )
         if not trained:
             continue
-        rec = record(task, args.demos, args.out, args.action_noise)
-        data["meta"]["demos"][task] = rec["episodes"]
-        data["meta"].setdefault("record", {})[task] = rec
+        cameras = cameras_of(args, task, trained)
+        rec = record(task, args.demos, args.out, args.action_noise, cameras)
+        name = task + ("_camera" if cameras else "")
+        data["meta"]["demos"][name] = rec["episodes"]
+        data["meta"].setdefault("record", {})[name] = rec
         for policy in trained:
             for seed in args.train_seeds:
                 row = run_row(task, policy, seed, rec["store"], args)
                 keep(row)
                 print(
-                    f"{task} {policy} seed {seed}: {row['success_rate']:.1%} "
+                    f"{task} {policy} ({args.obs}) seed {seed}: {row['success_rate']:.1%} "
                     f"({row['successes']}/{row['episodes']}), trained {row['train_wall_s'] / 60:.1f} min",
                     flush=True,
                 )
