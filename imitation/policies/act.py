@@ -92,6 +92,12 @@ class ACTConfig:
     """Weight of the KL term."""
     vision_width: int = 64
     """Backbone base width: 64 is ResNet-18; smaller keeps CPU runs quick."""
+    vision_layers: int = 4
+    """Backbone stages: 4 is ResNet-18 (feature cells every 32 px); 3 stops at every 16 px, which
+    keeps a 6x6 grid of tokens from an 88x88 image instead of 3x3."""
+    camera_embedding: bool = False
+    """Add a learned embedding per camera to its feature cells' positions, so the transformer can
+    tell the cameras' cells apart (their 2-D sine positions are the same)."""
     vision_norm: str = "frozen_bn"
     """Backbone normalisation: frozen_bn (the reference, with pretrained weights), group, batch."""
     pretrained_backbone: str | None = None
@@ -126,6 +132,8 @@ class ACTConfig:
             raise ConfigError(
                 f"act.n_action_steps={self.n_action_steps} must be in 1..chunk_size ({self.chunk_size})"
             )
+        if not 1 <= self.vision_layers <= 4:
+            raise ConfigError(f"act.vision_layers={self.vision_layers} must be 1..4 (4 is ResNet-18)")
         if self.n_decoder_layers < 1 or self.n_encoder_layers < 1:
             raise ConfigError("act needs at least one encoder and one decoder layer")
         if not 0.0 <= self.dropout < 1.0:
@@ -267,8 +275,11 @@ class ACTModel(nn.Module):
         if self.image_keys:
             n_backbones = 1 if cfg.shared_encoder else len(self.image_keys)
             self.backbones = nn.ModuleList(
-                ResNet(cfg.vision_width, norm=cfg.vision_norm) for _ in range(n_backbones)
+                ResNet(cfg.vision_width, (2,) * cfg.vision_layers, norm=cfg.vision_norm)
+                for _ in range(n_backbones)
             )
+            if cfg.camera_embedding:
+                self.camera_pos = nn.Embedding(len(self.image_keys), d)
             if cfg.pretrained_backbone:
                 for b in self.backbones:
                     load_resnet_weights(b, cfg.pretrained_backbone)
@@ -309,7 +320,10 @@ class ACTModel(nn.Module):
             fmap = self.image_proj(self.backbones[0 if self.cfg.shared_encoder else i](x))  # (B, D, h, w)
             tokens.append(fmap.flatten(2).transpose(1, 2))  # (B, h*w, D)
             emb = sine_embedding_2d(fmap.shape[2], fmap.shape[3], self.cfg.dim_model).to(fmap)
-            pos.append(emb.flatten(1).T[None])  # (1, h*w, D)
+            emb = emb.flatten(1).T[None]  # (1, h*w, D)
+            if self.cfg.camera_embedding:
+                emb = emb + self.camera_pos.weight[i]
+            pos.append(emb)
         return torch.cat(tokens, 1), torch.cat(pos, 1)
 
     def encode_latent(

@@ -85,6 +85,9 @@ class DiffusionConfig:
     """Denoising steps at inference; None uses num_train_timesteps."""
     vision_width: int = 64
     """Backbone base width: 64 is ResNet-18; smaller keeps CPU runs quick."""
+    vision_layers: int = 4
+    """Backbone stages: 4 is ResNet-18 (a feature map every 32 px); 3 stops at every 16 px, a
+    finer grid for the keypoints of small images."""
     vision_norm: str = "group"
     """Backbone normalisation: group (the paper), frozen_bn or batch (for pretrained weights)."""
     pretrained_backbone: str | None = None
@@ -119,6 +122,8 @@ class DiffusionConfig:
             self.crop_shape = tuple(int(x) for x in self.crop_shape)
         if self.scheduler not in SCHEDULERS:
             raise ConfigError(f"diffusion.scheduler={self.scheduler!r} is not one of {SCHEDULERS}")
+        if not 1 <= self.vision_layers <= 4:
+            raise ConfigError(f"diffusion.vision_layers={self.vision_layers} must be 1..4 (4 is ResNet-18)")
         if self.prediction_type not in ("epsilon", "sample"):
             raise ConfigError(
                 f"diffusion.prediction_type={self.prediction_type!r}: use 'epsilon' or 'sample'"
@@ -243,7 +248,7 @@ class ImageEncoder(nn.Module):
 
     def __init__(self, cfg: DiffusionConfig, image_hw: tuple[int, int]) -> None:
         super().__init__()
-        self.backbone = ResNet(cfg.vision_width, norm=cfg.vision_norm)
+        self.backbone = ResNet(cfg.vision_width, (2,) * cfg.vision_layers, norm=cfg.vision_norm)
         if cfg.pretrained_backbone:
             load_resnet_weights(self.backbone, cfg.pretrained_backbone)
         self.crop_shape = cfg.crop_shape

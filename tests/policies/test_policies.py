@@ -229,3 +229,25 @@ def test_act_attention_matches_torch_multihead_attention():
     mha.dropout = 1e-12  # the training path (explicit softmax), dropping nothing
     torch.testing.assert_close(attention(mha, x, y, y, pad, True), ref, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(attention(mha, x, x, x, None, False), mha(x, x, x, need_weights=False)[0])
+
+
+def test_a_shallower_backbone_keeps_a_finer_grid_and_cameras_can_be_told_apart():
+    import torch
+
+    from imitation.policies.act import ACTConfig, ACTPolicy
+    from imitation.policies.common import IOSpec
+
+    io = IOSpec({"state": 6}, {"images/top": (96, 96, 3), "images/wrist": (96, 96, 3)}, 6)
+    cfg = dict(obs_keys=("state", "images/top", "images/wrist"), dim_model=32, n_heads=2, dim_feedforward=64,
+               n_encoder_layers=1, vision_width=16, vision_norm="group", crop_shape=(88, 88), chunk_size=4,
+               n_action_steps=4, use_vae=False)  # fmt: skip
+    images = {k: torch.zeros(2, 3, 96, 96) for k in io.images}
+    deep = ACTPolicy(ACTConfig(**cfg), io).model
+    tokens, _ = deep._image_tokens(images, None)
+    assert tokens.shape == (2, 2 * 3 * 3, 32)  # 88 px every 32 px: 3 x 3 cells per camera
+    fine = ACTPolicy(ACTConfig(**cfg, vision_layers=3, camera_embedding=True), io).model
+    tokens, pos = fine._image_tokens(images, None)
+    assert tokens.shape == (2, 2 * 6 * 6, 32)  # every 16 px: 6 x 6
+    assert not torch.allclose(pos[:, :36], pos[:, 36:])  # the same cell of the two cameras differs
+    _, same = deep._image_tokens(images, None)
+    assert torch.allclose(same[:, :9], same[:, 9:])  # without the embedding it does not
