@@ -251,3 +251,25 @@ def test_a_shallower_backbone_keeps_a_finer_grid_and_cameras_can_be_told_apart()
     assert not torch.allclose(pos[:, :36], pos[:, 36:])  # the same cell of the two cameras differs
     _, same = deep._image_tokens(images, None)
     assert torch.allclose(same[:, :9], same[:, 9:])  # without the embedding it does not
+
+
+@pytest.mark.parametrize("name", ["act", "diffusion"])
+def test_image_augmentation_is_seeded_in_training_and_off_at_evaluation(synthetic_store, name):
+    """Random crops come from each sample's draw seed: the same seeds give the same loss, other
+    seeds another; in eval mode crops are centred, so the same observation gives the same chunk."""
+    overrides = {"crop_shape": (28, 28)} if name == "act" else {}
+    policy, ds = build(synthetic_store, name, IMAGE_KEYS, **overrides)
+    batch = a_batch(ds, 4)
+    again = dict(batch)
+    other = {**batch, "draw_seed": batch["draw_seed"] + 1}
+    assert torch.equal(policy(batch)[0], policy(again)[0])
+    assert not torch.equal(policy(batch)[0], policy(other)[0])
+    policy.eval()
+    obs = {k: batch[k] for k in IMAGE_KEYS}
+    if name == "diffusion":  # the sampling noise is drawn from per-environment generators
+        policy.reset(seeds=[1, 2, 3, 4])
+        first = policy.predict_chunk(obs)
+        policy.reset(seeds=[1, 2, 3, 4])
+    else:
+        first = policy.predict_chunk(obs)
+    assert torch.equal(first, policy.predict_chunk(obs))
