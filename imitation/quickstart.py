@@ -124,7 +124,7 @@ def main(argv: Sequence[str], prog: str = "imitation quickstart") -> int:
     train_yaml = train_config(
         cfg.env, cfg.policy, cfg.obs
     )  # an unknown task fails here, before anything runs
-    from imitation.train import TrainConfig, check_run_dir, train
+    from imitation.train import TrainConfig, check_run_dir, simulation_eval, train
 
     tc = config.load_yaml(TrainConfig, train_yaml)
     tc.store, tc.out, tc.overwrite = str(cfg.out), str(cfg.run), cfg.overwrite
@@ -181,7 +181,8 @@ def main(argv: Sequence[str], prog: str = "imitation quickstart") -> int:
     tc.val_every = tc.save_every = max(1, tc.steps // 4)
     tc.wandb = "disabled"
     t = time.perf_counter()
-    run = train(tc)
+    # A config that selects its checkpoint by success in simulation (--eval-every) does so here too.
+    run = train(tc, on_eval=simulation_eval(tc) if tc.eval_every else None)
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     for r in rows:
         if "loss" in r:
