@@ -180,6 +180,8 @@ def main(argv: Sequence[str], prog: str = "imitation quickstart") -> int:
     tc.log_every = max(1, tc.steps // 10)
     tc.val_every = tc.save_every = max(1, tc.steps // 4)
     tc.wandb = "disabled"
+    if cfg.fast and tc.eval_every:  # the selection path too, in miniature
+        tc.eval_every, tc.eval_episodes = tc.steps, 2
     t = time.perf_counter()
     # A config that selects its checkpoint by success in simulation (--eval-every) does so here too.
     run = train(tc, on_eval=simulation_eval(tc) if tc.eval_every else None)
@@ -187,8 +189,13 @@ def main(argv: Sequence[str], prog: str = "imitation quickstart") -> int:
     for r in rows:
         if "loss" in r:
             print(f"step {r['step']:>6}  loss {r['loss']:.4f}  ({r['steps_per_s']:.1f} steps/s)")
-        else:
+        if "val_loss" in r:
             print(f"step {r['step']:>6}  validation loss {r['val_loss']:.4f}")
+        if "success_rate" in r:
+            print(
+                f"step {r['step']:>6}  success {r['success_rate']:.0%} on {tc.eval_episodes} selection "
+                f"seeds from {tc.eval_seed}"
+            )
     print(f"trained {tc.steps} steps in {time.perf_counter() - t:.1f} s; checkpoint in {run / 'checkpoints'}")
 
     best = run / "checkpoints" / "best"  # kept by the config's --eval-every selection, if any

@@ -169,13 +169,14 @@ def test_quickstart_with_diffusion_policy(tmp_path):
     assert read_meta(resolve(str(tmp_path / "run")))["policy"] == "diffusion"
 
 
-def test_quickstart_with_cameras_trains_and_evaluates_a_policy_that_sees_no_object_state(tmp_path):
+@pytest.mark.parametrize("policy", ["act", "diffusion"])
+def test_quickstart_with_cameras_trains_and_evaluates_a_policy_that_sees_no_object_state(tmp_path, policy):
     out = tmp_path / "q.zarr"
     proc = run(
-        "quickstart", "--fast", "--obs", "images", "--out", str(out),
+        "quickstart", "--fast", "--obs", "images", "--policy", policy, "--out", str(out),
         "--run", str(tmp_path / "run"), "--eval-out", str(tmp_path / "ev"),
     )  # fmt: skip
-    assert "pick_place_act_camera_cpu.yaml" in proc.stdout and "95% CI" in proc.stdout
+    assert f"pick_place_{policy}_camera_cpu.yaml" in proc.stdout and "95% CI" in proc.stdout
     assert "camera images the policy received" in proc.stdout
     store = DemoStore.open(out)
     assert {"images/top", "images/wrist"} <= set(store.features) and "images/front" not in store.features
@@ -185,6 +186,7 @@ def test_quickstart_with_cameras_trains_and_evaluates_a_policy_that_sees_no_obje
 
     ckpt = resolve(str(tmp_path / "run"))
     meta = read_meta(ckpt)
+    assert meta["policy"] == policy
     assert meta["robot"]["consumes"] == ["state", "images/top", "images/wrist"]
     assert not meta["robot"]["needs_env_state"]
     assert meta["robot"]["camera_fit"]["images/top"] == {"size": [96, 96], "fit": "center_crop_resize"}
