@@ -320,3 +320,59 @@ def test_the_declared_camera_fit_goes_into_the_checkpoint(store, tmp_path):
     )
     with pytest.raises(ConfigError, match="camera_fit='stretch'"):
         config(store, tmp_path / "bad", camera_fit="stretch")
+
+
+CAMERA_CONFIGS = sorted((Path(__file__).parents[1] / "configs" / "train").glob("*_camera_cpu.yaml"))
+
+
+@pytest.fixture(scope="module")
+def camera_store(tmp_path_factory):
+    """Six joints and every camera name the camera-based configs read, at their 96x96."""
+    import numpy as np
+
+    from imitation.data.store import EpisodeWriter
+
+    cams = ("top", "wrist", "left_wrist", "right_wrist")
+    features = {
+        "state": {"shape": [6], "dtype": "float32", "kind": "state"},
+        "action": {"shape": [6], "dtype": "float32", "kind": "action"},
+        **{
+            f"images/{c}": {"shape": [96, 96, 3], "dtype": "uint8", "kind": "image", "codec": {"name": "zstd"}}
+            for c in cams
+        },
+    }
+    path = tmp_path_factory.mktemp("cameras") / "demo.zarr"
+    rng = np.random.default_rng(0)
+    with EpisodeWriter(path, features=features, fps=50, robot={"name": "synthetic"}) as w:
+        for _ in range(3):
+            w.start_episode(task="synthetic")
+            for t in range(30):
+                state = rng.normal(size=6).astype(np.float32)
+                frame = {"state": state, "action": state + 0.1, "timestamp": t / 50}
+                frame |= {f"images/{c}": rng.integers(0, 256, (96, 96, 3), dtype=np.uint8) for c in cams}
+                w.add_frame(frame)
+            w.save_episode(outcome="success")
+    return path
+
+
+@pytest.mark.parametrize("path", CAMERA_CONFIGS, ids=[p.stem for p in CAMERA_CONFIGS])
+def test_every_camera_config_reads_no_object_state_and_trains(camera_store, tmp_path, path):
+    """Each shipped camera-based config, as written (encoders, crops, camera fit), for two steps:
+    it reads joints and cameras only, and its checkpoint records how frames reach its input."""
+    from imitation.config import load_yaml
+
+    cfg = load_yaml(TrainConfig, path)
+    keys = getattr(cfg, cfg.policy).obs_keys
+    assert keys[0] == "state" and all(k.startswith("images/") for k in keys[1:])
+    cfg.augment_yaw = 0.0  # the synthetic store names no task (tests/data/test_augment.py)
+    cfg.store, cfg.out, cfg.steps, cfg.batch_size, cfg.wandb = (
+        str(camera_store),
+        str(tmp_path / "run"),
+        2,
+        4,
+        "disabled",
+    )
+    train(cfg)
+    meta = checkpoint.read_meta(tmp_path / "run")
+    assert meta["step"] == 2 and meta["robot"]["consumes"] == list(keys)
+    assert meta["robot"]["camera_fit"][keys[1]] == {"size": [96, 96], "fit": "center_crop_resize"}
