@@ -255,17 +255,16 @@ def test_every_cpu_config_trains(store, tmp_path, path):
     names no task, so no turn augmentation: that is tested in tests/data/test_augment.py)."""
     from imitation.config import load_yaml
 
-    cfg = load_yaml(TrainConfig, path)
-    cfg.augment_yaw = 0.0
-    cfg.store, cfg.out, cfg.steps, cfg.batch_size, cfg.wandb = (
-        str(store),
-        str(tmp_path / "run"),
-        2,
-        8,
-        "disabled",
-    )
-    train(cfg)
+    train(two_steps(load_yaml(TrainConfig, path), store, tmp_path / "run", batch_size=8))
     assert checkpoint.read_meta(tmp_path / "run")["step"] == 2
+
+
+def two_steps(cfg: TrainConfig, store, out, batch_size: int) -> TrainConfig:
+    """A shipped config as written, for two steps on a synthetic store (which names no task, so no
+    turn augmentation: that is tested in tests/data/test_augment.py)."""
+    cfg.augment_yaw = 0.0
+    cfg.store, cfg.out, cfg.steps, cfg.batch_size, cfg.wandb = str(store), str(out), 2, batch_size, "disabled"
+    return cfg
 
 
 def test_periodic_evaluation_keeps_the_best_checkpoint(store, tmp_path):
@@ -337,7 +336,12 @@ def camera_store(tmp_path_factory):
         "state": {"shape": [6], "dtype": "float32", "kind": "state"},
         "action": {"shape": [6], "dtype": "float32", "kind": "action"},
         **{
-            f"images/{c}": {"shape": [96, 96, 3], "dtype": "uint8", "kind": "image", "codec": {"name": "zstd"}}
+            f"images/{c}": {
+                "shape": [96, 96, 3],
+                "dtype": "uint8",
+                "kind": "image",
+                "codec": {"name": "zstd"},
+            }
             for c in cams
         },
     }
@@ -364,15 +368,7 @@ def test_every_camera_config_reads_no_object_state_and_trains(camera_store, tmp_
     cfg = load_yaml(TrainConfig, path)
     keys = getattr(cfg, cfg.policy).obs_keys
     assert keys[0] == "state" and all(k.startswith("images/") for k in keys[1:])
-    cfg.augment_yaw = 0.0  # the synthetic store names no task (tests/data/test_augment.py)
-    cfg.store, cfg.out, cfg.steps, cfg.batch_size, cfg.wandb = (
-        str(camera_store),
-        str(tmp_path / "run"),
-        2,
-        4,
-        "disabled",
-    )
-    train(cfg)
+    train(two_steps(cfg, camera_store, tmp_path / "run", batch_size=4))
     meta = checkpoint.read_meta(tmp_path / "run")
     assert meta["step"] == 2 and meta["robot"]["consumes"] == list(keys)
     assert meta["robot"]["camera_fit"][keys[1]] == {"size": [96, 96], "fit": "center_crop_resize"}
