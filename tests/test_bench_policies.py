@@ -129,3 +129,60 @@ def test_camera_rows_name_their_configs_stores_and_table_lines(tmp_path):
         {"demos": {"pick_place": 50, "pick_place_camera": 50}},
     )
     assert "| imitation/PickPlace-v0 | ACT (cameras) | 50 | 10 |" in table and "| ACT | 50 |" in table
+    assert "--perturb" not in table  # no row was evaluated so
+    moved = {**row, "perturb_successes": 8, "perturb_success_rate": 0.8}
+    table = bp.markdown(
+        [
+            moved,
+            {**moved, "train_seed": 1, "perturb_successes": 6, "perturb_success_rate": 0.6},
+            {**row, "obs": "state"},
+        ],
+        {"demos": {"pick_place": 50, "pick_place_camera": 50}},
+    )
+    lines = table.splitlines()
+    assert lines[0].endswith("| under --perturb |") and all(
+        line.count("|") == lines[0].count("|") for line in lines
+    )
+    assert lines[2].endswith("| 70.0% (14/20) |") and lines[3].endswith(
+        "| – |"
+    )  # pooled; the state row has none
+
+
+def test_perturb_needs_camera_rows(tmp_path):
+    r = subprocess.run(
+        [sys.executable, str(TOOL), "--policies", "act", "--perturb", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (
+        r.returncode == 2 and r.stderr.strip().startswith("error: --perturb") and "--obs images" in r.stderr
+    )
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_perturb_evaluates_a_measured_row_without_training_it_again(tmp_path, monkeypatch):
+    import argparse
+
+    bp = load_tool()
+    ckpt = tmp_path / "runs" / "pick_place_act_camera_s0"
+    ckpt.mkdir(parents=True)
+    row = {"task": "pick_place", "policy": "act", "obs": "images", "train_seed": 0, "checkpoint": str(ckpt)}
+    assert bp.existing([row], "pick_place", "act", 0, "images") == row
+    assert bp.existing([row], "pick_place", "act", 1, "images") is None
+    assert bp.existing([row], "pick_place", "diffusion", 0, "images") is None
+    seen = {}
+
+    def fake_evaluate(cfg, progress=True):
+        seen["cfg"] = cfg
+        return {"successes": 7, "success_rate": 0.7, "wall_s": 1.0}
+
+    import imitation.evaluate
+
+    monkeypatch.setattr(imitation.evaluate, "evaluate", fake_evaluate)
+    out = bp.perturbed({**row, "episodes": 10}, argparse.Namespace(out=tmp_path))
+    assert seen["cfg"].perturb and seen["cfg"].episodes == 10 and seen["cfg"].checkpoint == str(ckpt)
+    assert seen["cfg"].out == str(tmp_path / "eval" / "pick_place_act_camera_s0_perturb")
+    assert out["perturb_successes"] == 7 and out["episodes"] == 10
+    ckpt.rmdir()
+    assert bp.existing([row], "pick_place", "act", 0, "images") is None  # trained again

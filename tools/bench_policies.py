@@ -15,7 +15,13 @@ PushT's expert plans by simulation and takes longer).
     python tools/bench_policies.py --tasks pick_place --policies act --train-seeds 0 1 2
     python tools/bench_policies.py --policies expert                 # the demonstrators alone
     python tools/bench_policies.py --obs images --tasks pick_place --policies act --train-seeds 0
+    python tools/bench_policies.py --obs images --tasks pick_place --policies act --train-seeds 0 --perturb
     python tools/bench_policies.py --markdown bench/policies/results.json   # print the table again
+
+``--perturb`` (camera-based rows) also evaluates each row's selected checkpoint with the scene
+cameras moved and the lights changed (``imitation eval --perturb``) on the same reported seeds;
+a row already in ``<out>/results.json`` whose checkpoint is still there is not trained again,
+only evaluated under perturbation.
 
 Writes ``<out>/results.json`` (one record per row and training seed) and prints a Markdown
 table with the mean over training seeds. Long: about 10-30 minutes of CPU per row and seed.
@@ -122,7 +128,7 @@ def run_row(task: str, policy: str, seed: int, store: str, args: argparse.Namesp
         ),
         progress=False,
     )
-    return {
+    row = {
         "task": task,
         "env": TASKS[task],
         "policy": policy,
@@ -139,6 +145,31 @@ def run_row(task: str, policy: str, seed: int, store: str, args: argparse.Namesp
         "mean_max_coverage": summary.get("mean_max_coverage"),
         "mean_length": summary["mean_length"],
         "eval_wall_s": summary["wall_s"],
+    }
+    return perturbed(row, args) if args.perturb else row
+
+
+def perturbed(row: dict, args: argparse.Namespace) -> dict:
+    """The row's checkpoint evaluated again on its reported seeds with the scene cameras moved and
+    the lights changed per episode (``imitation eval --perturb``)."""
+    from imitation.evaluate import EvalConfig, evaluate
+
+    name = row_name(row["task"], row["policy"], row["train_seed"], row.get("obs", "state"))
+    summary = evaluate(
+        EvalConfig(
+            checkpoint=row["checkpoint"],
+            episodes=row["episodes"],
+            seed=100_000,
+            out=str(args.out / "eval" / f"{name}_perturb"),
+            videos=2,
+            perturb=True,
+        ),
+        progress=False,
+    )
+    return row | {
+        "perturb_successes": summary["successes"],
+        "perturb_success_rate": summary["success_rate"],
+        "perturb_eval_wall_s": summary["wall_s"],
     }
 
 
@@ -193,9 +224,11 @@ def wilson(successes: int, n: int) -> tuple[float, float]:
 
 
 def markdown(rows: list[dict], meta: dict) -> str:
+    perturb = any("perturb_successes" in r for r in rows)
     lines = [
-        "| task | policy | demos | steps | train wall (mean) | training seeds | success (mean over seeds) | 95% interval (pooled) | mean max coverage |",
-        "|---|---|---:|---:|---:|---:|---:|---|---:|",
+        "| task | policy | demos | steps | train wall (mean) | training seeds | success (mean over seeds) | 95% interval (pooled) | mean max coverage |"
+        + (" under --perturb |" if perturb else ""),
+        "|---|---|---:|---:|---:|---:|---:|---|---:|" + ("---:|" if perturb else ""),
     ]
     groups: dict[tuple[str, str, str], list[dict]] = {}
     for r in rows:
@@ -217,8 +250,18 @@ def markdown(rows: list[dict], meta: dict) -> str:
             f"{rate:.1%} ({wins}/{n}) | {lo:.1%}–{hi:.1%} | "
             + (f"{sum(cov) / len(cov):.3f}" if cov else "–")
             + " |"
+            + (f" {under_perturbation(rs)} |" if perturb else "")
         )
     return "\n".join(lines)
+
+
+def under_perturbation(rows: list[dict]) -> str:
+    """Mean success over the training seeds under --perturb, with the pooled count ("–" when a
+    seed was not evaluated so)."""
+    if not all("perturb_successes" in r for r in rows):
+        return "–"
+    wins, n = sum(r["perturb_successes"] for r in rows), sum(r["episodes"] for r in rows)
+    return f"{sum(r['perturb_success_rate'] for r in rows) / len(rows):.1%} ({wins}/{n})"
 
 
 RESULTS_LAYOUT = ("rows", "meta")  # a results.json written before the mark existed (imitation.outputs)
@@ -240,14 +283,16 @@ def check_outputs(args: argparse.Namespace, trained: list[str]) -> None:
     for task in args.tasks:
         for policy in trained:
             for seed in args.train_seeds:
-                outputs.check_dir(
-                    args.out / "eval" / row_name(task, policy, seed, args.obs),
-                    EVAL_FILES,
-                    command="bench_policies.py",
-                    overwrite_flag=None,
-                    temporary=EVAL_TEMPORARY,
-                    legacy_keys=EVAL_LAYOUT,
-                )
+                name = row_name(task, policy, seed, args.obs)
+                for folder in (name, f"{name}_perturb") if args.perturb else (name,):
+                    outputs.check_dir(
+                        args.out / "eval" / folder,
+                        EVAL_FILES,
+                        command="bench_policies.py",
+                        overwrite_flag=None,
+                        temporary=EVAL_TEMPORARY,
+                        legacy_keys=EVAL_LAYOUT,
+                    )
 
 
 def main() -> int:
@@ -274,6 +319,12 @@ def main() -> int:
     ap.add_argument("--episodes", type=int, default=200, help="reported evaluation seeds (100000 up)")
     ap.add_argument("--select-episodes", type=int, default=50, help="selection seeds (200000 up)")
     ap.add_argument("--selections", type=int, default=5, help="simulation evaluations per training run")
+    ap.add_argument(
+        "--perturb",
+        action="store_true",
+        help="camera-based rows: also evaluate each selected checkpoint with the scene cameras moved and "
+        "the lights changed (imitation eval --perturb); rows already in results.json are only evaluated",
+    )
     ap.add_argument("--out", type=Path, default=Path("bench/policies"))
     ap.add_argument("--markdown", type=Path, help="print the table of an existing results.json and exit")
     args = ap.parse_args()
@@ -281,6 +332,9 @@ def main() -> int:
         data = json.loads(args.markdown.read_text())
         print(markdown(data["rows"], data["meta"]))
         return 0
+    if args.perturb and args.obs != "images":
+        print("error: --perturb moves cameras, so it needs --obs images (camera-based rows)", file=sys.stderr)
+        return 2
     for flag in ("episodes", "select_episodes", "selections", "demos"):
         if getattr(args, flag) < 1:
             print(f"error: --{flag.replace('_', '-')} {getattr(args, flag)}: give 1 or more", file=sys.stderr)
@@ -342,15 +396,31 @@ def main() -> int:
         data["meta"].setdefault("record", {})[name] = rec
         for policy in trained:
             for seed in args.train_seeds:
-                row = run_row(task, policy, seed, rec["store"], args)
+                done = existing(data["rows"], task, policy, seed, args.obs) if args.perturb else None
+                row = perturbed(done, args) if done else run_row(task, policy, seed, rec["store"], args)
                 keep(row)
                 print(
                     f"{task} {policy} ({args.obs}) seed {seed}: {row['success_rate']:.1%} "
-                    f"({row['successes']}/{row['episodes']}), trained {row['train_wall_s'] / 60:.1f} min",
+                    f"({row['successes']}/{row['episodes']}), trained {row['train_wall_s'] / 60:.1f} min"
+                    + (
+                        f"; under --perturb {row['perturb_success_rate']:.1%} ({row['perturb_successes']}/"
+                        f"{row['episodes']})"
+                        if "perturb_successes" in row
+                        else ""
+                    ),
                     flush=True,
                 )
     print(markdown(data["rows"], data["meta"]))
     return 0
+
+
+def existing(rows: list[dict], task: str, policy: str, seed: int, obs: str) -> dict | None:
+    """The row already measured for this task, policy, training seed and observation set, if its
+    selected checkpoint is still on disk (``--perturb`` then only evaluates it)."""
+    for r in rows:
+        if (r["task"], r["policy"], r.get("obs", "state"), r["train_seed"]) == (task, policy, obs, seed):
+            return r if Path(r["checkpoint"]).exists() else None
+    return None
 
 
 if __name__ == "__main__":
