@@ -101,7 +101,6 @@ def row_name(task: str, policy: str, seed: int, obs: str) -> str:
 
 def run_row(task: str, policy: str, seed: int, store: str, args: argparse.Namespace) -> dict:
     from imitation import config
-    from imitation.evaluate import EvalConfig, evaluate
     from imitation.train import TrainConfig, simulation_eval, train
 
     cfg_path = config_path(args.config_dir, task, policy, args.obs)
@@ -118,15 +117,8 @@ def run_row(task: str, policy: str, seed: int, store: str, args: argparse.Namesp
     train_s = time.perf_counter() - t0
     best = run / "checkpoints" / "best"
     ckpt = best if best.exists() else run
-    summary = evaluate(
-        EvalConfig(
-            checkpoint=str(ckpt),
-            episodes=args.episodes,
-            seed=100_000,
-            out=str(args.out / "eval" / row_name(task, policy, seed, args.obs)),
-            videos=2,
-        ),
-        progress=False,
+    summary = evaluate_on_reported_seeds(
+        str(ckpt), args.episodes, args.out / "eval" / row_name(task, policy, seed, args.obs)
     )
     row = {
         "task": task,
@@ -149,22 +141,27 @@ def run_row(task: str, policy: str, seed: int, store: str, args: argparse.Namesp
     return perturbed(row, args) if args.perturb else row
 
 
+def evaluate_on_reported_seeds(checkpoint: str, episodes: int, out: Path, perturb: bool = False) -> dict:
+    """``imitation eval`` of a checkpoint on the reported seeds (100000 up), two videos."""
+    from imitation.evaluate import EvalConfig, evaluate
+
+    cfg = EvalConfig(
+        checkpoint=checkpoint, episodes=episodes, seed=100_000, out=str(out), videos=2, perturb=perturb
+    )
+    return evaluate(cfg, progress=False)
+
+
+def row_key(row: dict) -> tuple:
+    """What names a row: its task, policy, observation set and training seed."""
+    return row["task"], row["policy"], row.get("obs", "state"), row["train_seed"]
+
+
 def perturbed(row: dict, args: argparse.Namespace) -> dict:
     """The row's checkpoint evaluated again on its reported seeds with the scene cameras moved and
     the lights changed per episode (``imitation eval --perturb``)."""
-    from imitation.evaluate import EvalConfig, evaluate
-
     name = row_name(row["task"], row["policy"], row["train_seed"], row.get("obs", "state"))
-    summary = evaluate(
-        EvalConfig(
-            checkpoint=row["checkpoint"],
-            episodes=row["episodes"],
-            seed=100_000,
-            out=str(args.out / "eval" / f"{name}_perturb"),
-            videos=2,
-            perturb=True,
-        ),
-        progress=False,
+    summary = evaluate_on_reported_seeds(
+        row["checkpoint"], row["episodes"], args.out / "eval" / f"{name}_perturb", perturb=True
     )
     return row | {
         "perturb_successes": summary["successes"],
@@ -372,12 +369,7 @@ def main() -> int:
     data.pop(outputs.MARK_KEY, None)
 
     def keep(row: dict) -> None:
-        data["rows"] = [
-            r
-            for r in data["rows"]
-            if (r["task"], r["policy"], r.get("obs", "state"), r["train_seed"])
-            != (row["task"], row["policy"], row.get("obs", "state"), row["train_seed"])
-        ] + [row]
+        data["rows"] = [r for r in data["rows"] if row_key(r) != row_key(row)] + [row]
         outputs.write_json(results, data, "tools/bench_policies.py")
 
     for task in args.tasks:
@@ -418,7 +410,7 @@ def existing(rows: list[dict], task: str, policy: str, seed: int, obs: str) -> d
     """The row already measured for this task, policy, training seed and observation set, if its
     selected checkpoint is still on disk (``--perturb`` then only evaluates it)."""
     for r in rows:
-        if (r["task"], r["policy"], r.get("obs", "state"), r["train_seed"]) == (task, policy, obs, seed):
+        if row_key(r) == (task, policy, obs, seed):
             return r if Path(r["checkpoint"]).exists() else None
     return None
 
