@@ -186,3 +186,51 @@ def test_perturb_evaluates_a_measured_row_without_training_it_again(tmp_path, mo
     assert out["perturb_successes"] == 7 and out["episodes"] == 10
     ckpt.rmdir()
     assert bp.existing([row], "pick_place", "act", 0, "images") is None  # trained again
+
+
+def test_reevaluate_keeps_training_figures_and_evaluates_on_more_seeds(tmp_path, monkeypatch):
+    import argparse
+
+    bp = load_tool()
+    ckpt = tmp_path / "runs" / "transfer_cube_act_camera_s0"
+    ckpt.mkdir(parents=True)
+    row = {
+        "task": "transfer_cube",
+        "policy": "act",
+        "obs": "images",
+        "train_seed": 0,
+        "checkpoint": str(ckpt),
+        "train_wall_s": 1116.0,
+        "steps": 5000,
+        "episodes": 100,
+        "successes": 93,
+        "success_rate": 0.93,
+        "perturb_successes": 80,
+        "perturb_success_rate": 0.8,
+    }
+    seen = []
+
+    def fake_evaluate(cfg, progress=True):
+        seen.append(cfg)
+        n = cfg.episodes
+        return {
+            "checkpoint": cfg.checkpoint,
+            "episodes": n,
+            "successes": n - 20,
+            "success_rate": (n - 20) / n,
+            "success_ci95": [0.8, 0.9],
+            "mean_length": 300.0,
+            "wall_s": 2.0,
+        }
+
+    import imitation.evaluate
+
+    monkeypatch.setattr(imitation.evaluate, "evaluate", fake_evaluate)
+    out = bp.reevaluated(row, argparse.Namespace(out=tmp_path, episodes=200, perturb=False))
+    assert [c.episodes for c in seen] == [200] and not seen[0].perturb and seen[0].seed == 100_000
+    assert seen[0].out == str(tmp_path / "eval" / "transfer_cube_act_camera_s0")
+    assert out["episodes"] == 200 and out["successes"] == 180 and out["success_rate"] == 0.9
+    assert out["train_wall_s"] == 1116.0 and out["steps"] == 5000  # the training figures stay
+    assert "perturb_successes" not in out  # measured on 100 seeds: no longer this row's
+    out = bp.reevaluated(row, argparse.Namespace(out=tmp_path, episodes=200, perturb=True))
+    assert seen[-1].perturb and seen[-1].episodes == 200 and out["perturb_successes"] == 180

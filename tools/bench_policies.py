@@ -21,7 +21,8 @@ PushT's expert plans by simulation and takes longer).
 ``--perturb`` (camera-based rows) also evaluates each row's selected checkpoint with the scene
 cameras moved and the lights changed (``imitation eval --perturb``) on the same reported seeds;
 a row already in ``<out>/results.json`` whose checkpoint is still there is not trained again,
-only evaluated under perturbation.
+only evaluated under perturbation. ``--reevaluate`` likewise evaluates such rows again on
+``--episodes`` reported seeds (more seeds for a measured checkpoint) instead of training them again.
 
 Writes ``<out>/results.json`` (one record per row and training seed) and prints a Markdown
 table with the mean over training seeds. Long: about 10-30 minutes of CPU per row and seed.
@@ -154,6 +155,21 @@ def evaluate_on_reported_seeds(checkpoint: str, episodes: int, out: Path, pertur
 def row_key(row: dict) -> tuple:
     """What names a row: its task, policy, observation set and training seed."""
     return row["task"], row["policy"], row.get("obs", "state"), row["train_seed"]
+
+
+def reevaluated(row: dict, args: argparse.Namespace) -> dict:
+    """The row's selected checkpoint evaluated again, on ``--episodes`` reported seeds; its training
+    figures are kept."""
+    name = row_name(row["task"], row["policy"], row["train_seed"], row.get("obs", "state"))
+    summary = evaluate_on_reported_seeds(row["checkpoint"], args.episodes, args.out / "eval" / name)
+    fresh = {k: v for k, v in row.items() if not k.startswith("perturb_")}
+    fresh |= {k: summary.get(k) for k in ("episodes", "successes", "success_rate", "success_ci95")}
+    fresh |= {
+        "mean_max_coverage": summary.get("mean_max_coverage"),
+        "mean_length": summary["mean_length"],
+        "eval_wall_s": summary["wall_s"],
+    }
+    return perturbed(fresh, args) if args.perturb else fresh
 
 
 def perturbed(row: dict, args: argparse.Namespace) -> dict:
@@ -322,6 +338,12 @@ def main() -> int:
         help="camera-based rows: also evaluate each selected checkpoint with the scene cameras moved and "
         "the lights changed (imitation eval --perturb); rows already in results.json are only evaluated",
     )
+    ap.add_argument(
+        "--reevaluate",
+        action="store_true",
+        help="rows already in results.json whose checkpoint is still there are evaluated again on --episodes "
+        "reported seeds instead of being trained again",
+    )
     ap.add_argument("--out", type=Path, default=Path("bench/policies"))
     ap.add_argument("--markdown", type=Path, help="print the table of an existing results.json and exit")
     args = ap.parse_args()
@@ -388,8 +410,12 @@ def main() -> int:
         data["meta"].setdefault("record", {})[name] = rec
         for policy in trained:
             for seed in args.train_seeds:
-                done = existing(data["rows"], task, policy, seed, args.obs) if args.perturb else None
-                row = perturbed(done, args) if done else run_row(task, policy, seed, rec["store"], args)
+                reuse = args.perturb or args.reevaluate
+                done = existing(data["rows"], task, policy, seed, args.obs) if reuse else None
+                if done:
+                    row = reevaluated(done, args) if args.reevaluate else perturbed(done, args)
+                else:
+                    row = run_row(task, policy, seed, rec["store"], args)
                 keep(row)
                 print(
                     f"{task} {policy} ({args.obs}) seed {seed}: {row['success_rate']:.1%} "
@@ -408,7 +434,7 @@ def main() -> int:
 
 def existing(rows: list[dict], task: str, policy: str, seed: int, obs: str) -> dict | None:
     """The row already measured for this task, policy, training seed and observation set, if its
-    selected checkpoint is still on disk (``--perturb`` then only evaluates it)."""
+    selected checkpoint is still on disk (``--perturb`` and ``--reevaluate`` then only evaluate it)."""
     for r in rows:
         if row_key(r) == (task, policy, obs, seed):
             return r if Path(r["checkpoint"]).exists() else None
