@@ -185,19 +185,26 @@ def consumed_keys(meta: dict[str, Any]) -> tuple[str, ...]:
     return keys
 
 
+def policy_config(meta: dict[str, Any], where: str = "the checkpoint's config.yaml") -> Any:
+    """The policy's config (the class its registry names) from a checkpoint's meta."""
+    from imitation.config import from_dict
+    from imitation.policies import policy_classes
+
+    cfg_cls, _ = policy_classes(meta["policy"])
+    return from_dict(cfg_cls, meta["policy_config"], where=f"{where}: policy_config")
+
+
 def load_policy(path: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
     """The policy of a checkpoint, in eval mode, with its (EMA, where trained so) weights."""
     from safetensors.torch import load_file
 
-    from imitation.config import from_dict
     from imitation.policies import policy_classes
     from imitation.policies.common import IOSpec
 
     ckpt = resolve(path)
     meta = yaml.safe_load((ckpt / CONFIG).read_text())
-    cfg_cls, policy_cls = policy_classes(meta["policy"])
-    cfg = from_dict(cfg_cls, meta["policy_config"], where=f"{ckpt / CONFIG}: policy_config")
-    policy = policy_cls(cfg, IOSpec.from_dict(meta["io"]))
+    cfg = policy_config(meta, where=str(ckpt / CONFIG))
+    policy = policy_classes(meta["policy"])[1](cfg, IOSpec.from_dict(meta["io"]))
     state = load_file(str(ckpt / WEIGHTS))
     missing, unexpected = policy.load_state_dict(state, strict=False)
     if missing or unexpected:

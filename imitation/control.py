@@ -51,20 +51,25 @@ class TimingStats:
         s = np.asarray(self.starts)
         out: dict[str, float] = {"ticks": float(len(s)), "hz": self.hz}
         if len(s) >= 2:
-            periods = np.diff(s) * 1e3
-            err = np.abs(periods - 1e3 * self.period)
-            out |= {
-                "period_ms_p50": float(np.percentile(periods, 50)),
-                "period_ms_p99": float(np.percentile(periods, 99)),
-                "period_ms_max": float(periods.max()),
-                "period_error_ms_p99": float(np.percentile(err, 99)),
-                "rate_hz": float((len(s) - 1) / (s[-1] - s[0])),
-            }
+            out |= period_stats(np.diff(s), self.period)
+            out["rate_hz"] = float((len(s) - 1) / (s[-1] - s[0]))
         if self.work:
             w = np.asarray(self.work) * 1e3
             out |= {"work_ms_p50": float(np.percentile(w, 50)), "work_ms_p99": float(np.percentile(w, 99))}
         out |= {"overruns": float(self.overruns), "missed": float(self.missed)}
         return out
+
+
+def period_stats(periods_s: Any, period_s: float) -> dict[str, float]:
+    """Percentiles of tick-to-tick periods (s) and of their error against ``period_s``, in ms."""
+    ms = np.asarray(periods_s, dtype=np.float64) * 1e3
+    err = np.abs(ms - 1e3 * period_s)
+    return {
+        "period_ms_p50": float(np.percentile(ms, 50)),
+        "period_ms_p99": float(np.percentile(ms, 99)),
+        "period_ms_max": float(ms.max()),
+        "period_error_ms_p99": float(np.percentile(err, 99)),
+    }
 
 
 class SimulatedClock:

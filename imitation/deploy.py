@@ -31,7 +31,6 @@ import multiprocessing as mp
 import os
 import queue as queue_mod
 import sys
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -43,34 +42,13 @@ import numpy as np
 
 from imitation import outputs
 from imitation.errors import ConfigError, ImitationError
+from imitation.policies.common import Schedule
+from imitation.robots.stack import Needs, RobotOptions, RobotStack, store_features
 
 log = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------------------------ chunks
-@dataclass(frozen=True)
-class Schedule:
-    """How a policy's predicted chunk maps onto control ticks."""
-
-    mode: str  # "ensemble" (ACT temporal ensembling) or "queue"
-    start: int  # first chunk row to execute (Diffusion Policy: n_obs_steps - 1)
-    count: int  # rows executed per chunk
-    frame_skip: int
-    n_obs: int  # observations per window
-    coeff: float = 0.01
-
-    @classmethod
-    def of(cls, policy_name: str, cfg: dict[str, Any]) -> Schedule:
-        fs = int(cfg.get("frame_skip", 1))
-        if policy_name == "act":
-            coeff = cfg.get("temporal_ensemble_coeff")
-            if coeff is not None:
-                return cls("ensemble", 0, int(cfg["chunk_size"]), fs, 1, float(coeff))
-            return cls("queue", 0, int(cfg["n_action_steps"]), fs, 1)
-        n_obs = int(cfg["n_obs_steps"])
-        return cls("queue", n_obs - 1, int(cfg["n_action_steps"]), fs, n_obs)
-
-
 class ChunkExecutor:
     """Chunks indexed by the tick of their observation; ``action(t)`` is the action for tick t."""
 
@@ -242,39 +220,6 @@ class PolicyInputs:
         return out
 
 
-# ------------------------------------------------------------------------------------ checks
-def check_compatible(
-    meta: dict[str, Any], spec: Any, has_env_state: bool, fits: dict[str, Any] | None = None
-) -> None:
-    """Refuse a checkpoint whose recorded needs the robot does not meet (one line, every reason).
-    A camera of another resolution is accepted where ``fits`` says how its frames are fitted."""
-    need = meta.get("robot", {})
-    fits = fits or {}
-    problems = []
-    joints = list(need.get("joint_names") or [])
-    if joints and joints != list(spec.joint_names):
-        problems.append(f"joints {joints} vs the robot's {list(spec.joint_names)}")
-    hz = need.get("control_hz")
-    if hz and abs(float(hz) - float(spec.control_hz)) > 1e-6:
-        problems.append(f"trained at {hz:g} Hz, the robot runs at {spec.control_hz:g} Hz")
-    have = {f"images/{c.name}": (c.height, c.width) for c in spec.cameras}
-    for key, shape in (need.get("cameras") or {}).items():
-        if key not in have:
-            problems.append(f"camera {key.split('/', 1)[1]!r} is missing")
-        elif tuple(have[key]) != tuple(shape[:2]) and key not in fits:
-            name = key.split("/", 1)[1]
-            problems.append(
-                f"camera {name!r} gives {have[key][0]}x{have[key][1]}, trained on {shape[0]}x{shape[1]} "
-                f"(to fit its frames: --camera-fit {name}=center_crop_resize, or {name}=resize)"
-            )
-    if need.get("needs_env_state") and not has_env_state:
-        problems.append(
-            "it needs env_state (object poses), and the robot config declares no env_state sensor"
-        )
-    if problems:
-        raise ConfigError(f"checkpoint does not fit robot {spec.name}: " + "; ".join(problems))
-
-
 # ------------------------------------------------------------------------------------ the loop
 @dataclass
 class EpisodeStats:
@@ -439,186 +384,20 @@ class DeployConfig:
             raise ConfigError(f"episodes={self.episodes} must be ≥ 1")
         if self.inference not in ("process", "inline"):
             raise ConfigError(f"inference={self.inference!r} must be process or inline")
-        if self.robot != "sim" and not self.emulate and not self.port:
-            raise ConfigError(f"--robot {self.robot} needs --port (or --emulate for the virtual arm)")
-        from imitation.evaluate import check_sim_camera_flags
+        self.robot_options().check()
 
-        check_sim_camera_flags(self.camera_fps, self.camera_latency_ms)
-        simulated = self.robot == "sim" or self.emulate
-        if not simulated and (self.camera_fps is not None or self.camera_latency_ms > 0 or self.perturb):
-            raise ConfigError(
-                "--camera-fps, --camera-latency-ms and --perturb act on simulated cameras (--robot sim or "
-                f"--emulate); the cameras of --robot {self.robot} have their own rate, latency and light"
-            )
-
-
-class Setup:
-    """The robot stack a deploy (or a hardware eval) runs on, and how episodes begin and end."""
-
-    def __init__(
-        self,
-        cfg: DeployConfig,
-        meta: dict[str, Any],
-        env_kwargs: dict[str, Any] | None = None,
-        origin: str = "the checkpoint",
-        clock: Callable[[], float] | None = None,
-    ) -> None:
-        """``origin`` names the file ``meta`` came from (a checkpoint, a demo store): a task it
-        names may not import code, one the user gives with ``--env`` may. ``clock``: the time the
-        emulated arm's physics steps by (default: the wall clock; a simulated one in tests)."""
-        from imitation.control import SafeRobot, SafetyLimits
-        from imitation.robots.geometry import camera_fits
-
-        self.cfg, self.meta = cfg, meta
-        self.fits = camera_fits(meta, cfg.camera_fit)  # refused here, before anything connects
-        self.emulator = None
-        self.physics = None
-        self.sim = None
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        env_id = cfg.env or meta.get("robot", {}).get("env_id")
-        if env_id and (cfg.robot == "sim" or cfg.emulate):
-            from envs.mapping import check_env_id
-
-            check_env_id(env_id, trusted=bool(cfg.env), origin=origin)
-        cams = meta.get("robot", {}).get("cameras") or {}
-        cam_names = tuple(k.split("/", 1)[1] for k in cams)
-        size = tuple(next(iter(cams.values()))[:2]) if cams else None
-
-        def simulated_cameras(reads_images: bool) -> dict[str, Any]:
-            """The env options of --camera-fps, --camera-latency-ms and --perturb."""
-            from imitation.evaluate import sim_camera_kwargs
-
-            return dict(env_kwargs or {}) | sim_camera_kwargs(
-                cfg.camera_fps, cfg.camera_latency_ms, cfg.perturb, reads_images, env_id or ""
-            )
-
-        if cfg.robot == "sim":
-            from imitation.robots.sim import SimRobot
-
-            if not env_id:
-                raise ConfigError("--robot sim needs a task: the checkpoint names none; pass --env")
-            self.sim = SimRobot(
-                env_id,
-                obs_mode="both" if cams else "state",
-                cameras=cam_names or None,
-                image_size=size,
-                **simulated_cameras(bool(cams)),
-            )
-            base = self.sim
-            safety: dict[str, Any] = {}
-            has_env_state = base.spec.env_state_dim > 0
-        else:
-            from imitation.robots.arm import make_robot
-            from imitation.robots.config import load_robot_config
-
-            rc = load_robot_config(cfg.robot)
-            sim_cams = [n for n, c in rc.cameras.items() if c.get("source") == "sim"]
-            sim_env_state = bool(rc.env_state and rc.env_state.get("source") == "sim")
-            if (sim_cams or sim_env_state) and not cfg.emulate:
-                raise ConfigError(
-                    f"{rc.path}: cameras or env_state with `source: sim` exist only under --emulate"
-                )
-            cameras: dict[str, Any] = {}
-            bus_kw: dict[str, Any] = {}
-            env_source = None
-            port = cfg.port
-            calibration = cfg.calibration
-            if cfg.emulate:
-                from imitation.robots.buses import make_bus
-                from imitation.robots.buses.emulator import ServoEmulator
-                from imitation.robots.emulated import EMULATED_BUS_TIMEOUT_S, SimPhysics, scripted_calibration
-
-                if not env_id:
-                    raise ConfigError("--emulate needs a task for its physics: pass --env")
-                sizes = {
-                    (int(rc.cameras[n].get("height", 96)), int(rc.cameras[n].get("width", 96)))
-                    for n in sim_cams
-                }
-                self.physics = SimPhysics(
-                    rc,
-                    env_id,
-                    seed=cfg.seed,
-                    obs_mode="both" if sim_cams else "state",
-                    cameras=tuple(sim_cams) or None,
-                    image_size=next(iter(sizes)) if sizes else None,
-                    env_kwargs=simulated_cameras(any(f"images/{n}" in cams for n in sim_cams)),
-                    **({"clock": clock} if clock is not None else {}),
-                )
-                servos = {int(m["id"]): str(m["model"]) for m in rc.motors.values()}
-                self.emulator = ServoEmulator(rc.protocol, servos, physics=self.physics)
-                port = self.emulator.start()
-                print(f"emulated {rc.name} on {port} (physics: {env_id})")
-                self._tmp = tempfile.TemporaryDirectory()
-                calibration = str(Path(self._tmp.name) / f"{rc.name}.yaml")
-                with make_bus(
-                    rc.protocol, port, rc.motors, baudrate=rc.baudrate, timeout_s=EMULATED_BUS_TIMEOUT_S
-                ) as bus:
-                    scripted_calibration(bus, rc, self.physics).save(calibration)
-                bus_kw = {"timeout_s": EMULATED_BUS_TIMEOUT_S}
-                self.physics.reset(cfg.seed)
-                from imitation.robots.cameras import make_camera
-
-                cameras = {n: self.physics.camera(n) for n in sim_cams}
-                cameras |= {n: make_camera(n, c) for n, c in rc.cameras.items() if n not in sim_cams}
-                if sim_env_state:
-                    env_source = self.physics.env_state
-                    rc.env_state = dict(rc.env_state or {}) | {"dim": self.physics.env_state_dim}
-            else:
-                from imitation.robots.cameras import make_camera
-
-                cameras = {n: make_camera(n, c) for n, c in rc.cameras.items()}
-            base = make_robot(
-                rc, str(port), calibration=calibration, cameras=cameras, env_state_source=env_source, **bus_kw
-            )
-            safety = rc.safety
-            has_env_state = env_source is not None
-        check_compatible(meta, base.spec, has_env_state, self.fits)
-        self.base = base
-        self.robot = SafeRobot(base, SafetyLimits.for_robot(base, safety), watchdog=cfg.robot != "sim")
-
-    def begin(self, seed: int) -> None:
-        if self.sim is not None:
-            self.sim.reset(seed)
-        if self.physics is not None:
-            self.physics.reset(seed)
-            self.physics.wait_ready()
-        self.robot.resync()
-
-    def done(self) -> bool:
-        if self.sim is not None:
-            return bool(self.sim.terminated or self.sim.truncated)
-        if self.physics is not None:
-            return self.physics.done
-        return False
-
-    def success(self) -> bool | None:
-        info = (
-            self.sim.info if self.sim is not None else self.physics.info if self.physics is not None else None
+    def robot_options(self) -> RobotOptions:
+        """The robot this deploy drives (``imitation.robots.stack``)."""
+        return RobotOptions(
+            robot=self.robot,
+            port=self.port,
+            emulate=self.emulate,
+            env=self.env,
+            calibration=self.calibration,
+            camera_fps=self.camera_fps,
+            camera_latency_ms=self.camera_latency_ms,
+            perturb=self.perturb,
         )
-        return None if info is None else bool(info.get("is_success", False))
-
-    def max_ticks(self) -> int:
-        hz = self.robot.spec.control_hz
-        if self.cfg.episode_s:
-            return int(self.cfg.episode_s * hz)
-        env = (
-            self.sim.env
-            if self.sim is not None
-            else self.physics.sim.env
-            if self.physics is not None
-            else None
-        )
-        limit = getattr(env, "time_limit_s", None) if env is not None else None
-        return int((limit + 1.0) * hz) if limit else int(30 * hz)
-
-    def close(self) -> None:
-        try:
-            self.robot.disconnect()
-        finally:
-            if self.emulator is not None:
-                self.emulator.stop()
-            if self._tmp is not None:
-                self._tmp.cleanup()
 
 
 def format_timing(s: dict[str, Any]) -> str:
@@ -650,18 +429,25 @@ def deploy(
     *,
     judge: Callable[[int, int, int], bool] | None = None,
     before: Callable[[int, int, int], None] | None = None,
+    loop: Any = None,
 ) -> dict[str, Any]:
     """Run the episodes; ``before(i, n, seed)`` is called before each one (a real arm: the operator
-    resets the scene) and ``judge(i, n, seed)`` after it where the robot cannot tell success."""
-    from imitation.checkpoint import consumed_keys, read_meta, resolve
+    resets the scene) and ``judge(i, n, seed)`` after it where the robot cannot tell success.
+    ``loop``: the ``RateLoop`` that paces every episode (default: one on the wall clock); its
+    clock also steps an emulated arm's physics, so a test on a simulated clock runs the same
+    episodes however loaded the machine is."""
+    from imitation.checkpoint import consumed_keys, policy_config, read_meta, resolve
     from imitation.control import EStopKey
 
     sys.setswitchinterval(0.0005)  # the loop shares the GIL with camera and bus threads (see session.py)
     ckpt = resolve(cfg.checkpoint)
     meta = read_meta(ckpt)
-    schedule = Schedule.of(meta["policy"], meta["policy_config"])
+    schedule = policy_config(meta).schedule
     keys = consumed_keys(meta)
-    setup = Setup(cfg, meta, origin=f"checkpoint {ckpt}")
+    needs = Needs.of_checkpoint(meta, cfg.camera_fit, origin=f"checkpoint {ckpt}")
+    setup = RobotStack(
+        cfg.robot_options(), needs, seed=cfg.seed, clock=loop.clock if loop is not None else None
+    )
     infer: Any = None
     episodes: list[dict[str, Any]] = []
     writer: Any = None
@@ -669,16 +455,14 @@ def deploy(
     try:
         if cfg.record:
             from imitation.data.store import EpisodeWriter
-            from imitation.record import features_for
 
-            features = features_for(setup.base)
+            features = store_features(setup.base.spec)
             writer = EpisodeWriter(
                 cfg.record, features=features, fps=setup.base.spec.control_hz, robot=setup.base.spec.to_dict()
             )
 
             def on_tick(t: int, obs: dict[str, Any], sent: np.ndarray) -> None:
-                frame = {k: v for k, v in obs.items() if k in features or k == "timestamp"}
-                writer.add_frame(frame | {"action": np.asarray(sent, dtype=np.float32)})
+                writer.add_step(obs, sent)
 
         setup.robot.connect()
         infer = (
@@ -689,7 +473,7 @@ def deploy(
         with EStopKey(setup.robot.stop):
             for i in range(cfg.episodes):
                 seed = cfg.seed + i
-                if before is not None and setup.sim is None and setup.physics is None:
+                if before is not None and not setup.simulated:
                     before(i, cfg.episodes, seed)
                 setup.begin(seed)
                 infer.reset(seed)
@@ -703,11 +487,12 @@ def deploy(
                     infer,
                     schedule,
                     keys,
-                    max_ticks=setup.max_ticks(),
+                    max_ticks=setup.max_ticks(cfg.episode_s),
                     dry_run=cfg.dry_run,
                     done=setup.done,
                     on_tick=on_tick,
                     fits=setup.fits,
+                    loop=loop,
                 )
                 st.seed, st.success = seed, setup.success()
                 if st.success is None and judge is not None:
@@ -801,60 +586,3 @@ def main(argv: Sequence[str] | None = None, prog: str = "imitation deploy") -> i
 if __name__ == "__main__":  # pragma: no cover
     os.environ.setdefault("MUJOCO_GL", "egl")
     sys.exit(main())
-
-
-def evaluate_on_robot(cfg: Any) -> dict[str, Any]:
-    """``imitation eval --robot``: the evaluator on an arm. Between episodes the operator resets the
-    scene; after each one they mark success (under --emulate the simulator judges). The same
-    results.json and Wilson interval as in simulation."""
-    from imitation.evaluate import Episode, check_outputs, summarize
-
-    folder = check_outputs(cfg)  # before the first episode, not after the last
-    dc = DeployConfig(
-        checkpoint=cfg.checkpoint,
-        robot=cfg.robot,
-        port=cfg.port,
-        emulate=cfg.emulate,
-        env=cfg.env,
-        episodes=cfg.episodes,
-        seed=cfg.seed,
-        calibration=cfg.calibration,
-        device=cfg.device,
-        camera_fit=tuple(cfg.camera_fit),
-        camera_fps=cfg.camera_fps,
-        camera_latency_ms=cfg.camera_latency_ms,
-        perturb=cfg.perturb,
-    )
-    t0 = time.perf_counter()
-    out = deploy(dc, judge=ask_operator, before=wait_for_reset)
-    episodes = [Episode(int(e["seed"]), bool(e["success"]), 0.0, int(e["ticks"])) for e in out["episodes"]]
-    summary = summarize(episodes)
-    summary |= {
-        "env": f"{cfg.robot}" + (" (emulated)" if cfg.emulate else ""),
-        "checkpoint": out["checkpoint"],
-        "seeds": [cfg.seed, cfg.seed + cfg.episodes - 1],
-        "latency_ticks": 0,
-        "camera_fit": out["camera_fit"],
-        "camera_fps": cfg.camera_fps,
-        "camera_latency_ms": cfg.camera_latency_ms,
-        "perturb": cfg.perturb,
-        "inference_ms_per_step": out["inference_ms_p50"],
-        "wall_s": time.perf_counter() - t0,
-        "timing": out["timing"],
-        "clamps": out["clamps"],
-        "starved": out["starved"],
-    }
-    folder.mkdir(parents=True, exist_ok=True)
-    from imitation import config as config_mod
-    from imitation.evaluate import write_plot
-
-    write_plot(summary, episodes, folder / "summary.png")
-    summary["plot"] = str(folder / "summary.png")
-    record = {
-        "summary": summary,
-        "config": config_mod.to_dict(cfg),
-        "episodes": [asdict(e) for e in episodes],
-    }
-    outputs.write_json(folder / "results.json", record, "eval")
-    summary["results"] = str(folder / "results.json")
-    return summary

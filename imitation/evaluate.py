@@ -22,11 +22,10 @@ files is refused before the rollouts start, unless ``--overwrite``.
 from __future__ import annotations
 
 import logging
-import math
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,17 @@ import numpy as np
 import torch
 
 from imitation import config, outputs
+from imitation.deploy import DeployConfig, ask_operator, deploy, wait_for_reset
 from imitation.errors import ConfigError
+from imitation.results import (
+    EVAL_FILES,
+    EVAL_TEMPORARY,
+    RESULTS_LAYOUT,
+    Episode,
+    summarize,
+    write_results,
+)
+from imitation.robots.stack import check_sim_camera_flags, sim_camera_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -101,96 +110,6 @@ class EvalConfig:
                 "--camera-fit applies to an arm's cameras (--robot); in simulation the cameras render at "
                 "the policy's own image size"
             )
-
-
-def check_sim_camera_flags(camera_fps: float | None, camera_latency_ms: float) -> None:
-    """Refuse a camera rate or latency no camera has (one line naming the value)."""
-    if camera_fps is not None and not camera_fps > 0:
-        raise ConfigError(
-            f"--camera-fps {camera_fps} must be > 0 (leave it out: a frame at every control tick)"
-        )
-    if not camera_latency_ms >= 0:
-        raise ConfigError(f"--camera-latency-ms {camera_latency_ms} must be ≥ 0")
-
-
-def sim_camera_kwargs(
-    camera_fps: float | None, camera_latency_ms: float, perturb: bool, reads_images: bool, env_id: str
-) -> dict[str, Any]:
-    """The env options behind --camera-fps, --camera-latency-ms and --perturb (none when unused:
-    the environment then renders exactly as without them). Refused, in one line, for a policy that
-    reads no images (they would change nothing it sees) and for a task of a mapping file."""
-    asked = [
-        flag
-        for flag, on in (
-            ("--camera-fps", camera_fps is not None),
-            ("--camera-latency-ms", camera_latency_ms > 0),
-            ("--perturb", perturb),
-        )
-        if on
-    ]
-    if not asked:
-        return {}
-    if not reads_images:
-        raise ConfigError(
-            f"{' and '.join(asked)} change only camera images, and this policy reads none (a state-based "
-            "policy); leave them out"
-        )
-    from envs.mapping import is_mapping_id
-
-    if is_mapping_id(env_id):
-        raise ConfigError(
-            f"{' and '.join(asked)} work on the tasks of envs/ (their cameras are simulated here); "
-            f"{env_id} is a mapped gymnasium environment"
-        )
-    kwargs: dict[str, Any] = {}
-    if camera_fps is not None:
-        kwargs["camera_fps"] = float(camera_fps)
-    if camera_latency_ms > 0:
-        kwargs["camera_latency_ms"] = float(camera_latency_ms)
-    if perturb:
-        kwargs["perturb"] = True
-    return kwargs
-
-
-@dataclass
-class Episode:
-    seed: int
-    success: bool
-    ret: float
-    length: int
-    max_coverage: float | None = None
-    video: str | None = None
-
-
-# ------------------------------------------------------------------------------ statistics
-def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """95% Wilson score interval of a success rate (Wilson 1927): sound near 0% and 100% too."""
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def summarize(episodes: Sequence[Episode]) -> dict[str, Any]:
-    n = len(episodes)
-    wins = sum(e.success for e in episodes)
-    lo, hi = wilson_interval(wins, n)
-    out = {
-        "episodes": n,
-        "successes": wins,
-        "success_rate": wins / n if n else 0.0,
-        "success_ci95": [lo, hi],
-        "mean_return": float(np.mean([e.ret for e in episodes])) if n else 0.0,
-        "mean_length": float(np.mean([e.length for e in episodes])) if n else 0.0,
-        "min_length": min((e.length for e in episodes), default=0),
-        "max_length": max((e.length for e in episodes), default=0),
-    }
-    cov = [e.max_coverage for e in episodes if e.max_coverage is not None]
-    if cov:
-        out["mean_max_coverage"] = float(np.mean(cov))
-    return out
 
 
 # ------------------------------------------------------------------------------ rollouts
@@ -519,40 +438,6 @@ def rollout(
 
 
 # ------------------------------------------------------------------------------ outputs
-def write_plot(summary: dict[str, Any], episodes: Sequence[Episode], path: Path) -> None:
-    """A small PNG: the success rate with its interval, and the episode lengths by outcome."""
-    import cv2
-
-    h, w = 240, 480
-    img = np.full((h, w, 3), 255, np.uint8)
-    # Success bar with its 95% interval.
-    x0, x1, y0 = 30, 200, 200
-    rate, (lo, hi) = summary["success_rate"], summary["success_ci95"]
-    cv2.rectangle(img, (x0, y0 - int(160 * rate)), (x0 + 60, y0), (80, 160, 60), -1)
-    cv2.line(img, (x0 + 30, y0 - int(160 * lo)), (x0 + 30, y0 - int(160 * hi)), (0, 0, 0), 2)
-    cv2.putText(img, f"success {rate:.0%}", (x0 - 10, 225), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1)
-    cv2.putText(
-        img,
-        f"[{lo:.0%}, {hi:.0%}]",
-        (x0 + 70, y0 - int(160 * rate)),
-        cv2.FONT_HERSHEY_SIMPLEX,
-        0.4,
-        (0, 0, 0),
-        1,
-    )
-    # Episode lengths: one tick per episode, green success, red failure.
-    lengths = [e.length for e in episodes]
-    top = max(lengths) if lengths else 1
-    for i, e in enumerate(episodes):
-        x = x1 + 20 + int(240 * i / max(1, len(episodes)))
-        colour = (80, 160, 60) if e.success else (200, 60, 60)  # RGB: green, red
-        cv2.line(img, (x, y0), (x, y0 - int(160 * e.length / top)), colour, 1)
-    cv2.putText(
-        img, f"episode lengths (max {top})", (x1 + 20, 225), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1
-    )
-    outputs.write_png(path, img)
-
-
 def training_seeds(meta: dict[str, Any]) -> set[int]:
     """Seeds the training demos were recorded with (empty when unknown)."""
     from imitation.data.store import DemoStore
@@ -565,11 +450,6 @@ def training_seeds(meta: dict[str, Any]) -> set[int]:
 
 
 # What eval writes into its --out: recognised by these names (and the mark) when it runs again there.
-EVAL_FILES = ("results.json", "summary.png", "episode_seed*_success.mp4", "episode_seed*_failure.mp4")
-EVAL_TEMPORARY = (".episode_seed*.mp4",)  # a video being filmed (left by a killed run)
-RESULTS_LAYOUT = ("summary", "config", "episodes")  # results.json written before the mark existed
-
-
 def output_dir(cfg: EvalConfig) -> Path:
     """Where ``cfg`` writes: --out, or eval/<run> (eval/<run>_<robot> on an arm)."""
     if cfg.out:
@@ -604,8 +484,6 @@ def evaluate(
     terminal unless ``progress`` says otherwise."""
     progress = sys.stderr.isatty() if progress is None else progress
     if cfg.robot:
-        from imitation.deploy import evaluate_on_robot
-
         return evaluate_on_robot(cfg)
     from imitation.checkpoint import load_policy, read_meta, resolve
 
@@ -664,12 +542,50 @@ def evaluate(
     }
     if cfg.videos:
         summary["videos"] = [e.video for e in episodes if e.video]
-    write_plot(summary, episodes, out / "summary.png")
-    summary["plot"] = str(out / "summary.png")
-    record = {"summary": summary, "config": config.to_dict(cfg), "episodes": [asdict(e) for e in episodes]}
-    outputs.write_json(out / "results.json", record, "eval")
-    summary["results"] = str(out / "results.json")
-    return summary
+    return write_results(out, summary, config.to_dict(cfg), episodes)
+
+
+def evaluate_on_robot(cfg: EvalConfig) -> dict[str, Any]:
+    """``imitation eval --robot``: the evaluator on an arm. Between episodes the operator resets the
+    scene; after each one they mark success (under --emulate the simulator judges). The same
+    results.json and Wilson interval as in simulation."""
+    folder = check_outputs(cfg)  # before the first episode, not after the last
+    dc = DeployConfig(
+        checkpoint=cfg.checkpoint,
+        robot=cfg.robot,
+        port=cfg.port,
+        emulate=cfg.emulate,
+        env=cfg.env,
+        episodes=cfg.episodes,
+        seed=cfg.seed,
+        calibration=cfg.calibration,
+        device=cfg.device,
+        camera_fit=tuple(cfg.camera_fit),
+        camera_fps=cfg.camera_fps,
+        camera_latency_ms=cfg.camera_latency_ms,
+        perturb=cfg.perturb,
+    )
+    t0 = time.perf_counter()
+    out = deploy(dc, judge=ask_operator, before=wait_for_reset)
+    episodes = [Episode(int(e["seed"]), bool(e["success"]), 0.0, int(e["ticks"])) for e in out["episodes"]]
+    summary = summarize(episodes)
+    summary |= {
+        "env": f"{cfg.robot}" + (" (emulated)" if cfg.emulate else ""),
+        "checkpoint": out["checkpoint"],
+        "seeds": [cfg.seed, cfg.seed + cfg.episodes - 1],
+        "latency_ticks": 0,
+        "camera_fit": out["camera_fit"],
+        "camera_fps": cfg.camera_fps,
+        "camera_latency_ms": cfg.camera_latency_ms,
+        "perturb": cfg.perturb,
+        "inference_ms_per_step": out["inference_ms_p50"],
+        "wall_s": time.perf_counter() - t0,
+        "timing": out["timing"],
+        "clamps": out["clamps"],
+        "starved": out["starved"],
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    return write_results(folder, summary, config.to_dict(cfg), episodes)
 
 
 def format_summary(s: dict[str, Any]) -> str:

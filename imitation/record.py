@@ -20,7 +20,9 @@ from typing import Any, Literal
 import numpy as np
 
 from imitation import config
-from imitation.errors import ConfigError, add_note
+from imitation.data.store import DemoStore, EpisodeWriter, discard_new_store
+from imitation.errors import ConfigError
+from imitation.robots.stack import store_features
 
 log = logging.getLogger(__name__)
 
@@ -93,24 +95,6 @@ class RecordConfig:
     """Also save the episodes the expert failed (outcome "failure") instead of discarding them."""
 
 
-def features_for(robot) -> dict:
-    """The demo-store schema matching a robot's observations and actions."""
-    n = len(robot.spec.joint_names)
-    names = list(robot.spec.joint_names)
-    state = {"shape": [n], "dtype": "float32", "kind": "state", "names": names}
-    if robot.spec.state_dim is not None:
-        state = {"shape": [robot.spec.state_dim], "dtype": "float32", "kind": "state"}
-    feats: dict = {
-        "state": state,
-        "action": {"shape": [n], "dtype": "float32", "kind": "action", "names": names},
-    }
-    if robot.spec.env_state_dim:
-        feats["env_state"] = {"shape": [robot.spec.env_state_dim], "dtype": "float32", "kind": "state"}
-    for cam in robot.spec.cameras:
-        feats[f"images/{cam.name}"] = {"shape": [cam.height, cam.width, 3], "dtype": "uint8", "kind": "image"}
-    return feats
-
-
 class ActionNoise:
     """A seeded Ornstein-Uhlenbeck offset on the arm joints: stationary std ``std`` (rad),
     correlation time ``tau_s``; zero on the grippers."""
@@ -133,7 +117,6 @@ class ActionNoise:
 def record_scripted(cfg: RecordConfig, *, progress: bool | None = None) -> dict:
     """Record ``cfg.episodes`` expert episodes (successful ones, unless ``keep_failed``); returns
     counts and timing."""
-    from imitation.data.store import EpisodeWriter
     from imitation.robots.sim import SimRobot
 
     if cfg.episodes < 1:
@@ -141,14 +124,12 @@ def record_scripted(cfg: RecordConfig, *, progress: bool | None = None) -> dict:
     if cfg.action_noise < 0:
         raise ConfigError(f"--action-noise must be ≥ 0 (rad), got {cfg.action_noise}")
     robot = SimRobot(cfg.env, obs_mode=cfg.obs_mode, cameras=cfg.cameras, image_size=cfg.image_size)
-    features = features_for(robot)
+    features = store_features(robot.spec)
     for f in features.values():
         if f["kind"] == "image":
             f["codec"] = cfg.image_codec
     first_seed = cfg.seed
     if (cfg.out / "zarr.json").exists():
-        from imitation.data.store import DemoStore
-
         stored = DemoStore.open(cfg.out).meta_table()["seed"]
         if stored.size and stored.max() >= first_seed:
             # Appending: never record a scene (seed) that the store already holds.
@@ -171,7 +152,7 @@ def record_scripted(cfg: RecordConfig, *, progress: bool | None = None) -> dict:
             ) as writer,
         ):
             opened = True
-            saved, failed, steps = _record_episodes(cfg, robot, writer, features, first_seed, show)
+            saved, failed, steps = _record_episodes(cfg, robot, writer, first_seed, show)
     except BaseException as e:
         if created and opened:
             discard_new_store(cfg.out, e)
@@ -179,27 +160,8 @@ def record_scripted(cfg: RecordConfig, *, progress: bool | None = None) -> dict:
     return {"episodes": saved, "failed": failed, "steps": steps, "wall_s": time.perf_counter() - t0}
 
 
-def discard_new_store(path: Path, error: BaseException) -> None:
-    """After a recording that failed (or was interrupted): remove the store at ``path``, which this
-    command created, if no episode was committed to it, and say so (in the error's own line where it
-    is a user's error, as a log line otherwise). A store that could not be read is kept."""
-    import shutil
-
-    from imitation.data.store import DemoStore
-
-    try:
-        if DemoStore.open(path).n_episodes:
-            return
-    except Exception:  # noqa: BLE001 - unreadable: not ours to judge empty
-        return
-    shutil.rmtree(path, ignore_errors=True)
-    note = f"removed {path}, which this command had created and saved no episode in"
-    if not add_note(error, note):
-        log.warning("%s", note)
-
-
 def _record_episodes(
-    cfg: RecordConfig, robot: Any, writer: Any, features: dict, first_seed: int, show: bool
+    cfg: RecordConfig, robot: Any, writer: Any, first_seed: int, show: bool
 ) -> tuple[int, int, int]:
     """The episodes of ``record_scripted``: (saved, failed, steps)."""
     from tqdm import tqdm
@@ -230,9 +192,7 @@ def _record_episodes(
             sent = robot.act(wanted + noise())
             if cfg.action_noise:  # the label is what the expert wanted, within the limits
                 sent = np.clip(wanted, robot.spec.lower, robot.spec.upper).astype(np.float32)
-            writer.add_frame(
-                {**{k: v for k, v in obs.items() if k in features or k == "timestamp"}, "action": sent}
-            )
+            writer.add_step(obs, sent)
             obs = robot.observe()
             steps += 1
             if tail is not None:

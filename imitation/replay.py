@@ -15,7 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from imitation.config import parse
+from imitation.control import EStopKey, RateLoop
+from imitation.data.store import DemoStore
 from imitation.errors import ConfigError
+from imitation.robots.stack import Needs, RobotOptions, RobotStack
 
 
 @dataclass
@@ -42,11 +46,6 @@ class ReplayConfig:
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "imitation replay") -> int:
-    from imitation.config import parse
-    from imitation.control import EStopKey, RateLoop
-    from imitation.data.store import DemoStore
-    from imitation.deploy import DeployConfig, Setup
-
     cfg = parse(
         ReplayConfig,
         list(sys.argv[1:] if argv is None else argv),
@@ -57,25 +56,16 @@ def main(argv: Sequence[str] | None = None, prog: str = "imitation replay") -> i
     ep = store.read_episode(cfg.episode, ["action"])["action"]
     meta_ep = store.episode_meta(cfg.episode)
     robot_meta = dict(store.robot)
-    meta = {
-        "robot": {
-            "joint_names": list(robot_meta.get("joint_names", [])),
-            "control_hz": float(store.fps),
-            "cameras": {},
-            "needs_env_state": False,
-            "env_id": robot_meta.get("env_id"),
-        }
-    }
-    dc = DeployConfig(
-        checkpoint="",
-        robot=cfg.robot,
-        port=cfg.port,
-        emulate=cfg.emulate,
-        env=cfg.env,
-        calibration=cfg.calibration,
-        dry_run=cfg.dry_run,
+    options = RobotOptions(
+        robot=cfg.robot, port=cfg.port, emulate=cfg.emulate, env=cfg.env, calibration=cfg.calibration
     )
-    setup = Setup(dc, meta, origin=f"demo store {cfg.store}")
+    needs = Needs(
+        env_id=robot_meta.get("env_id"),
+        joint_names=tuple(robot_meta.get("joint_names", [])),
+        control_hz=float(store.fps),
+        origin=f"demo store {cfg.store}",
+    )
+    setup = RobotStack(options, needs)
     seed = int(meta_ep.get("seed", 0) or 0)
     errors = []
     try:

@@ -36,7 +36,10 @@ from typing import Any
 
 import numpy as np
 
+from imitation.control import RateLoop, period_stats
+from imitation.data.store import DemoStore, EpisodeWriter, discard_new_store
 from imitation.errors import ConfigError
+from imitation.robots.stack import Needs, RobotOptions, RobotStack, store_features
 
 log = logging.getLogger(__name__)
 
@@ -201,35 +204,31 @@ def record_session(cfg: Any, *, teleop: Any = None, ui: Any = None, loop: Any = 
 
     ``loop``: the ``RateLoop`` that paces it, at the robot's rate (default: one on the wall clock).
     Its clock also times the session's periods and, under --emulate, the simulated arm's physics."""
-    from imitation.control import RateLoop
-    from imitation.data.store import DemoStore, EpisodeWriter
-    from imitation.deploy import DeployConfig, Setup
-    from imitation.record import discard_new_store, features_for
-
     # The loop shares the interpreter with the store's writer, the cameras' and the emulator's
     # threads: a shorter GIL switch interval (5 ms by default) bounds how long it can be kept waiting.
     sys.setswitchinterval(0.0005)
     robot_name = cfg.robot or "sim"
-    meta = {"robot": {"joint_names": [], "cameras": {}, "needs_env_state": False, "env_id": cfg.env}}
-    dc = DeployConfig(
-        checkpoint="",
-        robot=robot_name,
-        port=cfg.port,
-        emulate=cfg.emulate,
-        env=cfg.env,
-        calibration=cfg.calibration,
-    )
+    cameras: dict[str, tuple[int, int]] = {}
     if robot_name == "sim":
         # The simulated arm with the cameras asked for (a checkpoint's needs are not involved here).
         cams = cfg.cameras or (("top",) if cfg.obs_mode != "state" else ())
-        size = cfg.image_size or (96, 96)
-        meta["robot"]["cameras"] = {f"images/{c}": [*size, 3] for c in cams}
+        size = tuple(cfg.image_size or (96, 96))
+        cameras = {f"images/{c}": size for c in cams}
     # A person needs longer than a task's default time limit; --episode-s governs instead.
     env_kwargs = {} if cfg.teleop == "scripted" else {"time_limit_s": cfg.episode_s + 5.0}
-    setup = Setup(dc, meta, env_kwargs=env_kwargs, clock=loop.clock if loop is not None else None)
+    options = RobotOptions(
+        robot=robot_name, port=cfg.port, emulate=cfg.emulate, env=cfg.env, calibration=cfg.calibration
+    )
+    setup = RobotStack(
+        options,
+        Needs(env_id=cfg.env, cameras=cameras, origin="--env"),
+        env_kwargs=env_kwargs,
+        clock=loop.clock if loop is not None else None,
+        seed=cfg.seed,
+    )
     robot, base = setup.robot, setup.base
-    sim = setup.sim if setup.sim is not None else (setup.physics.sim if setup.physics is not None else None)
-    features = features_for(base)
+    sim = setup.task
+    features = store_features(base.spec)
     for f in features.values():
         if f["kind"] == "image":
             f["codec"] = cfg.image_codec
@@ -271,7 +270,7 @@ def record_session(cfg: Any, *, teleop: Any = None, ui: Any = None, loop: Any = 
         created = not cfg.out.exists() and not cfg.out.is_symlink()
         with EpisodeWriter(cfg.out, features=features, fps=hz, robot=base.spec.to_dict()) as writer:
             opened = True
-            if setup.sim is not None or setup.physics is not None:
+            if setup.simulated:
                 setup.begin(seed)
             obs = robot.observe()
             teleop.reset(obs)
@@ -299,12 +298,7 @@ def record_session(cfg: Any, *, teleop: Any = None, ui: Any = None, loop: Any = 
                     if prev_rec is not None:
                         rec_periods.append(loop.tick_time - prev_rec)
                     prev_rec = loop.tick_time
-                    writer.add_frame(
-                        {
-                            **{k: v for k, v in obs.items() if k in features or k == "timestamp"},
-                            "action": np.asarray(sent, np.float32),
-                        }
-                    )
+                    writer.add_step(obs, sent)
                     ep_frames += 1
                     ep_late += late_now
                     ep_missed += missed_now
@@ -317,7 +311,7 @@ def record_session(cfg: Any, *, teleop: Any = None, ui: Any = None, loop: Any = 
                     "TOGGLE" in events
                     or (state == "reset" and cfg.auto_start and now - t_state >= cfg.reset_s)
                 ):
-                    if state == "reset" and (setup.sim is not None or setup.physics is not None):
+                    if state == "reset" and setup.simulated:
                         seed += 1
                         setup.begin(seed)
                         obs = robot.observe()
@@ -332,11 +326,11 @@ def record_session(cfg: Any, *, teleop: Any = None, ui: Any = None, loop: Any = 
                     ep_frames = ep_late = ep_missed = 0
                     prev_rec = None
                 elif state == "recording":
-                    done = setup.done() if (setup.sim is not None or setup.physics is not None) else False
+                    done = setup.done()
                     if "RERECORD" in events:
                         writer.rerecord()
                         counts["rerecorded"] += 1
-                        if setup.sim is not None or setup.physics is not None:
+                        if setup.simulated:
                             setup.begin(seed)
                             obs = robot.observe()
                         teleop.reset(obs)
@@ -417,13 +411,7 @@ def record_session(cfg: Any, *, teleop: Any = None, ui: Any = None, loop: Any = 
     counts["store_episodes"] = DemoStore.open(cfg.out).n_episodes
     counts["timing"] = loop.stats.summary()
     if rec_periods:
-        ms = np.asarray(rec_periods) * 1e3
-        counts["recording_timing"] = {
-            "period_ms_p50": float(np.percentile(ms, 50)),
-            "period_ms_p99": float(np.percentile(ms, 99)),
-            "period_ms_max": float(ms.max()),
-            "period_error_ms_p99": float(np.percentile(np.abs(ms - 1e3 / hz), 99)),
-        }
+        counts["recording_timing"] = period_stats(rec_periods, 1.0 / hz)
     counts["cameras"] = {
         n: c.stats() for n, c in getattr(base, "cameras", {}).items() if callable(getattr(c, "stats", None))
     }

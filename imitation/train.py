@@ -708,7 +708,8 @@ def simulation_eval(cfg: TrainConfig) -> Callable[[torch.nn.Module, int], dict[s
     """The periodic evaluation: success rate on the task the demos came from."""
     from envs.mapping import check_env_id
     from imitation.data.store import DemoStore
-    from imitation.evaluate import env_kwargs_for, rollout, summarize
+    from imitation.evaluate import env_kwargs_for, rollout
+    from imitation.results import summarize
 
     env_id = cfg.env or DemoStore.open(cfg.store).robot.get("env_id")
     if not env_id:

@@ -17,13 +17,14 @@ import yaml
 
 from imitation.checkpoint import consumed_keys, save_checkpoint
 from imitation.config import to_dict
-from imitation.deploy import DeployConfig, InlineInference, check_compatible, deploy
+from imitation.deploy import DeployConfig, InlineInference, deploy
 from imitation.errors import ConfigError
-from imitation.evaluate import EvalConfig, _make_env, evaluate, policy_keys, rollout, sim_camera_kwargs
+from imitation.evaluate import EvalConfig, _make_env, evaluate, policy_keys, rollout
 from imitation.policies import ACTConfig, ACTPolicy
 from imitation.policies.common import IOSpec
 from imitation.robots.base import CameraSpec, RobotSpec
 from imitation.robots.geometry import camera_fit_meta, fit_frame
+from imitation.robots.stack import Needs, check_compatible, sim_camera_kwargs
 
 ENV = "imitation/PickPlace-v0"  # its observations hold env_state, which a camera policy must never see
 JOINTS = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
@@ -238,8 +239,11 @@ def test_check_compatible_accepts_another_resolution_only_with_a_fit():
     spec = RobotSpec("arm", ("a",), np.zeros(1), np.ones(1), 50.0, cameras=(CameraSpec("top", 480, 640),))
     meta = {"robot": {"joint_names": ["a"], "control_hz": 50.0, "cameras": {"images/top": [96, 96, 3]}}}
     with pytest.raises(ConfigError, match="--camera-fit top=center_crop_resize, or top=resize"):
-        check_compatible(meta, spec, has_env_state=False)
-    check_compatible(meta, spec, has_env_state=False, fits={"images/top": CameraFit((96, 96), "resize")})
+        check_compatible(Needs.of_checkpoint(meta), spec, has_env_state=False)
+    fitted = Needs(
+        **vars(Needs.of_checkpoint(meta)) | {"fits": {"images/top": CameraFit((96, 96), "resize")}}
+    )
+    check_compatible(fitted, spec, has_env_state=False)
 
 
 def test_deploy_cli_refuses_a_bad_camera_fit_in_one_line(checkpoints):

@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from imitation.control import RateLoop, SimulatedClock
-from imitation.deploy import ChunkExecutor, DeployConfig, Schedule, check_compatible, deploy, run_episode
+from imitation.deploy import ChunkExecutor, DeployConfig, deploy, run_episode
 from imitation.errors import ConfigError
-from imitation.policies.common import TemporalEnsembler
+from imitation.policies.common import Schedule, TemporalEnsembler
 from imitation.robots.base import CameraSpec, RobotSpec
+from imitation.robots.stack import Needs, check_compatible
 
 
 def test_ensemble_on_the_time_axis_equals_select_actions_ensembler():
@@ -61,11 +62,13 @@ def test_a_checkpoint_the_robot_cannot_serve_is_refused_with_every_reason():
         }
     }
     with pytest.raises(ConfigError) as e:
-        check_compatible(meta, spec(cameras=(CameraSpec("top", 480, 640),)), has_env_state=False)
+        check_compatible(
+            Needs.of_checkpoint(meta), spec(cameras=(CameraSpec("top", 480, 640),)), has_env_state=False
+        )
     msg = str(e.value)
     assert "50 Hz" in msg and "'wrist' is missing" in msg and "480x640" in msg and "env_state" in msg
     ok = {"robot": {"joint_names": ["a", "b"], "control_hz": 30.0, "cameras": {}, "needs_env_state": False}}
-    check_compatible(ok, spec(), has_env_state=False)
+    check_compatible(Needs.of_checkpoint(ok), spec(), has_env_state=False)
 
 
 class SlowInference:
@@ -235,3 +238,15 @@ def test_results_json_of_eval_on_the_simulated_robot(pick_place_checkpoint, tmp_
     rec = json.loads((tmp_path / "ev" / "results.json").read_text())
     assert rec["summary"]["episodes"] == 1 and len(rec["episodes"]) == 1
     assert s["success_ci95"][0] <= s["success_rate"] <= s["success_ci95"][1]
+
+
+def test_each_policy_declares_how_its_chunks_are_executed():
+    from imitation.policies import ACTConfig, DiffusionConfig
+
+    assert ACTConfig(chunk_size=10, temporal_ensemble_coeff=0.02).schedule == Schedule(
+        "ensemble", 0, 10, 1, 1, 0.02
+    )
+    act = ACTConfig(chunk_size=10, n_action_steps=5, temporal_ensemble_coeff=None, frame_skip=2)
+    assert act.schedule == Schedule("queue", 0, 5, 2, 1)
+    dp = DiffusionConfig(n_obs_steps=2, horizon=16, n_action_steps=8)
+    assert dp.schedule == Schedule("queue", 1, 8, 1, 2)

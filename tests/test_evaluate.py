@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from imitation.errors import ConfigError
-from imitation.evaluate import Episode, EvalConfig, evaluate, rollout, summarize, wilson_interval
+from imitation.evaluate import EvalConfig, evaluate, rollout
 from imitation.policies import ACTConfig, ACTPolicy, DiffusionConfig, DiffusionPolicy
 from imitation.policies.common import IOSpec
+from imitation.results import Episode, summarize, wilson_interval
 
 PICK_PLACE_IO = IOSpec({"state": 6, "env_state": 17}, {}, 6)
 

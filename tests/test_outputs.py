@@ -355,8 +355,9 @@ sim.SimRobot.expert = lambda self: (lambda obs: obs["state"].copy())
 
 def test_a_failed_record_removes_only_a_store_it_created_and_left_empty(tmp_path):
     from imitation.data.store import EpisodeWriter
-    from imitation.record import RecordConfig, features_for
+    from imitation.record import RecordConfig
     from imitation.robots.sim import SimRobot
+    from imitation.robots.stack import store_features
 
     out = tmp_path / "new.zarr"
     args = ("record", "--episodes", "1", "--max-attempts", "1", "--obs-mode", "state")
@@ -370,7 +371,7 @@ def test_a_failed_record_removes_only_a_store_it_created_and_left_empty(tmp_path
     assert "removed" not in line and DemoStore.open(out).n_episodes == 2
     empty = tmp_path / "empty.zarr"
     robot = SimRobot(RecordConfig().env, obs_mode="state")
-    EpisodeWriter(empty, features=features_for(robot), fps=robot.spec.control_hz).close()
+    EpisodeWriter(empty, features=store_features(robot.spec), fps=robot.spec.control_hz).close()
     line = one_line_error(cli(*args, "--out", str(empty), code=IDLE_EXPERT))
     assert "removed" not in line and DemoStore.open(empty).n_episodes == 0
 

@@ -115,13 +115,13 @@ def slow_checkpoint(out: Path) -> Path:
 
 
 def loop(checkpoint: str, hz: float, seconds: float) -> dict:
-    from imitation.checkpoint import read_meta, resolve
+    from imitation.checkpoint import policy_config, read_meta, resolve
     from imitation.control import SafeRobot, SafetyLimits
-    from imitation.deploy import InferenceProcess, Schedule, run_episode
+    from imitation.deploy import InferenceProcess, run_episode
 
     ckpt = resolve(checkpoint)
     meta = read_meta(ckpt)
-    schedule = Schedule.of(meta["policy"], meta["policy_config"])
+    schedule = policy_config(meta).schedule
     keys = list(meta["policy_config"]["obs_keys"])
     emu, physics, arm = rig(hz, cameras=bool(meta["robot"]["cameras"]))
     infer = InferenceProcess(ckpt, threads=1)

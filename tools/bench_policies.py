@@ -192,7 +192,7 @@ def expert_row(task: str, args: argparse.Namespace) -> dict:
     from tqdm import tqdm
 
     from envs.mapping import make
-    from imitation.evaluate import Episode, summarize
+    from imitation.results import Episode, summarize
 
     env = make(TASKS[task], obs_mode="state")
     episodes, t0 = [], time.perf_counter()
@@ -231,7 +231,7 @@ def expert_row(task: str, args: argparse.Namespace) -> dict:
 
 
 def wilson(successes: int, n: int) -> tuple[float, float]:
-    from imitation.evaluate import wilson_interval
+    from imitation.results import wilson_interval
 
     return wilson_interval(successes, n)
 
@@ -284,8 +284,8 @@ def check_outputs(args: argparse.Namespace, trained: list[str]) -> None:
     """Refuse, before recording or training, an --out whose results.json or evaluation folders hold
     files imitation did not write (ConfigError)."""
     from imitation import outputs
-    from imitation.evaluate import EVAL_FILES, EVAL_TEMPORARY
-    from imitation.evaluate import RESULTS_LAYOUT as EVAL_LAYOUT
+    from imitation.results import EVAL_FILES, EVAL_TEMPORARY
+    from imitation.results import RESULTS_LAYOUT as EVAL_LAYOUT
 
     outputs.check_file(
         args.out / "results.json",

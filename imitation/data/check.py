@@ -31,7 +31,7 @@ class Report:
 
 def _leftovers(store: DemoStore) -> list[str]:
     """Directories beside the store that interrupted edits, copies or creations left behind."""
-    from imitation.data.edit import interrupted_edit
+    from imitation.data.leftovers import interrupted_edit
 
     return [p.name for p in interrupted_edit(store.path)]
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -35,7 +34,8 @@ import numpy as np
 from tqdm import tqdm
 
 from imitation.data.durable import FaultHook, fsync_dir
-from imitation.data.store import DemoStore, EpisodeWriter, StoreError, _acquire_lock, encoded
+from imitation.data.leftovers import CREATED, CREATING, LEFTOVER, acquire_lock, interrupted_edit
+from imitation.data.store import DemoStore, EpisodeWriter, StoreError, encoded
 
 log = logging.getLogger(__name__)
 
@@ -441,7 +441,7 @@ def replace_in_place(
     """
     path = Path(path)
     hook = hook or (lambda step, p: None)
-    lock = _acquire_lock(path)
+    lock = acquire_lock(path)
     try:
         tmp = tmp_path_for(path)
         aside = backup or _old_path_for(path)
@@ -483,31 +483,6 @@ def _keep_after_delete(src: DemoStore, ids: Sequence[int]) -> list[int]:
     return keep
 
 
-_LEFTOVER = re.compile(r"^(?P<base>.+)\.(?P<what>old|tmp|backup-\d{8}T\d{6})-(?P<pid>\d+)$")
-# DemoStore.create builds a store under a hidden name first; a kill during that leaves this (the
-# second form when the store being created was an edit's new copy).
-_CREATED = re.compile(r"^\.(?P<base>.+)\.creating-(?P<pid>\d+)$")
-_CREATING = re.compile(r"^\.(?P<base>.+)\.tmp-(?P<pid>\d+)\.creating-\d+$")
-
-
-def interrupted_edit(path: StorePath) -> list[Path]:
-    """Directories left beside ``path`` by an edit, copy or creation that did not finish:
-    ``.old-``/``.tmp-<pid>``, a hidden ``.creating-<pid>``, and a backup while ``path`` is missing
-    (a repair interrupted in its swap; once the repaired store is in place a backup is kept on purpose)."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        return []
-    out = []
-    for p in sorted(path.parent.iterdir()):
-        m = _LEFTOVER.match(p.name) or _CREATING.match(p.name) or _CREATED.match(p.name)
-        if not m or m["base"] != path.name:
-            continue
-        if _LEFTOVER.match(p.name) and m["what"].startswith("backup") and path.exists():
-            continue
-        out.append(p)
-    return out
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -523,7 +498,7 @@ def _is_locked(path: Path) -> bool:
     if not path.is_dir():
         return False
     try:
-        _acquire_lock(path).close()
+        acquire_lock(path).close()
     except StoreError:
         return True
     return False
@@ -543,26 +518,26 @@ def recover_swap(path: StorePath) -> list[str]:
     path = Path(path)
     done: list[str] = []
     leftovers = interrupted_edit(path)
-    for p in [p for p in leftovers if _CREATED.match(p.name) and _CREATED.match(p.name)["base"] == path.name]:
+    for p in [p for p in leftovers if CREATED.match(p.name) and CREATED.match(p.name)["base"] == path.name]:
         leftovers.remove(p)
-        pid = int(_CREATED.match(p.name)["pid"])
+        pid = int(CREATED.match(p.name)["pid"])
         if pid != os.getpid() and _alive(pid):
             done.append(f"left {p.name}: process {pid} is still creating the store")
             continue
         _remove_tree(p)  # a store that never appeared under its name: no committed episode in it
         done.append(f"removed {p.name}, the unfinished creation of {path.name} by process {pid}")
-    pids = sorted({(_LEFTOVER.match(p.name) or _CREATING.match(p.name))["pid"] for p in leftovers})
+    pids = sorted({(LEFTOVER.match(p.name) or CREATING.match(p.name))["pid"] for p in leftovers})
     for pid in pids:
         old, tmp = path.with_name(f"{path.name}.old-{pid}"), path.with_name(f"{path.name}.tmp-{pid}")
         backups = [
             p
             for p in leftovers
-            if _LEFTOVER.match(p.name) and p.name.endswith(f"-{pid}") and ".backup-" in p.name
+            if LEFTOVER.match(p.name) and p.name.endswith(f"-{pid}") and ".backup-" in p.name
         ]
         keep_old = bool(backups) and not old.exists()  # a repair keeps its original as a backup
         if keep_old:
             old = backups[0]
-        creating = [p for p in leftovers if _CREATING.match(p.name) and _CREATING.match(p.name)["pid"] == pid]
+        creating = [p for p in leftovers if CREATING.match(p.name) and CREATING.match(p.name)["pid"] == pid]
         busy = [p for p in (old, tmp) if _is_locked(p)]
         if not old.exists() and path.exists() and _is_locked(path):
             busy.append(path)

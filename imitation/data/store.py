@@ -34,13 +34,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import fcntl
 import hashlib
 import json
 import logging
 import math
 import os
 import queue
+import shutil
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -54,9 +54,10 @@ import zarr
 from imitation import __version__
 from imitation.data.codecs import CODEC_PACKAGES, FrameEncoder, add_checksum, strip_checksum, zarr_codecs
 from imitation.data.durable import DurableLocalStore, FaultHook, fsync_dir, remove_temporaries, write_key
+from imitation.data.leftovers import acquire_lock, interrupted_edit
 from imitation.data.schema import TIMESTAMP, Feature, SchemaError, parse_features, validate_frame
 from imitation.data.shards import build_shard, shard_key, split_shard
-from imitation.errors import StoreDamage, StoreError
+from imitation.errors import StoreDamage, StoreError, add_note
 
 log = logging.getLogger(__name__)
 
@@ -826,7 +827,7 @@ class EpisodeWriter:
                 raise StoreError(f"{self.path} does not exist; pass features= and fps= to create it")
             DemoStore.create(self.path, features, fps=fps, robot=robot, hook=hook)
             self.created = True  # this writer made the store (a caller may remove it if nothing is saved)
-        self._lock_file = _acquire_lock(self.path)
+        self._lock_file = acquire_lock(self.path)
         try:
             self.recovery = _recover(self.path, hook)
             opened = DemoStore.open(self.path, hook=hook)
@@ -942,6 +943,12 @@ class EpisodeWriter:
         values = {k: (enc[k] if k in enc else np.array(v, copy=True)) for k, v in checked.items()}
         self._n_frames += 1
         self._put(("frame", values))
+
+    def add_step(self, obs: Mapping[str, Any], action: Any) -> None:
+        """One control tick as a frame: the observation's values the store holds (and its
+        timestamp; a robot's other readings are dropped) with the action actually sent."""
+        frame = {k: v for k, v in obs.items() if k in self.features}
+        self.add_frame(frame | {"action": np.asarray(action, dtype=np.float32)})
 
     def save_episode(
         self,
@@ -1167,24 +1174,12 @@ def _materialising(array: zarr.Array) -> zarr.Array:
 def _refuse_interrupted_edit(path: Path) -> None:
     """An in-place edit moves the store aside (``.old-<pid>``) while it swaps the new one in; if
     that was interrupted, say so instead of reporting a missing store or creating an empty one."""
-    from imitation.data.edit import interrupted_edit
-
     aside = [p.name for p in interrupted_edit(path) if ".old-" in p.name or ".backup-" in p.name]
     if aside:
         raise StoreError(
             f"an edit of {path} was interrupted and the store is at {', '.join(aside)}; "
             f"run 'imitation data repair {path}' to finish or undo the edit"
         )
-
-
-def _acquire_lock(path: Path) -> Any:
-    f = open(path / ".writer.lock", "a+")  # noqa: SIM115 - held for the writer's lifetime
-    try:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        f.close()
-        raise StoreError(f"{path} is open for writing by another process; close it there first") from None
-    return f
 
 
 def _recover(path: Path, hook: FaultHook | None) -> RecoveryReport:
@@ -1218,9 +1213,24 @@ def open_for_repair(path: str | Path) -> tuple[DemoStore, RecoveryReport]:
     """
     path = Path(path)
     DemoStore.open(path)  # clear errors for a missing, foreign or damaged store
-    lock = _acquire_lock(path)
+    lock = acquire_lock(path)
     try:
         report = _recover(path, None)
     finally:
         lock.close()
     return DemoStore.open(path), report
+
+
+def discard_new_store(path: Path, error: BaseException) -> None:
+    """After a recording that failed (or was interrupted): remove the store at ``path``, which this
+    command created, if no episode was committed to it, and say so (in the error's own line where it
+    is a user's error, as a log line otherwise). A store that could not be read is kept."""
+    try:
+        if DemoStore.open(path).n_episodes:
+            return
+    except Exception:  # noqa: BLE001 - unreadable: not ours to judge empty
+        return
+    shutil.rmtree(path, ignore_errors=True)
+    note = f"removed {path}, which this command had created and saved no episode in"
+    if not add_note(error, note):
+        log.warning("%s", note)

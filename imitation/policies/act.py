@@ -44,6 +44,7 @@ from imitation.policies.common import (
     EnvGenerators,
     IOSpec,
     Normalizer,
+    Schedule,
     TemporalEnsembler,
     draw_generators,
     randn_rows,
@@ -156,6 +157,16 @@ class ACTConfig:
     @property
     def action_offsets(self) -> tuple[int, ...]:
         return tuple(range(self.chunk_size))
+
+    @property
+    def schedule(self) -> Schedule:
+        """Temporal ensembling over every chunk that covers a tick, or each chunk's first
+        ``n_action_steps`` rows in turn."""
+        if self.temporal_ensemble_coeff is not None:
+            return Schedule(
+                "ensemble", 0, self.chunk_size, self.frame_skip, 1, float(self.temporal_ensemble_coeff)
+            )
+        return Schedule("queue", 0, self.n_action_steps, self.frame_skip, 1)
 
 
 # ------------------------------------------------------------------------------ transformer layers

@@ -354,6 +354,20 @@ class ActionQueue:
         return out
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """How a policy's predicted chunks map onto control ticks; each policy's config declares its
+    own (``schedule``), which the deploy loop executes (``imitation.deploy.ChunkExecutor``) as the
+    policy's ``select_action`` does in simulation."""
+
+    mode: str  # "ensemble" (ACT's temporal ensembling) or "queue" (a chunk's rows in turn)
+    start: int  # first chunk row to execute (Diffusion Policy: n_obs_steps - 1)
+    count: int  # rows executed per chunk
+    frame_skip: int
+    n_obs: int  # observations per window
+    coeff: float = 0.01  # ensembling: weights exp(-coeff * i), i = 0 for the oldest chunk
+
+
 class TemporalEnsembler:
     """ACT's temporal ensembling: every step averages the predictions of all chunks that cover it.
 

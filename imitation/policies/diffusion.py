@@ -31,6 +31,7 @@ from imitation.policies.common import (
     IOSpec,
     Normalizer,
     ObsHistory,
+    Schedule,
     draw_generators,
     randint_rows,
     randn_rows,
@@ -156,6 +157,12 @@ class DiffusionConfig:
     @property
     def action_offsets(self) -> tuple[int, ...]:
         return tuple(range(1 - self.n_obs_steps, self.horizon - self.n_obs_steps + 1))
+
+    @property
+    def schedule(self) -> Schedule:
+        """``n_action_steps`` rows in turn, from the one of the current observation (row
+        ``n_obs_steps - 1`` of the horizon)."""
+        return Schedule("queue", self.n_obs_steps - 1, self.n_action_steps, self.frame_skip, self.n_obs_steps)
 
 
 # ------------------------------------------------------------------------------ the UNet

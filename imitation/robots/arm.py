@@ -230,21 +230,3 @@ class BusArm(Robot):
     def release(self) -> None:
         self.bus.disable_torque()
         self._torque = False
-
-
-def make_robot(robot: RobotConfig | str | Path, port: str, **kw: Any) -> BusArm:
-    """A real arm from its config (or its name or path): ``so100``, ``so101``, ``koch``, their
-    leaders; a config of another name gets the generic ``BusArm``."""
-    from imitation.robots.koch import KochFollower, KochLeader
-    from imitation.robots.so100 import SO100Follower, SO100Leader, SO101Follower
-
-    config = robot if isinstance(robot, RobotConfig) else load_robot_config(robot)
-    classes = {
-        "so100": SO100Follower,
-        "so101": SO101Follower,
-        "so100_leader": SO100Leader,
-        "koch": KochFollower,
-        "koch_leader": KochLeader,
-    }
-    cls = classes.get(config.name)
-    return cls(port, config, **kw) if cls is not None else BusArm(config, port, **kw)

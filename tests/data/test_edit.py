@@ -325,9 +325,9 @@ def test_recover_swap_refuses_a_live_edit(tmp_path):
     with pytest.raises(SimulatedCrash):
         edit.delete_episodes(path, [1], progress=False, hook=crash_at("rename_new"))
     old = next(tmp_path.glob("d.zarr.old-*"))
-    from imitation.data.store import _acquire_lock
+    from imitation.data.leftovers import acquire_lock
 
-    lock = _acquire_lock(old)  # as if the editing process were still running
+    lock = acquire_lock(old)  # as if the editing process were still running
     try:
         with pytest.raises(StoreError, match="in use by a running process"):
             edit.recover_swap(path)

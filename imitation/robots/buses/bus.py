@@ -472,26 +472,3 @@ class MotorBus:
         corrupt = decoder.corrupt + wrong_size
         self.stats["corrupt"] += corrupt
         return got, corrupt
-
-
-def make_bus(
-    protocol: str, port: str, motors: Mapping[str, Motor | Mapping[str, Any]], **kw: Any
-) -> MotorBus:
-    """A bus for ``protocol`` ("dynamixel" or "feetech"); ``motors`` may be plain mappings
-    ``{"id": 1, "model": "sts3215"}`` as in a robot config's ``bus.motors``. ``kw`` go to the bus."""
-    from .dynamixel import DynamixelBus
-    from .feetech import FeetechBus
-
-    classes: dict[str, type[MotorBus]] = {"dynamixel": DynamixelBus, "feetech": FeetechBus}
-    if protocol not in classes:
-        raise ValueError(f"unknown bus protocol {protocol!r}; choose one of: {', '.join(classes)}")
-    parsed = {}
-    for name, m in motors.items():
-        if isinstance(m, Motor):
-            parsed[name] = m
-            continue
-        try:
-            parsed[name] = Motor(id=int(m["id"]), model=str(m["model"]))
-        except (KeyError, TypeError, ValueError):
-            raise ValueError(f"motor {name}: expected {{id: <int>, model: <name>}}, got {m!r}") from None
-    return classes[protocol](port, parsed, **kw)

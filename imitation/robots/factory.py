@@ -1,0 +1,32 @@
+"""Which class drives an arm of a given config: the one place a new arm is registered.
+
+A robot config (``configs/robots/<name>.yaml``) names its arm; ``ARMS`` maps that name to the class
+that knows the arm's quirks (its calibration, its gripper). A config of another name runs on the
+generic ``BusArm``, which needs nothing but the config.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from imitation.robots.arm import BusArm
+from imitation.robots.config import RobotConfig, load_robot_config
+from imitation.robots.koch import KochFollower, KochLeader
+from imitation.robots.so100 import SO100Follower, SO100Leader, SO101Follower
+
+ARMS: dict[str, type[BusArm]] = {
+    "so100": SO100Follower,
+    "so101": SO101Follower,
+    "so100_leader": SO100Leader,
+    "koch": KochFollower,
+    "koch_leader": KochLeader,
+}
+
+
+def make_robot(robot: RobotConfig | str | Path, port: str, **kw: Any) -> BusArm:
+    """A real arm from its config (or its name or path): ``so100``, ``so101``, ``koch``, their
+    leaders; a config of another name gets the generic ``BusArm``."""
+    config = robot if isinstance(robot, RobotConfig) else load_robot_config(robot)
+    cls = ARMS.get(config.name)
+    return cls(port, config, **kw) if cls is not None else BusArm(config, port, **kw)
