@@ -242,17 +242,3 @@ def main(argv: Sequence[str], prog: str = "imitation record") -> int:
         f"{result['failed']} failed expert episode(s) {fate}"
     )
     return 0
-
-
-def replay_actions(env_id: str, seed: int, actions: np.ndarray) -> tuple[list[np.ndarray], bool]:
-    """Re-execute recorded actions from the episode's seed: the states seen and final success."""
-    from imitation.robots.sim import SimRobot
-
-    robot = SimRobot(env_id)
-    with robot:
-        robot.reset(seed)
-        states = []
-        for a in actions:
-            states.append(robot.observe()["state"].copy())
-            robot.act(a)
-        return states, bool(robot.info.get("is_success"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -45,16 +46,21 @@ class ReplayConfig:
     """Read and pace everything, send nothing."""
 
 
-def main(argv: Sequence[str] | None = None, prog: str = "imitation replay") -> int:
-    cfg = parse(
-        ReplayConfig,
-        list(sys.argv[1:] if argv is None else argv),
-        prog=prog,
-        description=ReplayConfig.__doc__,
-    )
+def replay(cfg: ReplayConfig, *, loop: RateLoop | None = None) -> dict[str, Any]:
+    """Replay ``cfg.episode`` of ``cfg.store`` on the robot ``cfg`` names; returns what was measured.
+
+    ``loop``: the ``RateLoop`` that paces it, at the store's rate (default: one on the wall clock);
+    its clock also steps an emulated arm's physics, so a test on a simulated clock gets the same
+    replay however loaded the machine is."""
     store = DemoStore.open(cfg.store)
-    ep = store.read_episode(cfg.episode, ["action"])["action"]
-    meta_ep = store.episode_meta(cfg.episode)
+    n = store.n_episodes
+    if not -n <= cfg.episode < n:
+        raise ConfigError(
+            f"--episode {cfg.episode}: {cfg.store} holds {n} episode(s); give 0..{n - 1} (or -1 for the last)"
+        )
+    index = cfg.episode % n
+    ep = store.read_episode(index, ["action"])["action"]
+    seed = int(store.episode_meta(index).get("seed", 0) or 0)
     robot_meta = dict(store.robot)
     options = RobotOptions(
         robot=cfg.robot, port=cfg.port, emulate=cfg.emulate, env=cfg.env, calibration=cfg.calibration
@@ -65,8 +71,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "imitation replay") -> i
         control_hz=float(store.fps),
         origin=f"demo store {cfg.store}",
     )
-    setup = RobotStack(options, needs)
-    seed = int(meta_ep.get("seed", 0) or 0)
+    if loop is not None and abs(loop.hz - float(store.fps)) > 1e-9 * float(store.fps):
+        raise ValueError(f"the loop runs at {loop.hz:g} Hz, the store at {store.fps:g} Hz")
+    setup = RobotStack(options, needs, clock=loop.clock if loop is not None else None, seed=seed)
+    loop = loop if loop is not None else RateLoop(setup.robot.spec.control_hz)
     errors = []
     try:
         setup.robot.connect()
@@ -78,7 +86,6 @@ def main(argv: Sequence[str] | None = None, prog: str = "imitation replay") -> i
         with EStopKey(setup.robot.stop):
             if not cfg.dry_run:
                 setup.robot.move_to(ep[0])
-            loop = RateLoop(setup.robot.spec.control_hz)
             prev = None
             for t in loop:
                 state = np.asarray(setup.robot.observe()["state"], dtype=np.float64)
@@ -92,19 +99,42 @@ def main(argv: Sequence[str] | None = None, prog: str = "imitation replay") -> i
         report = setup.robot.report()
         setup.close()
     err = np.asarray(errors)
-    timing = loop.stats.summary()
-    print(
-        f"replayed episode {cfg.episode} of {cfg.store}: {len(ep)} actions at {store.fps:g} Hz on {cfg.robot}"
+    arm = err[:, :-1] if err.ndim == 2 and err.shape[1] > 1 else err  # the gripper is not tracked
+    return {
+        "episode": index,
+        "actions": len(ep),
+        "fps": float(store.fps),
+        "seed": seed,
+        "success": success,
+        "tracking_error_mean": float(arm.mean()) if arm.size else None,
+        "tracking_error_max": float(arm.max()) if arm.size else None,
+        "timing": loop.stats.summary(),
+        "clamps_total": report["clamps_total"],
+        "clamps": report["clamps"],
+    }
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "imitation replay") -> int:
+    cfg = parse(
+        ReplayConfig,
+        list(sys.argv[1:] if argv is None else argv),
+        prog=prog,
+        description=ReplayConfig.__doc__,
     )
-    if len(err):
-        arm = err[:, :-1] if err.shape[1] > 1 else err
+    r = replay(cfg)
+    print(
+        f"replayed episode {r['episode']} of {cfg.store}: {r['actions']} actions at {r['fps']:g} Hz on {cfg.robot}"
+    )
+    if r["tracking_error_mean"] is not None:
         print(
-            f"tracking error (commanded vs measured one tick later): mean {arm.mean():.4f} rad, max {arm.max():.4f} rad"
+            f"tracking error (commanded vs measured one tick later): mean {r['tracking_error_mean']:.4f} rad, "
+            f"max {r['tracking_error_max']:.4f} rad"
         )
+    timing = r["timing"]
     print(
         f"period p99 {timing.get('period_ms_p99', float('nan')):.2f} ms; overruns {int(timing['overruns'])}; "
-        f"clamps {report['clamps_total']} {report['clamps']}"
+        f"clamps {r['clamps_total']} {r['clamps']}"
     )
-    if success is not None:
-        print("the task " + ("succeeded" if success else "did not succeed") + f" (seed {seed})")
+    if r["success"] is not None:
+        print("the task " + ("succeeded" if r["success"] else "did not succeed") + f" (seed {r['seed']})")
     return 0

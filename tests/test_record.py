@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from replaying import replay_actions
 
 from imitation.data.check import validate
 from imitation.data.store import DemoStore
-from imitation.record import RecordConfig, record_scripted, replay_actions
+from imitation.record import RecordConfig, record_scripted
 from imitation.view import ViewConfig, frames, write_video
 
 

@@ -111,7 +111,7 @@ def check_compatible(needs: Needs, spec: RobotSpec, has_env_state: bool) -> None
         problems.append(f"joints {list(needs.joint_names)} vs the robot's {list(spec.joint_names)}")
     hz = needs.control_hz
     if hz and abs(float(hz) - float(spec.control_hz)) > 1e-6:
-        problems.append(f"trained at {hz:g} Hz, the robot runs at {spec.control_hz:g} Hz")
+        problems.append(f"made at {hz:g} Hz, the robot runs at {spec.control_hz:g} Hz")
     have = {f"images/{c.name}": (c.height, c.width) for c in spec.cameras}
     for key, shape in needs.cameras.items():
         name = key.split("/", 1)[1]
@@ -127,7 +127,7 @@ def check_compatible(needs: Needs, spec: RobotSpec, has_env_state: bool) -> None
             "it needs env_state (object poses), and the robot config declares no env_state sensor"
         )
     if problems:
-        raise ConfigError(f"checkpoint does not fit robot {spec.name}: " + "; ".join(problems))
+        raise ConfigError(f"{needs.origin} does not fit robot {spec.name}: " + "; ".join(problems))
 
 
 # ------------------------------------------------------------------------------ simulated cameras

@@ -102,7 +102,7 @@ def test_scripted_expert_succeeds_smoothly(env_id, seed):
 
 @pytest.mark.parametrize("env_id", IDS)
 def test_replaying_an_experts_actions_from_its_seed_reproduces_the_episode(env_id):
-    from imitation.record import replay_actions
+    from replaying import replay_actions
 
     env = gym.make(env_id)
     obs, _ = env.reset(seed=5)
