@@ -33,6 +33,7 @@ import queue as queue_mod
 import sys
 import time
 from collections import deque
+from contextlib import nullcontext
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,9 +42,16 @@ from typing import Any
 import numpy as np
 
 from imitation import outputs
+from imitation.control import EStopKey, RateLoop
 from imitation.errors import ConfigError, ImitationError
+from imitation.data.store import EpisodeWriter
+from imitation.loop import Takeover, drive
 from imitation.policies.common import Schedule
 from imitation.robots.stack import Needs, RobotOptions, RobotStack, store_features
+from imitation.teleop import make_teleop
+from imitation.teleop.scripted import ScriptedTakeover
+
+INTERVENTION = "intervention"  # the per-frame feature of --takeover: 1 where the operator was in control
 
 log = logging.getLogger(__name__)
 
@@ -231,6 +239,96 @@ class EpisodeStats:
     safe_start_ticks: int = 0
     success: bool | None = None
     timing: dict[str, float] = field(default_factory=dict)
+    operator_ticks: int = 0  # ticks the operator was in control (--takeover)
+    takeovers: int = 0
+
+
+class PolicyDecider:
+    """The policy as the loop's decider (``imitation.loop``): submits observation windows to the
+    inference, collects its chunks into a ``ChunkExecutor`` and returns the action for each tick
+    (the last one again on a *starved* tick, none before the first chunk after a reset).
+
+    The loop submits the new observation and waits for its chunk only while the tick's budget
+    (``budget_frac`` of the period, on ``loop``'s clock) lasts; a slower policy is pipelined:
+    asked ``lead`` ticks before the newest chunk runs out, ``lead`` following its measured
+    latency. ``reset(obs, t)`` forgets the history and the chunks, and a chunk asked before tick
+    ``t`` is thrown away when it arrives."""
+
+    def __init__(
+        self,
+        infer: Any,
+        schedule: Schedule,
+        keys: Sequence[str],
+        loop: Any,
+        *,
+        fits: dict[str, Any] | None = None,
+        budget_frac: float = 0.6,
+        stats: EpisodeStats | None = None,
+    ) -> None:
+        self.infer, self.s, self.keys, self.loop = infer, schedule, tuple(keys), loop
+        self.inputs = PolicyInputs(keys, fits)
+        self.budget_frac = budget_frac
+        self.stats = stats if stats is not None else EpisodeStats(seed=None)
+        self.execu = ChunkExecutor(schedule)
+        self.history: deque[dict[str, np.ndarray]] = deque(
+            maxlen=(schedule.n_obs - 1) * schedule.frame_skip + 1
+        )
+        self.lead = 1  # ticks ahead to ask for the next chunk (queue mode), from the measured latency
+        self.since = 0  # chunks asked before this tick belong to a past the policy has forgotten
+        self.last: np.ndarray | None = None
+
+    def _window(self) -> dict[str, np.ndarray]:
+        fs, h = self.s.frame_skip, self.history
+        return {
+            k: np.stack([h[max(0, len(h) - 1 - i * fs)][k] for i in reversed(range(self.s.n_obs))])
+            for k in self.keys
+        }
+
+    def _take(self, got: list[tuple[int, np.ndarray, float]], t: int) -> None:
+        hz = self.loop.hz
+        for tick, chunk, dt in got:
+            self.lead = max(1, math.ceil(dt * hz) + 2)  # ask this many ticks before the chunk runs out
+            if tick < self.since:
+                continue
+            self.execu.add(tick, chunk)
+            self.stats.chunks += 1
+            self.stats.dropped_rows += max(0, min(self.s.count, math.ceil((t - tick) / self.s.frame_skip)))
+
+    def first_action(self, obs: dict[str, Any]) -> np.ndarray | None:
+        """Before the clock starts: the first chunk for ``obs``, waited for (nothing moves before
+        it); returns its first action. The history starts again with the loop's first tick."""
+        # A request of the previous episode may still be in flight (its last tick does not wait
+        # for it): its chunk belongs to that episode and its ticks, so it is collected and dropped.
+        if self.infer.busy:
+            self.infer.poll(timeout=120.0)
+        self.history.append(self.inputs(obs))
+        self.infer.submit(0, self._window())
+        self._take(self.infer.poll(timeout=120.0), 0)
+        if not self.execu.chunks:
+            raise ImitationError("the policy gave no first chunk within 120 s")
+        self.history.clear()
+        return self.execu.action(0)
+
+    def reset(self, obs: dict[str, Any], t: int = 0) -> None:
+        self.execu.reset()
+        self.history.clear()
+        self.since = t
+        self.last = None
+
+    def __call__(self, t: int, obs: dict[str, Any]) -> np.ndarray | None:
+        s, execu, infer = self.s, self.execu, self.infer
+        self.history.append(self.inputs(obs))
+        want = t % s.frame_skip == 0 and (s.mode == "ensemble" or execu.remaining(t) <= self.lead or not execu.chunks)
+        if want and not infer.busy:
+            infer.submit(t, self._window())
+        wait = self.loop.tick_time + self.budget_frac * self.loop.period - self.loop.clock()
+        self._take(infer.poll(timeout=max(0.0, wait)) if infer.busy else infer.poll(), t)
+        a = execu.action(t)
+        if a is None:
+            self.stats.starved += 1
+            a = self.last
+        self.last = a
+        return a
 
 
 def run_episode(
@@ -246,83 +344,49 @@ def run_episode(
     on_tick: Any = None,
     loop: Any = None,
     fits: dict[str, Any] | None = None,
+    takeover: Any = None,
 ) -> EpisodeStats:
-    """One episode; ``done()`` says when the episode is over (besides ``max_ticks``). ``loop``: the
-    ``RateLoop`` that paces it (default: one at the robot's rate on the wall clock; tests pass one
-    on a simulated clock, with an inference that advances that clock, so that what they check
-    does not depend on the machine's load). The policy is handed ``keys`` only, the cameras of
-    ``fits`` fitted to its input size (``PolicyInputs``); ``on_tick`` gets the whole observation."""
-    from imitation.control import RateLoop
-
-    hz = robot.spec.control_hz
-    period = 1.0 / hz
-    loop = loop if loop is not None else RateLoop(hz)
-    execu = ChunkExecutor(schedule)
-    inputs = PolicyInputs(keys, fits)
-    history: deque[dict[str, np.ndarray]] = deque(maxlen=(schedule.n_obs - 1) * schedule.frame_skip + 1)
+    """One episode of the policy on ``robot`` through ``imitation.loop.drive``; ``done()`` says
+    when the episode is over (besides ``max_ticks``). ``loop``: the ``RateLoop`` that paces it
+    (default: one at the robot's rate on the wall clock; tests pass one on a simulated clock,
+    with an inference that advances that clock, so that what they check does not depend on the
+    machine's load). The policy is handed ``keys`` only, the cameras of ``fits`` fitted to its
+    input size (``PolicyInputs``); ``on_tick(t, obs, sent)`` gets the whole observation.
+    ``takeover``: an operator's teleop device that may take control (``imitation.loop.Takeover``);
+    ``on_tick`` then also gets ``intervention=`` (whether the operator sent the tick's command)."""
+    loop = loop if loop is not None else RateLoop(robot.spec.control_hz)
     stats = EpisodeStats(seed=None)
-    last = None
-    lead = 1  # ticks ahead to ask for the next chunk (queue mode), from the measured latency
-    pending_tick = None
-
-    def window_of() -> dict[str, np.ndarray]:
-        fs = schedule.frame_skip
-        return {
-            k: np.stack(
-                [history[max(0, len(history) - 1 - i * fs)][k] for i in reversed(range(schedule.n_obs))]
-            )
-            for k in keys
-        }
-
-    # A request of the previous episode may still be in flight (its last tick does not wait for
-    # it): its chunk belongs to that episode and its ticks, so it is collected and thrown away.
-    if infer.busy:
-        infer.poll(timeout=120.0)
-    # The episode's first chunk is waited for before the clock starts: nothing moves before it.
+    policy = PolicyDecider(infer, schedule, keys, loop, fits=fits, budget_frac=budget_frac, stats=stats)
+    decide: Any = policy
     obs = robot.observe()
-    history.append(inputs(obs))
-    infer.submit(0, window_of())
-    for tick, chunk, dt in infer.poll(timeout=120.0):
-        execu.add(tick, chunk)
-        stats.chunks += 1
-        lead = max(1, math.ceil(dt * hz) + 2)
-    if not execu.chunks:
-        raise ImitationError("the policy gave no first chunk within 120 s")
-    first = execu.action(0)
+    if takeover is not None:
+        limits = robot.limits
+        hz = robot.spec.control_hz
+        decide = Takeover(
+            policy,
+            takeover,
+            ramp_step=limits.safe_start_rad_s / hz,  # toward the operator's pose at the safe-start speed
+            gripper_step=2.0 / hz,  # the gripper's whole range in half a second
+            gripper_index=limits.gripper_index,
+            on_quit=robot.stop,
+        )
+        decide.reset(obs)
+    first = policy.first_action(obs)
     if not dry_run and first is not None and hasattr(robot, "move_to"):
         stats.safe_start_ticks = robot.move_to(first)  # slowly to the first pose, then the policy
-    history.clear()
-    for t in loop:
-        obs = robot.observe()
-        history.append(inputs(obs))
-        want = t % schedule.frame_skip == 0 and (
-            schedule.mode == "ensemble" or execu.remaining(t) <= lead or not execu.chunks
-        )
-        if want and not infer.busy:
-            infer.submit(t, window_of())
-            pending_tick = t
-        wait = loop.tick_time + budget_frac * period - loop.clock()
-        got = infer.poll(timeout=max(0.0, wait)) if infer.busy else infer.poll()
-        for tick, chunk, dt in got:
-            execu.add(tick, chunk)
-            stats.chunks += 1
-            stats.dropped_rows += max(0, min(schedule.count, math.ceil((t - tick) / schedule.frame_skip)))
-            lead = max(1, math.ceil(dt * hz) + 2)  # ask this many ticks before the chunk runs out
-            if tick == pending_tick:
-                pending_tick = None
-        a = execu.action(t)
-        if a is None:
-            stats.starved += 1
-            a = last
-        sent = a
-        if a is not None and not dry_run:
-            sent = robot.act(a)
-        last = a
+
+    def tick(t: int, obs: dict[str, Any], sent: np.ndarray | None) -> bool:
         stats.ticks += 1
         if on_tick is not None and sent is not None:
-            on_tick(t, obs, sent)
-        if stats.ticks >= max_ticks or (done is not None and done()):
-            break
+            if takeover is not None:
+                on_tick(t, obs, sent, intervention=decide.intervention)
+            else:
+                on_tick(t, obs, sent)
+        return done is not None and done()
+
+    drive(robot, decide, loop, max_ticks=max_ticks, on_tick=tick, dry_run=dry_run)
+    if takeover is not None:
+        stats.operator_ticks, stats.takeovers = decide.operator_ticks, decide.handovers
     stats.timing = loop.stats.summary()
     return stats
 
@@ -378,10 +442,36 @@ class DeployConfig:
     perturb: bool = False
     """--robot sim / --emulate: per episode, from its seed, move the scene cameras by up to ±2 cm
     and 3° and scale the lights by 0.7-1.3."""
+    takeover: str | None = None
+    """A teleop device with which the operator can take control mid-episode and hand it back
+    (Enter / A / left button): keyboard, gamepad, spacemouse, so100-leader or koch-leader (with
+    --leader-port), or scripted (simulation: the task's expert takes over when the policy stalls).
+    With --record every frame stores who was in control (the `intervention` feature)."""
+    leader_port: str | None = None
+    """Serial port of the leader arm of --takeover so100-leader / koch-leader."""
+    takeover_stall_s: float = 2.0
+    """--takeover scripted: take over when the task's reward has not risen for this long."""
+    takeover_s: float = 3.0
+    """--takeover scripted: hand back after correcting for this long."""
+    takeover_budget: int | None = None
+    """--takeover scripted: the most ticks the expert may drive over all episodes (default: no cap)."""
 
     def __post_init__(self) -> None:
         if self.episodes < 1:
             raise ConfigError(f"episodes={self.episodes} must be ≥ 1")
+        if self.takeover is not None:
+            from imitation.teleop import TELEOPS
+
+            if self.takeover not in TELEOPS:
+                raise ConfigError(f"--takeover {self.takeover!r}: choose one of {', '.join(TELEOPS)}")
+            if self.takeover.endswith("-leader") and not self.leader_port:
+                raise ConfigError(f"--takeover {self.takeover} needs --leader-port (the leader arm's serial port)")
+            if self.takeover == "scripted" and not (self.robot == "sim" or self.emulate):
+                raise ConfigError("--takeover scripted needs a simulated task: --robot sim or --emulate")
+            if self.takeover_stall_s <= 0 or self.takeover_s <= 0:
+                raise ConfigError(
+                    f"--takeover-stall-s {self.takeover_stall_s} and --takeover-s {self.takeover_s} must be > 0"
+                )
         if self.inference not in ("process", "inline"):
             raise ConfigError(f"inference={self.inference!r} must be process or inline")
         self.robot_options().check()
@@ -430,14 +520,15 @@ def deploy(
     judge: Callable[[int, int, int], bool] | None = None,
     before: Callable[[int, int, int], None] | None = None,
     loop: Any = None,
+    takeover: Any = None,
 ) -> dict[str, Any]:
     """Run the episodes; ``before(i, n, seed)`` is called before each one (a real arm: the operator
     resets the scene) and ``judge(i, n, seed)`` after it where the robot cannot tell success.
+    ``takeover``: a connected teleop device (default: the one ``cfg.takeover`` names).
     ``loop``: the ``RateLoop`` that paces every episode (default: one on the wall clock); its
     clock also steps an emulated arm's physics, so a test on a simulated clock runs the same
     episodes however loaded the machine is."""
     from imitation.checkpoint import consumed_keys, policy_config, read_meta, resolve
-    from imitation.control import EStopKey
 
     sys.setswitchinterval(0.0005)  # the loop shares the GIL with camera and bus threads (see session.py)
     ckpt = resolve(cfg.checkpoint)
@@ -452,25 +543,33 @@ def deploy(
     episodes: list[dict[str, Any]] = []
     writer: Any = None
     on_tick = None
+    owns_device = takeover is None and cfg.takeover is not None
     try:
         if cfg.record:
-            from imitation.data.store import EpisodeWriter
-
             features = store_features(setup.base.spec)
+            if cfg.takeover is not None or takeover is not None:
+                features[INTERVENTION] = {"shape": [], "dtype": "uint8", "kind": "scalar"}
             writer = EpisodeWriter(
                 cfg.record, features=features, fps=setup.base.spec.control_hz, robot=setup.base.spec.to_dict()
             )
 
-            def on_tick(t: int, obs: dict[str, Any], sent: np.ndarray) -> None:
+            def on_tick(t: int, obs: dict[str, Any], sent: np.ndarray, **flags: bool) -> None:
+                if INTERVENTION in features:
+                    obs = obs | {INTERVENTION: np.uint8(flags.get("intervention", False))}
                 writer.add_step(obs, sent)
 
         setup.robot.connect()
+        if owns_device:
+            takeover = _takeover_device(cfg, setup)
+            takeover.connect()
         infer = (
             InferenceProcess(ckpt, cfg.device, cfg.threads)
             if cfg.inference == "process"
             else InlineInference(ckpt, cfg.device)
         )
-        with EStopKey(setup.robot.stop):
+        # A keyboard that takes over owns the terminal: its q stops the arm instead of EStopKey's keys.
+        estop = nullcontext() if cfg.takeover == "keyboard" else EStopKey(setup.robot.stop)
+        with estop:
             for i in range(cfg.episodes):
                 seed = cfg.seed + i
                 if before is not None and not setup.simulated:
@@ -493,6 +592,7 @@ def deploy(
                     on_tick=on_tick,
                     fits=setup.fits,
                     loop=loop,
+                    takeover=takeover,
                 )
                 st.seed, st.success = seed, setup.success()
                 if st.success is None and judge is not None:
@@ -507,12 +607,15 @@ def deploy(
                 }
                 episodes.append(rec)
                 verdict = "" if st.success is None else (" success" if st.success else " failure")
+                took = f"; operator {st.operator_ticks} ticks ({st.takeovers} take-overs)" if takeover else ""
                 print(
-                    f"episode {i + 1}/{cfg.episodes} (seed {seed}): {st.ticks} ticks{verdict}; starved {st.starved}"
+                    f"episode {i + 1}/{cfg.episodes} (seed {seed}): {st.ticks} ticks{verdict}; starved {st.starved}{took}"
                 )
     finally:
         if writer is not None:
             writer.close()  # an episode still open (interrupted) is not saved
+        if owns_device and takeover is not None:
+            takeover.close()
         if infer is not None:
             infer.close()
         report = setup.robot.report()
@@ -528,6 +631,7 @@ def deploy(
         "perturb": cfg.perturb,
         "episodes": episodes,
         "ticks": sum(e["ticks"] for e in episodes),
+        "operator_ticks": sum(e["operator_ticks"] for e in episodes),
         "starved": sum(e["starved"] for e in episodes),
         "chunks": sum(e["chunks"] for e in episodes),
         "timing": _merge_timing([e["timing"] for e in episodes]),
@@ -539,6 +643,23 @@ def deploy(
     if wins:
         summary["success_rate"] = sum(wins) / len(wins)
     return summary
+
+
+def _takeover_device(cfg: DeployConfig, setup: RobotStack) -> Any:
+    """The teleop device of ``--takeover``, not yet connected."""
+    hz = setup.robot.spec.control_hz
+    if cfg.takeover == "scripted":
+        sim = setup.task
+        return ScriptedTakeover(
+            sim.expert,
+            lambda: sim.reward,
+            stall_ticks=max(1, round(cfg.takeover_stall_s * hz)),
+            correct_ticks=max(1, round(cfg.takeover_s * hz)),
+            budget=cfg.takeover_budget,
+        )
+    if cfg.takeover.endswith("-leader"):
+        return make_teleop(cfg.takeover, port=cfg.leader_port, control_hz=hz)
+    return make_teleop(cfg.takeover, control_hz=hz)
 
 
 def _merge_timing(rows: list[dict[str, float]]) -> dict[str, float]:

@@ -1,7 +1,7 @@
 """``imitation replay``: re-execute a recorded episode's actions on a robot through ``SafeRobot``.
 
 Checks a dataset and a calibration: the arm should retrace the recording. The episode's actions
-are sent at the store's rate after a safe start to the first one; at the end the tracking error
+are sent at the store's rate (``imitation.loop.drive`` with ``StoredActions``) after a safe start to the first one; at the end the tracking error
 (commanded vs measured joints, one tick later) and the clamps are printed. In simulation and
 under ``--emulate`` the scene starts from the episode's own seed, so a successful recorded
 episode should succeed again.
@@ -20,6 +20,7 @@ from imitation.config import parse
 from imitation.control import EStopKey, RateLoop
 from imitation.data.store import DemoStore
 from imitation.errors import ConfigError
+from imitation.loop import StoredActions, drive
 from imitation.robots.stack import Needs, RobotOptions, RobotStack
 
 
@@ -86,14 +87,16 @@ def replay(cfg: ReplayConfig, *, loop: RateLoop | None = None) -> dict[str, Any]
         with EStopKey(setup.robot.stop):
             if not cfg.dry_run:
                 setup.robot.move_to(ep[0])
-            prev = None
-            for t in loop:
-                state = np.asarray(setup.robot.observe()["state"], dtype=np.float64)
-                if prev is not None:
-                    errors.append(np.abs(state - prev))
-                if t >= len(ep) or setup.done():
-                    break
-                prev = ep[t] if cfg.dry_run else setup.robot.act(ep[t])
+            prev: list[np.ndarray | None] = [None]
+
+            def on_tick(t: int, obs: dict[str, Any], sent: np.ndarray | None) -> bool:
+                state = np.asarray(obs["state"], dtype=np.float64)
+                if prev[0] is not None:
+                    errors.append(np.abs(state - prev[0]))
+                prev[0] = sent
+                return sent is None  # past the episode's end, or the task ended it
+
+            drive(setup.robot, StoredActions(ep, until=setup.done), loop, on_tick=on_tick, dry_run=cfg.dry_run)
         success = setup.success()
     finally:
         report = setup.robot.report()

@@ -39,6 +39,7 @@ import numpy as np
 from imitation.control import RateLoop, period_stats
 from imitation.data.store import DemoStore, EpisodeWriter, discard_new_store
 from imitation.errors import ConfigError
+from imitation.loop import EpisodeFlow, Operator, drive
 from imitation.robots.stack import Needs, RobotOptions, RobotStack, store_features
 
 log = logging.getLogger(__name__)
@@ -199,36 +200,41 @@ def _make_teleop(cfg: Any, robot: Any, sim: Any) -> Any:
     return make_teleop(cfg.teleop, control_hz=hz)
 
 
-def record_session(cfg: Any, *, teleop: Any = None, ui: Any = None, loop: Any = None) -> dict[str, Any]:
-    """Run an operator session as ``cfg`` (a ``RecordConfig``) says; returns its counts.
+def _make_ui(cfg: Any, teleop: Any) -> Any:
+    mode = cfg.ui
+    if mode == "auto":
+        mode = "window" if os.environ.get("DISPLAY") else "terminal"
+    if mode == "window":
+        return WindowUI(getattr(teleop, "feed_key", lambda k: None))
+    if mode == "terminal":
+        return TerminalUI()
+    return None
 
-    ``loop``: the ``RateLoop`` that paces it, at the robot's rate (default: one on the wall clock).
-    Its clock also times the session's periods and, under --emulate, the simulated arm's physics."""
-    # The loop shares the interpreter with the store's writer, the cameras' and the emulator's
-    # threads: a shorter GIL switch interval (5 ms by default) bounds how long it can be kept waiting.
-    sys.setswitchinterval(0.0005)
-    robot_name = cfg.robot or "sim"
+
+def _session_stack(cfg: Any, loop: Any) -> RobotStack:
+    """The robot of a session: --robot sim with the cameras asked for, or an arm."""
     cameras: dict[str, tuple[int, int]] = {}
-    if robot_name == "sim":
-        # The simulated arm with the cameras asked for (a checkpoint's needs are not involved here).
+    if (cfg.robot or "sim") == "sim":
         cams = cfg.cameras or (("top",) if cfg.obs_mode != "state" else ())
         size = tuple(cfg.image_size or (96, 96))
         cameras = {f"images/{c}": size for c in cams}
     # A person needs longer than a task's default time limit; --episode-s governs instead.
     env_kwargs = {} if cfg.teleop == "scripted" else {"time_limit_s": cfg.episode_s + 5.0}
     options = RobotOptions(
-        robot=robot_name, port=cfg.port, emulate=cfg.emulate, env=cfg.env, calibration=cfg.calibration
+        robot=cfg.robot or "sim", port=cfg.port, emulate=cfg.emulate, env=cfg.env, calibration=cfg.calibration
     )
-    setup = RobotStack(
+    return RobotStack(
         options,
         Needs(env_id=cfg.env, cameras=cameras, origin="--env"),
         env_kwargs=env_kwargs,
         clock=loop.clock if loop is not None else None,
         seed=cfg.seed,
     )
-    robot, base = setup.robot, setup.base
-    sim = setup.task
-    features = store_features(base.spec)
+
+
+def _session_features(cfg: Any, spec: Any) -> dict[str, dict[str, Any]]:
+    """The store's schema; an existing store (a resumed session) must hold the same features."""
+    features = store_features(spec)
     for f in features.values():
         if f["kind"] == "image":
             f["codec"] = cfg.image_codec
@@ -240,161 +246,175 @@ def record_session(cfg: Any, *, teleop: Any = None, ui: Any = None, loop: Any = 
             raise ConfigError(
                 f"{cfg.out} holds features {theirs}, this session records {ours}; use another --out to start a new store"
             )
-    hz = robot.spec.control_hz
-    if loop is None:
-        loop = RateLoop(hz)
-    elif abs(loop.hz - hz) > 1e-9 * hz:
-        setup.close()
-        raise ValueError(
-            f"the session's loop runs at {loop.hz:g} Hz, the robot at {hz:g} Hz; give it RateLoop({hz:g})"
+    return features
+
+
+class _Session:
+    """One operator session on the shared loop (``imitation.loop.drive``): ``tick`` records the
+    frame while an episode is being recorded, carries out the ``EpisodeFlow``'s transitions
+    (the writer, the scene, the device) and updates what the operator sees."""
+
+    def __init__(self, cfg: Any, setup: RobotStack, teleop: Any, writer: Any, loop: Any, ui: Any) -> None:
+        self.cfg, self.setup, self.teleop, self.writer, self.loop, self.ui = cfg, setup, teleop, writer, loop, ui
+        self.robot, self.hz = setup.robot, setup.robot.spec.control_hz
+        self.flow = EpisodeFlow(
+            cfg.episodes,
+            episode_s=cfg.episode_s,
+            warmup_s=cfg.warmup_s,
+            reset_s=cfg.reset_s,
+            auto_start=cfg.auto_start,
+            start_s=loop.clock(),
         )
-    clock = loop.clock
-    counts = {"saved": 0, "discarded": 0, "rerecorded": 0, "frames": 0, "late": 0, "missed": 0}
-    status = Status(target=cfg.episodes)
+        self.counts = {"saved": 0, "discarded": 0, "rerecorded": 0, "frames": 0, "late": 0, "missed": 0}
+        self.status = Status(target=cfg.episodes)
+        self.seed = cfg.seed
+        self.saving: list[tuple[int, int, str]] = []  # (index, frames, outcome) of saves not yet durable
+        self.rec_periods: list[float] = []  # tick-to-tick periods while recording (within episodes)
+        self.ep_frames = self.ep_late = self.ep_missed = 0
+        self._prev_rec: float | None = None
+        self._last_missed = self._last_over = 0
+
+    def _new_episode(self) -> None:
+        self.ep_frames = self.ep_late = self.ep_missed = 0
+        self._prev_rec = None
+
+    def _scene(self, obs: dict[str, Any], new_scene: bool) -> dict[str, Any]:
+        """With ``new_scene``, the simulated scene reset to the session's seed (a real arm: the
+        operator resets it); the device starts from the current pose."""
+        if new_scene and self.setup.simulated:
+            self.setup.begin(self.seed)
+            obs = self.robot.observe()
+        self.teleop.reset(obs)
+        return obs
+
+    def tick(self, t: int, obs: dict[str, Any], sent: np.ndarray | None) -> bool:
+        loop, stats = self.loop, self.loop.stats
+        missed_now, late_now = stats.missed - self._last_missed, stats.overruns - self._last_over
+        self._last_missed, self._last_over = stats.missed, stats.overruns
+        events = {e.name for e in self.teleop.events()}
+        if self.flow.state == "recording":
+            if self._prev_rec is not None:
+                self.rec_periods.append(loop.tick_time - self._prev_rec)
+            self._prev_rec = loop.tick_time
+            self.writer.add_step(obs, sent)
+            self.ep_frames += 1
+            self.ep_late += late_now
+            self.ep_missed += missed_now
+        step = self.flow.step(loop.tick_time, events, self.setup.done)
+        if step is not None:
+            obs = self._carry(step, obs)
+        while self.saving and self.writer.is_saved(self.saving[0][0]):
+            _report_saved(*self.saving.pop(0))
+        self._show(obs)
+        if self.flow.done:
+            self.robot.disarm()  # the store may take a moment to close; that is no lost command
+        return self.flow.done
+
+    def _carry(self, step: Any, obs: dict[str, Any]) -> dict[str, Any]:
+        """Carry out one transition of the episode flow; returns the observation to show."""
+        cfg, writer = self.cfg, self.writer
+        if step.kind == "start":
+            new_scene = step.left == "reset"  # the first episode runs in the scene the session opened with
+            if new_scene and self.setup.simulated:
+                self.seed += 1
+            obs = self._scene(obs, new_scene)
+            writer.start_episode(
+                task=cfg.task or cfg.env,
+                operator=cfg.operator or cfg.teleop,
+                seed=self.seed,
+                info={"teleop": cfg.teleop, "robot": cfg.robot or "sim"},
+            )
+            self._new_episode()
+        elif step.kind == "rerecord":
+            writer.rerecord()
+            self.counts["rerecorded"] += 1
+            obs = self._scene(obs, True)
+            self._new_episode()
+        elif step.kind == "discard":
+            writer.discard_episode()
+            self.counts["discarded"] += 1
+            _end_episode(self.teleop)
+        elif step.kind == "save":
+            success = self.setup.success()
+            outcome = "timeout" if step.timed_out else "unknown" if success is None else "success" if success else "failure"
+            # The commit runs behind the episode's frames in the writer's thread; the loop keeps its
+            # rate meanwhile and reports the save once it is durable.
+            index = writer.save_episode(
+                outcome=outcome, dropped_frames=self.ep_missed, duration_s=step.elapsed_s, wait=False
+            )
+            self.saving.append((index, self.ep_frames, outcome))
+            c = self.counts
+            c["saved"] += 1
+            c["frames"] += self.ep_frames
+            c["late"] += self.ep_late
+            c["missed"] += self.ep_missed
+            _end_episode(self.teleop)
+        return obs
+
+    def _show(self, obs: dict[str, Any]) -> None:
+        status, summ = self.status, self.loop.stats
+        status.state = self.flow.state if self.flow.state != "done" else "reset"
+        status.episode = self.counts["saved"]
+        status.elapsed_s = self.flow.elapsed(self.loop.tick_time)
+        if len(summ.starts) >= 2:
+            k = min(len(summ.starts), int(self.hz))
+            span = summ.starts[-1] - summ.starts[-k]
+            status.rate_hz = (k - 1) / span if span > 0 else 0.0
+        status.late, status.missed, status.frames = self.ep_late, self.ep_missed, self.ep_frames
+        device_status = getattr(self.teleop, "status", None)
+        status.device = device_status() if callable(device_status) else ""
+        status.clamps = int(sum(self.robot.clamps.values()))
+        status.warnings = _warnings(self.setup.base)
+        status.saving = len(self.saving)
+        if self.ui is not None:
+            self.ui.update(status, {k.split("/", 1)[1]: v for k, v in obs.items() if k.startswith("images/")})
+
+
+def record_session(cfg: Any, *, teleop: Any = None, ui: Any = None, loop: Any = None) -> dict[str, Any]:
+    """Run an operator session as ``cfg`` (a ``RecordConfig``) says; returns its counts.
+
+    ``loop``: the ``RateLoop`` that paces it, at the robot's rate (default: one on the wall clock).
+    Its clock also times the session's periods and, under --emulate, the simulated arm's physics."""
+    # The loop shares the interpreter with the store's writer, the cameras' and the emulator's
+    # threads: a shorter GIL switch interval (5 ms by default) bounds how long it can be kept waiting.
+    sys.setswitchinterval(0.0005)
+    setup = _session_stack(cfg, loop)
+    hz = setup.robot.spec.control_hz
+    try:
+        features = _session_features(cfg, setup.base.spec)
+        if loop is None:
+            loop = RateLoop(hz)
+        elif abs(loop.hz - hz) > 1e-9 * hz:
+            raise ValueError(
+                f"the session's loop runs at {loop.hz:g} Hz, the robot at {hz:g} Hz; give it RateLoop({hz:g})"
+            )
+    except BaseException:
+        setup.close()
+        raise
     owns_teleop = teleop is None
     created = opened = False  # whether this call made the store, and opened its writer
+    session: _Session | None = None
     try:
-        robot.connect()
+        setup.robot.connect()
         if teleop is None:
-            teleop = _make_teleop(cfg, robot, sim)
+            teleop = _make_teleop(cfg, setup.robot, setup.task)
             teleop.connect()
-        if ui is None:
-            mode = cfg.ui
-            if mode == "auto":
-                mode = "window" if os.environ.get("DISPLAY") else "terminal"
-            if mode == "window":
-                ui = WindowUI(getattr(teleop, "feed_key", lambda k: None))
-            elif mode == "terminal":
-                ui = TerminalUI()
-        seed = cfg.seed
+        ui = ui if ui is not None else _make_ui(cfg, teleop)
         created = not cfg.out.exists() and not cfg.out.is_symlink()
-        with EpisodeWriter(cfg.out, features=features, fps=hz, robot=base.spec.to_dict()) as writer:
+        with EpisodeWriter(cfg.out, features=features, fps=hz, robot=setup.base.spec.to_dict()) as writer:
             opened = True
             if setup.simulated:
-                setup.begin(seed)
-            obs = robot.observe()
-            teleop.reset(obs)
-            state, t_state = "warm-up", clock()
-            saving: list[tuple[int, int, str]] = []  # (index, frames, outcome) of saves not yet durable
+                setup.begin(cfg.seed)
+            teleop.reset(setup.robot.observe())
+            session = _Session(cfg, setup, teleop, writer, loop, ui)
             # What exists now lives for the whole session: out of the collector's sight, a full
             # collection no longer walks it (tens of ms, a missed tick at 50 Hz).
             gc.collect()
             gc.freeze()
-            ep_frames = ep_late = ep_missed = 0
-            quit_ = False
-            last_missed = last_over = 0
-            rec_periods: list[float] = []  # tick-to-tick periods while recording (within episodes)
-            prev_rec: float | None = None
-            for _tick in loop:
-                now = loop.tick_time
-                missed_now = loop.stats.missed - last_missed
-                late_now = loop.stats.overruns - last_over
-                last_missed, last_over = loop.stats.missed, loop.stats.overruns
-                obs = robot.observe()
-                action = teleop.read(obs)
-                sent = robot.act(action)
-                events = [e.name for e in teleop.events()]
-                if state == "recording":
-                    if prev_rec is not None:
-                        rec_periods.append(loop.tick_time - prev_rec)
-                    prev_rec = loop.tick_time
-                    writer.add_step(obs, sent)
-                    ep_frames += 1
-                    ep_late += late_now
-                    ep_missed += missed_now
-                # ---- episode flow
-                if "QUIT" in events:
-                    quit_ = True
-                elif state == "warm-up" and now - t_state >= cfg.warmup_s:
-                    state, t_state = "waiting", now
-                elif state in ("waiting", "reset") and (
-                    "TOGGLE" in events
-                    or (state == "reset" and cfg.auto_start and now - t_state >= cfg.reset_s)
-                ):
-                    if state == "reset" and setup.simulated:
-                        seed += 1
-                        setup.begin(seed)
-                        obs = robot.observe()
-                    teleop.reset(obs)
-                    writer.start_episode(
-                        task=cfg.task or cfg.env,
-                        operator=cfg.operator or cfg.teleop,
-                        seed=seed,
-                        info={"teleop": cfg.teleop, "robot": robot_name},
-                    )
-                    state, t_state = "recording", now
-                    ep_frames = ep_late = ep_missed = 0
-                    prev_rec = None
-                elif state == "recording":
-                    done = setup.done()
-                    if "RERECORD" in events:
-                        writer.rerecord()
-                        counts["rerecorded"] += 1
-                        if setup.simulated:
-                            setup.begin(seed)
-                            obs = robot.observe()
-                        teleop.reset(obs)
-                        t_state = now
-                        ep_frames = ep_late = ep_missed = 0
-                        prev_rec = None
-                    elif "DISCARD" in events:
-                        writer.discard_episode()
-                        counts["discarded"] += 1
-                        state, t_state = "reset", now
-                        _end_episode(teleop)
-                    elif "TOGGLE" in events or done or now - t_state >= cfg.episode_s:
-                        success = setup.success()
-                        outcome = (
-                            "timeout"
-                            if now - t_state >= cfg.episode_s
-                            else "unknown"
-                            if success is None
-                            else "success"
-                            if success
-                            else "failure"
-                        )
-                        # The commit runs behind the episode's frames in the writer's thread; the
-                        # loop keeps its rate meanwhile and reports the save once it is durable.
-                        index = writer.save_episode(
-                            outcome=outcome, dropped_frames=ep_missed, duration_s=now - t_state, wait=False
-                        )
-                        saving.append((index, ep_frames, outcome))
-                        counts["saved"] += 1
-                        counts["frames"] += ep_frames
-                        counts["late"] += ep_late
-                        counts["missed"] += ep_missed
-                        state, t_state = "reset", now
-                        _end_episode(teleop)
-                        if counts["saved"] >= cfg.episodes:
-                            quit_ = True
-                while saving and writer.is_saved(saving[0][0]):
-                    _report_saved(*saving.pop(0))
-                # ---- what the operator sees
-                status.state = state
-                status.episode = counts["saved"]
-                status.elapsed_s = now - t_state
-                summ = loop.stats
-                if len(summ.starts) >= 2:
-                    k = min(len(summ.starts), int(hz))
-                    span = summ.starts[-1] - summ.starts[-k]
-                    status.rate_hz = (k - 1) / span if span > 0 else 0.0
-                status.late, status.missed = ep_late, ep_missed
-                status.frames = ep_frames
-                device_status = getattr(teleop, "status", None)
-                status.device = device_status() if callable(device_status) else ""
-                status.clamps = int(sum(robot.clamps.values()))
-                status.warnings = _warnings(base)
-                status.saving = len(saving)
-                if ui is not None:
-                    ui.update(
-                        status, {k.split("/", 1)[1]: v for k, v in obs.items() if k.startswith("images/")}
-                    )
-                if quit_:
-                    robot.disarm()  # the store may take a moment to close; that is no lost command
-                    break
+            drive(setup.robot, Operator(teleop), loop, on_tick=session.tick)
             # An episode still open is discarded by the writer's close (q means: nothing unsaved is
             # kept); the close waits for the saves still queued.
-        for item in saving:
+        for item in session.saving:
             _report_saved(*item)
     except BaseException as e:
         # A session that failed (or was interrupted) before its first save leaves no empty store.
@@ -408,12 +428,13 @@ def record_session(cfg: Any, *, teleop: Any = None, ui: Any = None, loop: Any = 
         if teleop is not None and owns_teleop:
             teleop.close()
         setup.close()
+    counts = dict(session.counts)
     counts["store_episodes"] = DemoStore.open(cfg.out).n_episodes
     counts["timing"] = loop.stats.summary()
-    if rec_periods:
-        counts["recording_timing"] = period_stats(rec_periods, 1.0 / hz)
+    if session.rec_periods:
+        counts["recording_timing"] = period_stats(session.rec_periods, 1.0 / hz)
     counts["cameras"] = {
-        n: c.stats() for n, c in getattr(base, "cameras", {}).items() if callable(getattr(c, "stats", None))
+        n: c.stats() for n, c in getattr(setup.base, "cameras", {}).items() if callable(getattr(c, "stats", None))
     }
     return counts
 

@@ -61,6 +61,7 @@ class SimRobot(Robot):
         self.seed = seed
         self._obs: dict[str, np.ndarray] | None = None
         self.terminated = self.truncated = False
+        self.reward = -float("inf")
         self.info: dict[str, Any] = {}
 
     def connect(self) -> None:
@@ -70,6 +71,7 @@ class SimRobot(Robot):
         self.seed = seed
         self._obs, self.info = self.env.reset(seed=seed)
         self.terminated = self.truncated = False
+        self.reward = -float("inf")  # the task's reward after the last step (none yet)
         return self._obs
 
     def observe(self) -> dict[str, np.ndarray]:
@@ -81,7 +83,7 @@ class SimRobot(Robot):
         sent = np.clip(np.asarray(action, dtype=np.float32), self.spec.lower, self.spec.upper).astype(
             np.float32
         )
-        self._obs, _, self.terminated, self.truncated, self.info = self.env.step(sent)
+        self._obs, self.reward, self.terminated, self.truncated, self.info = self.env.step(sent)
         return sent
 
     def expert(self) -> Any:
