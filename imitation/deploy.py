@@ -44,6 +44,7 @@ import numpy as np
 from imitation import outputs
 from imitation.control import EStopKey, RateLoop
 from imitation.errors import ConfigError, ImitationError
+from imitation.data.schema import INTERVENTION
 from imitation.data.store import EpisodeWriter
 from imitation.loop import Takeover, drive
 from imitation.policies.common import Schedule
@@ -51,7 +52,6 @@ from imitation.robots.stack import Needs, RobotOptions, RobotStack, store_featur
 from imitation.teleop import make_teleop
 from imitation.teleop.scripted import ScriptedTakeover
 
-INTERVENTION = "intervention"  # the per-frame feature of --takeover: 1 where the operator was in control
 
 log = logging.getLogger(__name__)
 

@@ -202,6 +202,9 @@ class FilterConfig:
     """Keep episodes of at most this many frames."""
     ids: tuple[int, ...] | None = None
     """Consider only these episodes (in this order)."""
+    interventions: bool = False
+    """Keep only the frames an operator drove (a store of 'imitation deploy --takeover --record'),
+    each unbroken stretch as an episode: corrections to merge with demonstrations."""
 
 
 def filter_main(argv: Sequence[str], prog: str) -> int:
@@ -217,6 +220,7 @@ def filter_main(argv: Sequence[str], prog: str) -> int:
         operator=cfg.operator,
         min_length=cfg.min_length,
         max_length=cfg.max_length,
+        interventions=cfg.interventions,
     )
     print(f"{cfg.out}: {store.n_episodes} episode(s), {store.n_frames} frame(s)")
     return 0

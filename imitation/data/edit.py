@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from imitation.data.durable import FaultHook, fsync_dir
 from imitation.data.leftovers import CREATED, CREATING, LEFTOVER, acquire_lock, interrupted_edit
+from imitation.data.schema import INTERVENTION
 from imitation.data.store import DemoStore, EpisodeWriter, StoreError, encoded
 
 log = logging.getLogger(__name__)
@@ -306,9 +307,14 @@ def filter_store(
     operator: str | Sequence[str] | None = None,
     min_length: int | None = None,
     max_length: int | None = None,
+    interventions: bool = False,
     progress: bool = True,
 ) -> DemoStore:
-    """A new store at ``dst`` with the episodes of ``src`` that ``select`` picks with these criteria."""
+    """A new store at ``dst`` with the episodes of ``src`` that ``select`` picks with these criteria.
+
+    ``interventions``: keep only the frames an operator drove (the ``intervention`` feature that
+    ``imitation deploy --takeover --record`` writes), each unbroken stretch as an episode of its
+    own, without the feature: a store of corrections that merges with demonstrations."""
     src = _open(src)
     criteria = dict(
         ids=ids, outcome=outcome, task=task, operator=operator, min_length=min_length, max_length=max_length
@@ -316,7 +322,50 @@ def filter_store(
     episodes = select(src, **criteria)
     if not episodes:
         raise StoreError(_describe_no_match(src, criteria) + "; loosen the criteria")
+    if interventions:
+        return _intervention_store(src, dst, episodes, progress=progress)
     return copy_episodes(src, dst, episodes, progress=progress)
+
+
+
+def intervention_stretches(flags: np.ndarray) -> list[tuple[int, int]]:
+    """The ``[start, end)`` frame ranges where ``flags`` is set, in order."""
+    on = np.concatenate([[0], (np.asarray(flags).reshape(-1) != 0).astype(np.int8), [0]])
+    edges = np.flatnonzero(np.diff(on))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def _intervention_store(src: DemoStore, dst: StorePath, episodes: Sequence[int], *, progress: bool) -> DemoStore:
+    if INTERVENTION not in src.features:
+        raise StoreError(
+            f"{src.path} has no `{INTERVENTION}` feature: only stores recorded by "
+            "'imitation deploy --takeover ... --record' mark who was in control"
+        )
+    features = {k: f.to_dict() for k, f in src.features.items() if k != INTERVENTION}
+    images = [k for k, f in src.features.items() if f.sharded]
+    arrays = [k for k in src.features if k not in images and k != INTERVENTION]
+    stretches = []
+    for e in episodes:
+        start, end = src.episode_range(e)
+        flags = src.read(INTERVENTION, start, end)
+        stretches += [(e, start + a, start + b) for a, b in intervention_stretches(flags)]
+    if not stretches:
+        raise StoreError(f"{src.path}: no operator drove any frame of the {len(episodes)} episode(s) chosen")
+    dst = Path(dst)
+    with building(dst) as tmp, EpisodeWriter(tmp, features=features, fps=src.fps, robot=src.robot) as w:
+        for e, a, b in _progress(stretches, desc="corrections", total=len(stretches), progress=progress):
+            meta = src.episode_meta(e)
+            values = {k: src.read(k, a, b) for k in arrays}
+            frames_bytes = {k: src.read_encoded(k, a, b) for k in images}
+            start, _ = src.episode_range(e)
+            info = dict(meta["info"]) | {"source_episode": int(e), "source_frames": [a - start, b - start]}
+            w.start_episode(task=meta["task"], operator="takeover", seed=meta["seed"], info=info)
+            for i in range(b - a):
+                frame: dict[str, Any] = {k: v[i] for k, v in values.items()}
+                frame.update({k: encoded(fb[i]) for k, fb in frames_bytes.items()})
+                w.add_frame(frame)
+            w.save_episode(outcome=meta["outcome"])
+    return DemoStore.open(dst)
 
 
 def split(

@@ -21,6 +21,8 @@ KINDS = ("state", "action", "image", "scalar")
 # Kinds whose values must be finite: a NaN in a state or action poisons normalisation and training.
 FINITE_KINDS = ("state", "action", "scalar")
 TIMESTAMP = "timestamp"
+# Per frame, 1 where an operator drove instead of the policy (imitation deploy --takeover --record).
+INTERVENTION = "intervention"
 
 
 class SchemaError(ImitationError, ValueError):
