@@ -1,6 +1,9 @@
 """MuJoCo simulation tasks as gymnasium environments, registered under the ``imitation/`` namespace.
 
 ``ENVS`` is the registry: id -> entry point. Importing this package registers them with gymnasium.
+``TASK_NAMES`` (id -> the task's short name, its module's: the prefix of its shipped configs,
+``configs/train/<name>_<policy>_<obs>.yaml``) follows from it; adding a task is its module, a line
+here and its configs.
 """
 
 import gymnasium as gym
@@ -11,6 +14,8 @@ ENVS: dict[str, str] = {
     "imitation/TransferCube-v0": "envs.transfer_cube:TransferCubeEnv",
     "imitation/Insertion-v0": "envs.insertion:InsertionEnv",
 }
+
+TASK_NAMES: dict[str, str] = {_id: _entry.split(":")[0].rsplit(".", 1)[-1] for _id, _entry in ENVS.items()}
 
 for _id, _entry in ENVS.items():
     if _id not in gym.registry:

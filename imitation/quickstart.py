@@ -21,15 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from envs import TASK_NAMES
 from imitation import config
+from imitation.policies import PolicyName
 
 ROOT = Path(__file__).resolve().parents[1]
-TASK_NAMES = {
-    "imitation/PickPlace-v0": "pick_place",
-    "imitation/PushT-v0": "push_t",
-    "imitation/TransferCube-v0": "transfer_cube",
-    "imitation/Insertion-v0": "insertion",
-}
 
 
 CONFIG_SUFFIX = {"state": "state", "images": "camera_cpu"}
@@ -56,7 +52,7 @@ class QuickstartConfig:
     """Where to write the demo store."""
     env: str = "imitation/PickPlace-v0"
     """Simulated task whose scripted expert records the demonstrations."""
-    policy: Literal["act", "diffusion"] = "act"
+    policy: PolicyName = "act"
     """Policy to train: act or diffusion."""
     obs: Literal["state", "images"] = "state"
     """What the policy sees: state (joints and the simulator's object poses, <task>_<policy>_state.yaml)

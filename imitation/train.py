@@ -32,7 +32,7 @@ import torch
 
 from imitation.config import parse, save, saved_by_imitation, to_dict
 from imitation.errors import ConfigError, ImitationError, add_note
-from imitation.policies import ACTConfig, DiffusionConfig, policy_classes
+from imitation.policies import ACTConfig, DiffusionConfig, PolicyName, policy_classes
 
 log = logging.getLogger(__name__)
 WANDB_MODES = ("offline", "online", "disabled")
@@ -44,7 +44,7 @@ class TrainConfig:
 
     store: str = "demos/quickstart.zarr"
     """Demo store to learn from."""
-    policy: Literal["act", "diffusion"] = "act"
+    policy: PolicyName = "act"
     """Which policy (its settings are in the section of that name)."""
     act: ACTConfig = field(default_factory=ACTConfig)
     """ACT settings (used when policy is act)."""

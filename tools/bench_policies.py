@@ -42,13 +42,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-TASKS = {
-    "pick_place": "imitation/PickPlace-v0",
-    "push_t": "imitation/PushT-v0",
-    "transfer_cube": "imitation/TransferCube-v0",
-    "insertion": "imitation/Insertion-v0",
-}
-NAMES = {"act": "ACT", "diffusion": "Diffusion Policy", "expert": "scripted expert"}
+from envs import TASK_NAMES  # noqa: E402
+from imitation.policies import POLICIES  # noqa: E402
+
+TASKS = {name: env_id for env_id, name in TASK_NAMES.items()}  # the tasks of envs/ by short name
+NAMES = {name: cls.title for name, (_, cls) in POLICIES.items()} | {"expert": "scripted expert"}
 
 
 def record(task: str, demos: int, out: Path, action_noise: float, cameras: tuple[str, ...] = ()) -> dict:

@@ -7,6 +7,8 @@ A policy is one file: its config dataclass, its modules, and the policy class wi
 
 from __future__ import annotations
 
+from typing import Literal
+
 from imitation.errors import ConfigError
 from imitation.policies.act import ACTConfig, ACTPolicy
 from imitation.policies.diffusion import DiffusionConfig, DiffusionPolicy
@@ -15,6 +17,7 @@ POLICIES: dict[str, tuple[type, type]] = {
     "act": (ACTConfig, ACTPolicy),
     "diffusion": (DiffusionConfig, DiffusionPolicy),
 }
+PolicyName = Literal[tuple(POLICIES)]  # type: ignore[valid-type]  # the names commands accept
 
 
 def policy_classes(name: str) -> tuple[type, type]:
@@ -25,6 +28,7 @@ def policy_classes(name: str) -> tuple[type, type]:
 
 __all__ = [
     "POLICIES",
+    "PolicyName",
     "policy_classes",
     "ACTConfig",
     "ACTPolicy",

@@ -398,6 +398,7 @@ def kl_divergence(mu: Tensor, log_sigma2: Tensor) -> Tensor:
 
 
 class ACTPolicy(nn.Module):
+    title = "ACT"  # how tables and logs name it
     """ACT behind the policy interface (``forward``, ``predict_chunk``, ``select_action``, ``reset``)."""
 
     name = "act"

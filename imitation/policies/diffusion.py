@@ -273,6 +273,7 @@ class ImageEncoder(nn.Module):
 
 # ------------------------------------------------------------------------------ the policy
 class DiffusionPolicy(nn.Module):
+    title = "Diffusion Policy"  # how tables and logs name it
     """Diffusion Policy behind the policy interface (``forward``, ``predict_chunk``, ``select_action``, ``reset``)."""
 
     name = "diffusion"
