@@ -95,7 +95,7 @@ def roundtrip(n: int) -> dict:
 
 
 def slow_checkpoint(out: Path) -> Path:
-    """The paper-scale image ACT (``pick_place_act_image.yaml``), trained for a few steps on two
+    """The paper-scale image ACT (``act_image.yaml``), trained for a few steps on two
     demos: its inference takes several control periods on a CPU. Its actions do not matter here."""
     from imitation.config import load_yaml
     from imitation.record import RecordConfig, record_scripted
@@ -107,7 +107,7 @@ def slow_checkpoint(out: Path) -> Path:
     if not store.exists():
         record_scripted(RecordConfig(env=ENV, episodes=2, out=store), progress=False)
     cfg = load_yaml(
-        TrainConfig, Path(__file__).resolve().parents[1] / "configs/train/pick_place_act_image.yaml"
+        TrainConfig, Path(__file__).resolve().parents[1] / "configs/train/act_image.yaml"
     )
     cfg.store, cfg.out, cfg.steps, cfg.device, cfg.num_workers = str(store), str(out / "run"), 2, "cpu", 0
     cfg.wandb, cfg.val_fraction, cfg.save_every, cfg.log_every = "disabled", 0.0, 2, 1

@@ -48,9 +48,9 @@ stage "record $DEMOS PickPlace demos (state + 96x96 top camera)"
 timeout 150 $PY -m imitation.cli record --env imitation/PickPlace-v0 --episodes "$DEMOS" --seed 0 \
     --out "$OUT/demos.zarr" || exit 1
 
-stage "train image ACT for $TRAIN_MIN min (configs/train/pick_place_act_image.yaml, batch $BATCH, lr $LR)"
+stage "train image ACT for $TRAIN_MIN min (configs/train/act_image.yaml, batch $BATCH, lr $LR)"
 timeout $(python3 -c "print(int(60 * $TRAIN_MIN + 90))") $PY -m imitation.cli train \
-    --config configs/train/pick_place_act_image.yaml --store "$OUT/demos.zarr" --out "$OUT/run" \
+    --config configs/train/act_image.yaml --store "$OUT/demos.zarr" --out "$OUT/run" \
     --max-minutes "$TRAIN_MIN" --steps 100000 --batch-size "$BATCH" --act.lr "$LR" --act.lr-backbone "$LR" \
     --device "$DEVICE" --num-workers 4 --val-every 0 --save-every 100000 --log-every 100 --wandb disabled || exit 1
 tail -n 2 "$OUT/run/metrics.jsonl"
