@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from imitation.config import parse, save, saved_by_imitation, to_dict
+from imitation.data.dataset import ResumableSampler, WindowDataset, WindowSpec, split_episodes
 from imitation.errors import ConfigError, ImitationError, add_note
 from imitation.policies import ACTConfig, DiffusionConfig, PolicyName, policy_classes
 
@@ -182,8 +183,9 @@ def setup_distributed(device_name: str) -> tuple[Dist, torch.device]:
 class GlobalBatches:
     """Global batches in the seeded order of each epoch; this process's slice of each.
 
-    Epoch e's order is ``default_rng((seed, e)).permutation(n)``; a final partial batch is
-    dropped. ``epoch`` and ``position`` say where the next batch starts, and a checkpoint saves them.
+    Epoch e's order is ``ResumableSampler.order(e)`` (``default_rng((seed, e)).permutation(n)``),
+    the one a ``DataLoader`` gets from the sampler; a final partial batch is dropped. ``epoch`` and
+    ``position`` say where the next batch starts, and a checkpoint saves them.
     """
 
     def __init__(self, n: int, batch_size: int, seed: int, dist: Dist) -> None:
@@ -193,6 +195,7 @@ class GlobalBatches:
                 "lower batch_size or record more episodes"
             )
         self.n, self.batch_size, self.seed, self.dist = n, batch_size, seed, dist
+        self.sampler = ResumableSampler(n, seed=seed)
         self.per_rank = batch_size // dist.world
         self.epoch, self.position = 0, 0
 
@@ -204,7 +207,7 @@ class GlobalBatches:
     def __iter__(self) -> Iterator[list[int]]:
         epoch, position = self.epoch, self.position
         while True:
-            order = np.random.default_rng((self.seed, epoch)).permutation(self.n)
+            order = self.sampler.order(epoch)
             while position + self.batch_size <= self.n:
                 mine = order[position + self.dist.rank * self.per_rank :][: self.per_rank]
                 yield mine.tolist()
@@ -447,7 +450,6 @@ def _train(
 
     from imitation import checkpoint
     from imitation.data.augment import check_symmetry, task_symmetry, turn, widen_stats
-    from imitation.data.dataset import WindowDataset, WindowSpec, split_episodes
     from imitation.data.store import DemoStore
     from imitation.policies.common import EMA, IOSpec
 
@@ -488,12 +490,7 @@ def _train(
         train_eps, val_eps = split_episodes(store.n_episodes, cfg.val_fraction, cfg.seed)
     else:
         train_eps, val_eps = list(range(store.n_episodes)), []
-    spec = WindowSpec(
-        obs_offsets=pc.obs_offsets,
-        action_offsets=pc.action_offsets,
-        frame_skip=pc.frame_skip,
-        obs_keys=pc.obs_keys,
-    )
+    spec = WindowSpec.of(pc)
     symmetry = None
     if cfg.augment_yaw > 0:
         symmetry = task_symmetry(

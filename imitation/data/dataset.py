@@ -132,6 +132,18 @@ class WindowSpec:
             raise ConfigError(f"WindowSpec.action_key={self.action_key!r} must name a feature, e.g. 'action'")
 
     @classmethod
+    def of(cls, policy_config: Any) -> WindowSpec:
+        """The window a policy's config declares (its ``obs_offsets``, ``action_offsets``,
+        ``frame_skip`` and ``obs_keys``): what the trainer reads. ``act`` and ``diffusion`` below
+        give the same windows from bare numbers (tests check that they agree with the configs)."""
+        return cls(
+            obs_offsets=policy_config.obs_offsets,
+            action_offsets=policy_config.action_offsets,
+            frame_skip=policy_config.frame_skip,
+            obs_keys=tuple(policy_config.obs_keys),
+        )
+
+    @classmethod
     def act(cls, chunk_size: int, obs_keys: Sequence[str], frame_skip: int = 1) -> WindowSpec:
         """ACT: the current observation and the next ``chunk_size`` actions (starting at t)."""
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int | np.integer) or chunk_size < 1:

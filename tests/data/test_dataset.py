@@ -524,3 +524,27 @@ def test_sampler_state_at_epoch_edges_and_bad_states():
         t.load_state_dict({"epoch": 0, "position": 0, "seed": 0, "n": 9})
     with pytest.raises(ConfigError, match="n ≥ 1"):
         ResumableSampler(0)
+
+
+def test_the_window_helpers_agree_with_the_policies_configs():
+    """The policies' configs declare their windows (the trainer reads WindowSpec.of); the
+    helpers give the same windows from bare numbers."""
+    from imitation.policies import ACTConfig, DiffusionConfig
+
+    for chunk, skip in ((4, 1), (100, 2)):
+        pc = ACTConfig(obs_keys=("state",), chunk_size=chunk, n_action_steps=chunk, frame_skip=skip)
+        assert WindowSpec.of(pc) == WindowSpec.act(chunk, ["state"], frame_skip=skip)
+    for n_obs, horizon in ((2, 16), (1, 8), (3, 32)):
+        pc = DiffusionConfig(obs_keys=("state",), n_obs_steps=n_obs, horizon=horizon, n_action_steps=1)
+        assert WindowSpec.of(pc) == WindowSpec.diffusion(n_obs, horizon, ["state"])
+
+
+def test_the_trainers_batches_follow_the_samplers_order():
+    from imitation.train import GlobalBatches
+
+    class One:
+        rank, world = 0, 1
+
+    batches = iter(GlobalBatches(10, 5, seed=3, dist=One()))
+    order = ResumableSampler(10, seed=3).order(0)
+    assert next(batches) + next(batches) == order.tolist()
