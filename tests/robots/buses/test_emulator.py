@@ -33,7 +33,7 @@ ANSWER_TIMEOUT_S = 0.5
 # For requests nobody may answer (an absent id, a servo whose every answer is lost): no answer can
 # come late, so a short wait decides nothing by timing.
 SILENCE_TIMEOUT_S = 0.02
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _rig(protocol: str, **emu_kw):
