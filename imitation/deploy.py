@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from imitation import outputs
+from imitation.checkpoint import consumed_keys, policy_config, read_meta, resolve
 from imitation.control import EStopKey, RateLoop
 from imitation.errors import ConfigError, ImitationError
 from imitation.data.schema import INTERVENTION
@@ -514,6 +515,22 @@ def wait_for_reset(i: int, n: int, seed: int) -> None:
     input(f"reset the scene for episode {i + 1}/{n}, then press Enter (Ctrl-C stops) ")
 
 
+class _Recorder:
+    """``deploy --record``: each episode into a demo store, with the actions actually sent (and,
+    under --takeover, the ``intervention`` feature: who was in control)."""
+
+    def __init__(self, path: str, spec: Any, takeover: bool) -> None:
+        self.features = store_features(spec)
+        if takeover:
+            self.features[INTERVENTION] = {"shape": [], "dtype": "uint8", "kind": "scalar"}
+        self.writer = EpisodeWriter(path, features=self.features, fps=spec.control_hz, robot=spec.to_dict())
+
+    def on_tick(self, t: int, obs: dict[str, Any], sent: np.ndarray, **flags: bool) -> None:
+        if INTERVENTION in self.features:
+            obs = obs | {INTERVENTION: np.uint8(flags.get("intervention", False))}
+        self.writer.add_step(obs, sent)
+
+
 def deploy(
     cfg: DeployConfig,
     *,
@@ -528,8 +545,6 @@ def deploy(
     ``loop``: the ``RateLoop`` that paces every episode (default: one on the wall clock); its
     clock also steps an emulated arm's physics, so a test on a simulated clock runs the same
     episodes however loaded the machine is."""
-    from imitation.checkpoint import consumed_keys, policy_config, read_meta, resolve
-
     sys.setswitchinterval(0.0005)  # the loop shares the GIL with camera and bus threads (see session.py)
     ckpt = resolve(cfg.checkpoint)
     meta = read_meta(ckpt)
@@ -541,23 +556,11 @@ def deploy(
     )
     infer: Any = None
     episodes: list[dict[str, Any]] = []
-    writer: Any = None
-    on_tick = None
+    rec: _Recorder | None = None
     owns_device = takeover is None and cfg.takeover is not None
     try:
         if cfg.record:
-            features = store_features(setup.base.spec)
-            if cfg.takeover is not None or takeover is not None:
-                features[INTERVENTION] = {"shape": [], "dtype": "uint8", "kind": "scalar"}
-            writer = EpisodeWriter(
-                cfg.record, features=features, fps=setup.base.spec.control_hz, robot=setup.base.spec.to_dict()
-            )
-
-            def on_tick(t: int, obs: dict[str, Any], sent: np.ndarray, **flags: bool) -> None:
-                if INTERVENTION in features:
-                    obs = obs | {INTERVENTION: np.uint8(flags.get("intervention", False))}
-                writer.add_step(obs, sent)
-
+            rec = _Recorder(cfg.record, setup.base.spec, cfg.takeover is not None or takeover is not None)
         setup.robot.connect()
         if owns_device:
             takeover = _takeover_device(cfg, setup)
@@ -577,10 +580,10 @@ def deploy(
                 setup.begin(seed)
                 infer.reset(seed)
                 n_lat = len(infer.latency)
-                if writer is not None:
+                if rec is not None:
                     task = str(meta["robot"].get("env_id") or cfg.robot)
                     info = {"checkpoint": str(ckpt), "robot": cfg.robot, "emulate": cfg.emulate}
-                    writer.start_episode(task=task, operator="policy", seed=seed, info=info)
+                    rec.writer.start_episode(task=task, operator="policy", seed=seed, info=info)
                 st = run_episode(
                     setup.robot,
                     infer,
@@ -589,7 +592,7 @@ def deploy(
                     max_ticks=setup.max_ticks(cfg.episode_s),
                     dry_run=cfg.dry_run,
                     done=setup.done,
-                    on_tick=on_tick,
+                    on_tick=rec.on_tick if rec is not None else None,
                     fits=setup.fits,
                     loop=loop,
                     takeover=takeover,
@@ -597,30 +600,43 @@ def deploy(
                 st.seed, st.success = seed, setup.success()
                 if st.success is None and judge is not None:
                     st.success = judge(i, cfg.episodes, seed)
-                if writer is not None:
-                    outcome = "unknown" if st.success is None else "success" if st.success else "failure"
-                    writer.save_episode(outcome=outcome)
-                lat = np.asarray(infer.latency[n_lat:]) * 1e3
-                rec = asdict(st) | {
-                    "inference_ms_p50": float(np.percentile(lat, 50)) if len(lat) else float("nan"),
-                    "inference_ms_p99": float(np.percentile(lat, 99)) if len(lat) else float("nan"),
-                }
-                episodes.append(rec)
-                verdict = "" if st.success is None else (" success" if st.success else " failure")
+                if rec is not None:
+                    rec.writer.save_episode(outcome=_outcome(st.success))
+                episodes.append(_episode_record(st, infer.latency[n_lat:]))
                 took = f"; operator {st.operator_ticks} ticks ({st.takeovers} take-overs)" if takeover else ""
                 print(
-                    f"episode {i + 1}/{cfg.episodes} (seed {seed}): {st.ticks} ticks{verdict}; starved {st.starved}{took}"
+                    f"episode {i + 1}/{cfg.episodes} (seed {seed}): {st.ticks} ticks"
+                    f"{' ' + _outcome(st.success) if st.success is not None else ''}; starved {st.starved}{took}"
                 )
     finally:
-        if writer is not None:
-            writer.close()  # an episode still open (interrupted) is not saved
+        if rec is not None:
+            rec.writer.close()  # an episode still open (interrupted) is not saved
         if owns_device and takeover is not None:
             takeover.close()
         if infer is not None:
             infer.close()
         report = setup.robot.report()
         setup.close()
-    lat_all = np.concatenate([[e["inference_ms_p50"]] for e in episodes]) if episodes else np.array([])
+    return _summary(cfg, ckpt, setup, episodes, report)
+
+
+def _outcome(success: bool | None) -> str:
+    return "unknown" if success is None else "success" if success else "failure"
+
+
+def _episode_record(st: EpisodeStats, latency_s: Sequence[float]) -> dict[str, Any]:
+    lat = np.asarray(latency_s) * 1e3
+    return asdict(st) | {
+        "inference_ms_p50": float(np.percentile(lat, 50)) if len(lat) else float("nan"),
+        "inference_ms_p99": float(np.percentile(lat, 99)) if len(lat) else float("nan"),
+    }
+
+
+def _summary(
+    cfg: DeployConfig, ckpt: Path, setup: RobotStack, episodes: list[dict[str, Any]], report: dict[str, Any]
+) -> dict[str, Any]:
+    """What ``deploy`` returns (and ``--out`` holds): the episodes, their sums and the timing."""
+    lat_all = np.asarray([e["inference_ms_p50"] for e in episodes])
     summary = {
         "checkpoint": str(ckpt),
         "robot": cfg.robot,
