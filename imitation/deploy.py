@@ -33,8 +33,8 @@ import queue as queue_mod
 import sys
 import time
 from collections import deque
-from contextlib import nullcontext
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,15 +44,14 @@ import numpy as np
 from imitation import outputs
 from imitation.checkpoint import consumed_keys, policy_config, read_meta, resolve
 from imitation.control import EStopKey, RateLoop
-from imitation.errors import ConfigError, ImitationError
 from imitation.data.schema import INTERVENTION
 from imitation.data.store import EpisodeWriter
+from imitation.errors import ConfigError, ImitationError
 from imitation.loop import Takeover, drive
 from imitation.policies.common import Schedule
 from imitation.robots.stack import Needs, RobotOptions, RobotStack, store_features
 from imitation.teleop import make_teleop
 from imitation.teleop.scripted import ScriptedTakeover
-
 
 log = logging.getLogger(__name__)
 
@@ -319,7 +318,9 @@ class PolicyDecider:
     def __call__(self, t: int, obs: dict[str, Any]) -> np.ndarray | None:
         s, execu, infer = self.s, self.execu, self.infer
         self.history.append(self.inputs(obs))
-        want = t % s.frame_skip == 0 and (s.mode == "ensemble" or execu.remaining(t) <= self.lead or not execu.chunks)
+        want = t % s.frame_skip == 0 and (
+            s.mode == "ensemble" or execu.remaining(t) <= self.lead or not execu.chunks
+        )
         if want and not infer.busy:
             infer.submit(t, self._window())
         wait = self.loop.tick_time + self.budget_frac * self.loop.period - self.loop.clock()
@@ -466,7 +467,9 @@ class DeployConfig:
             if self.takeover not in TELEOPS:
                 raise ConfigError(f"--takeover {self.takeover!r}: choose one of {', '.join(TELEOPS)}")
             if self.takeover.endswith("-leader") and not self.leader_port:
-                raise ConfigError(f"--takeover {self.takeover} needs --leader-port (the leader arm's serial port)")
+                raise ConfigError(
+                    f"--takeover {self.takeover} needs --leader-port (the leader arm's serial port)"
+                )
             if self.takeover == "scripted" and not (self.robot == "sim" or self.emulate):
                 raise ConfigError("--takeover scripted needs a simulated task: --robot sim or --emulate")
             if self.takeover_stall_s <= 0 or self.takeover_s <= 0:

@@ -168,7 +168,11 @@ class Takeover:
             return action
         self.operator_ticks += 1
         target = np.asarray(self.device.read(obs), dtype=np.float64)
-        last = self._last if self._last is not None else np.asarray(obs["state"], dtype=np.float64)[: len(target)]
+        last = (
+            self._last
+            if self._last is not None
+            else np.asarray(obs["state"], dtype=np.float64)[: len(target)]
+        )
         if self.in_control == "ramp":
             steps = self._steps(len(target))
             delta = np.clip(target - last, -steps, steps)
@@ -234,7 +238,9 @@ class EpisodeFlow:
         self.state, self.since = state, now
         return out
 
-    def step(self, now: float, events: Collection[str], task_done: Callable[[], bool] = lambda: False) -> Transition | None:
+    def step(
+        self, now: float, events: Collection[str], task_done: Callable[[], bool] = lambda: False
+    ) -> Transition | None:
         if "QUIT" in events:
             return self._go("quit", "done", now)
         state = self.state

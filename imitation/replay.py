@@ -96,7 +96,9 @@ def replay(cfg: ReplayConfig, *, loop: RateLoop | None = None) -> dict[str, Any]
                 prev[0] = sent
                 return sent is None  # past the episode's end, or the task ended it
 
-            drive(setup.robot, StoredActions(ep, until=setup.done), loop, on_tick=on_tick, dry_run=cfg.dry_run)
+            drive(
+                setup.robot, StoredActions(ep, until=setup.done), loop, on_tick=on_tick, dry_run=cfg.dry_run
+            )
         success = setup.success()
     finally:
         report = setup.robot.report()

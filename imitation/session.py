@@ -255,7 +255,14 @@ class _Session:
     (the writer, the scene, the device) and updates what the operator sees."""
 
     def __init__(self, cfg: Any, setup: RobotStack, teleop: Any, writer: Any, loop: Any, ui: Any) -> None:
-        self.cfg, self.setup, self.teleop, self.writer, self.loop, self.ui = cfg, setup, teleop, writer, loop, ui
+        self.cfg, self.setup, self.teleop, self.writer, self.loop, self.ui = (
+            cfg,
+            setup,
+            teleop,
+            writer,
+            loop,
+            ui,
+        )
         self.robot, self.hz = setup.robot, setup.robot.spec.control_hz
         self.flow = EpisodeFlow(
             cfg.episodes,
@@ -336,7 +343,15 @@ class _Session:
             _end_episode(self.teleop)
         elif step.kind == "save":
             success = self.setup.success()
-            outcome = "timeout" if step.timed_out else "unknown" if success is None else "success" if success else "failure"
+            outcome = (
+                "timeout"
+                if step.timed_out
+                else "unknown"
+                if success is None
+                else "success"
+                if success
+                else "failure"
+            )
             # The commit runs behind the episode's frames in the writer's thread; the loop keeps its
             # rate meanwhile and reports the save once it is durable.
             index = writer.save_episode(
@@ -434,7 +449,9 @@ def record_session(cfg: Any, *, teleop: Any = None, ui: Any = None, loop: Any = 
     if session.rec_periods:
         counts["recording_timing"] = period_stats(session.rec_periods, 1.0 / hz)
     counts["cameras"] = {
-        n: c.stats() for n, c in getattr(setup.base, "cameras", {}).items() if callable(getattr(c, "stats", None))
+        n: c.stats()
+        for n, c in getattr(setup.base, "cameras", {}).items()
+        if callable(getattr(c, "stats", None))
     }
     return counts
 

@@ -75,7 +75,9 @@ def sim_loop(hz: float = 50.0) -> RateLoop:
 def test_drive_stops_on_max_ticks_or_on_tick_and_dry_run_sends_nothing():
     arm = FakeArm()
     seen = []
-    n = drive(arm, lambda t, obs: np.full(3, t), sim_loop(), max_ticks=5, on_tick=lambda t, o, s: seen.append(s[0]))
+    n = drive(
+        arm, lambda t, obs: np.full(3, t), sim_loop(), max_ticks=5, on_tick=lambda t, o, s: seen.append(s[0])
+    )
     assert n == 5 and seen == [0, 1, 2, 3, 4] and len(arm.sent) == 5
     arm2 = FakeArm()
     n = drive(arm2, lambda t, obs: np.ones(3), sim_loop(), on_tick=lambda t, o, s: t == 2, dry_run=True)
@@ -137,7 +139,9 @@ def test_takeover_ramps_to_the_operator_then_hands_back_to_a_reset_policy():
     policy = CountingPolicy(0.0)
     # the operator's leader arm is held 0.1 rad away on every joint, the gripper (index 2) 0.5 away
     device = Script([0.1, 0.1, 0.5], [None, Event.TOGGLE] + [None] * 20 + [Event.TOGGLE])
-    take = Takeover(policy, device, ramp_step=0.02, gripper_step=0.1, ramp_tolerance=0.001, gripper_index=(2,))
+    take = Takeover(
+        policy, device, ramp_step=0.02, gripper_step=0.1, ramp_tolerance=0.001, gripper_index=(2,)
+    )
     arm = FakeArm()
     take.reset(arm.observe())
     who = []
@@ -170,7 +174,9 @@ def test_the_devices_quit_key_stops_the_arm():
 
 def test_the_scripted_operator_takes_over_on_a_stall_and_hands_back_within_its_budget():
     progress = [0.0]
-    op = ScriptedTakeover(lambda: (lambda obs: np.ones(2)), lambda: progress[0], stall_ticks=3, correct_ticks=2, budget=3)
+    op = ScriptedTakeover(
+        lambda: lambda obs: np.ones(2), lambda: progress[0], stall_ticks=3, correct_ticks=2, budget=3
+    )
     events = []
     for t in range(20):
         got = [e.name for e in op.events()]
@@ -218,7 +224,9 @@ def test_deploy_takeover_records_who_was_in_control(pick_place_checkpoint, tmp_p
     # the corrections alone, one episode per stretch, ready to merge with demonstrations
     fixes = filter_store(store, tmp_path / "fixes.zarr", interventions=True, progress=False)
     assert "intervention" not in fixes.features and fixes.n_frames == int(flags.sum())
-    assert fixes.n_episodes == sum(len(intervention_stretches(s.read_episode(i, ["intervention"])["intervention"])) for i in range(2))
+    assert fixes.n_episodes == sum(
+        len(intervention_stretches(s.read_episode(i, ["intervention"])["intervention"])) for i in range(2)
+    )
     first = fixes.episode_meta(0)
     a, b = first["info"]["source_frames"]
     src = s.read_episode(first["info"]["source_episode"], ["action"])["action"]

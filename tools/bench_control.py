@@ -106,9 +106,7 @@ def slow_checkpoint(out: Path) -> Path:
     store = out / "demos.zarr"
     if not store.exists():
         record_scripted(RecordConfig(env=ENV, episodes=2, out=store), progress=False)
-    cfg = load_yaml(
-        TrainConfig, Path(__file__).resolve().parents[1] / "configs/train/act_image.yaml"
-    )
+    cfg = load_yaml(TrainConfig, Path(__file__).resolve().parents[1] / "configs/train/act_image.yaml")
     cfg.store, cfg.out, cfg.steps, cfg.device, cfg.num_workers = str(store), str(out / "run"), 2, "cpu", 0
     cfg.wandb, cfg.val_fraction, cfg.save_every, cfg.log_every = "disabled", 0.0, 2, 1
     return train(cfg)

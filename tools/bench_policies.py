@@ -38,6 +38,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -98,19 +99,28 @@ def row_name(task: str, policy: str, seed: int, obs: str) -> str:
     return f"{task}_{policy}{'_camera' if obs == 'images' else ''}_s{seed}"
 
 
-def run_row(task: str, policy: str, seed: int, store: str, args: argparse.Namespace) -> dict:
+def with_selection(cfg_path: Path, store: str, run: Path, seed: int, args: argparse.Namespace) -> Any:
+    """The ``TrainConfig`` of ``cfg_path`` for one benchmark run: ``--steps`` if given, and
+    ``--selections`` evaluations on ``--select-episodes`` seeds from 200000 that keep the best."""
     from imitation import config
-    from imitation.train import TrainConfig, simulation_eval, train
+    from imitation.train import TrainConfig
 
-    cfg_path = config_path(args.config_dir, task, policy, args.obs)
     tc = config.load_yaml(TrainConfig, cfg_path)
-    run = args.out / "runs" / row_name(task, policy, seed, args.obs)
     tc.store, tc.out, tc.seed, tc.overwrite, tc.wandb = store, str(run), seed, True, "disabled"
     if args.steps:
         tc.steps = args.steps
     tc.eval_every = max(1, tc.steps // args.selections)
     tc.eval_episodes, tc.eval_seed = args.select_episodes, 200_000
     tc.save_every = tc.steps
+    return tc
+
+
+def run_row(task: str, policy: str, seed: int, store: str, args: argparse.Namespace) -> dict:
+    from imitation.train import simulation_eval, train
+
+    cfg_path = config_path(args.config_dir, task, policy, args.obs)
+    run = args.out / "runs" / row_name(task, policy, seed, args.obs)
+    tc = with_selection(cfg_path, store, run, seed, args)
     t0 = time.perf_counter()
     train(tc, on_eval=simulation_eval(tc))  # wall time includes these selection rollouts
     train_s = time.perf_counter() - t0

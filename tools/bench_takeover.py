@@ -29,17 +29,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("WANDB_MODE", "disabled")
 
-from imitation import config, outputs  # noqa: E402
+from bench_policies import with_selection  # noqa: E402
+
+from imitation import outputs  # noqa: E402
 from imitation.control import RateLoop, SimulatedClock  # noqa: E402
 from imitation.data.edit import copy_episodes, filter_store, merge  # noqa: E402
 from imitation.data.store import DemoStore  # noqa: E402
 from imitation.deploy import DeployConfig, deploy  # noqa: E402
 from imitation.evaluate import EvalConfig, evaluate  # noqa: E402
 from imitation.record import RecordConfig, record_scripted  # noqa: E402
-from imitation.train import TrainConfig, simulation_eval, train  # noqa: E402
+from imitation.train import simulation_eval, train  # noqa: E402
 
 TASKS = {"insertion": "imitation/Insertion-v0", "transfer_cube": "imitation/TransferCube-v0"}
 
@@ -47,20 +50,17 @@ TASKS = {"insertion": "imitation/Insertion-v0", "transfer_cube": "imitation/Tran
 def record(env: str, episodes: int, out: Path, seed: int) -> DemoStore:
     if (out / "zarr.json").exists() and DemoStore.open(out).n_episodes >= episodes:
         return DemoStore.open(out)
-    record_scripted(RecordConfig(env=env, episodes=episodes, out=out, seed=seed, obs_mode="state"), progress=False)
+    record_scripted(
+        RecordConfig(env=env, episodes=episodes, out=out, seed=seed, obs_mode="state"), progress=False
+    )
     return DemoStore.open(out)
 
 
 def train_on(store: Path, name: str, args: argparse.Namespace) -> tuple[str, float]:
     """The task's state ACT config on ``store`` with selection; (best checkpoint, wall s)."""
-    tc = config.load_yaml(TrainConfig, ROOT / "configs" / "train" / f"{args.task}_act_state.yaml")
     run = args.out / "runs" / name
-    tc.store, tc.out, tc.seed, tc.overwrite, tc.wandb = str(store), str(run), args.seed, True, "disabled"
-    if args.steps:
-        tc.steps = args.steps
-    tc.eval_every = max(1, tc.steps // args.selections)
-    tc.eval_episodes, tc.eval_seed = args.select_episodes, 200_000
-    tc.save_every = tc.steps
+    cfg_path = ROOT / "configs" / "train" / f"{args.task}_act_state.yaml"
+    tc = with_selection(cfg_path, str(store), run, args.seed, args)
     t0 = time.perf_counter()
     if not (run / "checkpoints" / "best").exists() or args.retrain:
         train(tc, on_eval=simulation_eval(tc))
@@ -69,7 +69,13 @@ def train_on(store: Path, name: str, args: argparse.Namespace) -> tuple[str, flo
 
 
 def reported(checkpoint: str, name: str, args: argparse.Namespace) -> dict:
-    cfg = EvalConfig(checkpoint=checkpoint, episodes=args.episodes, seed=100_000, out=str(args.out / "eval" / name), videos=0)
+    cfg = EvalConfig(
+        checkpoint=checkpoint,
+        episodes=args.episodes,
+        seed=100_000,
+        out=str(args.out / "eval" / name),
+        videos=0,
+    )
     return evaluate(cfg, progress=False)
 
 
@@ -184,8 +190,10 @@ def main() -> int:
     base = row("base", Path(demos.path), args, {"label": f"{args.demos} demos"})
     got = collect(base["checkpoint"], args)
     fixes_path = args.out / "demos" / "corrections.zarr"
-    fixes = DemoStore.open(fixes_path) if fixes_path.exists() else filter_store(
-        got["store"], fixes_path, interventions=True, progress=False
+    fixes = (
+        DemoStore.open(fixes_path)
+        if fixes_path.exists()
+        else filter_store(got["store"], fixes_path, interventions=True, progress=False)
     )
     dagger_path = args.out / "demos" / "demos_corrections.zarr"
     if not dagger_path.exists():
@@ -196,8 +204,20 @@ def main() -> int:
         merge([demos.path, extra_path], more_path, progress=False)
     rows = [
         base,
-        row("corrections", dagger_path, args, {"label": f"{args.demos} demos + {fixes.n_frames} corrected frames ({fixes.n_episodes} stretches)"}),
-        row("extra_demos", more_path, args, {"label": f"{args.demos} demos + {k} expert demos ({extra_frames} frames)"}),
+        row(
+            "corrections",
+            dagger_path,
+            args,
+            {
+                "label": f"{args.demos} demos + {fixes.n_frames} corrected frames ({fixes.n_episodes} stretches)"
+            },
+        ),
+        row(
+            "extra_demos",
+            more_path,
+            args,
+            {"label": f"{args.demos} demos + {k} expert demos ({extra_frames} frames)"},
+        ),
     ]
     res = {
         "task": args.task,

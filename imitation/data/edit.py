@@ -327,7 +327,6 @@ def filter_store(
     return copy_episodes(src, dst, episodes, progress=progress)
 
 
-
 def intervention_stretches(flags: np.ndarray) -> list[tuple[int, int]]:
     """The ``[start, end)`` frame ranges where ``flags`` is set, in order."""
     on = np.concatenate([[0], (np.asarray(flags).reshape(-1) != 0).astype(np.int8), [0]])
@@ -335,7 +334,9 @@ def intervention_stretches(flags: np.ndarray) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
 
-def _intervention_store(src: DemoStore, dst: StorePath, episodes: Sequence[int], *, progress: bool) -> DemoStore:
+def _intervention_store(
+    src: DemoStore, dst: StorePath, episodes: Sequence[int], *, progress: bool
+) -> DemoStore:
     if INTERVENTION not in src.features:
         raise StoreError(
             f"{src.path} has no `{INTERVENTION}` feature: only stores recorded by "
