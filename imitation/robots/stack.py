@@ -200,6 +200,9 @@ def store_features(spec: RobotSpec) -> dict[str, dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------ the stack
+SIM_READING_MARGIN = 0.5  # how far past its limits --robot sim lets a joint read (radians; gripper units)
+
+
 class RobotStack:
     """A robot, its cameras and tracker, behind the safety layer: ``robot`` (the ``SafeRobot`` every
     command goes through), ``base`` (the robot under it), and where a simulator runs the scene,
@@ -265,7 +268,10 @@ class RobotStack:
             image_size=next(iter(sizes)) if sizes else None,
             **self._sim_env_kwargs(bool(cams)),
         )
-        return self.sim, {}, self.sim.spec.env_state_dim > 0
+        # The reading check guards against a wrong calibration or a failing sensor, which a
+        # simulator has neither of; its joints can be pushed past their range by contact (a
+        # gripper forced open by the part in it reads above 1), which is no reason to stop.
+        return self.sim, {"reading_margin_rad": SIM_READING_MARGIN}, self.sim.spec.env_state_dim > 0
 
     def _arm(self, clock: Callable[[], float] | None) -> tuple[Robot, dict[str, Any], bool]:
         from imitation.robots.cameras import make_camera
