@@ -247,3 +247,22 @@ def test_takeover_options_are_checked_before_anything_moves():
         DeployConfig(checkpoint="x", takeover="so100-leader")
     with pytest.raises(ConfigError, match="simulated task"):
         DeployConfig(checkpoint="x", robot="so100", port="/dev/null", takeover="scripted")
+
+
+def test_a_simulated_joint_pushed_past_its_range_does_not_stop_the_loop():
+    """Contact can push a simulated gripper open past 1; the reading check (for calibrations
+    and sensors) gives --robot sim a wider margin than a real arm's 0.15."""
+    from imitation.robots.stack import SIM_READING_MARGIN, Needs, RobotOptions, RobotStack
+
+    stack = RobotStack(RobotOptions(robot="sim"), Needs(env_id="imitation/PickPlace-v0", origin="test"))
+    try:
+        assert stack.robot.limits.reading_margin_rad == SIM_READING_MARGIN > 0.15
+        stack.robot.connect()
+        obs = dict(stack.robot.observe())
+        pushed = np.array(obs["state"], dtype=np.float64)
+        pushed[-1] = stack.robot.spec.upper[-1] + 0.154  # the gripper, forced open by a part
+        assert stack.robot._reading_problem(obs | {"state": pushed}) is None
+        pushed[-1] = stack.robot.spec.upper[-1] + SIM_READING_MARGIN + 0.1
+        assert "gripper" in stack.robot._reading_problem(obs | {"state": pushed})
+    finally:
+        stack.close()
