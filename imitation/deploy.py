@@ -40,9 +40,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from imitation import outputs
-from imitation.checkpoint import consumed_keys, policy_config, read_meta, resolve
+from imitation.checkpoint import consumed_keys, load_policy, policy_config, read_meta, resolve
+from imitation.config import parse
 from imitation.control import EStopKey, RateLoop
 from imitation.data.schema import INTERVENTION
 from imitation.data.store import EpisodeWriter
@@ -50,7 +52,7 @@ from imitation.errors import ConfigError, ImitationError
 from imitation.loop import Takeover, drive
 from imitation.policies.common import Schedule
 from imitation.robots.stack import Needs, RobotOptions, RobotStack, store_features
-from imitation.teleop import make_teleop
+from imitation.teleop import TELEOPS, make_teleop
 from imitation.teleop.scripted import ScriptedTakeover
 
 log = logging.getLogger(__name__)
@@ -98,9 +100,6 @@ class ChunkExecutor:
 def _worker(
     ckpt: str, device: str, threads: int, requests: Any, replies: Any
 ) -> None:  # pragma: no cover - child
-    import torch
-
-    from imitation.checkpoint import load_policy
 
     if threads:
         torch.set_num_threads(threads)
@@ -180,8 +179,6 @@ class InlineInference:
     """The same interface in this process (tests, and machines where a process cannot start)."""
 
     def __init__(self, ckpt: str | Path, device: str = "cpu") -> None:
-        from imitation.checkpoint import load_policy
-
         self.policy = load_policy(ckpt, device)
         self.device = device
         self.busy = False
@@ -192,8 +189,6 @@ class InlineInference:
         self.policy.reset(seeds=[seed])
 
     def submit(self, tick: int, window: dict[str, np.ndarray]) -> None:
-        import torch
-
         t = time.perf_counter()
         with torch.no_grad():
             obs = {k: torch.as_tensor(v[None]).to(self.device) for k, v in window.items()}
@@ -462,8 +457,6 @@ class DeployConfig:
         if self.episodes < 1:
             raise ConfigError(f"episodes={self.episodes} must be ≥ 1")
         if self.takeover is not None:
-            from imitation.teleop import TELEOPS
-
             if self.takeover not in TELEOPS:
                 raise ConfigError(f"--takeover {self.takeover!r}: choose one of {', '.join(TELEOPS)}")
             if self.takeover.endswith("-leader") and not self.leader_port:
@@ -701,8 +694,6 @@ SUMMARY_LAYOUT = ("checkpoint", "robot", "episodes", "timing")
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "imitation deploy") -> int:
-    from imitation.config import parse
-
     cfg = parse(
         DeployConfig,
         list(sys.argv[1:] if argv is None else argv),

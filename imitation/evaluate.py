@@ -21,6 +21,7 @@ files is refused before the rollouts start, unless ``--overwrite``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import time
@@ -29,10 +30,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
+import gymnasium
 import numpy as np
 import torch
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
+from tqdm import tqdm
 
+from envs.mapping import check_env_id, make
 from imitation import config, outputs
+from imitation.checkpoint import consumed_keys, load_policy, read_meta, resolve
+from imitation.data.store import DemoStore
 from imitation.deploy import DeployConfig, ask_operator, deploy, wait_for_reset
 from imitation.errors import ConfigError
 from imitation.results import (
@@ -141,8 +149,6 @@ def policy_keys(policy: torch.nn.Module) -> tuple[str, ...]:
     keys = (*io.lowdim, *io.images) if io is not None else tuple(policy.cfg.obs_keys)
     meta = getattr(policy, "meta", None)
     if meta:
-        from imitation.checkpoint import consumed_keys
-
         declared = consumed_keys(meta)
         if set(declared) != set(keys):
             raise ConfigError(
@@ -155,7 +161,6 @@ def policy_keys(policy: torch.nn.Module) -> tuple[str, ...]:
 def only_keys(env: Any, keys: Sequence[str]) -> Any:
     """``env`` whose observations (and observation space) hold only ``keys`` (those it has): what a
     policy does not read, privileged state first, never leaves the environment's process."""
-    import gymnasium
 
     class OnlyKeys(gymnasium.ObservationWrapper):
         def __init__(self, env: Any) -> None:
@@ -176,12 +181,10 @@ def _make_env(  # noqa: ANN202 - runs in a worker process
     film: frozenset[int] = frozenset(),
     keys: Sequence[str] | None = None,
 ):
-    from envs.mapping import make
 
     if not film:
         env = make(env_id, **kwargs)
         return only_keys(env, keys) if keys is not None else env
-    import gymnasium
 
     class Filming(gymnasium.Wrapper):
         """Puts the rendered scene in ``info["frame"]`` after the reset and every step of the
@@ -207,7 +210,6 @@ def _make_env(  # noqa: ANN202 - runs in a worker process
 def with_policy_view(scene: np.ndarray, obs: dict[str, Any]) -> np.ndarray:
     """The scene with the camera images in ``obs`` (what the policy sees, as it sees them: same
     pixels, enlarged without smoothing) stacked in a column to its right."""
-    import cv2
 
     cams = [np.asarray(obs[k]) for k in sorted(obs) if k.startswith("images/")]
     if not cams:
@@ -233,8 +235,6 @@ class _Reel:
         self.out, self.seed, self.writer = out, seed, None
 
     def add(self, frame: np.ndarray) -> None:
-        import cv2
-
         if self.writer is None:
             self.out.mkdir(parents=True, exist_ok=True)
             h, w = frame.shape[:2]
@@ -309,12 +309,6 @@ def rollout(
     its own ticks 0, k, 2k, ... whatever else runs beside it (the slot is reset when the episode
     ends, so that it never steps a finished episode, and again with the same seed when it starts).
     """
-    import functools
-
-    from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
-    from tqdm import tqdm
-
-    from envs.mapping import check_env_id
 
     check_env_id(env_id, trusted=trusted)
     kwargs = dict(env_kwargs or {})
@@ -440,7 +434,6 @@ def rollout(
 # ------------------------------------------------------------------------------ outputs
 def training_seeds(meta: dict[str, Any]) -> set[int]:
     """Seeds the training demos were recorded with (empty when unknown)."""
-    from imitation.data.store import DemoStore
 
     path = (meta.get("dataset") or {}).get("path")
     if not path or not Path(path).exists():
@@ -454,7 +447,6 @@ def output_dir(cfg: EvalConfig) -> Path:
     """Where ``cfg`` writes: --out, or eval/<run> (eval/<run>_<robot> on an arm)."""
     if cfg.out:
         return Path(cfg.out)
-    from imitation.checkpoint import resolve
 
     ckpt = resolve(cfg.checkpoint)
     run = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt
@@ -485,7 +477,6 @@ def evaluate(
     progress = sys.stderr.isatty() if progress is None else progress
     if cfg.robot:
         return evaluate_on_robot(cfg)
-    from imitation.checkpoint import load_policy, read_meta, resolve
 
     ckpt = resolve(cfg.checkpoint)
     out = check_outputs(cfg)  # before the policy loads and the rollouts start
@@ -497,7 +488,6 @@ def evaluate(
         raise ConfigError(
             f"{ckpt} does not say which task its demos came from; pass --env imitation/<Task>-v0"
         )
-    from envs.mapping import check_env_id
 
     # A clear error for an unknown task or a bad mapping before any worker starts; a task the
     # checkpoint names may not import code (the user's own --env may).

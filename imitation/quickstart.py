@@ -15,6 +15,7 @@ are those that config reads.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +24,13 @@ from typing import Literal
 
 from envs import TASK_NAMES
 from imitation import config
+from imitation.data.check import format_info, info, validate
+from imitation.data.store import FORMAT, DemoStore
+from imitation.errors import ConfigError
+from imitation.evaluate import EvalConfig, check_outputs, evaluate, format_summary
 from imitation.policies import PolicyName
+from imitation.record import RecordConfig, record_scripted
+from imitation.train import TrainConfig, check_run_dir, simulation_eval, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,7 +41,6 @@ CONFIG_SUFFIX = {"state": "state", "images": "camera_cpu"}
 def train_config(env: str, policy: str, obs: str = "state") -> Path:
     """The shipped training config of a task, a policy and an observation set (state: the
     object poses; images: the cameras, CPU-sized)."""
-    from imitation.errors import ConfigError
 
     if env not in TASK_NAMES:
         raise ConfigError(f"the quickstart runs the tasks of envs/: {', '.join(TASK_NAMES)}; got {env!r}")
@@ -84,7 +90,6 @@ class QuickstartConfig:
 
 def is_demo_store(path: Path) -> bool:
     """Whether ``path`` is a demo store (its root zarr.json says so): what --overwrite may replace."""
-    from imitation.data.store import FORMAT
 
     try:
         meta = json.loads((path / "zarr.json").read_text())
@@ -95,7 +100,6 @@ def is_demo_store(path: Path) -> bool:
 
 def record(cfg: QuickstartConfig, obs_keys: Sequence[str]) -> dict:
     """Record the demos: with --obs images, the cameras ``obs_keys`` reads and no object poses."""
-    from imitation.record import RecordConfig, record_scripted
 
     cameras = tuple(k.removeprefix("images/") for k in obs_keys if k.startswith("images/"))
     rec = RecordConfig(
@@ -112,15 +116,10 @@ def record(cfg: QuickstartConfig, obs_keys: Sequence[str]) -> dict:
 
 
 def main(argv: Sequence[str], prog: str = "imitation quickstart") -> int:
-    from imitation.data.check import format_info, info, validate
-    from imitation.data.store import DemoStore
-    from imitation.errors import ConfigError
-
     cfg = config.parse(QuickstartConfig, argv, prog=prog)
     train_yaml = train_config(
         cfg.env, cfg.policy, cfg.obs
     )  # an unknown task fails here, before anything runs
-    from imitation.train import TrainConfig, check_run_dir, simulation_eval, train
 
     tc = config.load_yaml(TrainConfig, train_yaml)
     tc.store, tc.out, tc.overwrite = str(cfg.out), str(cfg.run), cfg.overwrite
@@ -132,7 +131,6 @@ def main(argv: Sequence[str], prog: str = "imitation quickstart") -> int:
             f"{cfg.run} already holds a training run; pass --overwrite to replace it or --run to choose another"
         )
     check_run_dir(tc, flag="--run")
-    from imitation.evaluate import EvalConfig, check_outputs, evaluate, format_summary
 
     eval_cfg = EvalConfig(
         checkpoint=str(cfg.run),
@@ -153,7 +151,6 @@ def main(argv: Sequence[str], prog: str = "imitation quickstart") -> int:
                 f"{cfg.out} exists and is not a demo store, so --overwrite does not replace it; "
                 "move it away or choose another --out"
             )
-        import shutil
 
         shutil.rmtree(cfg.out)
     print(f"== 1/5 recording scripted {cfg.env} demonstrations into {cfg.out}")

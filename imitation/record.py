@@ -18,11 +18,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from tqdm import tqdm
 
 from imitation import config
 from imitation.data.store import DemoStore, EpisodeWriter, discard_new_store
 from imitation.errors import ConfigError
+from imitation.robots.sim import SimRobot
 from imitation.robots.stack import store_features
+from imitation.session import record_session
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +120,6 @@ class ActionNoise:
 def record_scripted(cfg: RecordConfig, *, progress: bool | None = None) -> dict:
     """Record ``cfg.episodes`` expert episodes (successful ones, unless ``keep_failed``); returns
     counts and timing."""
-    from imitation.robots.sim import SimRobot
 
     if cfg.episodes < 1:
         raise ConfigError(f"--episodes must be ≥ 1, got {cfg.episodes}")
@@ -164,7 +166,6 @@ def _record_episodes(
     cfg: RecordConfig, robot: Any, writer: Any, first_seed: int, show: bool
 ) -> tuple[int, int, int]:
     """The episodes of ``record_scripted``: (saved, failed, steps)."""
-    from tqdm import tqdm
 
     saved = failed = steps = 0
     max_attempts = cfg.max_attempts or 2 * cfg.episodes + 10
@@ -224,8 +225,6 @@ def main(argv: Sequence[str], prog: str = "imitation record") -> int:
         raise ConfigError(f"--out {cfg.out} ends in .yaml, the name of its config file; name it <name>.zarr")
     config.check_save(cfg, sidecar)  # refused now, not after an hour of recording
     if cfg.robot is not None or cfg.teleop != "scripted":
-        from imitation.session import record_session
-
         result = record_session(cfg)
         config.save(cfg, sidecar)
         print(

@@ -30,10 +30,12 @@ import gc
 import logging
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import cv2
 import numpy as np
 
 from imitation.control import RateLoop, period_stats
@@ -41,6 +43,7 @@ from imitation.data.store import DemoStore, EpisodeWriter, discard_new_store
 from imitation.errors import ConfigError
 from imitation.loop import EpisodeFlow, Operator, drive
 from imitation.robots.stack import Needs, RobotOptions, RobotStack, store_features
+from imitation.teleop import make_teleop
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +86,6 @@ class Status:
 # ------------------------------------------------------------------------------------ UI
 def render_ui(status: Status, frames: dict[str, np.ndarray], width: int = 960) -> np.ndarray:
     """The operator window as an RGB image: camera views side by side, the status and the keys."""
-    import cv2
 
     tiles = []
     h = 360 if frames else 0
@@ -156,8 +158,6 @@ class WindowUI:
     """An OpenCV window drawn from a background thread at ~15 Hz; its keys go to ``on_key``."""
 
     def __init__(self, on_key: Any, name: str = "imitation record") -> None:
-        import threading
-
         self.on_key, self.name = on_key, name
         self._latest: tuple[Status, dict[str, np.ndarray]] | None = None
         self._stop = threading.Event()
@@ -168,8 +168,6 @@ class WindowUI:
         self._latest = (Status(**vars(status)), dict(frames))
 
     def _run(self) -> None:
-        import cv2
-
         while not self._stop.is_set():
             if self._latest is not None:
                 img = render_ui(*self._latest)
@@ -186,8 +184,6 @@ class WindowUI:
 
 # ------------------------------------------------------------------------------------ session
 def _make_teleop(cfg: Any, robot: Any, sim: Any) -> Any:
-    from imitation.teleop import make_teleop
-
     hz = robot.spec.control_hz
     if cfg.teleop == "scripted":
         if sim is None:

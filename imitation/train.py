@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import random
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -29,11 +30,21 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
+from envs.mapping import check_env_id
+from imitation import checkpoint
+from imitation.checkpoint import is_checkpoint, read_meta
 from imitation.config import parse, save, saved_by_imitation, to_dict
+from imitation.data.augment import check_symmetry, task_symmetry, turn, widen_stats
 from imitation.data.dataset import ResumableSampler, WindowDataset, WindowSpec, split_episodes
+from imitation.data.store import DemoStore
 from imitation.errors import ConfigError, ImitationError, add_note
+from imitation.evaluate import env_kwargs_for, rollout
 from imitation.policies import ACTConfig, DiffusionConfig, PolicyName, policy_classes
+from imitation.policies.common import EMA, IOSpec, draw_seed
+from imitation.results import summarize
+from imitation.robots.geometry import FITS, camera_fit_meta
 
 log = logging.getLogger(__name__)
 WANDB_MODES = ("offline", "online", "disabled")
@@ -123,7 +134,6 @@ class TrainConfig:
                 raise ConfigError(f"{name}={getattr(self, name)} must be ≥ 1")
         if self.max_minutes < 0:
             raise ConfigError(f"max_minutes={self.max_minutes} must be ≥ 0 (0: no limit)")
-        from imitation.robots.geometry import FITS
 
         if self.camera_fit not in (None, *FITS):
             raise ConfigError(
@@ -234,8 +244,6 @@ def cosine_with_warmup(warmup: int, total: int) -> Callable[[int], float]:
 
 
 def draw_seeds(seed: int, step: int, dist: Dist, per_rank: int) -> torch.Tensor:
-    from imitation.policies.common import draw_seed
-
     first = dist.rank * per_rank
     return torch.tensor([draw_seed(seed, step, first + i) for i in range(per_rank)], dtype=torch.int64)
 
@@ -329,8 +337,6 @@ def _wandb_id(run_dir: Path) -> str:
 def checkpoint_meta(
     cfg: TrainConfig, policy: torch.nn.Module, store: Any, episodes: list[int], step: int
 ) -> dict:
-    from imitation.robots.geometry import camera_fit_meta
-
     pc = cfg.policy_config
     robot = dict(store.robot)
     return {
@@ -410,15 +416,12 @@ def train(
 
 
 def _has_checkpoint(run_dir: Path) -> bool:
-    from imitation.checkpoint import is_checkpoint
-
     folder = run_dir / "checkpoints"
     return folder.is_dir() and any(is_checkpoint(p) for p in folder.iterdir() if not p.name.startswith("."))
 
 
 def _last_good(run_dir: Path) -> str:
     """Where a run that stopped on an error can continue from, in words."""
-    from imitation import checkpoint
 
     try:
         step = checkpoint.read_meta(run_dir / "checkpoints")["step"]
@@ -433,7 +436,6 @@ def _last_good(run_dir: Path) -> str:
 def _clean_up(run_dir: Path, created: bool, error: BaseException) -> None:
     """Remove the run directory of a failed call that created it, unless it holds a checkpoint; say
     so in the error's own line where it is a user's error, as a log line otherwise."""
-    import shutil
 
     if not created or not run_dir.is_dir() or _has_checkpoint(run_dir):
         return
@@ -446,13 +448,6 @@ def _clean_up(run_dir: Path, created: bool, error: BaseException) -> None:
 def _train(
     cfg: TrainConfig, on_eval: Callable[[torch.nn.Module, int], dict[str, float]] | None = None
 ) -> Path:
-    from tqdm import tqdm
-
-    from imitation import checkpoint
-    from imitation.data.augment import check_symmetry, task_symmetry, turn, widen_stats
-    from imitation.data.store import DemoStore
-    from imitation.policies.common import EMA, IOSpec
-
     dist, device = setup_distributed(cfg.device)
     if cfg.batch_size % dist.world:
         raise ConfigError(f"batch_size={cfg.batch_size} must divide evenly over {dist.world} processes")
@@ -469,8 +464,6 @@ def _train(
         )
     if dist.main:
         if cfg.overwrite and not cfg.resume:
-            import shutil
-
             shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
             (run_dir / "metrics.jsonl").unlink(missing_ok=True)
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -703,10 +696,6 @@ def out_of_time(deadline: float, dist: Dist, device: torch.device, log_step: boo
 
 def simulation_eval(cfg: TrainConfig) -> Callable[[torch.nn.Module, int], dict[str, float]]:
     """The periodic evaluation: success rate on the task the demos came from."""
-    from envs.mapping import check_env_id
-    from imitation.data.store import DemoStore
-    from imitation.evaluate import env_kwargs_for, rollout
-    from imitation.results import summarize
 
     env_id = cfg.env or DemoStore.open(cfg.store).robot.get("env_id")
     if not env_id:
@@ -752,8 +741,6 @@ def main(argv: list[str] | None = None, prog: str = "imitation train") -> int:
         cfg.out = cfg.resume
     run_dir = train(cfg, on_eval=simulation_eval(cfg) if cfg.eval_every else None)
     if int(os.environ.get("RANK", "0")) == 0:
-        from imitation.checkpoint import read_meta
-
         steps = read_meta(run_dir)["step"]
         print(f"{run_dir}: trained {steps} steps; checkpoints in {run_dir / 'checkpoints'}")
     return 0

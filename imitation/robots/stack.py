@@ -27,10 +27,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from envs.mapping import check_env_id, is_mapping_id
 from imitation.control import SafeRobot, SafetyLimits
 from imitation.errors import ConfigError
 from imitation.robots.base import Robot, RobotSpec
+from imitation.robots.buses import make_bus
+from imitation.robots.buses.emulator import ServoEmulator
+from imitation.robots.cameras import make_camera
+from imitation.robots.config import load_robot_config
+from imitation.robots.emulated import EMULATED_BUS_TIMEOUT_S, SimPhysics, scripted_calibration
+from imitation.robots.factory import make_robot
 from imitation.robots.geometry import CameraFit, camera_fits
+from imitation.robots.sim import SimRobot
 
 
 @dataclass(frozen=True)
@@ -147,7 +155,6 @@ def sim_camera_kwargs(
     """The env options behind --camera-fps, --camera-latency-ms and --perturb (none when unused:
     the environment then renders exactly as without them). Refused, in one line, for a policy that
     reads no images (they would change nothing it sees) and for a task of a mapping file."""
-    from envs.mapping import is_mapping_id
 
     asked = [
         flag
@@ -230,8 +237,6 @@ class RobotStack:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.env_id = options.env or needs.env_id
         if self.env_id and options.simulated:
-            from envs.mapping import check_env_id
-
             check_env_id(self.env_id, trusted=bool(options.env), origin=needs.origin)
         self._env_kwargs = dict(env_kwargs or {})
         self._seed = seed
@@ -251,8 +256,6 @@ class RobotStack:
         )
 
     def _simulated(self) -> tuple[Robot, dict[str, Any], bool]:
-        from imitation.robots.sim import SimRobot
-
         if not self.env_id:
             raise ConfigError(f"--robot sim needs a task: {self.needs.origin} names none; pass --env")
         cams = self.needs.cameras
@@ -274,10 +277,6 @@ class RobotStack:
         return self.sim, {"reading_margin_rad": SIM_READING_MARGIN}, self.sim.spec.env_state_dim > 0
 
     def _arm(self, clock: Callable[[], float] | None) -> tuple[Robot, dict[str, Any], bool]:
-        from imitation.robots.cameras import make_camera
-        from imitation.robots.config import load_robot_config
-        from imitation.robots.factory import make_robot
-
         o = self.options
         rc = load_robot_config(o.robot)
         sim_cams = [n for n, c in rc.cameras.items() if c.get("source") == "sim"]
@@ -308,9 +307,6 @@ class RobotStack:
     ) -> tuple[str, str, dict[str, Any]]:
         """The servo emulator with the simulator as its physics, calibrated as an arm would be:
         (its port, the calibration file, the bus options)."""
-        from imitation.robots.buses import make_bus
-        from imitation.robots.buses.emulator import ServoEmulator
-        from imitation.robots.emulated import EMULATED_BUS_TIMEOUT_S, SimPhysics, scripted_calibration
 
         if not self.env_id:
             raise ConfigError("--emulate needs a task for its physics: pass --env")
