@@ -35,9 +35,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import cv2
 import gymnasium as gym
 import numpy as np
+import yaml
 
+import envs
 from imitation.errors import ConfigError
 from imitation.robots.base import RobotSpec
 
@@ -85,8 +88,6 @@ class EnvMapping:
 
     @classmethod
     def load(cls, path: str | Path) -> EnvMapping:
-        import yaml
-
         path = Path(path)
         if not path.is_file():
             raise ConfigError(
@@ -249,8 +250,6 @@ class MappedEnv(gym.Env):
         return gym.spaces.Box(-np.inf, np.inf, x.shape, np.float32)
 
     def _image(self, obs: Any, cam: str) -> np.ndarray:
-        import cv2
-
         src = self.mapping.images[cam].get("from", "render")
         frame = self.env.render() if src == "render" else select(obs, src)
         frame = np.asarray(frame)
@@ -309,8 +308,6 @@ class MappedEnv(gym.Env):
         return self._obs(obs), float(reward), bool(terminated), bool(truncated), info
 
     def render(self) -> np.ndarray | None:
-        import cv2
-
         frame = self.env.render()
         if frame is None:
             return None
@@ -364,7 +361,6 @@ def check_env_id(env_id: str, *, trusted: bool, origin: str = "") -> None:
     ``module:Env`` ids all import a module, so such a mapping is refused unless the user names it
     with ``--env``. Only the mapping's YAML is read before the refusal, with no side effect.
     """
-    import envs
 
     if is_mapping_id(env_id):
         mapping = EnvMapping.load(env_id)  # yaml.safe_load: no code runs

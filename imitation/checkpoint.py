@@ -24,8 +24,12 @@ from typing import Any
 
 import torch
 import yaml
+from safetensors.torch import load_file, save_file
 
+from imitation.config import from_dict
 from imitation.errors import ConfigError
+from imitation.policies import policy_classes
+from imitation.policies.common import IOSpec
 
 WEIGHTS, CONFIG, TRAIN_STATE, LAST = "model.safetensors", "config.yaml", "train_state.pt", "last"
 
@@ -108,7 +112,6 @@ def save_checkpoint(
     (``check_destination``). If writing fails (a full disk), the temporary folder is removed, what
     was there before is untouched, and the ``OSError`` is raised.
     """
-    from safetensors.torch import save_file
 
     directory = Path(directory)
     check_destination(directory, overwrite)
@@ -187,8 +190,6 @@ def consumed_keys(meta: dict[str, Any]) -> tuple[str, ...]:
 
 def policy_config(meta: dict[str, Any], where: str = "the checkpoint's config.yaml") -> Any:
     """The policy's config (the class its registry names) from a checkpoint's meta."""
-    from imitation.config import from_dict
-    from imitation.policies import policy_classes
 
     cfg_cls, _ = policy_classes(meta["policy"])
     return from_dict(cfg_cls, meta["policy_config"], where=f"{where}: policy_config")
@@ -196,10 +197,6 @@ def policy_config(meta: dict[str, Any], where: str = "the checkpoint's config.ya
 
 def load_policy(path: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
     """The policy of a checkpoint, in eval mode, with its (EMA, where trained so) weights."""
-    from safetensors.torch import load_file
-
-    from imitation.policies import policy_classes
-    from imitation.policies.common import IOSpec
 
     ckpt = resolve(path)
     meta = yaml.safe_load((ckpt / CONFIG).read_text())

@@ -3,6 +3,8 @@
 Every command takes a dataclass whose field docstrings are its ``--help`` text. Values come, in
 order of precedence, from the command line, then ``--config FILE.yaml`` (plain values, no code),
 then the dataclass defaults. The resolved configuration is saved next to every run with ``save``.
+
+tyro is imported when a command line is parsed, not when a config is loaded from YAML.
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@
   non-finite one, or one outside the limits by more than ``reading_margin_rad``, refuses a start
   (``connect``, ``resync``) and stops a running arm (``observe``), raising ``BadReading``.
 - ``EStopKey``: a key on the terminal that stops the arm in interactive commands.
+
+``termios``/``tty`` are imported in ``EStopKey`` only when stdin is a terminal (they are POSIX-only).
 """
 
 from __future__ import annotations

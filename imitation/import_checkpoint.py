@@ -21,9 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file
 
+from imitation import checkpoint
+from imitation.config import from_dict, to_dict
 from imitation.errors import ConfigError, ImitationError
 from imitation.paths import inside
+from imitation.policies import policy_classes
+from imitation.policies.common import IOSpec
 
 SOURCES = ("lerobot",)
 
@@ -44,7 +49,6 @@ def _key(lerobot_name: str) -> str:
 
 def _read_stats(src: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, str], float]:
     """Statistics, normalisation mode per feature type, and epsilon from the saved processors."""
-    from safetensors.torch import load_file
 
     stats: dict[str, dict[str, torch.Tensor]] = {}
     norm_map: dict[str, str] = {}
@@ -235,12 +239,6 @@ def convert_lerobot(src: str | Path, out: str | Path, overwrite: bool = False) -
 
     ``out`` must be absent, empty, or (with ``overwrite``) a checkpoint: nothing else is replaced.
     """
-    from safetensors.torch import load_file
-
-    from imitation import checkpoint
-    from imitation.config import from_dict, to_dict
-    from imitation.policies import policy_classes
-    from imitation.policies.common import IOSpec
 
     src = Path(src)
     checkpoint.check_destination(Path(out), overwrite)  # before the work, not after it

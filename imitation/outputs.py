@@ -25,8 +25,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
+from imitation.data.durable import atomic_write
 from imitation.errors import ConfigError
 
 MARK_KEY = "written_by"
@@ -83,8 +85,6 @@ def is_marked(path: Path, legacy_keys: Iterable[str] = ()) -> bool:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    from imitation.data.durable import atomic_write
-
     atomic_write(Path(path), data)
 
 
@@ -96,7 +96,6 @@ def write_json(path: str | Path, data: dict[str, Any], command: str) -> None:
 
 def png_bytes(rgb: np.ndarray) -> bytes:
     """An RGB image (H, W, 3) uint8 as PNG bytes carrying the mark."""
-    import cv2
 
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))
     if not ok:

@@ -16,9 +16,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
+from envs.mapping import check_env_id, make
 from imitation import config, outputs
+from imitation.data.shards import frame_reader
+from imitation.data.store import DemoStore
 from imitation.errors import ConfigError
 
 
@@ -48,8 +52,6 @@ class ViewConfig:
 
 
 def _sim_frames(env_id: str, seed: int, actions: np.ndarray | None, cfg: ViewConfig) -> Iterator[np.ndarray]:
-    from envs.mapping import make
-
     env = make(env_id, render_mode="rgb_array").unwrapped
     obs, _ = env.reset(seed=seed)
     expert = env.expert() if actions is None else None
@@ -68,14 +70,11 @@ def frames(cfg: ViewConfig) -> tuple[Iterator[np.ndarray], float]:
         raise ConfigError("give --store (recorded episodes) or --env (a live simulated episode)")
     if cfg.store is None:
         return _sim_frames(cfg.env, cfg.seed, None, cfg), 50.0
-    from imitation.data.store import DemoStore
 
     store = DemoStore.open(cfg.store)
     key = f"images/{cfg.camera}"
     env_id = cfg.env or store.robot.get("env_id")
     if key not in store.features and env_id:
-        from envs.mapping import check_env_id
-
         # Before any frame: a task the store names may not import code (the user's --env may).
         check_env_id(env_id, trusted=cfg.env is not None, origin=f"demo store {cfg.store}")
 
@@ -83,8 +82,6 @@ def frames(cfg: ViewConfig) -> tuple[Iterator[np.ndarray], float]:
         for e in cfg.episodes:
             start, end = store.episode_range(e)
             if key in store.features:
-                from imitation.data.shards import frame_reader
-
                 yield from frame_reader(store, key)(np.arange(start, end))
             else:
                 if not env_id:
@@ -101,7 +98,6 @@ def frames(cfg: ViewConfig) -> tuple[Iterator[np.ndarray], float]:
 def write_video(path: Path, images: Iterator[np.ndarray], fps: float) -> int:
     """Write RGB frames to an mp4 (or the first one to a PNG), marked as imitation's; returns the
     number of frames. The file appears complete or not at all (written beside it, then renamed)."""
-    import cv2
 
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".png":

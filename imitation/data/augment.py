@@ -23,6 +23,9 @@ the table land a few pixels off, which the policy also sees in ``state``). A cam
 the arm (a wrist camera) turns with the scene, so its image does not change. Any other camera
 (an oblique front view) cannot be turned as a picture, and training refuses it with this
 augmentation. ``image_turns`` derives all of this from the task's MuJoCo model.
+
+The simulator (mujoco, envs) and torch are imported inside the functions that need them: the
+data layer does not load them to read a store.
 """
 
 from __future__ import annotations

@@ -21,6 +21,9 @@ Checksums (format 2). Blosc and zstd as configured carry no checksum, so a flipp
 chunk decodes to wrong numbers without a word. Every chunk of a format-2 store therefore ends with
 zarr's ``crc32c`` codec (the CRC-32C of the encoded bytes, 4 bytes little-endian), which zarr
 verifies on every read; the project's own shard reader verifies the same bytes.
+
+Imports inside functions are the codecs' own libraries (cv2, numcodecs, google_crc32c,
+zarr.codecs): a store reads with only the codecs its arrays use.
 """
 
 from __future__ import annotations

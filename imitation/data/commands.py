@@ -1,4 +1,8 @@
-"""``imitation data ...``: inspect, check, repair, edit and import demo stores."""
+"""``imitation data ...``: inspect, check, repair, edit and import demo stores.
+
+Each subcommand imports what it runs inside its function: ``imitation data info`` does not load
+the converters or the editors.
+"""
 
 from __future__ import annotations
 

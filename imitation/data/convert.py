@@ -30,6 +30,7 @@ from imitation.data.edit import building
 from imitation.data.schema import TIMESTAMP, Feature, SchemaError, check_key
 from imitation.data.store import DemoStore, EpisodeWriter, StoreError
 from imitation.errors import ConfigError
+from imitation.paths import inside
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,6 @@ READ_BLOCK_BYTES = 64 * 2**20
 def _contained(src: Path) -> None:
     """Refuse a foreign directory with a file or link that resolves outside it: zarr follows
     symlinks, so one would make the import read whatever file it points at."""
-    from imitation.paths import inside
 
     for p in src.rglob("*"):
         inside(src, str(p.relative_to(src)), source=src)

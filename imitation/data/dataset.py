@@ -38,7 +38,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
+from tqdm.auto import tqdm
 
+from imitation.data.edit import select
 from imitation.data.schema import Feature
 from imitation.data.shards import ShardReader, frame_decoder
 from imitation.data.store import DemoStore
@@ -434,7 +436,6 @@ class WindowDataset(Dataset):
 
     def _load_all(self, key: str) -> np.ndarray:
         """Decode every row of an image feature into RAM, one shard at a time."""
-        from tqdm.auto import tqdm
 
         feat = self.features[key]
         out = np.empty((self._n, *feat.shape), dtype=feat.np_dtype)
@@ -589,7 +590,6 @@ def filter_episodes(
     ids: Sequence[int] | None = None,
 ) -> list[int]:
     """Sorted indices of the committed episodes that pass every given filter (see ``edit.select``)."""
-    from imitation.data.edit import select
 
     chosen = select(
         _open_store(store),

@@ -6,6 +6,9 @@ nbytes) pairs (uint64, little-endian; 2**64-1 twice for an absent chunk) and the
 index. Plain zarr reads these files; the writer builds them itself (so frames are encoded once, as
 they arrive) and the training reader reads frames with ``os.pread`` through a cached index, which
 is far faster than going through zarr for single frames.
+
+Imports inside functions are codec libraries (numcodecs, imagecodecs, google_crc32c,
+zarr.codecs), loaded only for the codecs a store uses.
 """
 
 from __future__ import annotations

@@ -18,6 +18,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
+
+from imitation.data.shards import frame_reader
 
 __all__ = ["QuantileSketch", "RunningStats", "minmax_scale_offset", "safe_std"]
 
@@ -753,7 +756,6 @@ def compute_store_stats(
     channel (in 0..255 pixel units) over at most ``max_image_frames`` frames spread evenly over the
     store, which pins mean and std to well under a pixel level at a fraction of the cost.
     """
-    from tqdm import tqdm
 
     out: dict[str, dict[str, Any]] = {}
     n = store.n_frames
@@ -764,7 +766,6 @@ def compute_store_stats(
             channels = feat.shape[2] if len(feat.shape) == 3 else 1
             rs = RunningStats(channels)
             idx = np.unique(np.linspace(0, n - 1, min(n, max_image_frames)).astype(np.int64))
-            from imitation.data.shards import frame_reader
 
             read = frame_reader(store, key)
             for lo in range(0, idx.size, 64):

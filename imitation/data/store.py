@@ -57,6 +57,7 @@ from imitation.data.durable import DurableLocalStore, FaultHook, fsync_dir, remo
 from imitation.data.leftovers import acquire_lock, interrupted_edit
 from imitation.data.schema import TIMESTAMP, Feature, SchemaError, parse_features, validate_frame
 from imitation.data.shards import build_shard, shard_key, split_shard
+from imitation.data.stats import compute_store_stats
 from imitation.errors import StoreDamage, StoreError, add_note
 
 log = logging.getLogger(__name__)
@@ -347,8 +348,6 @@ class DemoStore:
                     "written to it (open it to append once that process has finished)"
                 ) from e
         except BaseException:
-            import shutil
-
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         fsync_dir(path.parent)
@@ -605,7 +604,6 @@ class DemoStore:
 
     def compute_stats(self, *, progress: bool = False) -> dict[str, dict[str, Any]]:
         """Statistics computed from the frames now, never from the cache."""
-        from imitation.data.stats import compute_store_stats
 
         # Through JSON, as the cache holds them, so that a fresh result compares equal to a cached one.
         return json.loads(json.dumps(compute_store_stats(self, progress=progress)))
@@ -846,8 +844,6 @@ class EpisodeWriter:
         except BaseException:
             self._lock_file.close()
             if self.created:  # empty: nothing but what this call made
-                import shutil
-
                 shutil.rmtree(self.path, ignore_errors=True)
             raise
         self.features = self.store.features

@@ -8,6 +8,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from imitation.config import parse
+from imitation.errors import ConfigError
+from imitation.robots.buses import make_bus
+from imitation.robots.calibration import calibrate, default_path
+from imitation.robots.config import load_robot_config
+
 
 @dataclass
 class CalibrateConfig:
@@ -46,12 +52,6 @@ def _sweep(read: Callable[[], dict[str, int]]) -> None:
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "imitation calibrate") -> int:
-    from imitation.config import parse
-    from imitation.errors import ConfigError
-    from imitation.robots.buses import make_bus
-    from imitation.robots.calibration import calibrate, default_path
-    from imitation.robots.config import load_robot_config
-
     cfg = parse(
         CalibrateConfig,
         list(sys.argv[1:] if argv is None else argv),

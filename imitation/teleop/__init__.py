@@ -14,6 +14,9 @@ Linux only. Their parsers are tested with recorded input; the real devices are n
 test suite.
 
 ``make_teleop(name, **kw)`` builds one by name; ``TELEOPS`` lists the names.
+
+Each device's module is imported when the device is built (inside its builder): a keyboard
+session loads no gamepad, SpaceMouse or leader-arm code.
 """
 
 from __future__ import annotations

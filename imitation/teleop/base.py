@@ -21,6 +21,9 @@ joints it commanded last. The SO-100 has five arm joints, so a tool pose has fiv
 freedom: the position (3), the tilt of the tool within the arm's vertical plane (pitch) and
 the turn of the gripper about its own axis (yaw). Motion is expressed in the arm's base frame:
 x forward, y left, z up.
+
+mujoco and the arm model (``envs.so100``) are imported when a Cartesian device first solves
+inverse kinematics: a leader arm or a scripted expert does not load them.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 The protocol-independent part lives here: opening the port, transactions with timeouts and
 retries, value encoding per the register tables, and errors that name the port, the motor and the
 register. ``DynamixelBus`` and ``FeetechBus`` add their packet formats.
+
+pyserial is imported when a port is opened: the codecs and the emulator's tests need no serial port.
 """
 
 from __future__ import annotations
