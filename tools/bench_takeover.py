@@ -14,7 +14,9 @@
     python tools/bench_takeover.py --out bench/takeover                    # Insertion, ~1 h on 2 cores
     python tools/bench_takeover.py --markdown bench/takeover/results.json  # print the table again
 
-Writes ``<out>/results.json`` and prints a Markdown table.
+Writes ``<out>/results.json`` and prints a Markdown table. ``--tag _6s --correct-s 6`` measures
+another take-over setting in the same ``--out``: its corrections, run and results carry the tag,
+and the base and the extra-demos rows (trained and evaluated already) are read back.
 """
 
 from __future__ import annotations
@@ -69,6 +71,12 @@ def train_on(store: Path, name: str, args: argparse.Namespace) -> tuple[str, flo
 
 
 def reported(checkpoint: str, name: str, args: argparse.Namespace) -> dict:
+    """The checkpoint on the reported seeds; an evaluation already written for it is read back."""
+    done = args.out / "eval" / name / "results.json"
+    if done.exists() and not args.retrain:
+        summary = json.loads(done.read_text())["summary"]
+        if summary["checkpoint"] == checkpoint and summary["episodes"] == args.episodes:
+            return summary
     cfg = EvalConfig(
         checkpoint=checkpoint,
         episodes=args.episodes,
@@ -81,7 +89,7 @@ def reported(checkpoint: str, name: str, args: argparse.Namespace) -> dict:
 
 def collect(checkpoint: str, args: argparse.Namespace) -> dict:
     """Deploy with the scripted take-over until the budget of corrected frames is spent."""
-    store = args.out / "demos" / "takeover.zarr"
+    store = args.out / "demos" / f"takeover{args.tag}.zarr"
     if (store / "zarr.json").exists():
         s = DemoStore.open(store)
         return {"store": str(store), "episodes": s.n_episodes, "frames": s.n_frames, "reused": True}
@@ -178,24 +186,29 @@ def main() -> int:
     ap.add_argument("--select-episodes", type=int, default=25)
     ap.add_argument("--selections", type=int, default=4)
     ap.add_argument("--retrain", action="store_true")
+    ap.add_argument(
+        "--tag",
+        default="",
+        help="a suffix for another take-over setting in the same --out: the base and the extra demos are reused",
+    )
     ap.add_argument("--out", type=Path, default=Path("bench/takeover"))
     ap.add_argument("--markdown", type=Path)
     args = ap.parse_args()
     if args.markdown:
         print(markdown(json.loads(args.markdown.read_text())))
         return 0
-    results = args.out / "results.json"
+    results = args.out / f"results{args.tag}.json"
     outputs.check_file(results, command="tools/bench_takeover.py", overwrite_flag=None)
     demos = record(TASKS[args.task], args.demos, args.out / "demos" / "demos.zarr", seed=0)
     base = row("base", Path(demos.path), args, {"label": f"{args.demos} demos"})
     got = collect(base["checkpoint"], args)
-    fixes_path = args.out / "demos" / "corrections.zarr"
+    fixes_path = args.out / "demos" / f"corrections{args.tag}.zarr"
     fixes = (
         DemoStore.open(fixes_path)
         if fixes_path.exists()
         else filter_store(got["store"], fixes_path, interventions=True, progress=False)
     )
-    dagger_path = args.out / "demos" / "demos_corrections.zarr"
+    dagger_path = args.out / "demos" / f"demos_corrections{args.tag}.zarr"
     if not dagger_path.exists():
         merge([demos.path, fixes_path], dagger_path, progress=False)
     extra_path, k, extra_frames = matched_extra(fixes.n_frames, args)
@@ -205,7 +218,7 @@ def main() -> int:
     rows = [
         base,
         row(
-            "corrections",
+            f"corrections{args.tag}",
             dagger_path,
             args,
             {
