@@ -103,7 +103,7 @@ class ScriptedTakeover(ScriptedTeleop):
         self._best, self._stalled, self._driven = -float("inf"), 0, 0
 
     def reset(self, obs: dict[str, Any]) -> None:
-        self.expert = self.make_expert() if self.make_expert is not None else self.expert
+        self.expert = self.make_expert()  # a fresh expert for each take-over (make_expert is required)
 
     def read(self, obs: dict[str, Any]) -> np.ndarray:
         self._driven += 1
