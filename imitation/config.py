@@ -152,12 +152,13 @@ def parse(
     *,
     prog: str | None = None,
     description: str | None = None,
+    default: T | None = None,
 ) -> T:
-    """Parse ``args`` into ``cls``: defaults < ``--config FILE`` < command-line flags."""
+    """Parse ``args`` into ``cls``: defaults (``default``, else the dataclass's) < ``--config
+    FILE`` < command-line flags."""
     import tyro
 
     args = list(sys.argv[1:] if args is None else args)
-    default = None
     if "--config" in args:
         i = args.index("--config")
         if i + 1 >= len(args):

@@ -35,7 +35,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ from imitation.data.schema import INTERVENTION
 from imitation.data.store import EpisodeWriter
 from imitation.errors import ConfigError, ImitationError
 from imitation.loop import Takeover, drive
-from imitation.policies.common import Schedule
+from imitation.policies.common import Schedule, snap_binary
 from imitation.robots.stack import Needs, RobotOptions, RobotStack, store_features
 from imitation.teleop import TELEOPS, make_teleop
 from imitation.teleop.scripted import ScriptedTakeover
@@ -83,7 +83,7 @@ class ChunkExecutor:
             return covering[-1][1]
         w = np.exp(-self.s.coeff * np.arange(len(covering)))  # 0 = the oldest chunk
         acts = np.stack([a for _, a in covering])
-        return (w[:, None] * acts).sum(0) / w.sum()
+        return snap_binary((w[:, None] * acts).sum(0) / w.sum(), self.s.binary)
 
     def remaining(self, t: int) -> int:
         """Ticks from t still covered by the newest chunk."""
@@ -544,7 +544,7 @@ def deploy(
     sys.setswitchinterval(0.0005)  # the loop shares the GIL with camera and bus threads (see session.py)
     ckpt = resolve(cfg.checkpoint)
     meta = read_meta(ckpt)
-    schedule = policy_config(meta).schedule
+    schedule = replace(policy_config(meta).schedule, binary=meta.get("binary_actions") or None)
     keys = consumed_keys(meta)
     needs = Needs.of_checkpoint(meta, cfg.camera_fit, origin=f"checkpoint {ckpt}")
     setup = RobotStack(

@@ -35,7 +35,7 @@ from tqdm import tqdm
 from envs.mapping import check_env_id
 from imitation import checkpoint
 from imitation.checkpoint import is_checkpoint, read_meta
-from imitation.config import parse, save, saved_by_imitation, to_dict
+from imitation.config import from_dict, parse, save, saved_by_imitation, to_dict
 from imitation.data.augment import check_symmetry, task_symmetry, turn, widen_stats
 from imitation.data.dataset import ResumableSampler, WindowDataset, WindowSpec, split_episodes
 from imitation.data.store import DemoStore
@@ -43,6 +43,7 @@ from imitation.errors import ConfigError, ImitationError, add_note
 from imitation.evaluate import env_kwargs_for, rollout
 from imitation.policies import ACTConfig, DiffusionConfig, PolicyName, policy_classes
 from imitation.policies.common import EMA, IOSpec, draw_seed
+from imitation.recipes import binary_action_dims, check_rate, describe, recipe
 from imitation.results import summarize
 from imitation.robots.geometry import FITS, camera_fit_meta
 
@@ -69,6 +70,12 @@ class TrainConfig:
     resume: str | None = None
     """Continue the run in this directory from its last checkpoint, with its saved config (flags given
     now still apply on top, e.g. more --steps)."""
+    fps: float | None = None
+    """Control rate (Hz) the config's tick counts (chunk, horizon, executed actions) were set for;
+    a store of another rate is refused unless --rescale converts them. None: not declared."""
+    rescale: bool = False
+    """Convert the tick counts of a config set at another ``fps`` to the store's rate (same spans
+    in seconds) instead of refusing the store."""
     steps: int = 100_000
     """Optimiser steps in total."""
     batch_size: int = 8
@@ -120,15 +127,18 @@ class TrainConfig:
     """torch.compile the policy."""
     deterministic: bool = False
     """Deterministic kernels (slower; for exact reproduction)."""
-    wandb: Literal["offline", "online", "disabled"] = "offline"
-    """wandb mode: offline (files in the run directory), online, or disabled."""
+    wandb: Literal["offline", "online", "disabled"] | None = None
+    """wandb mode: offline (files in the run directory), online, or disabled. Not given (here or in
+    a config file): $WANDB_MODE when it is one of these, else offline (``wandb_mode``)."""
     wandb_project: str = "imitation"
     """wandb project name."""
 
     def __post_init__(self) -> None:
         policy_classes(self.policy)
-        if self.wandb not in WANDB_MODES:
-            raise ConfigError(f"wandb={self.wandb!r} is not one of {WANDB_MODES}")
+        if self.wandb is not None and self.wandb not in WANDB_MODES:
+            raise ConfigError(
+                f"wandb={self.wandb!r} is not one of {', '.join(WANDB_MODES)}; leave it out to follow $WANDB_MODE"
+            )
         for name in ("steps", "batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)} must be ≥ 1")
@@ -288,14 +298,28 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------------------ the run
+def wandb_mode(given: str | None) -> str:
+    """The wandb mode of a run: ``given`` (--wandb, or ``wandb:`` in a config file) when set; else
+    $WANDB_MODE when it is offline, online or disabled; else offline."""
+    if given is not None:
+        return given
+    env = os.environ.get("WANDB_MODE")
+    if env in WANDB_MODES:
+        return env
+    if env:
+        log.warning("WANDB_MODE=%s is not one of %s; wandb runs offline", env, ", ".join(WANDB_MODES))
+    return "offline"
+
+
 class Logger:
-    """metrics.jsonl (+ wandb) on rank 0."""
+    """metrics.jsonl (+ wandb, in the mode ``wandb_mode`` resolves) on rank 0."""
 
     def __init__(self, cfg: TrainConfig, run_dir: Path, dist: Dist) -> None:
         self.enabled = dist.main
         self.file = open(run_dir / "metrics.jsonl", "a") if self.enabled else None  # noqa: SIM115
         self.wandb = None
-        if self.enabled and cfg.wandb != "disabled":
+        mode = wandb_mode(cfg.wandb)
+        if self.enabled and mode != "disabled":
             try:
                 import wandb
             except ImportError as e:
@@ -305,7 +329,7 @@ class Logger:
             self.wandb = wandb.init(
                 project=cfg.wandb_project,
                 dir=str(run_dir),
-                mode=cfg.wandb,
+                mode=mode,
                 config=to_dict(cfg),
                 name=run_dir.name,
                 resume="allow",
@@ -344,6 +368,7 @@ def checkpoint_meta(
         "policy_config": to_dict(pc),
         "io": policy.io.to_dict(),
         "step": step,
+        "binary_actions": policy.binary.to_dict(),
         "robot": {
             "name": robot.get("name"),
             "joint_names": list(robot.get("joint_names", [])),
@@ -483,6 +508,15 @@ def _train(
         train_eps, val_eps = split_episodes(store.n_episodes, cfg.val_fraction, cfg.seed)
     else:
         train_eps, val_eps = list(range(store.n_episodes)), []
+    check_rate(cfg, float(store.fps), f"the config of {cfg.out}")
+    if pc.binary_actions is None:
+        # Found in the store now and written into the run's config, so the checkpoint says them.
+        pc.binary_actions = binary_action_dims(store.read("action"))
+        if pc.binary_actions:
+            log.info("two-valued action dimensions %s: predicted as open / closed", list(pc.binary_actions))
+    pc = cfg.policy_config
+    if dist.main:
+        save(cfg, run_dir / "config.yaml")  # with the rate and dims resolved
     spec = WindowSpec.of(pc)
     symmetry = None
     if cfg.augment_yaw > 0:
@@ -502,7 +536,7 @@ def _train(
     stats = store.stats(progress=dist.main)
     if symmetry is not None:
         stats = widen_stats(stats, symmetry, cfg.augment_yaw)
-    policy.normalizer.set_stats(stats)
+    policy.set_stats(stats)
     policy.to(device)
     if device.type == "cuda" and policy.io.images:
         policy.to(memory_format=torch.channels_last)
@@ -723,6 +757,20 @@ def simulation_eval(cfg: TrainConfig) -> Callable[[torch.nn.Module, int], dict[s
     return run
 
 
+def _store_and_policy(argv: list[str]) -> tuple[str, str]:
+    """``--store`` and ``--policy`` from a command line (defaults: TrainConfig's), which the
+    default recipe needs before the rest is parsed on top of it."""
+    found = {"--store": TrainConfig.store, "--policy": TrainConfig.policy}
+    for i, arg in enumerate(argv):
+        name, eq, value = arg.partition("=")
+        if name in found:
+            if eq:
+                found[name] = value
+            elif i + 1 < len(argv):
+                found[name] = argv[i + 1]
+    return found["--store"], found["--policy"]
+
+
 def main(argv: list[str] | None = None, prog: str = "imitation train") -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--resume" in argv:
@@ -736,7 +784,12 @@ def main(argv: list[str] | None = None, prog: str = "imitation train") -> int:
                 f"{run} is not a run directory (no config.yaml); pass the --out of an earlier run"
             )
         argv = ["--config", str(run / "config.yaml"), *argv]
-    cfg = parse(TrainConfig, argv, prog=prog, description=TrainConfig.__doc__)
+    default = None
+    if "--config" not in argv and "--resume" not in argv and not {"-h", "--help"} & set(argv):
+        default = from_dict(TrainConfig, recipe(*_store_and_policy(argv)), where="the default recipe")
+    cfg = parse(TrainConfig, argv, prog=prog, description=TrainConfig.__doc__, default=default)
+    if default is not None:
+        print(describe(cfg, cfg.fps), file=sys.stderr)
     if cfg.resume:
         cfg.out = cfg.resume
     run_dir = train(cfg, on_eval=simulation_eval(cfg) if cfg.eval_every else None)

@@ -41,6 +41,7 @@ from torch import Tensor, nn
 from imitation.errors import ConfigError
 from imitation.policies.common import (
     ActionQueue,
+    BinaryActions,
     EnvGenerators,
     IOSpec,
     Normalizer,
@@ -129,9 +130,15 @@ class ACTConfig:
     """Linear warm-up before the cosine schedule (the reference uses a constant rate)."""
     ema: bool = False
     """Keep an EMA of the weights for evaluation (not in the reference)."""
+    binary_actions: tuple[int, ...] | None = None
+    """Action dimensions the demonstrations hold at two values (a gripper open or closed), learnt
+    as a logit with a cross-entropy loss and executed at the nearer value; None: found in the store
+    when training starts (imitation/recipes.py); []: none."""
 
     def __post_init__(self) -> None:
         self.obs_keys = tuple(self.obs_keys)
+        if self.binary_actions is not None:
+            self.binary_actions = tuple(int(d) for d in self.binary_actions)
         if self.crop_shape is not None:
             self.crop_shape = tuple(int(x) for x in self.crop_shape)
         if self.dim_model % self.n_heads:
@@ -419,9 +426,15 @@ class ACTPolicy(nn.Module):
             imagenet,
         )
         self.model = ACTModel(cfg, io)
+        self.binary = BinaryActions(io.action_dim, cfg.binary_actions or ())
         self.ensembler = TemporalEnsembler(cfg.chunk_size, cfg.temporal_ensemble_coeff or 0.0)
         self.queue = ActionQueue(cfg.n_action_steps)
         self.env_generators = EnvGenerators()  # unused: ACT's inference draws nothing
+
+    def set_stats(self, stats: Mapping[str, Mapping[str, Any]]) -> None:
+        """Normalisation statistics (and two-valued action levels) from a store's ``stats()``."""
+        self.normalizer.set_stats(stats)
+        self.binary.set_stats(stats["action"])
 
     # ---- training
     def parameter_groups(self) -> list[dict[str, Any]]:
@@ -472,9 +485,21 @@ class ACTPolicy(nn.Module):
             z = actions.new_zeros(b, self.cfg.latent_dim)
             kld = actions.new_zeros(())
         pred = self.model(lowdim, images, z, self._crop_offsets(images, gens))  # (B, S, A)
-        l1 = ((pred - actions).abs() * ~pad[..., None]).mean()
-        loss = l1 + self.cfg.kl_weight * kld
-        return loss, {"l1": float(l1.detach()), "kld": float(kld.detach())}
+        valid = ~pad[..., None]
+        if not self.binary:
+            l1 = ((pred - actions).abs() * valid).mean()
+            loss = l1 + self.cfg.kl_weight * kld
+            return loss, {"l1": float(l1.detach()), "kld": float(kld.detach())}
+        # Two-valued dimensions: their outputs are logits, scored by cross-entropy against open /
+        # closed; the L1 covers the others, averaged as it is without them.
+        m = self.binary.mask
+        l1 = ((pred - actions).abs() * valid)[..., ~m].mean()
+        bce = F.binary_cross_entropy_with_logits(
+            pred[..., m], self.binary.targets(batch["action"].float())[..., m], reduction="none"
+        )
+        bce = (bce * valid).mean()
+        loss = l1 + bce + self.cfg.kl_weight * kld
+        return loss, {"l1": float(l1.detach()), "bce": float(bce.detach()), "kld": float(kld.detach())}
 
     # ---- inference
     @torch.no_grad()
@@ -483,20 +508,24 @@ class ACTPolicy(nn.Module):
         lowdim, images = self._inputs(obs)
         b = next(iter(obs.values())).shape[0]
         z = torch.zeros(b, self.cfg.latent_dim, device=self.device)
-        return self.normalizer.unnormalize("action", self.model(lowdim, images, z))
+        out = self.model(lowdim, images, z)
+        actions = self.normalizer.unnormalize("action", out)
+        if self.binary:
+            actions = torch.where(self.binary.mask, self.binary.from_logits(out), actions)
+        return self.binary.snap(actions)
 
     @torch.no_grad()
     def select_action(self, obs: Mapping[str, Tensor]) -> Tensor:
         """This step's observations (B, ...) -> this step's actions (B, A)."""
         window = {k: v[:, None] for k, v in obs.items() if k in self.cfg.obs_keys}
         if self.cfg.temporal_ensemble_coeff is not None:
-            return self.ensembler.update(self.predict_chunk(window))
+            return self.binary.snap(self.ensembler.update(self.predict_chunk(window)))
         b = next(iter(window.values())).shape[0]
         need = self.queue.need(b, self.device)
         if need.any():
             rows = need.nonzero()[:, 0]
             self.queue.fill(rows, self.predict_chunk(rows_of(window, rows)))
-        return self.queue.pop()
+        return self.binary.snap(self.queue.pop())
 
     def reset(self, done_mask: Tensor | None = None, seeds: list[int] | None = None) -> None:
         """Forget the running chunks of the environments in ``done_mask`` (all when None)."""

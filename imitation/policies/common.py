@@ -72,6 +72,79 @@ class IOSpec:
         )
 
 
+# ------------------------------------------------------------------------------ two-valued actions
+class BinaryActions(nn.Module):
+    """Action dimensions the demonstrations hold at two values (a gripper open or closed).
+
+    Regressing such a dimension learns the mean of its two values where the demonstrations switch
+    late or early, and a gripper commanded halfway neither holds nor lets go. Here a dimension of
+    ``dims`` is learnt as what it is: ``targets`` gives 0 (low) / 1 (high) for a cross-entropy
+    loss on a logit (ACT), ``from_logits`` turns a logit back into robot units, and ``snap`` sends
+    a predicted action to the nearer of the two values (both policies, every chunk; an ensemble of
+    chunks is snapped again, a weighted vote). Levels come from the store's min and
+    max; with no dims the module holds nothing (checkpoints without it load unchanged).
+    """
+
+    def __init__(self, action_dim: int, dims: Sequence[int]) -> None:
+        super().__init__()
+        self.dims = tuple(int(d) for d in dims)
+        bad = [d for d in self.dims if not 0 <= d < action_dim]
+        if bad:
+            raise ConfigError(
+                f"binary_actions={list(self.dims)} names dimension(s) {bad} of a {action_dim}-D action; "
+                f"use indices 0..{action_dim - 1}"
+            )
+        if self.dims:
+            mask = torch.zeros(action_dim, dtype=torch.bool)
+            mask[list(self.dims)] = True
+            self.register_buffer("mask", mask)
+            self.register_buffer("low", torch.zeros(action_dim))
+            self.register_buffer("high", torch.ones(action_dim))
+
+    def __bool__(self) -> bool:
+        return bool(self.dims)
+
+    def set_stats(self, action_stats: Mapping[str, Any]) -> None:
+        if self.dims:
+            self.low.copy_(torch.as_tensor(np.asarray(action_stats["min"], dtype=np.float32)))
+            self.high.copy_(torch.as_tensor(np.asarray(action_stats["max"], dtype=np.float32)))
+
+    def targets(self, actions: Tensor) -> Tensor:
+        """Actions in robot units -> 1.0 where a two-valued dimension is at its high value, else 0."""
+        return (actions > (self.low + self.high) / 2).float()
+
+    def from_logits(self, logits: Tensor) -> Tensor:
+        return self.low + (self.high - self.low) * torch.sigmoid(logits)
+
+    def to_dict(self) -> dict[str, list]:
+        """Dims and levels, for the checkpoint's metadata (the deploy loop snaps its ensembles)."""
+        if not self.dims:
+            return {}
+        m = self.mask.cpu()
+        return {
+            "dims": list(self.dims),
+            "low": self.low.cpu()[m].tolist(),
+            "high": self.high.cpu()[m].tolist(),
+        }
+
+    def snap(self, actions: Tensor) -> Tensor:
+        """Actions in robot units with each two-valued dimension at the nearer of its two values."""
+        if not self.dims:
+            return actions
+        snapped = torch.where(actions > (self.low + self.high) / 2, self.high, self.low)
+        return torch.where(self.mask, snapped.to(actions.dtype), actions)
+
+
+def snap_binary(action: np.ndarray, binary: Mapping[str, Sequence[float]] | None) -> np.ndarray:
+    """``BinaryActions.snap`` for one action in NumPy, from ``BinaryActions.to_dict()``."""
+    if not binary:
+        return action
+    out = np.array(action, copy=True)
+    for d, lo, hi in zip(binary["dims"], binary["low"], binary["high"], strict=True):
+        out[..., d] = np.where(out[..., d] > (lo + hi) / 2, hi, lo)
+    return out
+
+
 # ------------------------------------------------------------------------------ normalisation
 def _buffer_name(key: str) -> str:
     return key.replace("/", "__")
@@ -366,6 +439,7 @@ class Schedule:
     frame_skip: int
     n_obs: int  # observations per window
     coeff: float = 0.01  # ensembling: weights exp(-coeff * i), i = 0 for the oldest chunk
+    binary: dict | None = None  # two-valued action dims and levels (BinaryActions.to_dict), snapped
 
 
 class TemporalEnsembler:

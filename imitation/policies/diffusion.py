@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from imitation.errors import ConfigError
 from imitation.policies.common import (
     ActionQueue,
+    BinaryActions,
     EnvGenerators,
     IOSpec,
     Normalizer,
@@ -115,9 +116,15 @@ class DiffusionConfig:
     """EMA warm-up power: decay = 1 - (1 + step)^-power."""
     ema_max_decay: float = 0.9999
     """Largest EMA decay."""
+    binary_actions: tuple[int, ...] | None = None
+    """Action dimensions the demonstrations hold at two values (a gripper open or closed), executed
+    at the nearer of the two (a thresholded output); None: found in the store when training starts
+    (imitation/recipes.py); []: none."""
 
     def __post_init__(self) -> None:
         self.obs_keys = tuple(self.obs_keys)
+        if self.binary_actions is not None:
+            self.binary_actions = tuple(int(d) for d in self.binary_actions)
         self.down_dims = tuple(int(x) for x in self.down_dims)
         if self.crop_shape is not None:
             self.crop_shape = tuple(int(x) for x in self.crop_shape)
@@ -311,6 +318,12 @@ class DiffusionPolicy(nn.Module):
         self.history = ObsHistory(cfg.n_obs_steps)
         self.queue = ActionQueue(cfg.n_action_steps)
         self.env_generators = EnvGenerators()
+        self.binary = BinaryActions(io.action_dim, cfg.binary_actions or ())
+
+    def set_stats(self, stats: Mapping[str, Mapping[str, Any]]) -> None:
+        """Normalisation statistics (and two-valued action levels) from a store's ``stats()``."""
+        self.normalizer.set_stats(stats)
+        self.binary.set_stats(stats["action"])
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": self.cfg.lr}]
@@ -384,7 +397,7 @@ class DiffusionPolicy(nn.Module):
             out = self.unet(x, t.expand(b).to(self.device), cond)
             # A list of generators makes diffusers draw each row's step noise from its own.
             x = self.sampler.step(out, t, x, generator=gens).prev_sample
-        return self.normalizer.unnormalize("action", x)
+        return self.binary.snap(self.normalizer.unnormalize("action", x))
 
     @torch.no_grad()
     def select_action(self, obs: Mapping[str, Tensor]) -> Tensor:

@@ -1,0 +1,235 @@
+"""Default training recipes, chosen from what a demo store holds.
+
+``imitation train --store S --policy act|diffusion`` with no ``--config`` trains with the recipe
+this module builds from the store: its features, its control rate and its episode lengths. Every
+length that a policy counts in control ticks (ACT's chunk, Diffusion Policy's horizon, executed
+actions and observation history) is set here in **seconds** and converted with the store's rate,
+so a 10 Hz task and an 80 Hz task get the same span of time.
+
+What the recipe picks, and why:
+
+- **Inputs.** ``state`` and, when recorded, the simulator's ``env_state``; a store without
+  ``env_state`` (a real arm) gives ``state`` and every camera.
+- **ACT** (``ACT_CHUNK_S``): chunks of a quarter of the median episode, clamped to 0.2-2 s (the
+  ACT paper's 100 ticks at 50 Hz are 2 s of its 8-10 s tasks); temporal ensembling; no CVAE for
+  scripted demonstrations (they are unimodal: same success, half the step time, measured
+  on PickPlace in BENCHMARKS.md). A transformer of width 128 below 200,000
+  frames, 256 above.
+- **Diffusion Policy**: a 0.64 s horizon of which half is executed and two observations, the
+  spans that took TransferCube and Insertion from 83 % to 92 % and beyond (BENCHMARKS.md); clean-
+  action prediction with lr 3e-4 (37 % -> 94 % on PickPlace); a (64, 128, 256) UNet.
+- **Cameras** get the settings measured on the CPU camera configs (``_vision``).
+- **Two-valued action dimensions** (a gripper the demonstrations hold open or closed) are found in
+  the store (``binary_action_dims``) and predicted as such: a logit with a cross-entropy loss in
+  ACT, a threshold at the midpoint in Diffusion Policy (``BinaryActions`` in
+  ``imitation/policies/common.py``), never regressed to the mean of open and closed.
+
+A shipped config says the rate it was tuned at (``fps``); training refuses a store of another rate
+unless ``--rescale`` converts its tick counts (``rescale_ticks``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from imitation.data.store import DemoStore
+from imitation.errors import ConfigError
+from imitation.policies import ACTConfig, DiffusionConfig
+
+log = logging.getLogger(__name__)
+
+ACT_CHUNK_S = (0.2, 2.0)  # clamp of a quarter of the median episode
+DIFFUSION_HORIZON_S = 0.64
+DIFFUSION_OBS_STEPS = 2
+BIG_DATA_FRAMES = 200_000
+
+# A dimension is two-valued when at least this share of its frames lies within BINARY_TOL of the
+# range from its minimum or its maximum.
+BINARY_SHARE = 0.97
+BINARY_TOL = 0.05
+
+
+def binary_action_dims(actions: np.ndarray) -> tuple[int, ...]:
+    """Action dimensions whose demonstrated values sit at two levels (module docstring)."""
+    actions = np.asarray(actions, dtype=np.float64).reshape(len(actions), -1)
+    if len(actions) == 0:
+        return ()
+    lo, hi = actions.min(axis=0), actions.max(axis=0)
+    span = hi - lo
+    out = []
+    for d in range(actions.shape[1]):
+        if span[d] <= 1e-9:
+            continue
+        a = actions[:, d]
+        near = (np.abs(a - lo[d]) <= BINARY_TOL * span[d]) | (np.abs(a - hi[d]) <= BINARY_TOL * span[d])
+        both = (a <= lo[d] + BINARY_TOL * span[d]).mean() > 0.01 and (a >= hi[d] - BINARY_TOL * span[d]).mean() > 0.01
+        if near.mean() >= BINARY_SHARE and both:
+            out.append(d)
+    return tuple(out)
+
+
+def ticks(seconds: float, fps: float, *, minimum: int = 1, multiple: int = 1) -> int:
+    """``seconds`` at ``fps`` in whole control ticks, at least ``minimum``, rounded up to ``multiple``."""
+    n = max(minimum, int(round(seconds * fps)))
+    return -(-n // multiple) * multiple
+
+
+def _obs_keys(store: DemoStore) -> tuple[str, ...]:
+    features = store.features
+    if "state" not in features:
+        raise ConfigError(
+            f"{store.path} has no 'state' feature; the default recipe reads the robot's state: record it, "
+            "or give a --config that names the inputs (act.obs_keys / diffusion.obs_keys)"
+        )
+    if "env_state" in features:
+        return ("state", "env_state")
+    cams = tuple(sorted(k for k, f in features.items() if f.kind == "image"))
+    return ("state", *cams)
+
+
+def _vision(store: DemoStore, obs_keys: tuple[str, ...]) -> dict[str, Any]:
+    """The camera settings measured on our CPU camera configs (configs/train/*_camera_cpu.yaml):
+    a quarter-width ResNet-18 without its last stage, GroupNorm, random crops 8 px smaller."""
+    cams = [k for k in obs_keys if store.features[k].kind == "image"]
+    h = min(int(store.features[k].shape[0]) for k in cams)
+    w = min(int(store.features[k].shape[1]) for k in cams)
+    return {
+        "vision_width": 16,
+        "vision_layers": 3,
+        "vision_norm": "group",
+        "shared_encoder": len(cams) == 1,
+        "crop_shape": [h - 8, w - 8] if min(h, w) >= 32 else None,
+    }
+
+
+def recipe(store_path: str, policy: str) -> dict[str, Any]:
+    """The default training configuration for ``store_path`` as plain values (a config file's
+    content): what ``imitation train`` uses when no ``--config`` is given."""
+    store = DemoStore.open(store_path)
+    if store.n_episodes < 1:
+        raise ConfigError(f"{store_path} has no episodes to train on; record some first")
+    fps = float(store.fps)
+    lengths = np.asarray(store.episode_lengths, dtype=np.float64)
+    median_s = float(np.median(lengths)) / fps
+    obs_keys = _obs_keys(store)
+    cameras = any(store.features[k].kind == "image" for k in obs_keys)
+    binary = binary_action_dims(store.read("action"))
+    frames = int(store.n_frames)
+    common: dict[str, Any] = {
+        "store": str(store_path),
+        "policy": policy,
+        "fps": fps,
+        "val_every": 500,
+        "save_every": 1000,
+    }
+    if policy == "act":
+        chunk = ticks(min(max(median_s / 4, ACT_CHUNK_S[0]), ACT_CHUNK_S[1]), fps, minimum=2)
+        width = 128 if frames < BIG_DATA_FRAMES else 256
+        section = {
+            "obs_keys": list(obs_keys),
+            "chunk_size": chunk,
+            "n_action_steps": chunk,
+            "temporal_ensemble_coeff": 0.01,
+            "dim_model": width,
+            "n_heads": 4 if width == 128 else 8,
+            "dim_feedforward": 4 * width,
+            "n_encoder_layers": 2 if width == 128 else 4,
+            "n_decoder_layers": 1,
+            "latent_dim": 32,
+            "dropout": 0.1,
+            "use_vae": False,
+            "binary_actions": list(binary),
+            "lr": 2e-4 if not cameras else 3e-4,
+            "lr_backbone": 3e-4,
+            "weight_decay": 1e-4,
+            **({**_vision(store, obs_keys), "camera_embedding": True} if cameras else {}),
+        }
+        return {**common, "act": section, "steps": 10_000 if not cameras else 4_000, "batch_size": 32}
+    if policy == "diffusion":
+        horizon = ticks(DIFFUSION_HORIZON_S, fps, minimum=8, multiple=4)
+        section = {
+            "obs_keys": list(obs_keys),
+            "n_obs_steps": DIFFUSION_OBS_STEPS,
+            "horizon": horizon,
+            "n_action_steps": horizon // 2,
+            "down_dims": [64, 128, 256],
+            "scheduler": "ddim",
+            "num_inference_steps": 10,
+            "prediction_type": "sample",
+            "binary_actions": list(binary),
+            "lr": 3e-4,
+            "weight_decay": 1e-6,
+            "warmup_steps": 500,
+            "ema": True,
+            **(_vision(store, obs_keys) if cameras else {}),
+        }
+        return {**common, "diffusion": section, "steps": 5_000, "batch_size": 64}
+    raise ConfigError(f"policy={policy!r} has no default recipe; choose act or diffusion")
+
+
+def describe(cfg: Any, store_fps: float) -> str:
+    """One line saying what the recipe chose, in ticks and seconds."""
+    pc = cfg.policy_config
+    if cfg.policy == "act":
+        span = f"chunk {pc.chunk_size} ticks ({pc.chunk_size / store_fps:.2f} s), CVAE {'on' if pc.use_vae else 'off'}"
+    else:
+        span = (
+            f"horizon {pc.horizon} ticks ({pc.horizon / store_fps:.2f} s), {pc.n_action_steps} executed, "
+            f"{pc.n_obs_steps} observations"
+        )
+    binary = f"two-valued action dims {list(pc.binary_actions)}" if pc.binary_actions else "no two-valued action dims"
+    return (
+        f"default {cfg.policy} recipe for {cfg.store} at {store_fps:g} Hz: inputs {list(pc.obs_keys)}, {span}, "
+        f"{binary}, {cfg.steps} steps"
+    )
+
+
+# Tick-count fields of each policy's settings: what --rescale converts between rates.
+TICK_FIELDS = {"act": ("chunk_size", "n_action_steps"), "diffusion": ("horizon", "n_action_steps")}
+
+
+def rescale_ticks(pc: ACTConfig | DiffusionConfig, policy: str, factor: float) -> ACTConfig | DiffusionConfig:
+    """``pc`` with its tick counts scaled by ``factor`` (store rate / config rate): the same spans of
+    time at the store's rate. A diffusion horizon stays a multiple of 4 (the UNet halves it twice)."""
+    changes: dict[str, int] = {}
+    for name in TICK_FIELDS[policy]:
+        changes[name] = max(1, int(round(getattr(pc, name) * factor)))
+    if policy == "diffusion":
+        changes["horizon"] = max(8, -(-changes["horizon"] // 4) * 4)
+        changes["n_action_steps"] = min(changes["n_action_steps"], changes["horizon"] - pc.n_obs_steps + 1)
+    else:
+        changes["n_action_steps"] = min(changes["n_action_steps"], changes["chunk_size"])
+    return replace(pc, **changes)
+
+
+def check_rate(cfg: Any, store_fps: float, where: str) -> None:
+    """Refuse (or, with ``cfg.rescale``, convert) a config tuned at another control rate."""
+    if cfg.fps is None or abs(cfg.fps - store_fps) <= 0.01 * store_fps:
+        return
+    pc = cfg.policy_config
+    names = TICK_FIELDS[cfg.policy]
+    if not cfg.rescale:
+        spans = ", ".join(
+            f"{n} {getattr(pc, n)} = {getattr(pc, n) / cfg.fps:.2f} s at {cfg.fps:g} Hz but "
+            f"{getattr(pc, n) / store_fps:.2f} s at {store_fps:g} Hz"
+            for n in names
+        )
+        raise ConfigError(
+            f"{where} was tuned at {cfg.fps:g} Hz but {cfg.store} was recorded at {store_fps:g} Hz ({spans}); "
+            "pass --rescale to convert its tick counts to the store's rate, or leave out --config for the default recipe"
+        )
+    factor = store_fps / cfg.fps
+    new = rescale_ticks(pc, cfg.policy, factor)
+    log.info(
+        "rescaled %s from %g Hz to %g Hz: %s",
+        where,
+        cfg.fps,
+        store_fps,
+        ", ".join(f"{n} {getattr(pc, n)} -> {getattr(new, n)}" for n in names),
+    )
+    setattr(cfg, cfg.policy, new)
+    cfg.fps = store_fps
