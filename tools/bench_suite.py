@@ -1,0 +1,166 @@
+"""The development suite: the default recipes on tasks nobody tuned them for (Meta-World's MT10).
+
+For each task (a mapping in ``configs/envs/metaworld/``) it does what a user with a new task does,
+through the command line and nothing else:
+
+1. ``imitation record --teleop scripted`` of ``--demos`` demonstrations (seeds 0 up, state only);
+2. the scripted expert on the ``--episodes`` reported seeds (100000 up): the ceiling;
+3. ``imitation train --store S --policy P`` with no ``--config``: the default recipe, at most
+   ``--max-minutes`` of training;
+4. ``imitation eval`` of the last checkpoint on the reported seeds (unseen scenes: the environment
+   draws each scene from its seed, and eval refuses a scene that is a training demo's).
+
+    python tools/bench_suite.py                                  # all of MT10, expert + ACT + DP
+    python tools/bench_suite.py --tasks reach-v3 push-v3 --policies expert act
+    python tools/bench_suite.py --markdown bench/suite/results.json
+
+Writes ``<out>/results.json`` (one record per task and policy; runs into the same ``--out`` add or
+replace rows) and prints the Markdown table of BENCHMARKS.md: per task the expert's success and each
+policy's, with 95% Wilson intervals, and each policy's mean share of the expert's success.
+Needs the Meta-World extra (``pip install -e '.[metaworld]'``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from imitation.results import summarize, wilson_interval  # noqa: E402
+
+MT10 = (
+    "reach-v3",
+    "push-v3",
+    "pick-place-v3",
+    "door-open-v3",
+    "drawer-open-v3",
+    "drawer-close-v3",
+    "button-press-topdown-v3",
+    "peg-insert-side-v3",
+    "window-open-v3",
+    "window-close-v3",
+)
+TITLES = {"expert": "scripted expert", "act": "ACT (default recipe)", "diffusion": "DP (default recipe)"}
+
+
+def mapping(task: str) -> str:
+    return str(ROOT / "configs" / "envs" / "metaworld" / f"{task.removesuffix('-v3')}.yaml")
+
+
+def cli(*args: str) -> None:
+    """One ``imitation`` command, its output passed through; a failure stops the suite."""
+    cmd = [sys.executable, "-m", "imitation.cli", *args]
+    print("$ imitation " + " ".join(args), flush=True)
+    subprocess.run(cmd, check=True, env={**os.environ, "WANDB_MODE": "disabled"})
+
+
+def seeds(args: argparse.Namespace) -> list[int]:
+    return list(range(100_000, 100_000 + args.episodes))
+
+
+def run_task(task: str, policy: str, args: argparse.Namespace) -> dict:
+    out = Path(args.out)
+    store = out / "demos" / f"{task}.zarr"
+    if not (store / "zarr.json").exists():
+        cli("record", "--env", mapping(task), "--teleop", "scripted", "--episodes", str(args.demos),
+            "--obs-mode", "state", "--seed", "0", "--out", str(store))  # fmt: skip
+    row = {"task": task, "policy": policy, "demos": args.demos}
+    if policy == "expert":
+        from imitation.expert import run_expert
+
+        episodes, wall = run_expert(mapping(task), seeds(args))
+        s = summarize(episodes)
+        return {**row, **_summary(s), "eval_wall_s": wall}
+    run = out / "runs" / f"{task}_{policy}"
+    t0 = time.perf_counter()
+    cli("train", "--store", str(store), "--policy", policy, "--out", str(run), "--overwrite",
+        "--max-minutes", str(args.max_minutes), "--wandb", "disabled")  # fmt: skip
+    train_s = time.perf_counter() - t0
+    ev = out / "eval" / f"{task}_{policy}"
+    t0 = time.perf_counter()
+    cli("eval", "--checkpoint", str(run), "--env", mapping(task), "--episodes", str(args.episodes),
+        "--seed", "100000", "--out", str(ev), "--overwrite", "--videos", "2")  # fmt: skip
+    s = json.loads((ev / "results.json").read_text())["summary"]
+    cfg = (run / "config.yaml").read_text()
+    return {**row, **_summary(s), "train_wall_s": train_s, "eval_wall_s": time.perf_counter() - t0,
+            "config": cfg}  # fmt: skip
+
+
+def _summary(s: dict) -> dict:
+    return {
+        "episodes": s["episodes"],
+        "successes": s["successes"],
+        "success_rate": s["success_rate"],
+        "clipped_actions": s.get("clipped_actions", 0),
+        "mean_length": s["mean_length"],
+    }
+
+
+def markdown(rows: list[dict]) -> str:
+    by = {(r["task"], r["policy"]): r for r in rows}
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    policies = [p for p in ("expert", "act", "diffusion") if any(r["policy"] == p for r in rows)]
+
+    def cell(r: dict | None) -> str:
+        if r is None:
+            return "—"
+        lo, hi = wilson_interval(r["successes"], r["episodes"])
+        extra = f", {r['train_wall_s'] / 60:.1f} min" if "train_wall_s" in r else ""
+        return f"{100 * r['success_rate']:.0f}% ({100 * lo:.0f}–{100 * hi:.0f}{extra})"
+
+    head = "| task | " + " | ".join(TITLES[p] for p in policies) + " |"
+    lines = [head, "|" + "---|" * (len(policies) + 1)]
+    shares: dict[str, list[float]] = {p: [] for p in policies if p != "expert"}
+    for t in tasks:
+        lines.append(f"| {t} | " + " | ".join(cell(by.get((t, p))) for p in policies) + " |")
+        ex = by.get((t, "expert"))
+        for p in shares:
+            if ex and (t, p) in by and ex["success_rate"] > 0:
+                shares[p].append(by[(t, p)]["success_rate"] / ex["success_rate"])
+    if any(shares.values()):
+        cells = ["—"] + [
+            f"{100 * sum(v) / len(v):.0f}% of the expert over {len(v)} task(s)" if v else "—"
+            for v in shares.values()
+        ]
+        lines.append("| **mean share of the expert** | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--tasks", nargs="+", default=list(MT10))
+    ap.add_argument("--policies", nargs="+", default=["expert", "act", "diffusion"],
+                    choices=["expert", "act", "diffusion"])  # fmt: skip
+    ap.add_argument("--demos", type=int, default=50)
+    ap.add_argument("--episodes", type=int, default=100)
+    ap.add_argument("--max-minutes", type=float, default=15.0)
+    ap.add_argument("--out", default="bench/suite")
+    ap.add_argument("--markdown", metavar="RESULTS_JSON", help="print the table of a results.json and exit")
+    args = ap.parse_args()
+    if args.markdown:
+        print(markdown(json.loads(Path(args.markdown).read_text())["rows"]))
+        return 0
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = out / "results.json"
+    rows = json.loads(results.read_text())["rows"] if results.exists() else []
+    for task in args.tasks:
+        for policy in args.policies:
+            row = run_task(task, policy, args)
+            rows = [r for r in rows if (r["task"], r["policy"]) != (task, policy)] + [row]
+            tmp = results.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"written_by": "tools/bench_suite.py", "rows": rows}, indent=1))
+            tmp.replace(results)
+            print(markdown(rows), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
