@@ -30,9 +30,12 @@ demo store is refused (``check_env_id``).
 from __future__ import annotations
 
 import importlib
+import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import cv2
@@ -113,6 +116,49 @@ def is_mapping_id(env_id: str) -> bool:
     return env_id.endswith((".yaml", ".yml"))
 
 
+def recorded_env(env_id: str) -> dict[str, str]:
+    """What a demo store records of the task it was recorded in: ``env_id`` as typed and, for a
+    mapping, ``env_path``, its absolute path (a relative path holds only from where recording ran)."""
+    if not is_mapping_id(env_id):
+        return {"env_id": env_id}
+    return {"env_id": env_id, "env_path": str(Path(env_id).resolve())}
+
+
+def locate(
+    env_id: str,
+    *,
+    env_path: str | None = None,
+    near: Sequence[str | Path] = (),
+    origin: str = "a file",
+) -> str:
+    """The path from here of a mapping that a checkpoint or a demo store (``origin``) names, by its
+    ``env_id`` as typed when recording and its absolute ``env_path``: the path as stored, then the
+    absolute path, then the stored path under each folder of ``near`` (the checkpoint, the store) and
+    every folder above them. A task of ``envs`` is returned as it is. Only finds the file: whether it
+    may import code is ``check_env_id``'s to say."""
+    if not is_mapping_id(env_id) or Path(env_id).is_file():
+        return env_id
+    if env_path and Path(env_path).is_file():
+        return env_path
+    stored = Path(env_id)
+    if not stored.is_absolute():
+        for base in near:
+            base = Path(base).resolve()
+            for folder in (base, *base.parents):
+                if (folder / stored).is_file():
+                    return str(folder / stored)
+    tried = [env_id, *([env_path] if env_path else [])]
+    under = (
+        f", nor under {', '.join(str(b) for b in near)} or a folder above"
+        if near and not stored.is_absolute()
+        else ""
+    )
+    raise ConfigError(
+        f"{origin} names the mapping {env_id!r}, which is not at {' or '.join(tried)} from here{under}; "
+        "pass --env PATH with the mapping's path"
+    )
+
+
 def select(obs: Any, selector: str) -> np.ndarray:
     """Apply a selector (see the module docstring) to one observation."""
     m = _SELECTOR.match(selector)
@@ -131,6 +177,50 @@ def select(obs: Any, selector: str) -> np.ndarray:
         b = int(m["b"]) if m["b"] else None
         value = value[..., a:b]
     return value
+
+
+def _mujoco_parts(env: Any) -> tuple[list[Any], list[tuple[Any, str, Any]]]:
+    """The ``mujoco.MjModel`` objects an env holds and the ``mujoco.Renderer`` objects it built, as
+    ``(owner, attribute, renderer)``: its attributes, and those of its plain attributes one level down
+    (``model``, ``_model``, ``mj_model``, ``physics.model``, ``sim.renderer``...); an ``MjData`` or a
+    ``Renderer`` gives its model. Only instance attributes are read (no property runs)."""
+    import mujoco
+
+    models: dict[int, Any] = {}
+    renderers: list[tuple[Any, str, Any]] = []
+
+    def look(owner: Any, name: str, value: Any) -> bool:
+        if isinstance(value, mujoco.MjModel):
+            models[id(value)] = value
+        elif isinstance(value, mujoco.MjData):
+            models[id(value.model)] = value.model
+        elif isinstance(value, mujoco.Renderer):
+            models[id(value.model)] = value.model
+            renderers.append((owner, name, value))
+        else:
+            return False
+        return True
+
+    for name, value in list(vars(env).items()):
+        if look(env, name, value) or isinstance(value, (type, ModuleType, np.ndarray, gym.Env)):
+            continue
+        for inner_name, inner in list(getattr(value, "__dict__", {}).items()):
+            look(value, inner_name, inner)
+    return list(models.values()), renderers
+
+
+def _rebuilt(renderer: Any) -> Any:
+    """A new ``mujoco.Renderer`` like ``renderer`` (same model, size, scene capacity and modes), whose
+    GL context is made with its model's current settings; the old one is closed."""
+    import mujoco
+
+    new = mujoco.Renderer(renderer.model, renderer.height, renderer.width, max_geom=renderer.scene.maxgeom)
+    if getattr(renderer, "_depth_rendering", False):
+        new.enable_depth_rendering()
+    if getattr(renderer, "_segmentation_rendering", False):
+        new.enable_segmentation_rendering()
+    renderer.close()
+    return new
 
 
 def _import_attr(spec: str) -> Any:
@@ -223,25 +313,42 @@ class MappedEnv(gym.Env):
         self._t = 0
 
     def _cheap_rendering(self) -> None:
-        """Gymnasium's MuJoCo envs render 480 x 480 with shadows and multisampling: on a CPU
-        renderer that costs 10-30x what the small frames a policy sees need."""
+        """Render without shadows or multisampling, at the sizes asked for: MuJoCo's defaults (shadow
+        maps, 4-8x multisampling; gymnasium's envs at 480 x 480) cost 10-30x what the small frames a
+        policy sees need on a CPU renderer (~1 s a frame against 0.1 s).
+
+        Gymnasium's own MuJoCo envs (``mujoco_renderer``) render at the largest size asked for. Any
+        env: every ``mujoco.MjModel`` it holds (``_mujoco_parts``) loses shadows and multisampling,
+        and its offscreen buffer fits the sizes asked for; a ``mujoco.Renderer`` it built already
+        (its GL context made with the old settings) is rebuilt, same model and size, in its place.
+        One built later (lazily, at the first ``render``) gets the new settings."""
         u = self.env.unwrapped
-        renderer = getattr(u, "mujoco_renderer", None)
-        if renderer is None or not hasattr(u, "model"):
-            return
         sizes = [
             self.sizes[c] for c in self.cameras if self.mapping.images[c].get("from", "render") == "render"
         ]
-        if self.render_mode is not None:
+        renderer = getattr(u, "mujoco_renderer", None)
+        if renderer is not None and hasattr(renderer, "width"):
+            # Large enough for every size asked for, in the camera's own aspect ratio (W / H): the
+            # frames are resized to each size from there (``render`` needs only the height).
+            aspect = renderer.width / renderer.height
+            heights = [max(h, math.ceil(w / aspect)) for h, w in sizes]
+            if self.render_mode is not None:
+                heights.append(self.render_size[0])
+            if heights:
+                renderer.height = max(heights)
+                renderer.width = round(renderer.height * aspect)
+                sizes.append((renderer.height, renderer.width))
+        elif self.render_mode is not None:
             sizes.append(tuple(self.render_size))
-        if sizes:
-            renderer.height = max(h for h, _ in sizes)
-            renderer.width = max(w for _, w in sizes)
-            vis = u.model.vis
-            vis.global_.offheight = max(vis.global_.offheight, renderer.height)
-            vis.global_.offwidth = max(vis.global_.offwidth, renderer.width)
-        u.model.vis.quality.shadowsize = 0
-        u.model.vis.quality.offsamples = 0
+        models, renderers = _mujoco_parts(u)
+        for model in models:
+            model.vis.quality.shadowsize = 0
+            model.vis.quality.offsamples = 0
+            if sizes:
+                model.vis.global_.offheight = max(model.vis.global_.offheight, *(h for h, _ in sizes))
+                model.vis.global_.offwidth = max(model.vis.global_.offwidth, *(w for _, w in sizes))
+        for owner, name, old in renderers:
+            setattr(owner, name, _rebuilt(old))
 
     @staticmethod
     def _box(x: np.ndarray) -> gym.spaces.Box:
@@ -308,11 +415,18 @@ class MappedEnv(gym.Env):
         return self._obs(obs), float(reward), bool(terminated), bool(truncated), info
 
     def render(self) -> np.ndarray | None:
+        """The env's own frame, ``render_size[0]`` pixels high and as wide as its camera's aspect
+        ratio makes it (a 480 x 640 camera at render_size (240, 320) gives 240 x 320; a square one
+        240 x 240): frames are never stretched."""
         frame = self.env.render()
         if frame is None:
             return None
-        h, w = self.render_size
-        return cv2.resize(np.asarray(frame), (w, h), interpolation=cv2.INTER_AREA)
+        frame = np.asarray(frame)
+        h = self.render_size[0]
+        w = max(1, round(h * frame.shape[1] / frame.shape[0]))
+        if frame.shape[:2] == (h, w):
+            return frame
+        return cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
 
     @property
     def time_limit_s(self) -> float:
@@ -320,7 +434,8 @@ class MappedEnv(gym.Env):
         return (steps or 1000) * self.dt
 
     def _render(self, camera: str, size: tuple[int, int]) -> np.ndarray:
-        """A frame of the env's own view at ``size`` (H, W); mapped envs have one view."""
+        """A frame of the env's own view ``size[0]`` high, in its aspect ratio (``render``); mapped
+        envs have one view."""
         self.render_size = size
         return self.render()
 

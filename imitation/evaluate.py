@@ -13,7 +13,9 @@ cameras and changes the light per episode (``envs/base.py``); all three are reco
 ``results.json``.
 
 Reported: success rate with a 95% Wilson interval, mean return, mean max coverage (tasks that
-have one), episode lengths and inference time per step. ``eval/<name>/`` gets ``results.json``
+have one), episode lengths, inference time per step and ``clipped_actions``: the steps whose action
+had a value outside the action space (every action is clipped to it before it is sent, as
+``imitation record`` does). ``eval/<name>/`` gets ``results.json``
 (one record per episode), mp4 videos of the first episodes (named by seed and outcome) and a
 PNG summary, each marked as imitation's (``imitation.outputs``). An ``--out`` that holds other
 files is refused before the rollouts start, unless ``--overwrite``.
@@ -37,7 +39,7 @@ import torch
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 from tqdm import tqdm
 
-from envs.mapping import check_env_id, make
+from envs.mapping import check_env_id, locate, make
 from imitation import config, outputs
 from imitation.checkpoint import consumed_keys, load_policy, read_meta, resolve
 from imitation.data.store import DemoStore
@@ -51,6 +53,7 @@ from imitation.results import (
     summarize,
     write_results,
 )
+from imitation.robots.base import clip_action
 from imitation.robots.stack import check_sim_camera_flags, sim_camera_kwargs
 
 log = logging.getLogger(__name__)
@@ -138,8 +141,7 @@ def env_kwargs_for(meta: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-VIDEO_SIZE = (240, 320)  # H, W of the evaluation videos
-VIDEO_FPS = 50.0
+VIDEO_SIZE = (240, 320)  # H, W of the evaluation videos (a mapped env's: 240 high, its camera's aspect)
 
 
 def policy_keys(policy: torch.nn.Module) -> tuple[str, ...]:
@@ -175,6 +177,33 @@ def only_keys(env: Any, keys: Sequence[str]) -> Any:
     return OnlyKeys(env)
 
 
+class Parked(gymnasium.Wrapper):
+    """Never steps an episode that ended (terminated or truncated): some environments raise when
+    stepped after the end (Meta-World: "You must reset the env manually once truncate==True").
+
+    A vector env steps all its environments together, so a slot whose episode ended and that has
+    no episode left to run is parked: ``reset(options={"park": True})`` leaves the environment as
+    it is, and every later step returns its last observation (reward 0, neither terminated nor
+    truncated, no info) without reaching it. A step after the end without a reset is held the same
+    way; a reset without ``park`` starts the next episode as usual."""
+
+    def reset(self, *, seed=None, options=None):  # noqa: ANN001, ANN202
+        if options and options.get("park"):
+            self._parked = True
+            return self._last, {}
+        options = {k: v for k, v in (options or {}).items() if k != "park"} or None
+        self._last, info = self.env.reset(seed=seed, options=options)
+        self._parked = False
+        return self._last, info
+
+    def step(self, action):  # noqa: ANN001, ANN202
+        if self._parked:
+            return self._last, 0.0, False, False, {}
+        self._last, reward, terminated, truncated, info = self.env.step(action)
+        self._parked = bool(terminated or truncated)
+        return self._last, reward, terminated, truncated, info
+
+
 def _make_env(  # noqa: ANN202 - runs in a worker process
     env_id: str,
     kwargs: dict[str, Any],
@@ -184,7 +213,7 @@ def _make_env(  # noqa: ANN202 - runs in a worker process
 
     if not film:
         env = make(env_id, **kwargs)
-        return only_keys(env, keys) if keys is not None else env
+        return Parked(only_keys(env, keys) if keys is not None else env)
 
     class Filming(gymnasium.Wrapper):
         """Puts the rendered scene in ``info["frame"]`` after the reset and every step of the
@@ -204,7 +233,7 @@ def _make_env(  # noqa: ANN202 - runs in a worker process
             return {**info, "frame": with_policy_view(self.env.render(), obs)} if self._on else info
 
     env = make(env_id, render_mode="rgb_array", render_size=VIDEO_SIZE, **kwargs)
-    return Filming(only_keys(env, keys) if keys is not None else env)
+    return Parked(Filming(only_keys(env, keys) if keys is not None else env))
 
 
 def with_policy_view(scene: np.ndarray, obs: dict[str, Any]) -> np.ndarray:
@@ -228,18 +257,18 @@ def with_policy_view(scene: np.ndarray, obs: dict[str, Any]) -> np.ndarray:
 
 
 class _Reel:
-    """The frames of one filmed episode, written to an mp4 as they come and named by its outcome
-    when it ends."""
+    """The frames of one filmed episode, written to an mp4 at ``fps`` (the task's control rate: one
+    frame a step) as they come, and named by its outcome when it ends."""
 
-    def __init__(self, out: Path, seed: int) -> None:
-        self.out, self.seed, self.writer = out, seed, None
+    def __init__(self, out: Path, seed: int, fps: float) -> None:
+        self.out, self.seed, self.fps, self.writer = out, seed, fps, None
 
     def add(self, frame: np.ndarray) -> None:
         if self.writer is None:
             self.out.mkdir(parents=True, exist_ok=True)
             h, w = frame.shape[:2]
             self.tmp = self.out / f".episode_seed{self.seed}.mp4"
-            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), VIDEO_FPS, (w, h))
+            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
         self.writer.write(cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR))
 
     def close(self, success: bool | None) -> Path | None:
@@ -308,6 +337,8 @@ def rollout(
     for the next one before its slot starts the next seed: every episode then sees the policy at
     its own ticks 0, k, 2k, ... whatever else runs beside it (the slot is reset when the episode
     ends, so that it never steps a finished episode, and again with the same seed when it starts).
+    A slot with no seed left is parked (``Parked``): the vector env steps it with the others, but
+    its environment is never stepped after its last episode ended.
     """
 
     check_env_id(env_id, trusted=trusted)
@@ -336,6 +367,7 @@ def rollout(
     ret = np.zeros(n)
     length = np.zeros(n, dtype=int)
     max_cov = np.full(n, -np.inf)
+    clipped = np.zeros(n, dtype=int)  # steps whose action had a value outside the action space
     delayed: list[list[dict[str, np.ndarray]]] = [[] for _ in range(n)]
     reels: list[_Reel | None] = [None] * n  # the film of the slot's episode, if it is filmed
 
@@ -343,20 +375,23 @@ def rollout(
         # A slot's film starts when its episode does (frames of a waiting slot are not kept).
         for i in started:
             if slot_seed[i] in film:
-                reels[i] = _Reel(video_dir, slot_seed[i])
+                reels[i] = _Reel(video_dir, slot_seed[i], fps)
                 reels[i].add(info["frame"][i])
 
     infer_s, infer_n = 0.0, 0
     bar = tqdm(total=len(seeds), desc=f"eval {env_id}", unit="ep", disable=not progress)
     try:
         check_spaces(policy, envs.single_observation_space, envs.single_action_space, env_id)
+        fps = float(envs.get_attr("arm")[0].control_hz) if film else 0.0  # frames a second: steps a second
         first = [queue.pop(0) for _ in range(n)]
         obs, info = envs.reset(seed=first)
         slot_seed = list(first)
         active[:] = True
         start_films(info, range(n))
         policy.reset(seeds=first)
-        action = np.zeros((n, *envs.single_action_space.shape), dtype=np.float32)
+        space = envs.single_action_space
+        action = np.zeros((n, *space.shape), dtype=np.float32)
+        over = np.zeros(n, dtype=bool)
         tick = 0
         while any(s is not None for s in slot_seed):
             if tick % frame_skip == 0:
@@ -370,7 +405,7 @@ def rollout(
                     start_films(info, np.flatnonzero(start))
                     policy.reset(torch.as_tensor(start), seeds=chosen)
                     for i in np.flatnonzero(start):
-                        ret[i], length[i], max_cov[i] = 0.0, 0, -np.inf
+                        ret[i], length[i], max_cov[i], clipped[i] = 0.0, 0, -np.inf, 0
                         delayed[i] = []
                     active |= start
             # What each environment's policy sees: this tick's observation, or one latency_ticks old.
@@ -388,6 +423,9 @@ def rollout(
                 action = policy.select_action(seen).float().cpu().numpy()
                 infer_s += time.perf_counter() - t
                 infer_n += 1
+                # The environment gets the action within its bounds (as the recorder sends it).
+                action, over = clip_action(action, space.low, space.high)
+            clipped += over & active
             obs, reward, terminated, truncated, info = envs.step(action)
             tick += 1
             ret += reward
@@ -407,21 +445,31 @@ def rollout(
                 video = reels[i].close(success) if reels[i] is not None else None
                 reels[i] = None
                 results[slot_seed[i]] = Episode(
-                    int(slot_seed[i]), success, float(ret[i]), int(length[i]), cov, video and str(video)
+                    int(slot_seed[i]),
+                    success,
+                    float(ret[i]),
+                    int(length[i]),
+                    cov,
+                    video and str(video),
+                    int(clipped[i]),
                 )
                 bar.update(1)
                 active[i] = False
                 slot_seed[i] = queue.pop(0) if queue else None  # None: this slot has no more episodes
+            # A slot with no episode left is parked: never stepped again (Parked).
+            done_for_good = np.array([i in finished and slot_seed[i] is None for i in range(n)])
+            if done_for_good.any():
+                envs.reset(seed=[0] * n, options={"reset_mask": done_for_good, "park": True})
             if frame_skip > 1:
                 # Until the next policy step, the slots step a fresh episode of their next seed
                 # (started again then), not a finished one.
-                mask = np.zeros(n, dtype=bool)
-                mask[finished] = True
-                fresh, _ = envs.reset(
-                    seed=[s if s is not None else 0 for s in slot_seed], options={"reset_mask": mask}
-                )
-                for k in obs:
-                    obs[k][mask] = fresh[k][mask]
+                mask = np.array([i in finished and slot_seed[i] is not None for i in range(n)])
+                if mask.any():
+                    fresh, _ = envs.reset(
+                        seed=[s if s is not None else 0 for s in slot_seed], options={"reset_mask": mask}
+                    )
+                    for k in obs:
+                        obs[k][mask] = fresh[k][mask]
     finally:
         for reel in reels:
             if reel is not None:
@@ -440,6 +488,27 @@ def training_seeds(meta: dict[str, Any]) -> set[int]:
         return set()
     seeds = DemoStore.open(path).meta_table()["seed"]
     return {int(s) for s in np.asarray(seeds) if s >= 0}
+
+
+def checkpoint_env(meta: dict[str, Any], ckpt: Path) -> str:
+    """The task a checkpoint's demos came from, found from here: a mapping's path as typed when the
+    demos were recorded may be relative to where that ran, so its absolute path (the checkpoint's, or
+    its demo store's) and the folders of the checkpoint and the store are tried too (``locate``)."""
+    robot = meta.get("robot") or {}
+    env_id = robot.get("env_id")
+    if not env_id:
+        raise ConfigError(
+            f"{ckpt} does not say which task its demos came from; pass --env imitation/<Task>-v0"
+        )
+    near: list[Path] = [ckpt]
+    env_path = robot.get("env_path")
+    store = (meta.get("dataset") or {}).get("path")
+    if store and Path(store).exists():
+        near.append(Path(store))
+        recorded = DemoStore.open(store).robot
+        if recorded.get("env_id") == env_id:
+            env_path = env_path or recorded.get("env_path")
+    return locate(env_id, env_path=env_path, near=near, origin=f"checkpoint {ckpt}")
 
 
 # What eval writes into its --out: recognised by these names (and the mark) when it runs again there.
@@ -483,11 +552,7 @@ def evaluate(
     meta = read_meta(ckpt)
     if policy is None:
         policy = load_policy(ckpt, cfg.device)
-    env_id = cfg.env or (meta.get("robot") or {}).get("env_id")
-    if not env_id:
-        raise ConfigError(
-            f"{ckpt} does not say which task its demos came from; pass --env imitation/<Task>-v0"
-        )
+    env_id = cfg.env or checkpoint_env(meta, ckpt)
 
     # A clear error for an unknown task or a bad mapping before any worker starts; a task the
     # checkpoint names may not import code (the user's own --env may).
@@ -523,6 +588,7 @@ def evaluate(
         "env": env_id,
         "checkpoint": str(ckpt),
         "seeds": [seeds[0], seeds[-1]],
+        "clipped_actions": sum(e.clipped_actions for e in episodes),
         "latency_ticks": cfg.latency_ticks,
         "camera_fps": cfg.camera_fps,
         "camera_latency_ms": cfg.camera_latency_ms,
@@ -588,6 +654,8 @@ def format_summary(s: dict[str, Any]) -> str:
     ]
     if "mean_max_coverage" in s:
         lines.append(f"mean max coverage {s['mean_max_coverage']:.3f}")
+    if s.get("clipped_actions"):
+        lines.append(f"{s['clipped_actions']} step(s) had an action outside the action space, clipped to it")
     lines.append(
         f"results {s['results']}; plot {s['plot']}"
         + (f"; {len(s['videos'])} video(s)" if s.get("videos") else "")

@@ -119,7 +119,8 @@ class ActionNoise:
 
 def record_scripted(cfg: RecordConfig, *, progress: bool | None = None) -> dict:
     """Record ``cfg.episodes`` expert episodes (successful ones, unless ``keep_failed``); returns
-    counts and timing."""
+    counts and timing. ``clipped_actions`` counts the steps (of every attempt) whose action had a
+    value outside the action space, clipped to it before it was sent and stored."""
 
     if cfg.episodes < 1:
         raise ConfigError(f"--episodes must be ≥ 1, got {cfg.episodes}")
@@ -159,7 +160,13 @@ def record_scripted(cfg: RecordConfig, *, progress: bool | None = None) -> dict:
         if created and opened:
             discard_new_store(cfg.out, e)
         raise
-    return {"episodes": saved, "failed": failed, "steps": steps, "wall_s": time.perf_counter() - t0}
+    return {
+        "episodes": saved,
+        "failed": failed,
+        "steps": steps,
+        "clipped_actions": robot.clipped_actions,
+        "wall_s": time.perf_counter() - t0,
+    }
 
 
 def _record_episodes(
@@ -238,6 +245,7 @@ def main(argv: Sequence[str], prog: str = "imitation record") -> int:
     fate = "kept" if cfg.keep_failed else "discarded"
     print(
         f"{cfg.out}: recorded {result['episodes']} episode(s) ({result['steps']} frames) in {result['wall_s']:.1f} s; "
-        f"{result['failed']} failed expert episode(s) {fate}"
+        f"{result['failed']} failed expert episode(s) {fate}; {result['clipped_actions']} action(s) clipped "
+        "to the action space"
     )
     return 0

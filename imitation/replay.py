@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from envs.mapping import locate
 from imitation.config import parse
 from imitation.control import EStopKey, RateLoop
 from imitation.data.store import DemoStore
@@ -66,8 +67,13 @@ def replay(cfg: ReplayConfig, *, loop: RateLoop | None = None) -> dict[str, Any]
     options = RobotOptions(
         robot=cfg.robot, port=cfg.port, emulate=cfg.emulate, env=cfg.env, calibration=cfg.calibration
     )
+    env_id = robot_meta.get("env_id")
+    if env_id and not cfg.env:  # a mapping's path as typed when recording, found from here
+        env_id = locate(
+            env_id, env_path=robot_meta.get("env_path"), near=[cfg.store], origin=f"demo store {cfg.store}"
+        )
     needs = Needs(
-        env_id=robot_meta.get("env_id"),
+        env_id=env_id,
         joint_names=tuple(robot_meta.get("joint_names", [])),
         control_hz=float(store.fps),
         origin=f"demo store {cfg.store}",

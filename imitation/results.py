@@ -23,7 +23,7 @@ RESULTS_LAYOUT = ("summary", "config", "episodes")  # results.json written befor
 @dataclass
 class Episode:
     """One evaluated episode: its scene seed, outcome, return and length in ticks; PushT's best
-    coverage; the video filmed of it."""
+    coverage; the video filmed of it; the steps whose action was clipped to the action space."""
 
     seed: int
     success: bool
@@ -31,6 +31,7 @@ class Episode:
     length: int
     max_coverage: float | None = None
     video: str | None = None
+    clipped_actions: int = 0
 
 
 # ------------------------------------------------------------------------------ statistics

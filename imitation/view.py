@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from envs.mapping import check_env_id, make
+from envs.mapping import check_env_id, locate, make
 from imitation import config, outputs
 from imitation.data.shards import frame_reader
 from imitation.data.store import DemoStore
@@ -75,6 +75,13 @@ def frames(cfg: ViewConfig) -> tuple[Iterator[np.ndarray], float]:
     key = f"images/{cfg.camera}"
     env_id = cfg.env or store.robot.get("env_id")
     if key not in store.features and env_id:
+        if not cfg.env:  # a mapping's path as typed when recording, found from here
+            env_id = locate(
+                env_id,
+                env_path=store.robot.get("env_path"),
+                near=[cfg.store],
+                origin=f"demo store {cfg.store}",
+            )
         # Before any frame: a task the store names may not import code (the user's --env may).
         check_env_id(env_id, trusted=cfg.env is not None, origin=f"demo store {cfg.store}")
 

@@ -55,6 +55,15 @@ class RobotSpec:
         }
 
 
+def clip_action(action: np.ndarray, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``action`` (one, or a batch along the first axis) within the action space's bounds
+    [``low``, ``high``], as float32, and whether each action had a value outside them (a bool, or
+    one per action of the batch): what the recorder and the evaluator send, and what they count."""
+    a = np.asarray(action, dtype=np.float32)
+    sent = np.clip(a, low, high).astype(np.float32)
+    return sent, np.any((a < low) | (a > high), axis=-1)
+
+
 class Robot(ABC):
     """A robot arm (or several) driven by joint position targets at ``spec.control_hz``."""
 

@@ -6,13 +6,14 @@ from typing import Any
 
 import numpy as np
 
-from imitation.robots.base import CameraSpec, Robot, RobotSpec
+from imitation.robots.base import CameraSpec, Robot, RobotSpec, clip_action
 
 
 class SimRobot(Robot):
     """A simulated arm. ``reset(seed)`` starts a new episode with that seed's initial scene.
 
-    After ``act``, ``terminated``, ``truncated`` and ``info`` hold the task's verdict on the step.
+    After ``act``, ``terminated``, ``truncated`` and ``info`` hold the task's verdict on the step;
+    ``clipped_actions`` counts the actions ``act`` had to clip to the limits (the action space).
     Simulation time is the timestamp, so a seeded run is bit-identical every time.
     """
 
@@ -26,7 +27,7 @@ class SimRobot(Robot):
         seed: int = 0,
         **env_kwargs: Any,
     ) -> None:
-        from envs.mapping import is_mapping_id, make
+        from envs.mapping import is_mapping_id, make, recorded_env
 
         self.env_id = env_id
         if not is_mapping_id(env_id):  # a mapping's defaults are its own cameras and sizes
@@ -56,13 +57,14 @@ class SimRobot(Robot):
             state_dim=None
             if space["state"].shape[0] == len(arm.joint_names)
             else int(space["state"].shape[0]),
-            extra={"env_id": env_id},
+            extra=recorded_env(env_id),
         )
         self.seed = seed
         self._obs: dict[str, np.ndarray] | None = None
         self.terminated = self.truncated = False
         self.reward = -float("inf")
         self.info: dict[str, Any] = {}
+        self.clipped_actions = 0  # actions with a value outside the limits (clipped before sending)
 
     def connect(self) -> None:
         self.reset(self.seed)
@@ -80,9 +82,8 @@ class SimRobot(Robot):
         return self._obs
 
     def act(self, action: np.ndarray) -> np.ndarray:
-        sent = np.clip(np.asarray(action, dtype=np.float32), self.spec.lower, self.spec.upper).astype(
-            np.float32
-        )
+        sent, clipped = clip_action(action, self.spec.lower, self.spec.upper)
+        self.clipped_actions += int(clipped)
         self._obs, self.reward, self.terminated, self.truncated, self.info = self.env.step(sent)
         return sent
 
