@@ -3,7 +3,9 @@
 Meta-World is a third-party benchmark of 50 manipulation tasks, each with a scripted policy. This
 project uses it as a development suite of tasks it was not tuned on: the mappings in
 ``configs/envs/metaworld/`` record, train and evaluate on them like on any other mapped task.
-It is an optional extra: ``pip install -e '.[metaworld]'`` (``tools/setup.sh --metaworld``).
+It is an optional extra: ``pip install -e '.[metaworld]'`` then ``pip install --no-deps
+metaworld==3.1.1`` (its own pin of mujoco 3.3.0 would replace the MuJoCo installed here;
+``tools/setup.sh`` does both).
 
 What this adapter changes, and why:
 
@@ -40,7 +42,8 @@ try:
     from metaworld.policies import ENV_POLICY_MAP
 except ImportError as exc:  # pragma: no cover - depends on the optional extra
     raise ConfigError(
-        f"Meta-World is not installed ({exc}); install the optional extra: pip install -e '.[metaworld]'"
+        f"Meta-World is not installed ({exc}); install it: pip install -e '.[metaworld]' && "
+        "pip install --no-deps metaworld==3.1.1"
     ) from exc
 
 ENV_ID = "imitation/MetaWorld-v0"

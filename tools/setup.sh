@@ -20,6 +20,8 @@ fi
 stamp=.venv/.imitation-installed
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    .venv/bin/python -m pip install --quiet -e ".[dev]"
+    .venv/bin/python -m pip install --quiet -e ".[dev,metaworld]"
+    # Meta-World pins mujoco==3.3.0; envs/metaworld.py runs it on the MuJoCo installed above.
+    .venv/bin/python -m pip install --quiet --no-deps "metaworld==3.1.1"
     echo "$want" > "$stamp"
 fi
