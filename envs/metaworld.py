@@ -16,6 +16,9 @@ What this adapter changes, and why:
   the same seed gives the same scene, two seeds give different ones, in any process and order.
 - **The goal is observed.** Meta-World's multi-task benchmarks hide the goal position (zeros in
   ``obs[36:39]``); a single-task policy needs it, as the scripted policies do.
+- **A hidden phase** (``hide_gripper: true``, ``configs/envs/metaworld/pick-place-blind.yaml``): the
+  gripper opening reads 0, so while the expert closes the jaws nothing the policy sees changes; a
+  stateful, phase-based demonstrator as a policy meets it, for measuring what copes with one.
 - **MuJoCo 4.** Meta-World 3.1 writes 11 numbers into each weld constraint's ``eq_data``, whose
   rows have 12 entries since MuJoCo 4 (the extra one keeps its default); the writer is adjusted.
 
@@ -89,12 +92,14 @@ class MetaWorldEnv(gym.Env):
         camera_name: str = "corner2",
         width: int = 96,
         height: int = 96,
+        hide_gripper: bool = False,
     ) -> None:
         if task not in ALL_V3_ENVIRONMENTS:
             raise ConfigError(
                 f"unknown Meta-World task {task!r}; choose one of: {', '.join(sorted(ALL_V3_ENVIRONMENTS))}"
             )
         self.task = task
+        self.hide_gripper = hide_gripper
         env = ALL_V3_ENVIRONMENTS[task](
             render_mode=render_mode, camera_name=camera_name, width=width, height=height
         )
@@ -138,14 +143,22 @@ class MetaWorldEnv(gym.Env):
         )
         obs, info = self.env.reset()
         self.last_obs = np.asarray(obs, dtype=np.float64)
-        return self.last_obs.astype(np.float32), dict(info)
+        return self._seen(), dict(info)
 
     def step(self, action: np.ndarray):
         obs, reward, terminated, truncated, info = self.env.step(np.asarray(action, dtype=np.float32))
         self.last_obs = np.asarray(obs, dtype=np.float64)
         info = dict(info)
         info["is_success"] = bool(info.get("success", False))
-        return self.last_obs.astype(np.float32), float(reward), bool(terminated), bool(truncated), info
+        return self._seen(), float(reward), bool(terminated), bool(truncated), info
+
+    def _seen(self) -> np.ndarray:
+        """The observation a policy gets: with ``hide_gripper``, the gripper opening (now and one
+        step earlier) reads 0, so a policy cannot see the jaws close (the expert still does)."""
+        obs = self.last_obs.astype(np.float32)
+        if self.hide_gripper:
+            obs[[3, 21]] = 0.0
+        return obs
 
     def render(self) -> np.ndarray | None:
         return self.env.render()
