@@ -8,6 +8,9 @@ evaluator work on it unchanged::
     imports: []                       # modules that register it (e.g. gymnasium_robotics)
     env_kwargs: {}                    # passed to gymnasium.make
     state: "[0:14]"                   # selector of the policy's proprioception
+    state_names: [...]                # optional: names of the state's values (default s0, s1, ...)
+    action_kind: torque               # joints, ee_delta, ee_pose, torque or other (the default)
+    action_names: [...]               # optional: names of the action's values (default a0, a1, ...)
     env_state: "[14:23]"              # optional: object poses (privileged state)
     images:                           # optional cameras: name -> source and size
       front: {from: render, size: [96, 96]}
@@ -21,6 +24,12 @@ takes one entry of a Dict observation, ``"key[a:b]"`` slices that entry. Image s
 ``success`` reads one ``info`` entry: ``{info: is_success}`` takes it as a truth value,
 ``min``/``max`` compare a number against a bound.
 
+``action_kind`` says what the action's values are: only ``joints`` (joint position targets) makes
+them the robot's joints in what is recorded (a store's and a checkpoint's ``joint_names`` and
+``limits_rad``); any other kind is recorded as ``action_kind``, ``action_names`` and
+``action_limits``, with no joints. ``state`` is named by ``state_names`` (default ``s0``, ``s1``, ...),
+never by the action's names.
+
 Wherever a task id is expected (``--env``), the path of a mapping file works too. A mapping that
 imports code (``imports``, ``expert`` or a ``module:Env`` id, outside this project's ``envs``
 package) is loaded only when the user names it on the command line; one named by a checkpoint or a
@@ -29,9 +38,12 @@ demo store is refused (``check_env_id``).
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import importlib
 import math
 import re
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -47,6 +59,7 @@ import envs
 from imitation.errors import ConfigError
 from imitation.robots.base import RobotSpec
 
+ACTION_KINDS = ("joints", "ee_delta", "ee_pose", "torque", "other")
 _SELECTOR = re.compile(r"^(?P<key>[A-Za-z_][\w./-]*)?(?:\[(?P<a>-?\d*):(?P<b>-?\d*)\])?$")
 
 
@@ -62,7 +75,9 @@ class EnvMapping:
     terminate_on_success: bool = True
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     imports: list[str] = field(default_factory=list)
+    action_kind: str = "other"
     action_names: list[str] | None = None
+    state_names: list[str] | None = None
     expert: str | None = None
     source: str = ""
 
@@ -83,6 +98,11 @@ class EnvMapping:
                 )
             if len(spec["size"]) != 2 or min(spec["size"]) < 1:
                 raise ConfigError(f"{where}: images.{cam}.size={spec['size']} must be [H, W] with H, W ≥ 1")
+        if self.action_kind not in ACTION_KINDS:
+            raise ConfigError(
+                f"{where}: action_kind={self.action_kind!r} is not one of {', '.join(ACTION_KINDS)}; "
+                "joints only for joint position targets"
+            )
         ok = set(self.success) <= {"info", "min", "max"} and "info" in self.success
         if not ok:
             raise ConfigError(
@@ -181,15 +201,18 @@ def select(obs: Any, selector: str) -> np.ndarray:
 
 def _mujoco_parts(env: Any) -> tuple[list[Any], list[tuple[Any, str, Any]]]:
     """The ``mujoco.MjModel`` objects an env holds and the ``mujoco.Renderer`` objects it built, as
-    ``(owner, attribute, renderer)``: its attributes, and those of its plain attributes one level down
-    (``model``, ``_model``, ``mj_model``, ``physics.model``, ``sim.renderer``...); an ``MjData`` or a
-    ``Renderer`` gives its model. Only instance attributes are read (no property runs)."""
+    ``(owner, attribute, renderer)``: its attributes and its ``model``, ``_model`` or ``mj_model``
+    (a property too), and the attributes of its plain attributes one level down (``physics.model``,
+    ``sim.renderer``, an inner env's ``model``...); an ``MjData`` or a ``Renderer`` gives its model,
+    a wrapper its ``ptr``. Only those three names run a property; otherwise instance attributes."""
     import mujoco
 
     models: dict[int, Any] = {}
     renderers: list[tuple[Any, str, Any]] = []
 
     def look(owner: Any, name: str, value: Any) -> bool:
+        if type(value).__module__.startswith("dm_control"):
+            value = getattr(value, "ptr", value)  # dm_control's wrappers hold the MuJoCo object there
         if isinstance(value, mujoco.MjModel):
             models[id(value)] = value
         elif isinstance(value, mujoco.MjData):
@@ -201,8 +224,11 @@ def _mujoco_parts(env: Any) -> tuple[list[Any], list[tuple[Any, str, Any]]]:
             return False
         return True
 
+    for name in ("model", "_model", "mj_model"):
+        with contextlib.suppress(Exception):  # a property that cannot answer (yet)
+            look(env, name, getattr(env, name, None))
     for name, value in list(vars(env).items()):
-        if look(env, name, value) or isinstance(value, (type, ModuleType, np.ndarray, gym.Env)):
+        if look(env, name, value) or isinstance(value, (type, ModuleType, np.ndarray)):
             continue
         for inner_name, inner in list(getattr(value, "__dict__", {}).items()):
             look(value, inner_name, inner)
@@ -273,6 +299,9 @@ class MappedEnv(gym.Env):
         kwargs = dict(m.env_kwargs)
         if needs_render:
             kwargs.setdefault("render_mode", "rgb_array")
+        # Gymnasium's passive checker warns about the foreign env on every step, nothing a user of
+        # the mapping can act on (a mapping may turn it back on: env_kwargs: {disable_env_checker: false}).
+        kwargs.setdefault("disable_env_checker", True)
         try:
             self.env = gym.make(m.env_id, **kwargs)
         except gym.error.Error as exc:
@@ -292,25 +321,37 @@ class MappedEnv(gym.Env):
         dt = getattr(self.env.unwrapped, "dt", None)
         fps = self.env.metadata.get("render_fps")
         self.dt = float(dt) if dt else 1.0 / float(fps or 10)
-        self.arm = RobotSpec(
-            name=f"gym:{m.env_id}",
-            joint_names=tuple(names),
-            lower=act.low.astype(np.float64),
-            upper=act.high.astype(np.float64),
-            control_hz=1.0 / self.dt,
-        )
         # Observation space from one reset's observation: shapes are what the selectors give.
         obs, _ = self.env.reset(seed=0)
         spaces: dict[str, gym.spaces.Space] = {
             "state": self._box(select(obs, m.state)),
             "timestamp": gym.spaces.Box(0.0, np.inf, (), np.float64),
         }
+        n_state = spaces["state"].shape[0]
+        self.state_names = tuple(m.state_names or [f"s{i}" for i in range(n_state)])
+        if len(self.state_names) != n_state:
+            raise ConfigError(
+                f"{m.source}: {len(self.state_names)} state_names for a state of {n_state} values "
+                f"({m.state}); give {n_state} names or leave state_names out"
+            )
+        # The action's names and bounds; they are the robot's joints only for action_kind joints.
+        self.arm = RobotSpec(
+            name=f"gym:{m.env_id}",
+            joint_names=tuple(names),
+            lower=act.low.astype(np.float64),
+            upper=act.high.astype(np.float64),
+            control_hz=1.0 / self.dt,
+            state_dim=n_state,
+            state_names=self.state_names,
+            action_kind=m.action_kind,
+        )
         if m.env_state:
             spaces["env_state"] = self._box(select(obs, m.env_state))
         for c in self.cameras:
             spaces[f"images/{c}"] = gym.spaces.Box(0, 255, (*self.sizes[c], 3), np.uint8)
         self.observation_space = gym.spaces.Dict(spaces)
         self._t = 0
+        _OPEN.add(self)
 
     def _cheap_rendering(self) -> None:
         """Render without shadows or multisampling, at the sizes asked for: MuJoCo's defaults (shadow
@@ -448,7 +489,24 @@ class MappedEnv(gym.Env):
         return _import_attr(self.mapping.expert)(self)
 
     def close(self) -> None:
+        """Close the env, then every ``mujoco.Renderer`` it built and left open: one that the garbage
+        collector frees at interpreter exit, after EGL is gone, prints "Exception ignored in ..."
+        tracebacks. Envs still open at exit are closed then (``_close_open_envs``)."""
         self.env.close()
+        for _, _, renderer in _mujoco_parts(self.env.unwrapped)[1]:
+            renderer.close()
+        _OPEN.discard(self)
+
+
+# Mapped envs not closed yet: closed at exit, before the interpreter tears EGL down.
+_OPEN: weakref.WeakSet[MappedEnv] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_envs() -> None:
+    for env in list(_OPEN):
+        with contextlib.suppress(Exception):  # exiting: one env's failure must not keep the others open
+            env.close()
 
 
 # This project's own task package: code the user already runs, so a mapping may name it freely.

@@ -47,7 +47,7 @@ commands:
 {commands}
 
 Run 'imitation <command> --help' for a command's options.
-Set IMITATION_DEBUG=1 to see full tracebacks of errors."""
+Set IMITATION_DEBUG=1 to see full tracebacks of errors and the libraries' warnings."""
 
 
 def run_table(table: dict[str, tuple[str, str]], argv: Sequence[str], prog: str) -> int:
@@ -80,6 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("OpenGL").setLevel(logging.WARNING)
     from imitation.errors import ImitationError
+    from imitation.logs import route_warnings
+
+    route_warnings()  # gymnasium's and foreign libraries' warnings: to the log at DEBUG, not the terminal
 
     try:
         return run_table(COMMANDS, argv, "imitation")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import multiprocessing
 import sys
 import time
 from collections.abc import Sequence
@@ -45,6 +46,7 @@ from imitation.checkpoint import consumed_keys, load_policy, read_meta, resolve
 from imitation.data.store import DemoStore
 from imitation.deploy import DeployConfig, ask_operator, deploy, wait_for_reset
 from imitation.errors import ConfigError
+from imitation.logs import route_warnings
 from imitation.results import (
     EVAL_FILES,
     EVAL_TEMPORARY,
@@ -211,6 +213,8 @@ def _make_env(  # noqa: ANN202 - runs in a worker process
     keys: Sequence[str] | None = None,
 ):
 
+    if multiprocessing.parent_process() is not None:
+        route_warnings()  # a worker (a fresh process under forkserver): its warnings to the log too
     if not film:
         env = make(env_id, **kwargs)
         return Parked(only_keys(env, keys) if keys is not None else env)

@@ -47,7 +47,8 @@ class Truncating(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         self.t, self.limit, self.over = 0, 3 + (seed or 0) % 4, False
-        return np.zeros(3, np.float32), {"success": False}
+        # The scene follows the seed (record checks that it does).
+        return np.array([0.0, (seed or 0) % 97, 0.0], np.float32), {"success": False}
 
     def step(self, action: np.ndarray):
         if self.over:
@@ -99,6 +100,35 @@ class Shadowed(gym.Env):
         self.renderer.close()
 
 
+class Adapter(gym.Env):
+    """Another library's env held as an attribute, its model behind a property (as an adapter of
+    Meta-World does): what it built is one level down."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    def __init__(self, render_mode: str | None = None) -> None:
+        self.env = Shadowed(render_mode)
+        self.observation_space, self.action_space = self.env.observation_space, self.env.action_space
+        self.dt = self.env.dt
+
+    @property
+    def model(self) -> Any:
+        return self.env.model
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        return self.env.reset(seed=seed)
+
+    def step(self, action: np.ndarray):
+        return self.env.step(action)
+
+    def render(self) -> np.ndarray:
+        return self.env.render()
+
+    def close(self) -> None:
+        self.env.close()
+
+
 class Wide(gym.Env):
     """Renders 60 x 120 frames (1:2) at dt 0.1 s: a 10 Hz task whose camera is twice as wide as high."""
 
@@ -114,7 +144,7 @@ class Wide(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         self.t = 0
-        return np.zeros(4, np.float32), {"success": False}
+        return self.np_random.uniform(-1, 1, 4).astype(np.float32), {"success": False}  # the seed's scene
 
     def step(self, action: np.ndarray):
         self.t += 1
@@ -139,6 +169,7 @@ class Noisy(Wide):
 for _name, _cls, _steps in [
     ("fake/Truncating-v0", Truncating, None),
     ("fake/Shadowed-v0", Shadowed, 5),
+    ("fake/Adapter-v0", Adapter, 5),
     ("fake/Wide-v0", Wide, None),
     ("fake/Noisy-v0", Noisy, None),
 ]:

@@ -27,7 +27,12 @@ class CameraSpec:
 
 @dataclass(frozen=True)
 class RobotSpec:
-    """What a robot offers: joints (gripper last, radians / [0, 1]), cameras, rate, observations."""
+    """What a robot offers: joints (gripper last, radians / [0, 1]), cameras, rate, observations.
+
+    ``joint_names``, ``lower`` and ``upper`` name and bound the action's values. They are joints
+    (position targets) when ``action_kind`` is ``joints``, as on every arm of this project; a
+    third-party env's action may be something else (``ee_delta``, ``ee_pose``, ``torque``, ``other``:
+    ``envs.mapping``), and is then recorded as such, never as joints."""
 
     name: str
     joint_names: tuple[str, ...]
@@ -39,18 +44,34 @@ class RobotSpec:
     env_state_dim: int = 0
     # Size of ``state`` when it is not the joint positions (a third-party env's observation).
     state_dim: int | None = None
+    # Names of that state's values (default s0, s1, ...); a state of joint positions has the joints'.
+    state_names: tuple[str, ...] | None = None
+    # What the action's values are: joint position targets, or another kind (see above).
+    action_kind: str = "joints"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain values, as recorded in a demo store's ``robot`` attribute."""
+        """Plain values, as recorded in a demo store's ``robot`` attribute: ``joint_names`` and
+        ``limits_rad`` for joint actions; ``action_kind``, ``action_names`` and ``action_limits``
+        (and no joints) for an action of another kind."""
+        bounds = [[float(lo), float(hi)] for lo, hi in zip(self.lower, self.upper, strict=True)]
+        if self.action_kind == "joints":
+            action: dict[str, Any] = {"joint_names": list(self.joint_names), "limits_rad": bounds}
+        else:
+            action = {
+                "joint_names": [],
+                "action_kind": self.action_kind,
+                "action_names": list(self.joint_names),
+                "action_limits": bounds,
+            }
         return {
             "name": self.name,
-            "joint_names": list(self.joint_names),
-            "limits_rad": [[float(lo), float(hi)] for lo, hi in zip(self.lower, self.upper, strict=True)],
+            **action,
             "control_hz": self.control_hz,
             "cameras": {c.name: [c.height, c.width] for c in self.cameras},
             "env_state_dim": self.env_state_dim,
             **({"state_dim": self.state_dim} if self.state_dim is not None else {}),
+            **({"state_names": list(self.state_names)} if self.state_names else {}),
             **self.extra,
         }
 

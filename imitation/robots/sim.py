@@ -44,6 +44,11 @@ class SimRobot(Robot):
             for k, v in space.items()
             if k.startswith("images/")
         )
+        # A task of envs/ observes its joint positions as ``state`` (when the sizes agree); a mapped
+        # env says what its state is (its size and names), whatever the sizes.
+        state_dim = arm.state_dim
+        if state_dim is None and space["state"].shape[0] != len(arm.joint_names):
+            state_dim = int(space["state"].shape[0])
         self.spec = RobotSpec(
             name=f"sim:{env_id}",
             joint_names=arm.joint_names,
@@ -54,9 +59,9 @@ class SimRobot(Robot):
             env_state_dim=int(self.env.observation_space["env_state"].shape[0])
             if "env_state" in space
             else 0,
-            state_dim=None
-            if space["state"].shape[0] == len(arm.joint_names)
-            else int(space["state"].shape[0]),
+            state_dim=state_dim,
+            state_names=arm.state_names,
+            action_kind=arm.action_kind,
             extra=recorded_env(env_id),
         )
         self.seed = seed

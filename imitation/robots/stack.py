@@ -193,8 +193,9 @@ def store_features(spec: RobotSpec) -> dict[str, dict[str, Any]]:
     n = len(spec.joint_names)
     names = list(spec.joint_names)
     state: dict[str, Any] = {"shape": [n], "dtype": "float32", "kind": "state", "names": names}
-    if spec.state_dim is not None:
-        state = {"shape": [spec.state_dim], "dtype": "float32", "kind": "state"}
+    if spec.state_dim is not None:  # not the joint positions: never the action's names
+        state_names = list(spec.state_names or [f"s{i}" for i in range(spec.state_dim)])
+        state = {"shape": [spec.state_dim], "dtype": "float32", "kind": "state", "names": state_names}
     feats: dict[str, dict[str, Any]] = {
         "state": state,
         "action": {"shape": [n], "dtype": "float32", "kind": "action", "names": names},

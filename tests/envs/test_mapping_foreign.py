@@ -3,25 +3,29 @@ any MuJoCo env, what the labels of a mapped env's actions and state say, quiet w
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from fake_gym import write_mapping
 
-from envs.mapping import MappedEnv, check_env_id, locate
+from envs.mapping import EnvMapping, MappedEnv, check_env_id, locate
 from imitation.errors import ConfigError
 from imitation.robots.sim import SimRobot
 
 
-def test_any_mujoco_env_renders_without_shadows_or_multisampling(tmp_path: Path) -> None:
+@pytest.mark.parametrize("env_id", ["fake/Shadowed-v0", "fake/Adapter-v0"])
+def test_any_mujoco_env_renders_without_shadows_or_multisampling(tmp_path: Path, env_id: str) -> None:
     import mujoco
 
-    # The env built its own mujoco.Renderer (64 x 64) at construction, with shadows and 8x multisampling.
-    mapping = write_mapping(
-        tmp_path, "fake/Shadowed-v0", images={"front": {"from": "render", "size": [32, 32]}}
-    )
+    # The env built its own mujoco.Renderer (64 x 64) at construction, with shadows and 8x
+    # multisampling; or holds such an env, whose model it shows through a property.
+    mapping = write_mapping(tmp_path, env_id, images={"front": {"from": "render", "size": [32, 32]}})
     env = MappedEnv(mapping, obs_mode="both")
     u = env.env.unwrapped
+    u = getattr(u, "env", u)
     assert (u.model.vis.quality.shadowsize, u.model.vis.quality.offsamples) == (0, 0)
     # The renderer built before was made again, on the same model and at the same size, so that its
     # GL context has no shadow map and no multisampled buffer.
@@ -92,3 +96,95 @@ def test_eval_finds_the_checkpoints_mapping_from_another_directory(
     cfg = EvalConfig(checkpoint=str(ckpt), episodes=2, num_envs=1, videos=0, out=str(tmp_path / "ev"))
     summary = evaluate(cfg, policy=ConstantPolicy(2), progress=False)
     assert summary["env"] == str(tmp_path / "project/configs/fake.yaml") and summary["episodes"] == 2
+
+
+def test_a_mapped_action_is_joints_only_when_the_mapping_says_so(tmp_path: Path) -> None:
+    from imitation.robots.stack import store_features
+
+    # A 4-D end-effector action beside a 4-D state: neither is labelled as joints.
+    names = ["dx", "dy", "dz", "grip"]
+    ee = write_mapping(tmp_path, "fake/Wide-v0", name="ee.yaml", action_kind="ee_delta", action_names=names)
+    spec = SimRobot(str(ee)).spec
+    robot = spec.to_dict()
+    assert robot["joint_names"] == [] and "limits_rad" not in robot
+    assert robot["action_kind"] == "ee_delta" and robot["action_names"] == names
+    assert robot["action_limits"] == [[-1.0, 1.0]] * 4
+    features = store_features(spec)
+    assert features["action"]["names"] == names
+    assert features["state"]["names"] == ["s0", "s1", "s2", "s3"]  # never the action's names
+    # A mapping without action_kind makes no claim either; its state may be named.
+    plain = write_mapping(tmp_path, "fake/Wide-v0", name="plain.yaml", state_names=["x", "y", "z", "w"])
+    spec = SimRobot(str(plain)).spec
+    assert spec.to_dict()["joint_names"] == [] and spec.to_dict()["action_kind"] == "other"
+    assert store_features(spec)["state"]["names"] == ["x", "y", "z", "w"]
+    # Joint position targets: the robot's joints and their limits, as for this project's arms.
+    joints = write_mapping(
+        tmp_path, "fake/Wide-v0", name="joints.yaml", action_kind="joints", action_names=names
+    )
+    robot = SimRobot(str(joints)).spec.to_dict()
+    assert robot["joint_names"] == names and robot["limits_rad"] == [[-1.0, 1.0]] * 4
+    assert "action_kind" not in robot
+    # The shipped Pusher mapping: joint torques.
+    pusher = EnvMapping.load(Path(__file__).resolve().parents[2] / "configs/envs/pusher.yaml")
+    assert pusher.action_kind == "torque"
+
+
+def test_bad_action_kinds_and_state_names_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="action_kind='joint' is not one of joints, ee_delta, ee_pose"):
+        EnvMapping.load(write_mapping(tmp_path, "fake/Wide-v0", action_kind="joint"))
+    with pytest.raises(ConfigError, match="3 state_names for a state of 4 values"):
+        MappedEnv(write_mapping(tmp_path, "fake/Wide-v0", state_names=["a", "b", "c"]))
+
+
+def test_a_recorded_store_names_a_mapped_envs_action_and_state_by_the_mapping(tmp_path: Path) -> None:
+    from imitation.data.store import DemoStore
+    from imitation.record import RecordConfig, record_scripted
+
+    mapping = write_mapping(
+        tmp_path, "fake/Wide-v0", action_kind="ee_delta", action_names=["dx", "dy", "dz", "grip"]
+    )
+    mapping.write_text(mapping.read_text() + "expert: fake_gym:overreaching\n")
+    out = tmp_path / "demos.zarr"
+    record_scripted(
+        RecordConfig(env=str(mapping), episodes=1, keep_failed=True, obs_mode="state", out=out),
+        progress=False,
+    )
+    store = DemoStore.open(out)
+    assert store.robot["joint_names"] == [] and store.robot["action_kind"] == "ee_delta"
+    assert store.features["state"].names == ("s0", "s1", "s2", "s3")
+    assert store.features["action"].names == ("dx", "dy", "dz", "grip")
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    tests = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tests), str(tests.parent)]), MUJOCO_GL="egl")
+    env.pop("IMITATION_DEBUG", None)
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_foreign_warnings_and_renderer_teardown_stay_off_the_terminal(tmp_path: Path) -> None:
+    # An env whose library warns on every step, and whose observations gymnasium's checker warns about.
+    mapping = write_mapping(
+        tmp_path,
+        "fake/Noisy-v0",
+        imports=["fake_gym"],
+        expert="fake_gym:overreaching",
+        images={"front": {"from": "render", "size": [32, 32]}},
+    )
+    out = tmp_path / "demos.zarr"
+    args = ["-m", "imitation.cli", "record", "--env", str(mapping), "--episodes", "1", "--keep-failed"]
+    done = _run([*args, "--out", str(out)], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "recorded 1 episode(s)" in done.stdout
+    assert "Warning" not in done.stderr and "WARN" not in done.stderr, done.stderr
+    # A MuJoCo env that built its own renderer, left open at exit: closed before EGL goes.
+    script = (
+        "from envs.mapping import MappedEnv\n"
+        f"env = MappedEnv({str(write_mapping(tmp_path, 'fake/Shadowed-v0', name='s.yaml', imports=['fake_gym']))!r}, "
+        "render_mode='rgb_array')\n"
+        "env.reset(seed=0)\nassert env.render().shape[0] == 240\n"
+    )
+    done = _run(["-c", script], tmp_path)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
