@@ -46,6 +46,7 @@ from imitation.checkpoint import consumed_keys, load_policy, read_meta, resolve
 from imitation.data.store import DemoStore
 from imitation.deploy import DeployConfig, ask_operator, deploy, wait_for_reset
 from imitation.errors import ConfigError
+from imitation.expert import run_expert
 from imitation.logs import route_warnings
 from imitation.results import (
     EVAL_FILES,
@@ -57,6 +58,7 @@ from imitation.results import (
 )
 from imitation.robots.base import clip_action
 from imitation.robots.stack import check_sim_camera_flags, sim_camera_kwargs
+from imitation.scenes import repeated_scenes, training_firsts
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +111,15 @@ class EvalConfig:
     camera_fit: tuple[str, ...] = ()
     """With --robot: how a camera's frames reach the policy's image size, NAME=FIT with FIT resize or
     center_crop_resize (e.g. top=center_crop_resize); replaces what the checkpoint declares."""
+    expert: bool = False
+    """Evaluate the task's scripted expert (the one `record --teleop scripted` records with) instead
+    of a checkpoint, on the same seeds: the ceiling its imitators are measured against. Needs --env."""
 
     def __post_init__(self) -> None:
+        if self.expert and not self.env:
+            raise ConfigError("--expert needs --env (a task id of envs/ or a mapping file)")
+        if self.expert and self.robot:
+            raise ConfigError("--expert runs in simulation; leave out --robot")
         if self.episodes < 1 or self.num_envs < 1:
             raise ConfigError("episodes and num_envs must be ≥ 1")
         if self.latency_ticks < 0:
@@ -520,6 +529,8 @@ def output_dir(cfg: EvalConfig) -> Path:
     """Where ``cfg`` writes: --out, or eval/<run> (eval/<run>_<robot> on an arm)."""
     if cfg.out:
         return Path(cfg.out)
+    if cfg.expert:
+        return Path("eval") / f"expert_{Path(str(cfg.env)).stem.replace('/', '_')}"
 
     ckpt = resolve(cfg.checkpoint)
     run = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt
@@ -550,6 +561,8 @@ def evaluate(
     progress = sys.stderr.isatty() if progress is None else progress
     if cfg.robot:
         return evaluate_on_robot(cfg)
+    if cfg.expert:
+        return evaluate_expert(cfg, progress)
 
     ckpt = resolve(cfg.checkpoint)
     out = check_outputs(cfg)  # before the policy loads and the rollouts start
@@ -569,6 +582,7 @@ def evaluate(
             f"{len(overlap)} evaluation seed(s) (e.g. {min(overlap)}) were used to record the training demos; "
             f"choose another --seed (the demos use {min(used)}..{max(used)}) or pass --force"
         )
+    repeats = check_scenes(env_id, seeds, meta, cfg.force)
     kwargs = env_kwargs_for(meta)
     kwargs |= sim_camera_kwargs(
         cfg.camera_fps, cfg.camera_latency_ms, cfg.perturb, bool(meta["io"]["images"]), env_id
@@ -593,6 +607,7 @@ def evaluate(
         "checkpoint": str(ckpt),
         "seeds": [seeds[0], seeds[-1]],
         "clipped_actions": sum(e.clipped_actions for e in episodes),
+        "repeated_training_scenes": repeats,
         "latency_ticks": cfg.latency_ticks,
         "camera_fps": cfg.camera_fps,
         "camera_latency_ms": cfg.camera_latency_ms,
@@ -602,6 +617,49 @@ def evaluate(
     }
     if cfg.videos:
         summary["videos"] = [e.video for e in episodes if e.video]
+    return write_results(out, summary, config.to_dict(cfg), episodes)
+
+
+def check_scenes(env_id: str, seeds: Sequence[int], meta: dict[str, Any], force: bool) -> int | None:
+    """Compare every evaluation episode's first observation with the training demos' first
+    observations (``imitation.scenes``): refuse repeats unless ``force``; their count (None: not
+    checked, the training store is gone or its first observations do not tell scenes apart)."""
+    firsts = training_firsts((meta.get("dataset") or {}).get("path"))
+    if firsts is None or len(np.unique(firsts[0], axis=0)) < 2:
+        log.info("evaluation scenes not compared with the training demos' (no store, or no scene in its state)")
+        return None
+    env = make(env_id, obs_mode="state")
+    try:
+        repeats = repeated_scenes(env, seeds, firsts[0])
+    finally:
+        env.close()
+    if repeats and not force:
+        s, e = next(iter(repeats.items()))
+        raise ConfigError(
+            f"{len(repeats)} of {len(seeds)} evaluation episodes start in a scene of the training demos (seed {s} "
+            f"gives the first observation of demo episode {e}, recorded with seed {firsts[1][e]}): the task's "
+            "scene does not follow its seed, so these are not unseen scenes; make its reset draw the scene "
+            "from the seed, or pass --force to evaluate anyway (results.json counts the repeats)"
+        )
+    return len(repeats)
+
+
+def evaluate_expert(cfg: EvalConfig, progress: bool) -> dict[str, Any]:
+    """``imitation eval --expert``: the task's scripted expert on the seeds, the same outputs."""
+    out = check_outputs(cfg)
+    env_id = str(cfg.env)
+    check_env_id(env_id, trusted=True)
+    seeds = list(range(cfg.seed, cfg.seed + cfg.episodes))
+    episodes, wall = run_expert(env_id, seeds, progress=progress)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summarize(episodes) | {
+        "env": env_id,
+        "checkpoint": None,
+        "expert": True,
+        "seeds": [seeds[0], seeds[-1]],
+        "clipped_actions": sum(e.clipped_actions for e in episodes),
+        "wall_s": wall,
+    }
     return write_results(out, summary, config.to_dict(cfg), episodes)
 
 
@@ -654,12 +712,16 @@ def format_summary(s: dict[str, Any]) -> str:
         f"{s['env']}: success {s['successes']}/{s['episodes']} = {s['success_rate']:.1%} "
         f"(95% CI {lo:.1%}–{hi:.1%}), seeds {s['seeds'][0]}–{s['seeds'][1]}",
         f"mean return {s['mean_return']:.2f}; episode length mean {s['mean_length']:.0f} "
-        f"(min {s['min_length']}, max {s['max_length']}); inference {s['inference_ms_per_step']:.1f} ms per step",
+        f"(min {s['min_length']}, max {s['max_length']})"
+        + (f"; inference {s['inference_ms_per_step']:.1f} ms per step" if "inference_ms_per_step" in s else "")
+        + ("; the task's scripted expert" if s.get("expert") else ""),
     ]
     if "mean_max_coverage" in s:
         lines.append(f"mean max coverage {s['mean_max_coverage']:.3f}")
     if s.get("clipped_actions"):
         lines.append(f"{s['clipped_actions']} step(s) had an action outside the action space, clipped to it")
+    if s.get("repeated_training_scenes"):
+        lines.append(f"{s['repeated_training_scenes']} episode(s) started in a scene of the training demos (--force)")
     lines.append(
         f"results {s['results']}; plot {s['plot']}"
         + (f"; {len(s['videos'])} video(s)" if s.get("videos") else "")

@@ -23,7 +23,9 @@ from tqdm import tqdm
 from imitation import config
 from imitation.data.store import DemoStore, EpisodeWriter, discard_new_store
 from imitation.errors import ConfigError
+from envs.mapping import make
 from imitation.robots.sim import SimRobot
+from imitation.scenes import check_reproducible
 from imitation.robots.stack import store_features
 from imitation.session import record_session
 
@@ -117,6 +119,16 @@ class ActionNoise:
         return self.x.astype(np.float32)
 
 
+def check_env_seeds(env_id: str, seed: int) -> None:
+    """Refuse a task whose scene does not follow its reset seed (``imitation.scenes``): its
+    recorded seeds would say nothing about which scenes an evaluation has seen."""
+    env = make(env_id, obs_mode="state")
+    try:
+        check_reproducible(env, seed, env_id)
+    finally:
+        env.close()
+
+
 def record_scripted(cfg: RecordConfig, *, progress: bool | None = None) -> dict:
     """Record ``cfg.episodes`` expert episodes (successful ones, unless ``keep_failed``); returns
     counts and timing. ``clipped_actions`` counts the steps (of every attempt) whose action had a
@@ -126,6 +138,7 @@ def record_scripted(cfg: RecordConfig, *, progress: bool | None = None) -> dict:
         raise ConfigError(f"--episodes must be ≥ 1, got {cfg.episodes}")
     if cfg.action_noise < 0:
         raise ConfigError(f"--action-noise must be ≥ 0 (rad), got {cfg.action_noise}")
+    check_env_seeds(cfg.env, cfg.seed)
     robot = SimRobot(cfg.env, obs_mode=cfg.obs_mode, cameras=cfg.cameras, image_size=cfg.image_size)
     features = store_features(robot.spec)
     for f in features.values():

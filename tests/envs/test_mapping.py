@@ -145,7 +145,10 @@ def test_pusher_record_train_eval(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     cfg.val_fraction, cfg.save_every, cfg.wandb = 0.0, 4, "disabled"
     # The PickPlace config turns samples about its base; Pusher declares no such symmetry.
     cfg.augment_yaw = 0.0
+    # Set at 50 Hz; Pusher runs at 20 Hz: the same spans in seconds, converted.
+    cfg.rescale = True
     train(cfg)
+    assert cfg.act.chunk_size == 40 and cfg.fps == 20
     summary = evaluate(
         EvalConfig(
             checkpoint=str(tmp_path / "run"),
