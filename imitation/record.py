@@ -20,13 +20,13 @@ from typing import Any, Literal
 import numpy as np
 from tqdm import tqdm
 
+from envs.mapping import make
 from imitation import config
 from imitation.data.store import DemoStore, EpisodeWriter, discard_new_store
 from imitation.errors import ConfigError
-from envs.mapping import make
 from imitation.robots.sim import SimRobot
-from imitation.scenes import check_reproducible
 from imitation.robots.stack import store_features
+from imitation.scenes import check_reproducible
 from imitation.session import record_session
 
 log = logging.getLogger(__name__)
