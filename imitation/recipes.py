@@ -66,7 +66,9 @@ def binary_action_dims(actions: np.ndarray) -> tuple[int, ...]:
             continue
         a = actions[:, d]
         near = (np.abs(a - lo[d]) <= BINARY_TOL * span[d]) | (np.abs(a - hi[d]) <= BINARY_TOL * span[d])
-        both = (a <= lo[d] + BINARY_TOL * span[d]).mean() > 0.01 and (a >= hi[d] - BINARY_TOL * span[d]).mean() > 0.01
+        both = (a <= lo[d] + BINARY_TOL * span[d]).mean() > 0.01 and (
+            a >= hi[d] - BINARY_TOL * span[d]
+        ).mean() > 0.01
         if near.mean() >= BINARY_SHARE and both:
             out.append(d)
     return tuple(out)
@@ -181,7 +183,11 @@ def describe(cfg: Any, store_fps: float) -> str:
             f"horizon {pc.horizon} ticks ({pc.horizon / store_fps:.2f} s), {pc.n_action_steps} executed, "
             f"{pc.n_obs_steps} observations"
         )
-    binary = f"two-valued action dims {list(pc.binary_actions)}" if pc.binary_actions else "no two-valued action dims"
+    binary = (
+        f"two-valued action dims {list(pc.binary_actions)}"
+        if pc.binary_actions
+        else "no two-valued action dims"
+    )
     return (
         f"default {cfg.policy} recipe for {cfg.store} at {store_fps:g} Hz: inputs {list(pc.obs_keys)}, {span}, "
         f"{binary}, {cfg.steps} steps"

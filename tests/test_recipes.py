@@ -159,6 +159,8 @@ def test_train_without_config_uses_the_default_recipe(tmp_path, capsys):
     assert saved["diffusion"]["horizon"] == 8 and saved["diffusion"]["binary_actions"] == [2]
     assert saved["fps"] == 10.0 and saved["steps"] == 2  # flags apply on top of the recipe
     # A config tuned at 50 Hz on this 10 Hz store: refused, naming the fix.
-    cfg = TrainConfig(store=str(tmp_path / "g.zarr"), out=str(tmp_path / "r2"), fps=50, steps=1, wandb="disabled")
+    cfg = TrainConfig(
+        store=str(tmp_path / "g.zarr"), out=str(tmp_path / "r2"), fps=50, steps=1, wandb="disabled"
+    )
     with pytest.raises(ConfigError, match="--rescale"):
         train(cfg)

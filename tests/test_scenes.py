@@ -75,7 +75,9 @@ def test_a_seeded_task_passes_and_our_own_tasks_do(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("rule", "says"), [("cycling", "is not reproducible"), ("constant", "ignores the reset seed")]
 )
-def test_record_refuses_a_task_whose_scene_does_not_follow_the_seed(tmp_path: Path, rule: str, says: str) -> None:
+def test_record_refuses_a_task_whose_scene_does_not_follow_the_seed(
+    tmp_path: Path, rule: str, says: str
+) -> None:
     out = tmp_path / "demos.zarr"
     with pytest.raises(ConfigError, match=says):
         record_scripted(RecordConfig(env=mapping(tmp_path, rule), episodes=2, out=out, obs_mode="state"))
@@ -101,7 +103,9 @@ def test_eval_refuses_episodes_that_start_in_a_training_scene(tmp_path: Path) ->
     meta["dataset"] = {"path": str(store)}
     (ckpt / "config.yaml").write_text(yaml.safe_dump(meta))
     cfg = EvalConfig(checkpoint=str(ckpt), env=env_id, episodes=4, videos=0, out=str(tmp_path / "ev"))
-    with pytest.raises(ConfigError, match=r"4 of 4 evaluation episodes start in a scene of the training demos"):
+    with pytest.raises(
+        ConfigError, match=r"4 of 4 evaluation episodes start in a scene of the training demos"
+    ):
         evaluate(cfg, policy=ConstantPolicy(1), progress=False)
     assert not (tmp_path / "ev" / "results.json").exists()
 

@@ -55,7 +55,9 @@ def test_record_train_with_the_default_recipe_and_eval(tmp_path: Path, capsys: p
     from imitation.cli import main
 
     store, run, ev = tmp_path / "reach.zarr", tmp_path / "run", tmp_path / "ev"
-    assert main(["record", "--env", REACH, "--episodes", "3", "--obs-mode", "state", "--out", str(store)]) == 0
+    assert (
+        main(["record", "--env", REACH, "--episodes", "3", "--obs-mode", "state", "--out", str(store)]) == 0
+    )
     assert main(["train", "--store", str(store), "--policy", "act", "--out", str(run), "--steps", "4",
                  "--val-fraction", "0", "--wandb", "disabled"]) == 0  # fmt: skip
     cfg = yaml.safe_load((run / "config.yaml").read_text())
