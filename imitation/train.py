@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from envs.mapping import check_env_id
+from envs.mapping import check_env_id, locate
 from imitation import checkpoint
 from imitation.checkpoint import is_checkpoint, read_meta
 from imitation.config import from_dict, parse, save, saved_by_imitation, to_dict
@@ -377,6 +377,7 @@ def checkpoint_meta(
             "consumes": list(pc.obs_keys),
             "needs_env_state": "env_state" in pc.obs_keys,
             "env_id": robot.get("env_id"),
+            "env_path": robot.get("env_path"),
             **(
                 {"camera_fit": camera_fit_meta(policy.io.images, cfg.camera_fit)}
                 if cfg.camera_fit and policy.io.images
@@ -731,11 +732,17 @@ def out_of_time(deadline: float, dist: Dist, device: torch.device, log_step: boo
 def simulation_eval(cfg: TrainConfig) -> Callable[[torch.nn.Module, int], dict[str, float]]:
     """The periodic evaluation: success rate on the task the demos came from."""
 
-    env_id = cfg.env or DemoStore.open(cfg.store).robot.get("env_id")
+    robot = DemoStore.open(cfg.store).robot
+    env_id = cfg.env or robot.get("env_id")
     if not env_id:
         raise ConfigError(
             f"--eval-every needs a simulated task, but {cfg.store} was not recorded in simulation; name one "
             "with --env, or use --eval-every 0"
+        )
+    if not cfg.env:
+        # A mapping's path as typed when recording may be relative to where that ran.
+        env_id = locate(
+            env_id, env_path=robot.get("env_path"), near=[cfg.store], origin=f"demo store {cfg.store}"
         )
     # Before training starts, not at the first evaluation an hour later.
     check_env_id(env_id, trusted=cfg.env is not None, origin=f"the demo store {cfg.store}")
