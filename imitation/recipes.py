@@ -74,6 +74,15 @@ def binary_action_dims(actions: np.ndarray) -> tuple[int, ...]:
     return tuple(out)
 
 
+def store_actions(store: DemoStore) -> np.ndarray:
+    """Every committed action of ``store``, read one chunk at a time (a damaged chunk then fails
+    alone, with the store's clear error, and no other read is left in flight)."""
+    n = int(store.n_frames)
+    step = max(1, int(store.array("action").chunks[0]))
+    blocks = [store.read("action", lo, min(n, lo + step)) for lo in range(0, n, step)]
+    return np.concatenate(blocks) if blocks else np.zeros((0, *store.features["action"].shape))
+
+
 def ticks(seconds: float, fps: float, *, minimum: int = 1, multiple: int = 1) -> int:
     """``seconds`` at ``fps`` in whole control ticks, at least ``minimum``, rounded up to ``multiple``."""
     n = max(minimum, int(round(seconds * fps)))
@@ -119,7 +128,7 @@ def recipe(store_path: str, policy: str) -> dict[str, Any]:
     median_s = float(np.median(lengths)) / fps
     obs_keys = _obs_keys(store)
     cameras = any(store.features[k].kind == "image" for k in obs_keys)
-    binary = binary_action_dims(store.read("action"))
+    binary = binary_action_dims(store_actions(store))
     frames = int(store.n_frames)
     common: dict[str, Any] = {
         "store": str(store_path),

@@ -43,7 +43,7 @@ from imitation.errors import ConfigError, ImitationError, add_note
 from imitation.evaluate import env_kwargs_for, rollout
 from imitation.policies import ACTConfig, DiffusionConfig, PolicyName, policy_classes
 from imitation.policies.common import EMA, IOSpec, draw_seed
-from imitation.recipes import binary_action_dims, check_rate, describe, recipe
+from imitation.recipes import binary_action_dims, check_rate, describe, recipe, store_actions
 from imitation.results import summarize
 from imitation.robots.geometry import FITS, camera_fit_meta
 
@@ -512,7 +512,7 @@ def _train(
     check_rate(cfg, float(store.fps), f"the config of {cfg.out}")
     if pc.binary_actions is None:
         # Found in the store now and written into the run's config, so the checkpoint says them.
-        pc.binary_actions = binary_action_dims(store.read("action"))
+        pc.binary_actions = binary_action_dims(store_actions(store))
         if pc.binary_actions:
             log.info("two-valued action dimensions %s: predicted as open / closed", list(pc.binary_actions))
     pc = cfg.policy_config
