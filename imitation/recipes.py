@@ -24,6 +24,7 @@ What the recipe picks, and why:
   ACT, a threshold at the midpoint in Diffusion Policy (``BinaryActions`` in
   ``imitation/policies/common.py``), never regressed to the mean of open and closed.
 
+Measured on tasks it was not tuned on (Meta-World's MT10): BENCHMARKS.md, "Tasks nobody tuned for".
 A shipped config says the rate it was tuned at (``fps``); training refuses a store of another rate
 unless ``--rescale`` converts its tick counts (``rescale_ticks``).
 """
