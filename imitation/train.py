@@ -796,7 +796,7 @@ def main(argv: list[str] | None = None, prog: str = "imitation train") -> int:
         default = from_dict(TrainConfig, recipe(*_store_and_policy(argv)), where="the default recipe")
     cfg = parse(TrainConfig, argv, prog=prog, description=TrainConfig.__doc__, default=default)
     if default is not None:
-        print(describe(cfg, cfg.fps), file=sys.stderr)
+        print(describe(cfg, cfg.fps), flush=True)  # stdout: stderr is for the one line of an error
     if cfg.resume:
         cfg.out = cfg.resume
     run_dir = train(cfg, on_eval=simulation_eval(cfg) if cfg.eval_every else None)

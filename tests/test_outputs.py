@@ -294,15 +294,19 @@ st.save_file = save_file
 
 def test_a_failed_train_removes_the_run_directory_it_created(synthetic_store, tmp_path):
     run = tmp_path / "run"
+    # Without --config the default recipe reads the store first: nothing is created.
     line = one_line_error(
         cli("train", "--store", str(tmp_path / "nope.zarr"), "--wandb", "disabled", "--out", str(run))
     )
+    assert "nope.zarr" in line and not run.exists()
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY_TRAIN))
+    args = ("train", "--config", str(config), "--store", str(tmp_path / "nope.zarr"), "--wandb", "disabled")
+    line = one_line_error(cli(*args, "--out", str(run)))
     assert "nope.zarr" in line and f"removed {run}" in line and not run.exists()
     # A directory that was there before is not removed (an empty one is a valid --out).
     run.mkdir()
-    line = one_line_error(
-        cli("train", "--store", str(tmp_path / "nope.zarr"), "--wandb", "disabled", "--out", str(run))
-    )
+    line = one_line_error(cli(*args, "--out", str(run)))
     assert "removed" not in line and run.is_dir()
     # Ctrl-C before the first checkpoint: nothing worth keeping, nothing kept.
     from imitation.config import from_dict

@@ -153,8 +153,8 @@ def test_train_without_config_uses_the_default_recipe(tmp_path, capsys):
     run = tmp_path / "run"
     train_main(["--store", str(tmp_path / "g.zarr"), "--policy", "diffusion", "--out", str(run),
                 "--steps", "2", "--val-fraction", "0", "--wandb", "disabled"])  # fmt: skip
-    err = capsys.readouterr().err
-    assert "default diffusion recipe" in err and "10 Hz" in err
+    out = capsys.readouterr().out
+    assert "default diffusion recipe" in out and "10 Hz" in out
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["diffusion"]["horizon"] == 8 and saved["diffusion"]["binary_actions"] == [2]
     assert saved["fps"] == 10.0 and saved["steps"] == 2  # flags apply on top of the recipe
