@@ -197,30 +197,11 @@ def perturbed(row: dict, args: argparse.Namespace) -> dict:
 def expert_row(task: str, args: argparse.Namespace) -> dict:
     """The scripted expert that records the demos, on the same reported seeds: the ceiling a
     policy trained on its demos can be measured against. No training; one environment."""
-    from tqdm import tqdm
+    from imitation.expert import run_expert
+    from imitation.results import summarize
 
-    from envs.mapping import make
-    from imitation.results import Episode, summarize
-
-    env = make(TASKS[task], obs_mode="state")
-    episodes, t0 = [], time.perf_counter()
-    try:
-        for seed in tqdm(
-            range(100_000, 100_000 + args.episodes),
-            desc=f"expert {task}",
-            unit="ep",
-            disable=not sys.stderr.isatty(),
-        ):
-            obs, info = env.reset(seed=seed)
-            expert, done, ret, length, cov = env.unwrapped.expert(), False, 0.0, 0, None
-            while not done:
-                obs, reward, terminated, truncated, info = env.step(expert(obs))
-                done, ret, length = terminated or truncated, ret + float(reward), length + 1
-                if "coverage" in info:
-                    cov = max(cov or 0.0, float(info["coverage"]))
-            episodes.append(Episode(seed, bool(info.get("is_success")), ret, length, cov))
-    finally:
-        env.close()
+    t0 = time.perf_counter()
+    episodes, _ = run_expert(TASKS[task], range(100_000, 100_000 + args.episodes))
     s = summarize(episodes)
     return {
         "task": task,
