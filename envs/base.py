@@ -34,6 +34,7 @@ import mujoco
 import numpy as np
 
 from envs.so100 import ARM_JOINTS, ARM_XML, GRIPPER_OPEN_M, HOME_QPOS, ArmDriver, load_arm_spec
+from imitation.errors import ConfigError
 from imitation.robots.base import RobotSpec
 
 CONTROL_HZ = 50
@@ -145,7 +146,10 @@ class ArmTaskEnv(gym.Env):
             raise ValueError(f"camera_latency_ms={camera_latency_ms} must be ≥ 0")
         unknown = [c for c in cameras if c not in self.CAMERAS]
         if unknown:
-            raise ValueError(f"unknown camera(s) {unknown}; choose from {self.CAMERAS}")
+            raise ConfigError(
+                f"--cameras {' '.join(unknown)}: {type(self).__name__} has no such camera; choose from "
+                + ", ".join(self.CAMERAS)
+            )
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode {render_mode!r} is not supported; use 'rgb_array' or None")
         self.obs_mode, self.cameras = obs_mode, tuple(cameras)

@@ -116,7 +116,15 @@ class EnvMapping:
             raise ConfigError(
                 f"environment mapping {path} does not exist; pass a YAML file such as configs/envs/pusher.yaml"
             )
-        raw = yaml.safe_load(path.read_text()) or {}
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            where = getattr(e, "problem_mark", None)
+            at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
+            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise ConfigError(f"{path}: not valid YAML{at}: {problem}; fix the file") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: cannot be read as text ({e})") from None
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: an environment mapping is a YAML mapping of keys to values")
         names = {f.name for f in fields(cls)} - {"source"}

@@ -94,6 +94,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as e:
+        # The machine refused (a full disk, no permission, a device gone): one line, which file.
+        if os.environ.get("IMITATION_DEBUG"):
+            raise
+        where = f": {e.filename}" if e.filename else ""
+        print(f"error: {e.strerror or e}{where} (IMITATION_DEBUG=1 shows where)", file=sys.stderr)
+        return 1
 
 
 def _one_line(e: BaseException) -> str:

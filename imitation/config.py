@@ -9,7 +9,10 @@ tyro is imported when a command line is parsed, not when a config is loaded from
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import dataclasses
+import io
 import sys
 import types
 import typing
@@ -19,6 +22,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from imitation.checks import FieldError, check_paths, split
 from imitation.errors import ConfigError
 
 T = TypeVar("T")
@@ -39,11 +43,20 @@ def from_dict(cls: type[T], data: dict[str, Any], *, where: str = "config") -> T
     hints = _field_types(cls)
     kwargs = {}
     for name, value in data.items():
-        kwargs[name] = _coerce(hints[name], value, f"{where}.{name}")
+        kwargs[name] = _coerce(hints[name], value, _key(where, name))
     try:
         return cls(**kwargs)
+    except FieldError as e:
+        if e.cls is None:
+            raise
+        raise ConfigError(e.located(_key(where, e.field))) from e
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{where}: {e}") from e
+
+
+def _key(where: str, name: str) -> str:
+    """``file.yaml: act.lr``: where a config came from, then the key path inside it."""
+    return f"{where}.{name}" if ": " in where else f"{where}: {name}"
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:
@@ -155,7 +168,9 @@ def parse(
     default: T | None = None,
 ) -> T:
     """Parse ``args`` into ``cls``: defaults (``default``, else the dataclass's) < ``--config
-    FILE`` < command-line flags."""
+    FILE`` < command-line flags. Every refusal is one ``ConfigError`` line naming the option: a
+    value the parser cannot read, a field outside its declared limits (``imitation.checks``), a
+    missing input or an output path that cannot be written."""
     import tyro
 
     args = list(sys.argv[1:] if args is None else args)
@@ -168,4 +183,104 @@ def parse(
     kwargs: dict[str, Any] = {"args": args, "prog": prog, "description": description}
     if default is not None:
         kwargs["default"] = default
-    return tyro.cli(cls, **kwargs)
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            cfg = tyro.cli(cls, **kwargs)
+    except SystemExit as e:
+        if e.code in (0, None):
+            sys.stderr.write(captured.getvalue())
+            raise
+        raise ConfigError(one_line(captured.getvalue(), prog or "the command")) from None
+    except FieldError as e:
+        if e.cls is None:
+            raise
+        raise ConfigError(e.located(flag_of(cls, e.cls, e.field))) from None
+    sys.stderr.write(captured.getvalue())
+    try:
+        check_paths(cfg, lambda path: _flag(cls, path))
+    except FieldError as e:
+        raise ConfigError(str(e)) from None
+    if on_parsed is not None:
+        on_parsed(cfg)
+    return cfg
+
+
+on_parsed: typing.Callable[[Any], None] | None = None
+"""Called with every command line's config once it is built and checked, before the command works
+(the hostile-input sweep stops commands here: ``tests/hostile.py``)."""
+
+
+def _flag(top: type, path: str) -> str:
+    """The command-line spelling of dotted field ``path`` of config class ``top``: ``--act.lr``,
+    ``--grad-clip-norm``; a positional argument by its field name in capitals."""
+    cls, marks = top, ()
+    for name in path.split("."):
+        hints = typing.get_type_hints(cls, include_extras=True)
+        cls, marks = split(hints[name])
+    if any("Positional" in repr(m) for m in marks):
+        return path.rsplit(".", 1)[-1].upper()
+    return "--" + path.replace("_", "-")
+
+
+def flag_of(top: type, owner: type, field: str) -> str:
+    """The option of ``field`` of nested config class ``owner`` inside ``top`` (``--act.lr``)."""
+
+    def find(cls: type, prefix: str) -> str | None:
+        if cls is owner:
+            return prefix
+        for name, tp in typing.get_type_hints(cls, include_extras=True).items():
+            base, _ = split(tp)
+            if dataclasses.is_dataclass(base):
+                found = find(base, f"{prefix}{name}.")
+                if found is not None:
+                    return found
+        return None
+
+    prefix = find(top, "")
+    return _flag(top, f"{prefix}{field}") if prefix is not None else field
+
+
+_BOX = "╭╮╰╯│─"
+
+
+def one_line(text: str, prog: str) -> str:
+    """tyro's boxed error as one line: its message, the expected form of the option, a suggestion."""
+    sections: list[list[str]] = [[]]
+    title = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("╭"):
+            title = line.strip(_BOX + " ")
+            continue
+        if line.startswith("╰"):
+            continue
+        line = line.strip("│").strip()
+        if line and set(line) <= set(_BOX + " "):
+            sections.append([])
+        elif line:
+            sections[-1].append(line)
+    message = " ".join(sections[0]) or title or "cannot parse the command line"
+    message = message.removeprefix("Error parsing ")
+    extra = []
+    for section in sections[1:]:
+        if section and section[0].startswith("Argument helptext") and len(section) > 1:
+            extra.append(f"expected {section[1]}")
+        elif section and section[0].startswith("Perhaps you meant") and len(section) > 1:
+            extra.append(f"did you mean {section[1].split()[0]}?")
+    extra.append(f"see {prog} --help")
+    return "; ".join([message, *extra])
+
+
+class ArgParser(argparse.ArgumentParser):
+    """``argparse`` for the few commands that do not take a config dataclass: a bad command line is
+    one ``ConfigError`` line (``error: ...; see PROG --help``), not usage text and exit code 2."""
+
+    def error(self, message: str) -> typing.NoReturn:  # type: ignore[override]
+        raise ConfigError(f"{message}; see {self.prog} --help")
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        parsed = super().parse_args(args, namespace)
+        if on_parsed is not None:
+            on_parsed(parsed)
+        return parsed

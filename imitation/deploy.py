@@ -37,13 +37,14 @@ from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
 
 from imitation import outputs
 from imitation.checkpoint import consumed_keys, load_policy, policy_config, read_meta, resolve
+from imitation.checks import DEVICE, SEED, InPath, OneOf, OutPath, Range, check_fields
 from imitation.config import parse
 from imitation.control import EStopKey, RateLoop
 from imitation.data.schema import INTERVENTION
@@ -404,36 +405,36 @@ class DeployConfig:
     env: str | None = None
     """Task for --robot sim and --emulate (default: the one the training demos came from; one that
     imports code runs only when named here)."""
-    episodes: int = 1
+    episodes: Annotated[int, Range(ge=1, le=1_000_000)] = 1
     """Episodes to run."""
-    seed: int = 100_000
+    seed: Annotated[int, SEED] = 100_000
     """First scene seed (simulation and --emulate); episode i uses seed + i."""
-    episode_s: float | None = None
+    episode_s: Annotated[float | None, Range(gt=0, le=86_400)] = None
     """Longest episode in seconds (default: the task's time limit; a real arm: 30 s)."""
     dry_run: bool = False
     """Run everything but send no goal positions."""
-    calibration: str | None = None
+    calibration: Annotated[str | None, InPath("file")] = None
     """Calibration file of a real arm (default: ~/.imitation/calibration/<robot>.yaml)."""
-    device: str = "cpu"
+    device: Annotated[str, DEVICE] = "cpu"
     """Where the policy runs: cpu, cuda."""
-    inference: str = "process"
+    inference: Annotated[str, OneOf(("process", "inline"))] = "process"
     """process (its own process, the default) or inline (in the loop; for tests)."""
-    threads: int = 0
+    threads: Annotated[int, Range(ge=0, le=1024, meaning="0: torch chooses")] = 0
     """Torch threads of the inference process (0: its default)."""
-    out: str | None = None
+    out: Annotated[str | None, OutPath("dir")] = None
     """Write the episodes and timing statistics to this JSON file (never over a file imitation did
     not write, unless --overwrite)."""
     overwrite: bool = False
     """Replace --out even if imitation did not write it."""
-    record: str | None = None
+    record: Annotated[str | None, OutPath("dir")] = None
     """Also record the deployed episodes (observations and the actions actually sent) into this demo store."""
     camera_fit: tuple[str, ...] = ()
     """How a camera's frames reach the policy's image size, NAME=FIT with FIT resize or
     center_crop_resize (e.g. top=center_crop_resize); replaces what the checkpoint declares."""
-    camera_fps: float | None = None
+    camera_fps: Annotated[float | None, Range(gt=0, le=10_000)] = None
     """--robot sim / --emulate: the simulated cameras capture at this rate on their own clock
     instead of at every control tick (images only)."""
-    camera_latency_ms: float = 0.0
+    camera_latency_ms: Annotated[float, Range(ge=0, le=60_000)] = 0.0
     """--robot sim / --emulate: the policy gets the newest capture taken at or before the tick
     minus this (images only; the joint state stays current)."""
     perturb: bool = False
@@ -446,14 +447,15 @@ class DeployConfig:
     With --record every frame stores who was in control (the `intervention` feature)."""
     leader_port: str | None = None
     """Serial port of the leader arm of --takeover so100-leader / koch-leader."""
-    takeover_stall_s: float = 2.0
+    takeover_stall_s: Annotated[float, Range(gt=0, le=3600)] = 2.0
     """--takeover scripted: take over when the task's reward has not risen for this long."""
-    takeover_s: float = 3.0
+    takeover_s: Annotated[float, Range(gt=0, le=3600)] = 3.0
     """--takeover scripted: hand back after correcting for this long."""
-    takeover_budget: int | None = None
+    takeover_budget: Annotated[int | None, Range(ge=0)] = None
     """--takeover scripted: the most ticks the expert may drive over all episodes (default: no cap)."""
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if self.episodes < 1:
             raise ConfigError(f"episodes={self.episodes} must be ≥ 1")
         if self.takeover is not None:

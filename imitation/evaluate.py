@@ -31,7 +31,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import cv2
 import gymnasium
@@ -43,6 +43,7 @@ from tqdm import tqdm
 from envs.mapping import check_env_id, locate, make
 from imitation import config, outputs
 from imitation.checkpoint import consumed_keys, load_policy, read_meta, resolve
+from imitation.checks import DEVICE, SEED, InPath, OutPath, Range, check_fields
 from imitation.data.store import DemoStore
 from imitation.deploy import DeployConfig, ask_operator, deploy, wait_for_reset
 from imitation.errors import ConfigError
@@ -71,21 +72,21 @@ class EvalConfig:
     """A run directory or one of its checkpoints/<step> folders."""
     env: str | None = None
     """Task to evaluate on (default: the one the training demos came from)."""
-    episodes: int = 100
+    episodes: Annotated[int, Range(ge=1, le=1_000_000)] = 100
     """Episodes to run."""
-    seed: int = 100_000
+    seed: Annotated[int, SEED] = 100_000
     """Seed of the first episode; episode i uses seed + i."""
-    num_envs: int = 8
+    num_envs: Annotated[int, Range(ge=1, le=1024)] = 8
     """Environments stepping at once (one process each)."""
-    out: str | None = None
+    out: Annotated[str | None, OutPath("dir")] = None
     """Output directory (default: eval/<run name>)."""
-    videos: int = 4
+    videos: Annotated[int, Range(ge=0, le=10_000, meaning="0: no videos")] = 4
     """Episodes to save as mp4 (the first ones)."""
-    latency_ticks: int = 0
+    latency_ticks: Annotated[int, Range(ge=0, le=10_000)] = 0
     """Delay the policy's observations by this many control ticks (a real robot's latency)."""
     force: bool = False
     """Evaluate even on seeds that the training demos were recorded with."""
-    device: str = "cpu"
+    device: Annotated[str, DEVICE] = "cpu"
     """Where the policy runs: cpu, cuda."""
     robot: str | None = None
     """Evaluate on an arm instead (so100, so101, koch or a configs/robots/*.yaml): the operator
@@ -94,15 +95,15 @@ class EvalConfig:
     """Serial port of the arm (with --robot)."""
     emulate: bool = False
     """With --robot: the servo emulator whose physics is the simulator (which also judges success)."""
-    calibration: str | None = None
+    calibration: Annotated[str | None, InPath("file")] = None
     """Calibration file of the arm (default: ~/.imitation/calibration/<robot>.yaml)."""
     overwrite: bool = False
     """Write into --out even where it holds files imitation did not write (files with the names eval
     writes are replaced; nothing else is touched)."""
-    camera_fps: float | None = None
+    camera_fps: Annotated[float | None, Range(gt=0, le=10_000)] = None
     """Simulated cameras capture at this rate on their own clock (first capture at the episode's
     start) instead of at every control tick; the policy gets the newest capture (images only)."""
-    camera_latency_ms: float = 0.0
+    camera_latency_ms: Annotated[float, Range(ge=0, le=60_000)] = 0.0
     """Simulated camera latency: at tick t the policy gets the newest capture taken at or before
     t minus this (images only; the joint state stays current)."""
     perturb: bool = False
@@ -116,6 +117,7 @@ class EvalConfig:
     of a checkpoint, on the same seeds: the ceiling its imitators are measured against. Needs --env."""
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if self.expert and not self.env:
             raise ConfigError("--expert needs --env (a task id of envs/ or a mapping file)")
         if self.expert and self.robot:
@@ -626,7 +628,9 @@ def check_scenes(env_id: str, seeds: Sequence[int], meta: dict[str, Any], force:
     checked, the training store is gone or its first observations do not tell scenes apart)."""
     firsts = training_firsts((meta.get("dataset") or {}).get("path"))
     if firsts is None or len(np.unique(firsts[0], axis=0)) < 2:
-        log.info("evaluation scenes not compared with the training demos' (no store, or no scene in its state)")
+        log.info(
+            "evaluation scenes not compared with the training demos' (no store, or no scene in its state)"
+        )
         return None
     env = make(env_id, obs_mode="state")
     try:
@@ -713,7 +717,11 @@ def format_summary(s: dict[str, Any]) -> str:
         f"(95% CI {lo:.1%}–{hi:.1%}), seeds {s['seeds'][0]}–{s['seeds'][1]}",
         f"mean return {s['mean_return']:.2f}; episode length mean {s['mean_length']:.0f} "
         f"(min {s['min_length']}, max {s['max_length']})"
-        + (f"; inference {s['inference_ms_per_step']:.1f} ms per step" if "inference_ms_per_step" in s else "")
+        + (
+            f"; inference {s['inference_ms_per_step']:.1f} ms per step"
+            if "inference_ms_per_step" in s
+            else ""
+        )
         + ("; the task's scripted expert" if s.get("expert") else ""),
     ]
     if "mean_max_coverage" in s:
@@ -721,7 +729,9 @@ def format_summary(s: dict[str, Any]) -> str:
     if s.get("clipped_actions"):
         lines.append(f"{s['clipped_actions']} step(s) had an action outside the action space, clipped to it")
     if s.get("repeated_training_scenes"):
-        lines.append(f"{s['repeated_training_scenes']} episode(s) started in a scene of the training demos (--force)")
+        lines.append(
+            f"{s['repeated_training_scenes']} episode(s) started in a scene of the training demos (--force)"
+        )
     lines.append(
         f"results {s['results']}; plot {s['plot']}"
         + (f"; {len(s['videos'])} video(s)" if s.get("videos") else "")

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from imitation import checkpoint
@@ -247,7 +248,33 @@ def convert_lerobot(src: str | Path, out: str | Path, overwrite: bool = False) -
             f"{src} is not a LeRobot policy directory (config.json and model.safetensors); pass e.g. "
             "outputs/train/<run>/checkpoints/last/pretrained_model"
         )
+    try:
+        return _convert(src, Path(out), overwrite)
+    except ImitationError:
+        raise
+    except (
+        KeyError,
+        IndexError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        RuntimeError,
+        OSError,
+        SafetensorError,
+    ) as e:
+        # Every file here is foreign input: whatever in it does not read as LeRobot writes it is
+        # one line naming the directory and what was wrong, never a traceback.
+        what = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+        raise ConfigError(
+            f"{src}: not a LeRobot 0.4 ACT or Diffusion Policy directory that can be read ({what[:200]}); "
+            "pass the pretrained_model directory LeRobot's training saved, unchanged"
+        ) from e
+
+
+def _convert(src: Path, out: Path, overwrite: bool) -> Path:
     cfg = json.loads(inside(src, "config.json", source=src).read_text())
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{src}/config.json: holds a {type(cfg).__name__}, not LeRobot's policy config")
     kind = {"act": "act", "diffusion": "diffusion"}.get(cfg.get("type", ""))
     if kind is None:
         raise ConfigError(
@@ -343,8 +370,10 @@ def convert_lerobot(src: str | Path, out: str | Path, overwrite: bool = False) -
         ) from e
 
 
-def main(argv: Sequence[str], prog: str = "imitation import-checkpoint") -> int:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+def parser(prog: str = "imitation import-checkpoint") -> argparse.ArgumentParser:
+    from imitation.config import ArgParser
+
+    p = ArgParser(prog=prog, description=__doc__.splitlines()[0])
     p.add_argument("--from", dest="source", required=True, choices=SOURCES, help="the checkpoint's format")
     p.add_argument("path", type=Path, help="the checkpoint directory (LeRobot: …/pretrained_model)")
     p.add_argument(
@@ -355,7 +384,11 @@ def main(argv: Sequence[str], prog: str = "imitation import-checkpoint") -> int:
         "checkpoint with --overwrite: nothing else is ever replaced",
     )
     p.add_argument("--overwrite", action="store_true", help="replace a checkpoint already at --out")
-    args = p.parse_args(list(argv))
+    return p
+
+
+def main(argv: Sequence[str], prog: str = "imitation import-checkpoint") -> int:
+    args = parser(prog).parse_args(list(argv))
     out = args.out or args.path.with_name(args.path.name + "-imitation")
     done = convert_lerobot(args.path, out, overwrite=args.overwrite)
     print(f"{done}: imported {args.path} ({args.source}); load it with imitation.checkpoint.load_policy")

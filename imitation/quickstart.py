@@ -20,10 +20,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from envs import TASK_NAMES
 from imitation import config
+from imitation.checks import SEED, OneOf, OutPath, Range, check_fields
 from imitation.data.check import format_info, info, validate
 from imitation.data.store import FORMAT, DemoStore
 from imitation.errors import ConfigError
@@ -54,7 +55,7 @@ def train_config(env: str, policy: str, obs: str = "state") -> Path:
 class QuickstartConfig:
     """Record scripted demonstrations into a demo store, inspect and validate it, train a policy on it."""
 
-    out: Path = Path("demos/quickstart.zarr")
+    out: Annotated[Path, OutPath("dir")] = Path("demos/quickstart.zarr")
     """Where to write the demo store."""
     env: str = "imitation/PickPlace-v0"
     """Simulated task whose scripted expert records the demonstrations."""
@@ -63,29 +64,32 @@ class QuickstartConfig:
     obs: Literal["state", "images"] = "state"
     """What the policy sees: state (joints and the simulator's object poses, <task>_<policy>_state.yaml)
     or images (joints and the cameras a real cell has, nothing privileged; <task>_<policy>_camera_cpu.yaml)."""
-    episodes: int = 50
+    episodes: Annotated[int, Range(ge=1, le=100_000)] = 50
     """Number of demonstrations to record."""
-    image_size: int = 96
+    image_size: Annotated[int, Range(ge=8, le=1024)] = 96
     """Side of the square camera images, in pixels."""
-    image_codec: str = "zstd"
+    image_codec: Annotated[str, OneOf(("zstd", "blosc", "jpeg", "none"))] = "zstd"
     """Codec of the camera: zstd/blosc (lossless) or jpeg."""
-    seed: int = 0
+    seed: Annotated[int, SEED] = 0
     """First simulation seed (episode attempts use seed, seed + 1, ...)."""
     overwrite: bool = False
     """Replace an existing demo store at --out and the training run at --run (nothing else is
     ever replaced)."""
-    train_steps: int | None = None
+    train_steps: Annotated[int | None, Range(ge=1, le=10**9)] = None
     """Training steps (default: those of the training config)."""
-    run: Path = Path("runs/quickstart")
+    run: Annotated[Path, OutPath("dir")] = Path("runs/quickstart")
     """Run directory of the training (checkpoints, metrics.jsonl)."""
-    eval_episodes: int = 100
+    eval_episodes: Annotated[int, Range(ge=1, le=100_000)] = 100
     """Unseen seeds to evaluate the trained policy on."""
-    eval_seed: int = 100_000
+    eval_seed: Annotated[int, SEED] = 100_000
     """First evaluation seed (the demos use seeds from --seed up)."""
-    eval_out: Path = Path("eval/quickstart")
+    eval_out: Annotated[Path, OutPath("dir")] = Path("eval/quickstart")
     """Where the evaluation writes results.json, videos and its plot."""
     fast: bool = False
     """A tiny run (4 episodes, 10 training steps, 4 evaluation episodes) for tests."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def is_demo_store(path: Path) -> bool:

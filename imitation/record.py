@@ -15,13 +15,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from tqdm import tqdm
 
 from envs.mapping import make
 from imitation import config
+from imitation.checks import SEED, InPath, OutPath, Range, check_fields
 from imitation.data.store import DemoStore, EpisodeWriter, discard_new_store
 from imitation.errors import ConfigError
 from imitation.robots.sim import SimRobot
@@ -53,14 +54,14 @@ class RecordConfig:
     """Run the session on the servo emulator whose physics is the simulator (no hardware)."""
     leader_port: str | None = None
     """Serial port of the leader arm (--teleop so100-leader / koch-leader)."""
-    calibration: str | None = None
+    calibration: Annotated[str | None, InPath("file")] = None
     """Calibration file of the follower (default: ~/.imitation/calibration/<robot>.yaml)."""
-    episode_s: float = 60.0
+    episode_s: Annotated[float, Range(gt=0, le=86_400)] = 60.0
     """Operator sessions: longest episode in seconds (it is saved when time runs out)."""
-    reset_s: float = 5.0
+    reset_s: Annotated[float, Range(ge=0, le=86_400)] = 5.0
     """Operator sessions: reset period after each episode (not recorded); Enter starts the next one
     earlier, and it starts by itself afterwards with --auto-start."""
-    warmup_s: float = 1.0
+    warmup_s: Annotated[float, Range(ge=0, le=3600)] = 1.0
     """Operator sessions: the loop runs this long before the first episode can start."""
     auto_start: bool = False
     """Operator sessions: start the next episode when the reset period ends, without Enter."""
@@ -69,35 +70,38 @@ class RecordConfig:
     present), a status line in the terminal, or nothing."""
     operator: str = ""
     """Operator name stored with each episode."""
-    episodes: int = 50
+    episodes: Annotated[int, Range(ge=1, le=1_000_000)] = 50
     """Successful episodes to record."""
-    out: Path = Path("demos/pick_place.zarr")
+    out: Annotated[Path, OutPath("dir")] = Path("demos/pick_place.zarr")
     """Demo store to write (appended to when it exists with the same features). The resolved config
     is saved beside it as <name>.yaml, which must be absent or a config imitation saved there."""
-    seed: int = 0
+    seed: Annotated[int, SEED] = 0
     """First env seed; attempt k uses seed + k (when appending, seeds continue after the store's)."""
     obs_mode: Literal["state", "images", "both"] = "both"
     """Observations to record: state only (no rendering), images, or both."""
     cameras: tuple[str, ...] | None = None
     """Cameras to record when obs_mode includes images (default: top; a mapping's: all of its own)."""
-    image_size: tuple[int, int] | None = None
+    image_size: Annotated[tuple[int, int] | None, Range(ge=8, le=4096)] = None
     """Camera image height and width, in pixels (default: 96 x 96; a mapping's: its own sizes)."""
     image_codec: Literal["zstd", "blosc", "jpeg", "none"] = "zstd"
     """Codec of camera images (simulation frames compress well losslessly)."""
     task: str = ""
     """Task text stored with each episode (default: the env id)."""
-    max_attempts: int | None = None
+    max_attempts: Annotated[int | None, Range(ge=1)] = None
     """Give up after this many attempts (default: 2 x episodes + 10)."""
-    tail_s: float = 0.5
+    tail_s: Annotated[float, Range(ge=0, le=3600)] = 0.5
     """Keep recording the expert this long after success (its release and retreat), so that a
     policy sees how a task is finished, not only how it is reached; episodes stop at the time limit."""
-    action_noise: float = 0.0
+    action_noise: Annotated[float, Range(ge=0, le=10)] = 0.0
     """Std (rad) of a smooth random offset (time constant 0.2 s) added to the arm joints the
     expert commands; the stored action stays the expert's own. Demos then show how to get back
     to the expert's path from nearby states, which a policy needs when its own small errors
     take it there (DART, Laskey et al. 2017). Grippers are not perturbed; 0 turns it off."""
     keep_failed: bool = False
     """Also save the episodes the expert failed (outcome "failure") instead of discarding them."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 class ActionNoise:

@@ -12,11 +12,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 
 from envs.mapping import locate
+from imitation.checks import InPath, Range, check_fields
 from imitation.config import parse
 from imitation.control import EStopKey, RateLoop
 from imitation.data.store import DemoStore
@@ -29,9 +30,9 @@ from imitation.robots.stack import Needs, RobotOptions, RobotStack
 class ReplayConfig:
     """Re-execute a recorded episode on a robot, through the safety layer."""
 
-    store: str
+    store: Annotated[str, InPath("dir")]
     """Demo store to read."""
-    episode: int = 0
+    episode: Annotated[int, Range(ge=-(2**31), lt=2**31)] = 0
     """Episode index (negative counts from the end)."""
     robot: str = "sim"
     """sim, or an arm: so100, so101, koch, or a configs/robots/*.yaml path."""
@@ -42,10 +43,13 @@ class ReplayConfig:
     env: str | None = None
     """Task for --robot sim and --emulate (default: the store's; one that imports code runs only
     when named here)."""
-    calibration: str | None = None
+    calibration: Annotated[str | None, InPath("file")] = None
     """Calibration file of a real arm (default: ~/.imitation/calibration/<robot>.yaml)."""
     dry_run: bool = False
     """Read and pace everything, send nothing."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def replay(cfg: ReplayConfig, *, loop: RateLoop | None = None) -> dict[str, Any]:

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
@@ -35,6 +35,7 @@ from tqdm import tqdm
 from envs.mapping import check_env_id, locate
 from imitation import checkpoint
 from imitation.checkpoint import is_checkpoint, read_meta
+from imitation.checks import DEVICE, SEED, InPath, OneOf, OutPath, Range, check_fields
 from imitation.config import from_dict, parse, save, saved_by_imitation, to_dict
 from imitation.data.augment import check_symmetry, task_symmetry, turn, widen_stats
 from imitation.data.dataset import ResumableSampler, WindowDataset, WindowSpec, split_episodes
@@ -55,7 +56,7 @@ WANDB_MODES = ("offline", "online", "disabled")
 class TrainConfig:
     """Train an ACT or Diffusion Policy model on a demo store."""
 
-    store: str = "demos/quickstart.zarr"
+    store: Annotated[str, InPath("dir")] = "demos/quickstart.zarr"
     """Demo store to learn from."""
     policy: PolicyName = "act"
     """Which policy (its settings are in the section of that name)."""
@@ -63,58 +64,58 @@ class TrainConfig:
     """ACT settings (used when policy is act)."""
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     """Diffusion Policy settings (used when policy is diffusion)."""
-    out: str = "runs/train"
+    out: Annotated[str, OutPath("dir")] = "runs/train"
     """Run directory: config, metrics.jsonl, checkpoints/."""
     overwrite: bool = False
     """Start afresh in an existing run directory (its checkpoints are deleted)."""
-    resume: str | None = None
+    resume: Annotated[str | None, InPath("dir")] = None
     """Continue the run in this directory from its last checkpoint, with its saved config (flags given
     now still apply on top, e.g. more --steps)."""
-    fps: float | None = None
+    fps: Annotated[float | None, Range(gt=0, le=10_000)] = None
     """Control rate (Hz) the config's tick counts (chunk, horizon, executed actions) were set for;
     a store of another rate is refused unless --rescale converts them. None: not declared."""
     rescale: bool = False
     """Convert the tick counts of a config set at another ``fps`` to the store's rate (same spans
     in seconds) instead of refusing the store."""
-    steps: int = 100_000
+    steps: Annotated[int, Range(ge=1, le=10**9)] = 100_000
     """Optimiser steps in total."""
-    batch_size: int = 8
+    batch_size: Annotated[int, Range(ge=1, le=2**16)] = 8
     """Global batch size (split evenly over torchrun processes)."""
-    grad_clip_norm: float = 10.0
+    grad_clip_norm: Annotated[float, Range(ge=0, meaning="0: no clipping")] = 10.0
     """Clip the gradient norm to this (0: no clipping)."""
-    seed: int = 0
+    seed: Annotated[int, SEED] = 0
     """Seed of the sample order, the initial weights and every random draw."""
-    device: str = "auto"
+    device: Annotated[str, DEVICE] = "auto"
     """auto (CUDA when present), cpu, cuda or cuda:N."""
-    num_workers: int = 0
+    num_workers: Annotated[int, Range(ge=0, le=256)] = 0
     """DataLoader worker processes (0 reads in the training process; best with the RAM cache)."""
-    cache: str = "auto"
+    cache: Annotated[str, OneOf(("auto", "ram", "none"))] = "auto"
     """Decoded-image cache: auto (when it fits in RAM), ram, none."""
-    augment_yaw: float = 0.0
+    augment_yaw: Annotated[float, Range(ge=0, le=math.pi, meaning="0: off")] = 0.0
     """Turn each training sample's scene by a random angle in ±this (rad) about the arm's base
     (tasks that declare this symmetry; cameras looking straight down turn as pictures, wrist cameras
     stay; see ``imitation/data/augment.py``).
     0: off."""
-    val_fraction: float = 0.1
+    val_fraction: Annotated[float, Range(ge=0, lt=1)] = 0.1
     """Share of episodes held out for the validation loss (0: none)."""
-    val_every: int = 1000
+    val_every: Annotated[int, Range(ge=0, meaning="0: never")] = 1000
     """Validation loss every N steps (0: never)."""
-    val_batches: int = 8
+    val_batches: Annotated[int, Range(ge=1, le=10**6)] = 8
     """Batches per validation."""
-    save_every: int = 5000
+    save_every: Annotated[int, Range(ge=1)] = 5000
     """Checkpoint every N steps (and always at the end)."""
-    log_every: int = 50
+    log_every: Annotated[int, Range(ge=1)] = 50
     """Append to metrics.jsonl (and wandb) every N steps."""
-    max_minutes: float = 0.0
+    max_minutes: Annotated[float, Range(ge=0, meaning="0: no limit")] = 0.0
     """Stop after this much training wall time (0: no limit), saving the last checkpoint then (under
     torchrun, at the first log step past it); the learning-rate schedule still spans ``steps``."""
-    eval_every: int = 0
+    eval_every: Annotated[int, Range(ge=0, meaning="0: never")] = 0
     """Measure the success rate in simulation every N steps (0: never); the best checkpoint is kept."""
-    eval_episodes: int = 50
+    eval_episodes: Annotated[int, Range(ge=1, le=100_000)] = 50
     """Episodes per evaluation during training."""
-    eval_seed: int = 200_000
+    eval_seed: Annotated[int, SEED] = 200_000
     """First seed of the evaluations during training (keep them apart from the seeds you report)."""
-    camera_fit: str | None = None
+    camera_fit: Annotated[str | None, OneOf(FITS)] = None
     """How a deployed camera's frames of another size reach the policy's image size: resize, or
     center_crop_resize (crop to the trained aspect ratio about the centre, then resize). Saved in the
     checkpoint; deploy --camera-fit overrides it. None: not declared (deploy refuses another size)."""
@@ -134,6 +135,7 @@ class TrainConfig:
     """wandb project name."""
 
     def __post_init__(self) -> None:
+        check_fields(self)
         policy_classes(self.policy)
         if self.wandb is not None and self.wandb not in WANDB_MODES:
             raise ConfigError(
@@ -788,7 +790,7 @@ def main(argv: list[str] | None = None, prog: str = "imitation train") -> int:
         run = Path(argv[i + 1])
         if not (run / "config.yaml").is_file():
             raise ConfigError(
-                f"{run} is not a run directory (no config.yaml); pass the --out of an earlier run"
+                f"--resume {run}: not a run directory (no config.yaml); pass the --out of an earlier run"
             )
         argv = ["--config", str(run / "config.yaml"), *argv]
     default = None

@@ -15,48 +15,68 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import cv2
 import numpy as np
 
 from envs.mapping import check_env_id, locate, make
 from imitation import config, outputs
+from imitation.checks import SEED, InPath, OutPath, Range, check_fields
 from imitation.data.shards import frame_reader
 from imitation.data.store import DemoStore
-from imitation.errors import ConfigError
+from imitation.errors import ConfigError, ImitationError
 
 
 @dataclass
 class ViewConfig:
     """Write an mp4 (or, with --png, one picture) of stored episodes or of a live simulated episode."""
 
-    out: Path = Path("view.mp4")
+    out: Annotated[Path, OutPath("file", (".mp4", ".png"))] = Path("view.mp4")
     """Output file: .mp4 for a video, .png for the first frame only."""
-    store: Path | None = None
+    store: Annotated[Path | None, InPath("dir")] = None
     """Demo store to show episodes of."""
-    episodes: tuple[int, ...] = (0,)
+    episodes: Annotated[tuple[int, ...], Range(ge=0)] = (0,)
     """Episodes of --store to show, one after another."""
     env: str | None = None
     """Simulated task to show live with its scripted expert; with --store, the task to re-simulate
     the episodes in (default: the store's; one that imports code runs only when named here)."""
-    seed: int = 0
+    seed: Annotated[int, SEED] = 0
     """Seed of the live episode."""
     camera: str = "front"
     """Camera to show (a stored images/<camera>, or a simulation camera: top, front, wrist)."""
-    size: tuple[int, int] = (480, 640)
+    size: Annotated[tuple[int, int], Range(ge=8, le=4096)] = (480, 640)
     """Height and width of re-rendered simulation frames."""
-    fps: float | None = None
+    fps: Annotated[float | None, Range(gt=0, le=1000)] = None
     """Frames per second of the video (default: the control rate)."""
     overwrite: bool = False
     """Replace --out even if imitation did not write it."""
 
+    def __post_init__(self) -> None:
+        check_fields(self)
+
 
 def _sim_frames(env_id: str, seed: int, actions: np.ndarray | None, cfg: ViewConfig) -> Iterator[np.ndarray]:
     env = make(env_id, render_mode="rgb_array").unwrapped
+    if not hasattr(env, "_render") or (actions is None and not hasattr(env, "expert")):
+        env.close()
+        raise ConfigError(
+            f"{env_id}: view renders the project's own tasks (envs/); for another task record it with "
+            "cameras (--obs-mode images) and view the store"
+        )
     obs, _ = env.reset(seed=seed)
     expert = env.expert() if actions is None else None
     steps = actions if actions is not None else range(round(env.time_limit_s * env.arm.control_hz))
-    yield env._render(cfg.camera, cfg.size)
+    try:
+        first = env._render(cfg.camera, cfg.size)
+    except (ValueError, KeyError) as e:
+        cams = [env.model.camera(i).name for i in range(env.model.ncam)]
+        env.close()
+        raise ConfigError(
+            f"--camera {cfg.camera!r} --size {cfg.size[0]} {cfg.size[1]}: {env_id} cannot render it ({e}); "
+            f"its cameras: {', '.join(c.replace('/wrist', '_wrist') for c in cams)}"
+        ) from None
+    yield first
     for a in steps:
         obs, _, terminated, truncated, _ = env.step(expert(obs) if expert else a)
         yield env._render(cfg.camera, cfg.size)
@@ -85,17 +105,25 @@ def frames(cfg: ViewConfig) -> tuple[Iterator[np.ndarray], float]:
         # Before any frame: a task the store names may not import code (the user's --env may).
         check_env_id(env_id, trusted=cfg.env is not None, origin=f"demo store {cfg.store}")
 
+    bad = [e for e in cfg.episodes if not 0 <= e < store.n_episodes]
+    if bad:
+        raise ConfigError(
+            f"--episodes {' '.join(map(str, bad))}: {cfg.store} holds {store.n_episodes} episode(s); "
+            f"give indices 0..{store.n_episodes - 1}"
+        )
+    if key not in store.features and not env_id:
+        cams = [k.removeprefix("images/") for k in store.features if k.startswith("images/")]
+        raise ConfigError(
+            f"--camera {cfg.camera!r}: {cfg.store} has no images/{cfg.camera} (its cameras: "
+            f"{', '.join(cams) or 'none'}) and names no simulated task to re-render it in"
+        )
+
     def gen() -> Iterator[np.ndarray]:
         for e in cfg.episodes:
             start, end = store.episode_range(e)
             if key in store.features:
                 yield from frame_reader(store, key)(np.arange(start, end))
             else:
-                if not env_id:
-                    cams = [k for k in store.features if k.startswith("images/")]
-                    raise ConfigError(
-                        f"{cfg.store} has no {key!r} (cameras: {cams}) and no simulated task to re-render"
-                    )
                 seed = int(store.episode_meta(e)["seed"])
                 yield from _sim_frames(env_id, seed, store.read("action", start, end), cfg)
 
@@ -118,10 +146,20 @@ def write_video(path: Path, images: Iterator[np.ndarray], fps: float) -> int:
             if writer is None:
                 h, w = img.shape[:2]
                 writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+                if not writer.isOpened():
+                    raise ImitationError(
+                        f"--out {path}: OpenCV cannot open an mp4 writer there (a full disk, or no mp4 "
+                        "encoder); free some space or choose another directory"
+                    )
             writer.write(cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2BGR))
             n += 1
         if writer is not None:
             writer.release()
+            if not tmp.is_file() or tmp.stat().st_size == 0:
+                raise ImitationError(
+                    f"--out {path}: the video could not be written (no space left on the device, or no "
+                    "writable mp4 encoder); free some space or choose another directory"
+                )
             if path.suffix.lower() == ".mp4":
                 outputs.mark_mp4(tmp)
             tmp.replace(path)
@@ -137,5 +175,7 @@ def main(argv: Sequence[str], prog: str = "imitation view") -> int:
     outputs.check_file(cfg.out, command="imitation view", overwrite=cfg.overwrite)
     images, fps = frames(cfg)
     n = write_video(cfg.out, images, cfg.fps or fps)
+    if n == 0:
+        raise ImitationError(f"{cfg.out}: no frames to write (the episodes are empty)")
     print(f"{cfg.out}: {n} frame(s)")
     return 0

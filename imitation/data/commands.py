@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 import tyro
 
 from imitation import config
+from imitation.checks import SEED, InPath, OutPath, Range, check_fields
 from imitation.cli import run_table
 from imitation.errors import ConfigError
 
@@ -48,7 +49,7 @@ def _pos(metavar: str) -> tyro.conf.arg:
     return tyro.conf.arg(metavar=metavar)
 
 
-Store = Annotated[Path, tyro.conf.Positional, _pos("STORE")]
+Store = Annotated[Path, tyro.conf.Positional, _pos("STORE"), InPath("dir")]
 
 
 def main(argv: Sequence[str], prog: str = "imitation data") -> int:
@@ -67,6 +68,9 @@ class InfoConfig:
     """List every episode with its metadata."""
     json: bool = False
     """Print machine-readable JSON instead of text."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def info_main(argv: Sequence[str], prog: str) -> int:
@@ -87,6 +91,9 @@ class ValidateConfig:
     """Path of the store."""
     strict: bool = False
     """Treat warnings (an uncommitted tail, missing statistics, left-over temporary files) as errors."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def validate_main(argv: Sequence[str], prog: str) -> int:
@@ -116,14 +123,17 @@ class RepairConfig:
     and compute the statistics cache. A store whose commit record is inconsistent, or whose
     committed data is damaged, is refused unless --force is given."""
 
-    store: Store
-    """Path of the store."""
+    store: Annotated[Path, tyro.conf.Positional, _pos("STORE")]
+    """Path of the store (it may be missing while an in-place edit was interrupted mid-swap)."""
     force: bool = False
     """Rebuild a damaged store from the episodes that can be proven whole (boundaries from
     meta/episode_ends, or from the per-episode lengths where that is damaged; every frame read back
     and checked). The original is kept whole beside it as <name>.backup-<time>-<pid>."""
     upgrade: bool = False
     """Rewrite a format-1 store in the current format, which adds a checksum to every chunk."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def repair_main(argv: Sequence[str], prog: str) -> int:
@@ -140,10 +150,13 @@ def repair_main(argv: Sequence[str], prog: str) -> int:
 class MergeConfig:
     """Merge stores recorded with the same features, fps and robot into one new store."""
 
-    sources: Annotated[tuple[Path, ...], tyro.conf.Positional, _pos("STORE...")]
+    sources: Annotated[tuple[Path, ...], tyro.conf.Positional, _pos("STORE..."), InPath("dir")]
     """Stores to merge, in order."""
-    out: Path
+    out: Annotated[Path, OutPath("dir")]
     """Path of the new store (must not exist)."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def merge_main(argv: Sequence[str], prog: str) -> int:
@@ -165,16 +178,19 @@ class SplitConfig:
 
     source: Store
     """The store to split (left unchanged)."""
-    first: Annotated[Path, tyro.conf.Positional, _pos("FIRST")]
+    first: Annotated[Path, tyro.conf.Positional, _pos("FIRST"), OutPath("dir")]
     """New store that receives --fraction of the episodes, or the episodes in --ids."""
-    second: Annotated[Path, tyro.conf.Positional, _pos("SECOND")]
+    second: Annotated[Path, tyro.conf.Positional, _pos("SECOND"), OutPath("dir")]
     """New store that receives every other episode."""
-    fraction: float | None = None
+    fraction: Annotated[float | None, Range(gt=0, lt=1)] = None
     """Share of episodes for the first store, chosen at random with --seed (e.g. 0.9)."""
-    ids: tuple[int, ...] | None = None
+    ids: Annotated[tuple[int, ...] | None, Range(ge=0)] = None
     """Exactly these episodes go to the first store."""
-    seed: int = 0
+    seed: Annotated[int, SEED] = 0
     """Seed of the random choice with --fraction."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def split_main(argv: Sequence[str], prog: str) -> int:
@@ -192,7 +208,7 @@ class FilterConfig:
 
     source: Store
     """The store to read (left unchanged)."""
-    out: Annotated[Path, tyro.conf.Positional, _pos("OUT")]
+    out: Annotated[Path, tyro.conf.Positional, _pos("OUT"), OutPath("dir")]
     """Path of the new store."""
     outcome: tuple[str, ...] | None = None
     """Keep episodes with one of these outcomes (e.g. success)."""
@@ -200,15 +216,18 @@ class FilterConfig:
     """Keep episodes with one of these task texts."""
     operator: tuple[str, ...] | None = None
     """Keep episodes recorded by one of these operators."""
-    min_length: int | None = None
+    min_length: Annotated[int | None, Range(ge=0)] = None
     """Keep episodes of at least this many frames."""
-    max_length: int | None = None
+    max_length: Annotated[int | None, Range(ge=0)] = None
     """Keep episodes of at most this many frames."""
-    ids: tuple[int, ...] | None = None
+    ids: Annotated[tuple[int, ...] | None, Range(ge=0)] = None
     """Consider only these episodes (in this order)."""
     interventions: bool = False
     """Keep only the frames an operator drove (a store of 'imitation deploy --takeover --record'),
     each unbroken stretch as an episode: corrections to merge with demonstrations."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def filter_main(argv: Sequence[str], prog: str) -> int:
@@ -237,10 +256,13 @@ class DeleteConfig:
 
     store: Store
     """The store to edit."""
-    ids: tuple[int, ...]
+    ids: Annotated[tuple[int, ...], Range(ge=0)]
     """Episodes to remove (indices as listed by 'imitation data info --episodes')."""
-    output: Path | None = None
+    output: Annotated[Path | None, OutPath("dir")] = None
     """Write the result to this new store and leave the original unchanged."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def delete_main(argv: Sequence[str], prog: str) -> int:
@@ -258,11 +280,11 @@ class ImportConfig:
 
     format: Annotated[Literal["diffusion_policy"], tyro.conf.Positional, _pos("FORMAT")]
     """Source format: diffusion_policy (its replay-buffer Zarr, a directory or .zarr.zip)."""
-    source: Annotated[Path, tyro.conf.Positional, _pos("SOURCE")]
+    source: Annotated[Path, tyro.conf.Positional, _pos("SOURCE"), InPath("any")]
     """Path of the dataset to import."""
-    out: Annotated[Path, tyro.conf.Positional, _pos("OUT")]
+    out: Annotated[Path, tyro.conf.Positional, _pos("OUT"), OutPath("dir")]
     """Path of the new store."""
-    fps: float | None = None
+    fps: Annotated[float | None, Range(gt=0, le=10_000)] = None
     """Rate the data was recorded at (PushT: 10); needed when the source does not record it."""
     map: tuple[str, ...] = ()
     """Renames as SOURCE=FEATURE, e.g. img=images/top keypoint=env_state; SOURCE= drops an array."""
@@ -272,6 +294,9 @@ class ImportConfig:
     """Task text for every episode."""
     outcome: str | None = None
     """Outcome for every episode (e.g. success for expert demonstrations)."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def import_main(argv: Sequence[str], prog: str) -> int:
@@ -308,8 +333,11 @@ class ExportConfig:
     """Target format: diffusion_policy (a Zarr v2 replay buffer)."""
     source: Store
     """The store to export."""
-    out: Annotated[Path, tyro.conf.Positional, _pos("OUT")]
+    out: Annotated[Path, tyro.conf.Positional, _pos("OUT"), OutPath("dir")]
     """Path to write (must not exist)."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def export_main(argv: Sequence[str], prog: str) -> int:

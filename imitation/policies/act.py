@@ -32,12 +32,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from imitation.checks import InPath, OneOf, Range, check_fields
 from imitation.errors import ConfigError
 from imitation.policies.common import (
     ActionQueue,
@@ -56,6 +57,7 @@ from imitation.policies.common import (
 from imitation.policies.vision import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    NORMS,
     ResNet,
     crop,
     load_resnet_weights,
@@ -72,71 +74,72 @@ class ACTConfig:
 
     obs_keys: tuple[str, ...] = ("state", "images/top")
     """Store features the policy reads: low-dimensional vectors and camera images."""
-    chunk_size: int = 100
+    chunk_size: Annotated[int, Range(ge=1, le=100_000)] = 100
     """Actions predicted per chunk (k in the paper)."""
-    n_action_steps: int = 100
+    n_action_steps: Annotated[int, Range(ge=1, le=100_000)] = 100
     """Without temporal ensembling: actions executed from each chunk before predicting the next."""
-    temporal_ensemble_coeff: float | None = 0.01
+    temporal_ensemble_coeff: Annotated[float | None, Range(ge=0)] = 0.01
     """k of the exp(-k·i) ensembling weights; None executes chunks plainly (n_action_steps)."""
-    frame_skip: int = 1
+    frame_skip: Annotated[int, Range(ge=1, le=1000)] = 1
     """Control ticks per policy step."""
-    dim_model: int = 512
+    dim_model: Annotated[int, Range(ge=1, le=65_536)] = 512
     """Transformer width."""
-    n_heads: int = 8
+    n_heads: Annotated[int, Range(ge=1, le=1024)] = 8
     """Attention heads."""
-    dim_feedforward: int = 3200
+    dim_feedforward: Annotated[int, Range(ge=1, le=262_144)] = 3200
     """Feed-forward width of each transformer layer."""
-    n_encoder_layers: int = 4
+    n_encoder_layers: Annotated[int, Range(ge=1, le=256)] = 4
     """Layers of the policy's transformer encoder."""
-    n_decoder_layers: int = 1
+    n_decoder_layers: Annotated[int, Range(ge=1, le=256)] = 1
     """Layers of the decoder (the reference code effectively ran 1; see the module docstring)."""
-    n_vae_encoder_layers: int = 4
+    n_vae_encoder_layers: Annotated[int, Range(ge=1, le=256)] = 4
     """Layers of the CVAE encoder."""
-    latent_dim: int = 32
+    latent_dim: Annotated[int, Range(ge=1, le=65_536)] = 32
     """Size of the style latent z."""
     use_vae: bool = True
     """Train with the CVAE encoder; False trains a plain deterministic transformer."""
-    dropout: float = 0.1
+    dropout: Annotated[float, Range(ge=0, lt=1)] = 0.1
     """Dropout in the transformer layers."""
     pre_norm: bool = False
     """LayerNorm before each sub-layer instead of after (the reference uses post-norm)."""
-    kl_weight: float = 10.0
+    kl_weight: Annotated[float, Range(ge=0)] = 10.0
     """Weight of the KL term."""
-    vision_width: int = 64
+    vision_width: Annotated[int, Range(ge=1, le=4096)] = 64
     """Backbone base width: 64 is ResNet-18; smaller keeps CPU runs quick."""
-    vision_layers: int = 4
+    vision_layers: Annotated[int, Range(ge=1, le=4)] = 4
     """Backbone stages: 4 is ResNet-18 (feature cells every 32 px); 3 stops at every 16 px, which
     keeps a 6x6 grid of tokens from an 88x88 image instead of 3x3."""
     camera_embedding: bool = False
     """Add a learned embedding per camera to its feature cells' positions, so the transformer can
     tell the cameras' cells apart (their 2-D sine positions are the same)."""
-    vision_norm: str = "frozen_bn"
+    vision_norm: Annotated[str, OneOf(NORMS)] = "frozen_bn"
     """Backbone normalisation: frozen_bn (the reference, with pretrained weights), group, batch."""
-    pretrained_backbone: str | None = None
+    pretrained_backbone: Annotated[str | None, InPath("file")] = None
     """Local file of ResNet-18 weights (torchvision naming). Without it the backbone trains from scratch."""
     shared_encoder: bool = True
     """One backbone for all cameras (the reference) or one per camera."""
-    crop_shape: tuple[int, int] | None = None
+    crop_shape: Annotated[tuple[int, int] | None, Range(ge=1, le=8192)] = None
     """Random crop in training / centre crop at evaluation; None uses whole images (the reference)."""
-    lr: float = 1e-5
+    lr: Annotated[float, Range(gt=0, le=1)] = 1e-5
     """AdamW learning rate of everything but the backbone."""
-    lr_backbone: float = 1e-5
+    lr_backbone: Annotated[float, Range(ge=0, le=1, meaning="0: a frozen backbone")] = 1e-5
     """AdamW learning rate of the backbone."""
-    weight_decay: float = 1e-4
+    weight_decay: Annotated[float, Range(ge=0)] = 1e-4
     """AdamW weight decay."""
-    betas: tuple[float, float] = (0.9, 0.999)
+    betas: Annotated[tuple[float, float], Range(ge=0, lt=1)] = (0.9, 0.999)
     """AdamW betas."""
-    warmup_steps: int = 0
+    warmup_steps: Annotated[int, Range(ge=0)] = 0
     """Linear warm-up before the cosine schedule (the reference uses a constant rate)."""
     ema: bool = False
     """Keep an EMA of the weights for evaluation (not in the reference)."""
-    binary_actions: tuple[int, ...] | None = None
+    binary_actions: Annotated[tuple[int, ...] | None, Range(ge=0, le=10_000)] = None
     """Action dimensions the demonstrations hold at two values (a gripper open or closed), learnt
     as a logit with a cross-entropy loss and executed at the nearer value; None: found in the store
     when training starts (imitation/recipes.py); []: none."""
 
     def __post_init__(self) -> None:
         self.obs_keys = tuple(self.obs_keys)
+        check_fields(self)
         if self.binary_actions is not None:
             self.binary_actions = tuple(int(d) for d in self.binary_actions)
         if self.crop_shape is not None:

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from imitation.checks import InPath, OneOf, Range, check_fields
 from imitation.errors import ConfigError
 from imitation.policies.common import (
     ActionQueue,
@@ -40,6 +41,7 @@ from imitation.policies.common import (
     sine_embedding_1d,
 )
 from imitation.policies.vision import (
+    NORMS,
     ResNet,
     SpatialSoftmax,
     crop,
@@ -57,72 +59,75 @@ class DiffusionConfig:
 
     obs_keys: tuple[str, ...] = ("state", "images/top")
     """Store features the policy reads: low-dimensional vectors and camera images."""
-    n_obs_steps: int = 2
+    n_obs_steps: Annotated[int, Range(ge=1, le=1000)] = 2
     """Observation steps the policy conditions on (To)."""
-    horizon: int = 16
+    horizon: Annotated[int, Range(ge=1, le=100_000)] = 16
     """Actions denoised per window (Tp)."""
-    n_action_steps: int = 8
+    n_action_steps: Annotated[int, Range(ge=1, le=100_000)] = 8
     """Actions executed from each window before predicting again (Ta)."""
-    frame_skip: int = 1
+    frame_skip: Annotated[int, Range(ge=1, le=1000)] = 1
     """Control ticks per policy step (the paper's horizons were tuned for 10 Hz control)."""
-    down_dims: tuple[int, ...] = (512, 1024, 2048)
+    down_dims: Annotated[tuple[int, ...], Range(ge=1, le=65_536)] = (512, 1024, 2048)
     """UNet channel widths per level (the paper: 512/1024/2048 with images, 256/512/1024 low-dim)."""
-    kernel_size: int = 5
+    kernel_size: Annotated[int, Range(ge=1, le=63)] = 5
     """Temporal convolution kernel."""
-    n_groups: int = 8
+    n_groups: Annotated[int, Range(ge=1, le=4096)] = 8
     """GroupNorm groups in the UNet."""
-    diffusion_step_embed_dim: int = 128
+    diffusion_step_embed_dim: Annotated[int, Range(ge=1, le=65_536)] = 128
     """Size of the diffusion-step embedding."""
-    num_train_timesteps: int = 100
+    num_train_timesteps: Annotated[int, Range(ge=1, le=100_000)] = 100
     """DDPM training steps."""
-    beta_schedule: str = "squaredcos_cap_v2"
+    beta_schedule: Annotated[str, OneOf(("linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid"))] = (
+        "squaredcos_cap_v2"
+    )
     """Noise schedule."""
-    prediction_type: str = "epsilon"
+    prediction_type: Annotated[str, OneOf(("epsilon", "sample"))] = "epsilon"
     """What the UNet predicts: epsilon (the noise) or sample (the clean actions)."""
     clip_sample: bool = True
     """Clip denoised samples to [-1, 1] (the actions' normalised range)."""
-    scheduler: str = "ddpm"
+    scheduler: Annotated[str, OneOf(SCHEDULERS)] = "ddpm"
     """Inference sampler: ddpm (the paper in simulation) or ddim (fewer steps, the paper on robots)."""
-    num_inference_steps: int | None = None
+    num_inference_steps: Annotated[int | None, Range(ge=1, le=100_000)] = None
     """Denoising steps at inference; None uses num_train_timesteps."""
-    vision_width: int = 64
+    vision_width: Annotated[int, Range(ge=1, le=4096)] = 64
     """Backbone base width: 64 is ResNet-18; smaller keeps CPU runs quick."""
-    vision_layers: int = 4
+    vision_layers: Annotated[int, Range(ge=1, le=4)] = 4
     """Backbone stages: 4 is ResNet-18 (a feature map every 32 px); 3 stops at every 16 px, a
     finer grid for the keypoints of small images."""
-    vision_norm: str = "group"
+    vision_norm: Annotated[str, OneOf(NORMS)] = "group"
     """Backbone normalisation: group (the paper), frozen_bn or batch (for pretrained weights)."""
-    pretrained_backbone: str | None = None
+    pretrained_backbone: Annotated[str | None, InPath("file")] = None
     """Local file of ResNet-18 weights (torchvision naming); the paper trains from scratch."""
     shared_encoder: bool = False
     """One backbone for all cameras, or one per camera (the paper)."""
-    n_keypoints: int = 32
+    n_keypoints: Annotated[int, Range(ge=1, le=4096)] = 32
     """Spatial-softmax keypoints per camera."""
-    image_feature_dim: int = 64
+    image_feature_dim: Annotated[int, Range(ge=1, le=65_536)] = 64
     """Features per camera after the keypoints' projection."""
-    crop_shape: tuple[int, int] | None = (84, 84)
+    crop_shape: Annotated[tuple[int, int] | None, Range(ge=1, le=8192)] = (84, 84)
     """Random crop in training / centre crop at evaluation (84 from 96 on PushT); None for none."""
-    lr: float = 1e-4
+    lr: Annotated[float, Range(gt=0, le=1)] = 1e-4
     """AdamW learning rate."""
-    weight_decay: float = 1e-6
+    weight_decay: Annotated[float, Range(ge=0)] = 1e-6
     """AdamW weight decay."""
-    betas: tuple[float, float] = (0.95, 0.999)
+    betas: Annotated[tuple[float, float], Range(ge=0, lt=1)] = (0.95, 0.999)
     """AdamW betas."""
-    warmup_steps: int = 500
+    warmup_steps: Annotated[int, Range(ge=0)] = 500
     """Linear warm-up before the cosine schedule."""
     ema: bool = True
     """Keep an EMA of the weights and evaluate with it."""
-    ema_power: float = 0.75
+    ema_power: Annotated[float, Range(gt=0, le=10)] = 0.75
     """EMA warm-up power: decay = 1 - (1 + step)^-power."""
-    ema_max_decay: float = 0.9999
+    ema_max_decay: Annotated[float, Range(ge=0, le=1)] = 0.9999
     """Largest EMA decay."""
-    binary_actions: tuple[int, ...] | None = None
+    binary_actions: Annotated[tuple[int, ...] | None, Range(ge=0, le=10_000)] = None
     """Action dimensions the demonstrations hold at two values (a gripper open or closed), executed
     at the nearer of the two (a thresholded output); None: found in the store when training starts
     (imitation/recipes.py); []: none."""
 
     def __post_init__(self) -> None:
         self.obs_keys = tuple(self.obs_keys)
+        check_fields(self)
         if self.binary_actions is not None:
             self.binary_actions = tuple(int(d) for d in self.binary_actions)
         self.down_dims = tuple(int(x) for x in self.down_dims)

@@ -7,7 +7,9 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Annotated
 
+from imitation.checks import OutPath, check_fields
 from imitation.config import parse
 from imitation.errors import ConfigError
 from imitation.robots.buses import make_bus
@@ -24,8 +26,11 @@ class CalibrateConfig:
     """so100, so101, koch, their leaders (so100_leader, koch_leader), or a configs/robots/*.yaml path."""
     port: str
     """Serial port of the arm's servo bus (e.g. /dev/ttyACM0, or the path imitation emulate prints)."""
-    out: str | None = None
+    out: Annotated[str | None, OutPath("file", (".yaml", ".yml", ".json"))] = None
     """Calibration file to write (default: ~/.imitation/calibration/<robot>.yaml)."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def _ask(text: str) -> None:

@@ -591,15 +591,21 @@ def _probe(info: CameraInfo, factory: Callable[[str | int, int], Any], api: int)
         cap.release()
 
 
-def main(argv: Sequence[str] | None = None, prog: str = "imitation cameras") -> int:
-    p = argparse.ArgumentParser(
+def parser(prog: str = "imitation cameras") -> argparse.ArgumentParser:
+    from imitation.config import ArgParser
+
+    p = ArgParser(
         prog=prog,
         description="List attached cameras by stable path, with the resolution and fps each gives. "
         "Put the path in a robot config: cameras: {<name>: {device: <path>, width, height, fps, fourcc}}.",
     )
     p.add_argument("--json", action="store_true", help="print a JSON list instead of one line per camera")
     p.add_argument("--no-probe", action="store_true", help="list the nodes without opening them")
-    args = p.parse_args(list(sys.argv[1:] if argv is None else argv))
+    return p
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "imitation cameras") -> int:
+    args = parser(prog).parse_args(list(sys.argv[1:] if argv is None else argv))
     infos = list_cameras(probe=not args.no_probe)
     if args.json:
         print(json.dumps([asdict(i) for i in infos], indent=2))

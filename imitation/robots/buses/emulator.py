@@ -563,9 +563,10 @@ class ServoEmulator:
                 s.store(reg, old)
 
 
-def main(argv: Sequence[str] | None = None, prog: str = "imitation emulate") -> int:
-    """Emulate a robot config's servos on a pseudo-terminal until Ctrl-C."""
-    parser = argparse.ArgumentParser(
+def parser(prog: str = "imitation emulate") -> argparse.ArgumentParser:
+    from imitation.config import ArgParser
+
+    parser = ArgParser(
         prog=prog,
         description="Emulate the servos of a robot's bus on a pseudo-terminal, so drivers, calibration "
         "and tools can run without the arm. Serves until Ctrl-C.",
@@ -579,9 +580,16 @@ def main(argv: Sequence[str] | None = None, prog: str = "imitation emulate") -> 
     parser.add_argument(
         "--tau-s", type=float, default=0.05, help="time constant of the motion toward the goal"
     )
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    if args.return_delay_us < 0 or args.tau_s < 0:
-        raise ConfigError(f"--return-delay-us={args.return_delay_us} and --tau-s={args.tau_s} must be >= 0")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "imitation emulate") -> int:
+    """Emulate a robot config's servos on a pseudo-terminal until Ctrl-C."""
+    args = parser(prog).parse_args(list(sys.argv[1:] if argv is None else argv))
+    if not 0 <= args.return_delay_us <= 1e6:
+        raise ConfigError(f"--return-delay-us {args.return_delay_us}: give a delay in 0 … 1000000 µs")
+    if not 0 <= args.tau_s <= 60:
+        raise ConfigError(f"--tau-s {args.tau_s}: give a time constant in 0 … 60 s")
 
     from imitation.robots.config import load_robot_config
 
