@@ -643,6 +643,28 @@ def _train(
     window_start, wait_s, window_steps = time.perf_counter(), 0.0, 0
     batch_iter = iter(loader)
     deadline = time.perf_counter() + 60.0 * cfg.max_minutes if cfg.max_minutes else None
+    # A non-finite loss or gradient is flagged on the device at every step and read only where the
+    # loop syncs anyway (log steps) and before every checkpoint, so a bad step is never saved.
+    nonfinite = torch.zeros((), dtype=torch.bool, device=device)
+    checked = step
+
+    def check_finite() -> None:
+        nonlocal checked
+        if checked == step:
+            return
+        flag = nonfinite.float()
+        if dist.world > 1:
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        if flag.item():
+            raise ImitationError(
+                f"the loss or its gradient became NaN or infinite between steps {checked} and {step} "
+                f"(learning rate {scheduler.get_last_lr()[0]:.3g}); training stopped and nothing after "
+                f"step {checked} was saved: {_last_good(run_dir).replace('free some space and ', '')}. "
+                f"Lower --{cfg.policy}.lr or --grad-clip-norm, or check the store ('imitation data "
+                "validate')"
+            )
+        checked = step
+
     try:
         while step < cfg.steps:
             t0 = time.perf_counter()
@@ -658,6 +680,7 @@ def _train(
             grad_norm = torch.nn.utils.clip_grad_norm_(
                 policy.parameters(), cfg.grad_clip_norm or float("inf")
             )
+            nonfinite |= ~(torch.isfinite(loss.detach()) & torch.isfinite(grad_norm))
             optimizer.step()
             scheduler.step()
             if ema is not None:
@@ -667,6 +690,7 @@ def _train(
             window_steps += 1
             bar.update(1)
             if step % cfg.log_every == 0 or step == cfg.steps:
+                check_finite()
                 elapsed = time.perf_counter() - window_start
                 global_loss = loss.detach().clone()
                 if dist.world > 1:  # the mean over the processes' slices: the global batch's loss
@@ -702,13 +726,16 @@ def _train(
                 score = (rate, result.get("mean_max_coverage", 0.0))
                 if rate is not None and score >= best_score:
                     best_score = score
+                    check_finite()
                     save_checkpoint(step, name="best")
                     log.info("step %d: success %.1f%%, the best so far: checkpoints/best", step, 100 * rate)
             if step % cfg.save_every == 0 or step == cfg.steps:
+                check_finite()
                 save_checkpoint(step)
             if deadline is not None and out_of_time(deadline, dist, device, step % cfg.log_every == 0):
                 log.info("max_minutes=%g reached at step %d: stopping", cfg.max_minutes, step)
                 if step % cfg.save_every:
+                    check_finite()
                     save_checkpoint(step)
                 break
     finally:

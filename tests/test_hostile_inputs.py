@@ -456,3 +456,59 @@ def test_damaged_stores(tmp_path, capsys, command):
         else:
             assert rc != 0 and len(lines) == 1 and lines[0].startswith("error: "), (name, err)
             assert hostile.snapshot(d) == before, f"{command} changed the damaged store {name}"
+
+
+# ------------------------------------------------------------------------------ a loss that explodes
+def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    """From step 4 on the gradient is NaN (as a learning rate of inf makes it): training stops at
+    the next check with one line, and the run's last checkpoint is the good one of step 2."""
+    import torch
+
+    from imitation import checkpoint
+    from imitation.config import from_dict
+    from imitation.errors import ImitationError
+    from imitation.train import TrainConfig, train
+
+    write_store(tmp_path / "s.zarr", episodes=3, length=20)
+    real = torch.nn.utils.clip_grad_norm_
+    calls = {"n": 0}
+
+    def exploding(params, max_norm, *a, **k):
+        calls["n"] += 1
+        norm = real(params, max_norm, *a, **k)
+        return norm * float("nan") if calls["n"] >= 4 else norm
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", exploding)
+    act = {"obs_keys": ["state"], "chunk_size": 4, "n_action_steps": 4, "dim_model": 16, "n_heads": 2}
+    act |= {"dim_feedforward": 16, "n_encoder_layers": 1, "n_vae_encoder_layers": 1, "latent_dim": 4}
+    cfg = from_dict(
+        TrainConfig,
+        {"store": str(tmp_path / "s.zarr"), "out": str(tmp_path / "run"), "act": act, "steps": 8}
+        | {"batch_size": 4, "val_fraction": 0.0, "log_every": 2, "save_every": 2, "wandb": "disabled"},
+    )
+    with pytest.raises(
+        ImitationError, match=r"NaN or infinite between steps 2 and 4.*last good checkpoint is step 2"
+    ):
+        train(cfg)
+    assert checkpoint.read_meta(tmp_path / "run" / "checkpoints")["step"] == 2
+    for p in (tmp_path / "run" / "checkpoints").iterdir():
+        assert p.name in ("0000002", "last") or not p.name.startswith("0"), p
+
+
+def test_deploy_refuses_a_checkpoint_of_another_task_shape(pick_place_checkpoint, tmp_path, capsys):
+    """PickPlace and PushT share the arm (same joints and rate); PickPlace's policy reads a 17-long
+    env_state, PushT gives 27. eval refused this; deploy crashed on a tensor size."""
+    line = refused(
+        [
+            "deploy",
+            "--checkpoint",
+            str(pick_place_checkpoint),
+            "--robot",
+            "sim",
+            "--env",
+            "imitation/PushT-v0",
+        ],
+        tmp_path,
+        capsys,
+    )
+    assert "17-long env_state" in line and "27" in line, line

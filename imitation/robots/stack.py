@@ -93,6 +93,9 @@ class Needs:
     declared fit, or --camera-fit)."""
     origin: str = "the checkpoint"
     """The file these needs came from (named in errors; a task it names may not import code)."""
+    lowdim: Mapping[str, int] = field(default_factory=dict)
+    """``state`` / ``env_state`` -> the length the source reads (empty: not known)."""
+    action_dim: int | None = None
 
     @classmethod
     def of_checkpoint(
@@ -108,6 +111,8 @@ class Needs:
             needs_env_state=bool(robot.get("needs_env_state")),
             fits=camera_fits(meta, camera_fit),  # refused here, before anything connects
             origin=origin,
+            lowdim={k: int(v) for k, v in ((meta.get("io") or {}).get("lowdim") or {}).items()},
+            action_dim=(meta.get("io") or {}).get("action_dim"),
         )
 
 
@@ -130,6 +135,13 @@ def check_compatible(needs: Needs, spec: RobotSpec, has_env_state: bool) -> None
                 f"camera {name!r} gives {have[key][0]}x{have[key][1]}, trained on {shape[0]}x{shape[1]} "
                 f"(to fit its frames: --camera-fit {name}=center_crop_resize, or {name}=resize)"
             )
+    # The vectors' lengths: a policy of another task with the same joints reads other objects.
+    gives = {"state": spec.state_dim or len(spec.joint_names), "env_state": spec.env_state_dim}
+    for key, n in needs.lowdim.items():
+        if key in gives and gives[key] and gives[key] != n:
+            problems.append(f"it reads a {n}-long {key}, the robot gives {gives[key]}")
+    if needs.action_dim and spec.joint_names and int(needs.action_dim) != len(spec.joint_names):
+        problems.append(f"it writes {needs.action_dim} action values, the robot takes {len(spec.joint_names)}")
     if needs.needs_env_state and not has_env_state:
         problems.append(
             "it needs env_state (object poses), and the robot config declares no env_state sensor"
