@@ -102,23 +102,26 @@ def _worker(
     ckpt: str, device: str, threads: int, requests: Any, replies: Any
 ) -> None:  # pragma: no cover - child
 
-    if threads:
-        torch.set_num_threads(threads)
-    policy = load_policy(ckpt, device)
-    replies.put(("ready", None, None, 0.0))
-    while True:
-        msg = requests.get()
-        if msg is None:
-            return
-        kind, tick, window = msg
-        if kind == "reset":
-            policy.reset(seeds=[int(tick)])
-            continue
-        t = time.perf_counter()
-        with torch.no_grad():
-            obs = {k: torch.as_tensor(v[None]).to(device) for k, v in window.items()}
-            chunk = policy.predict_chunk(obs)[0].float().cpu().numpy()
-        replies.put(("chunk", tick, chunk, time.perf_counter() - t))
+    try:
+        if threads:
+            torch.set_num_threads(threads)
+        policy = load_policy(ckpt, device)
+        replies.put(("ready", None, None, 0.0))
+        while True:
+            msg = requests.get()
+            if msg is None:
+                return
+            kind, tick, window = msg
+            if kind == "reset":
+                policy.reset(seeds=[int(tick)])
+                continue
+            t = time.perf_counter()
+            with torch.no_grad():
+                obs = {k: torch.as_tensor(v[None]).to(device) for k, v in window.items()}
+                chunk = policy.predict_chunk(obs)[0].float().cpu().numpy()
+            replies.put(("chunk", tick, chunk, time.perf_counter() - t))
+    except Exception as e:  # the parent says it in one line, at once, instead of waiting
+        replies.put(("error", f"{type(e).__name__}: {e}", None, 0.0))
 
 
 class InferenceProcess:
@@ -135,14 +138,25 @@ class InferenceProcess:
         self.proc.start()
         self.busy = False
         self.latency: list[float] = []
-        try:
-            kind, *_ = self.replies.get(timeout=start_timeout_s)
-        except queue_mod.Empty:
+        deadline = time.monotonic() + start_timeout_s
+        while True:
+            try:
+                kind, detail, *_ = self.replies.get(timeout=0.25)
+                break
+            except queue_mod.Empty:
+                if not self.proc.is_alive():  # died before a word: no point waiting the rest
+                    raise ImitationError(
+                        f"the inference process exited (code {self.proc.exitcode}) while loading {ckpt}; "
+                        "try --inference inline to see the error in this process"
+                    ) from None
+                if time.monotonic() > deadline:
+                    self.close()
+                    raise ImitationError(
+                        f"the inference process did not load {ckpt} within {start_timeout_s:.0f} s"
+                    ) from None
+        if kind == "error":
             self.close()
-            raise ImitationError(
-                f"the inference process did not load {ckpt} within {start_timeout_s:.0f} s"
-            ) from None
-        assert kind == "ready"
+            raise ImitationError(f"the inference process could not load {ckpt}: {detail}")
 
     def reset(self, seed: int) -> None:
         self.requests.put(("reset", seed, None))
@@ -151,14 +165,29 @@ class InferenceProcess:
         self.busy = True
         self.requests.put(("predict", tick, window))
 
+    def _get(self, timeout: float) -> Any:
+        """The next reply within ``timeout`` s (``queue.Empty`` if none), waited for in short slices
+        so that a process that died is noticed at once, not at the end of the wait."""
+        if timeout <= 0:
+            return self.replies.get_nowait()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self.replies.get(timeout=min(0.25, max(deadline - time.monotonic(), 1e-3)))
+            except queue_mod.Empty:
+                if not self.proc.is_alive() or time.monotonic() >= deadline:
+                    raise
+
     def poll(self, timeout: float = 0.0) -> list[tuple[int, np.ndarray, float]]:
         out = []
         while True:
             try:
-                msg = self.replies.get(timeout=timeout) if timeout > 0 else self.replies.get_nowait()
+                msg = self._get(timeout)
             except queue_mod.Empty:
                 break
-            _, tick, chunk, dt = msg
+            kind, tick, chunk, dt = msg
+            if kind == "error":
+                raise ImitationError(f"the inference process failed: {tick}")
             self.busy = False
             self.latency.append(dt)
             out.append((tick, chunk, dt))

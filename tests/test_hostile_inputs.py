@@ -512,3 +512,12 @@ def test_deploy_refuses_a_checkpoint_of_another_task_shape(pick_place_checkpoint
         capsys,
     )
     assert "17-long env_state" in line and "27" in line, line
+
+
+def test_an_inference_process_that_fails_says_why_at_once(tmp_path):
+    """It used to crash in silence and leave deploy waiting 120 s for a first chunk."""
+    from imitation.deploy import InferenceProcess
+    from imitation.errors import ImitationError
+
+    with pytest.raises(ImitationError, match="could not load"):
+        InferenceProcess(tmp_path / "no-checkpoint", start_timeout_s=600)

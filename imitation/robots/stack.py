@@ -141,7 +141,9 @@ def check_compatible(needs: Needs, spec: RobotSpec, has_env_state: bool) -> None
         if key in gives and gives[key] and gives[key] != n:
             problems.append(f"it reads a {n}-long {key}, the robot gives {gives[key]}")
     if needs.action_dim and spec.joint_names and int(needs.action_dim) != len(spec.joint_names):
-        problems.append(f"it writes {needs.action_dim} action values, the robot takes {len(spec.joint_names)}")
+        problems.append(
+            f"it writes {needs.action_dim} action values, the robot takes {len(spec.joint_names)}"
+        )
     if needs.needs_env_state and not has_env_state:
         problems.append(
             "it needs env_state (object poses), and the robot config declares no env_state sensor"
