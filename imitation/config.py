@@ -40,6 +40,13 @@ def from_dict(cls: type[T], data: dict[str, Any], *, where: str = "config") -> T
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(f"{where}: unknown field(s) {unknown}; valid fields: {', '.join(fields)}")
+    missing = [
+        n
+        for n, f in fields.items()
+        if n not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ConfigError(f"{where}: missing required field(s) {missing}; add them")
     hints = _field_types(cls)
     kwargs = {}
     for name, value in data.items():

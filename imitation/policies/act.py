@@ -138,8 +138,8 @@ class ACTConfig:
     when training starts (imitation/recipes.py); []: none."""
 
     def __post_init__(self) -> None:
-        self.obs_keys = tuple(self.obs_keys)
         check_fields(self)
+        self.obs_keys = tuple(self.obs_keys)
         if self.binary_actions is not None:
             self.binary_actions = tuple(int(d) for d in self.binary_actions)
         if self.crop_shape is not None:

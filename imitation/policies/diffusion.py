@@ -126,8 +126,8 @@ class DiffusionConfig:
     (imitation/recipes.py); []: none."""
 
     def __post_init__(self) -> None:
-        self.obs_keys = tuple(self.obs_keys)
         check_fields(self)
+        self.obs_keys = tuple(self.obs_keys)
         if self.binary_actions is not None:
             self.binary_actions = tuple(int(d) for d in self.binary_actions)
         self.down_dims = tuple(int(x) for x in self.down_dims)
