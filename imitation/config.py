@@ -291,3 +291,19 @@ class ArgParser(argparse.ArgumentParser):
         if on_parsed is not None:
             on_parsed(parsed)
         return parsed
+
+
+def bounded(lo: float, hi: float, unit: str = "") -> typing.Callable[[str], float]:
+    """An ``ArgParser`` type: a finite number in ``lo`` … ``hi`` (refused at parse time, one line)."""
+
+    def parse_number(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not lo <= value <= hi:  # NaN fails this too
+            raise argparse.ArgumentTypeError(f"{text} is outside {lo:g} … {hi:g}{unit}")
+        return value
+
+    parse_number.__name__ = "number"
+    return parse_number

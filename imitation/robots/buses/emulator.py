@@ -564,7 +564,7 @@ class ServoEmulator:
 
 
 def parser(prog: str = "imitation emulate") -> argparse.ArgumentParser:
-    from imitation.config import ArgParser
+    from imitation.config import ArgParser, bounded
 
     parser = ArgParser(
         prog=prog,
@@ -575,10 +575,13 @@ def parser(prog: str = "imitation emulate") -> argparse.ArgumentParser:
         "--robot", required=True, help="so100, so101, koch, ... or a configs/robots/*.yaml path"
     )
     parser.add_argument(
-        "--return-delay-us", type=float, default=0.0, help="delay before each servo's answer (microseconds)"
+        "--return-delay-us",
+        type=bounded(0, 1e6, " µs"),
+        default=0.0,
+        help="delay before each servo's answer (microseconds)",
     )
     parser.add_argument(
-        "--tau-s", type=float, default=0.05, help="time constant of the motion toward the goal"
+        "--tau-s", type=bounded(0, 60, " s"), default=0.05, help="time constant of the motion toward the goal"
     )
     return parser
 
@@ -586,10 +589,6 @@ def parser(prog: str = "imitation emulate") -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, prog: str = "imitation emulate") -> int:
     """Emulate a robot config's servos on a pseudo-terminal until Ctrl-C."""
     args = parser(prog).parse_args(list(sys.argv[1:] if argv is None else argv))
-    if not 0 <= args.return_delay_us <= 1e6:
-        raise ConfigError(f"--return-delay-us {args.return_delay_us}: give a delay in 0 … 1000000 µs")
-    if not 0 <= args.tau_s <= 60:
-        raise ConfigError(f"--tau-s {args.tau_s}: give a time constant in 0 … 60 s")
 
     from imitation.robots.config import load_robot_config
 
