@@ -302,6 +302,11 @@ def test_a_failed_train_removes_the_run_directory_it_created(synthetic_store, tm
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(TINY_TRAIN))
     args = ("train", "--config", str(config), "--store", str(tmp_path / "nope.zarr"), "--wandb", "disabled")
+    line = one_line_error(cli(*args, "--out", str(run)))  # a missing store: refused while parsing
+    assert "--store" in line and "nope.zarr" in line and not run.exists()
+    # A store that exists but cannot be read fails once the run directory is made: it goes again.
+    (tmp_path / "nope.zarr").mkdir()
+    (tmp_path / "nope.zarr" / "zarr.json").write_text("{not json")
     line = one_line_error(cli(*args, "--out", str(run)))
     assert "nope.zarr" in line and f"removed {run}" in line and not run.exists()
     # A directory that was there before is not removed (an empty one is a valid --out).
