@@ -12,6 +12,7 @@ the option a user typed (``--act.lr``) or the key of their YAML file (``x.yaml: 
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import math
 import types
@@ -20,15 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from imitation.errors import ImitationError
+from imitation.errors import ConfigError
 
 _MISSING = dataclasses.MISSING
 
 
-class FieldError(ImitationError):
+class FieldError(ConfigError):
     """One field's value is refused. ``str()`` names the bare field; ``located(name)`` the option or
-    key the user wrote. Deliberately not a ValueError: the command-line parser lets it through
-    instead of wrapping it in its own box."""
+    key the user wrote."""
 
     def __init__(self, cls: type | None, field: str, value: Any, problem: str, fix: str = "") -> None:
         self.cls, self.field, self.value, self.problem, self.fix = cls, field, value, problem, fix
@@ -37,6 +37,24 @@ class FieldError(ImitationError):
     def located(self, name: str) -> str:
         text = f"{name} {_show(self.value)}: {self.problem}"
         return f"{text}; {self.fix}" if self.fix else text
+
+
+class Escape(Exception):  # noqa: N818 - a carrier, not an error of its own
+    """Carries a ``FieldError`` out of the command-line parser, which would wrap a ValueError (as
+    every ConfigError is) in its own box and lose which option it was (``config.parse``)."""
+
+    def __init__(self, error: FieldError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+escaping: contextvars.ContextVar[bool] = contextvars.ContextVar("escaping", default=False)
+
+
+def _refuse(error: FieldError) -> typing.NoReturn:
+    if escaping.get():
+        raise Escape(error)
+    raise error
 
 
 def _show(value: Any) -> str:
@@ -110,6 +128,9 @@ class InPath:
     """An existing input path: ``kind`` file, dir or any. Checked at the command line only."""
 
     kind: Literal["file", "dir", "any"] = "any"
+    what: str = ""
+    """What is expected there, e.g. "demo store" (the message: "no demo store there")."""
+    fix: str = "check the path"
 
 
 @dataclass(frozen=True)
@@ -123,6 +144,9 @@ class OutPath:
 
 DEVICE = OneOf(("auto", "cpu", "cuda", "mps"), pattern=r"cuda:\d+")
 """A torch device as the commands accept it."""
+
+DEMO_STORE = InPath("dir", "demo store", "create one by recording or 'imitation data import'")
+"""A demo store to read."""
 
 SEED = Range(ge=0, lt=2**32)
 """numpy's and gymnasium's seeds: 0 … 2³²−1."""
@@ -233,23 +257,23 @@ def check_fields(obj: Any) -> None:
         if dataclasses.is_dataclass(base) and dataclasses.is_dataclass(v):
             continue
         if not _type_ok(tp, v):
-            raise FieldError(cls, f.name, v, f"not {_type_name(tp)}", _fix_default(f))
+            _refuse(FieldError(cls, f.name, v, f"not {_type_name(tp)}", _fix_default(f)))
         if v is None:
             continue
         numbers = [x for x in _scalars(v) if isinstance(x, int | float) and not isinstance(x, bool)]
         ranged = any(isinstance(m, Range) for m in marks)
         for x in numbers:
             if isinstance(x, float) and not ranged and not math.isfinite(x):
-                raise FieldError(cls, f.name, v, "not a finite number", _fix_default(f))
+                _refuse(FieldError(cls, f.name, v, "not a finite number", _fix_default(f)))
         for rule in marks:
             if isinstance(rule, Range):
                 for x in numbers:
                     if rule.problem(x):
-                        raise FieldError(cls, f.name, v, rule.problem(x) or "", _fix(rule, f))
+                        _refuse(FieldError(cls, f.name, v, rule.problem(x) or "", _fix(rule, f)))
             elif isinstance(rule, OneOf):
                 for x in _scalars(v):
                     if isinstance(x, str) and rule.problem(x):
-                        raise FieldError(cls, f.name, v, rule.problem(x) or "", _fix(rule, f))
+                        _refuse(FieldError(cls, f.name, v, rule.problem(x) or "", _fix(rule, f)))
 
 
 def _fix_default(f: dataclasses.Field) -> str:
@@ -291,7 +315,9 @@ def _located(name: str, value: Any, problem: str, fix: str) -> FieldError:
 
 def _check_in(rule: InPath, p: Path, name: str, v: Any) -> None:
     if not p.exists():
-        raise _located(name, v, "no such file or directory", "check the path")
+        raise _located(
+            name, v, f"no {rule.what} there" if rule.what else "no such file or directory", rule.fix
+        )
     if rule.kind == "file" and p.is_dir():
         raise _located(name, v, "is a directory, not a file", "name the file")
     if rule.kind == "dir" and not p.is_dir():

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from imitation.checks import FieldError, check_paths, split
+from imitation.checks import Escape, FieldError, check_paths, escaping, split
 from imitation.errors import ConfigError
 
 T = TypeVar("T")
@@ -191,6 +191,7 @@ def parse(
     if default is not None:
         kwargs["default"] = default
     captured = io.StringIO()
+    token = escaping.set(True)  # a refused field comes out of tyro as itself, to be named here
     try:
         with contextlib.redirect_stderr(captured):
             cfg = tyro.cli(cls, **kwargs)
@@ -199,10 +200,13 @@ def parse(
             sys.stderr.write(captured.getvalue())
             raise
         raise ConfigError(one_line(captured.getvalue(), prog or "the command")) from None
-    except FieldError as e:
+    except Escape as escaped:
+        e = escaped.error
         if e.cls is None:
-            raise
+            raise e from None
         raise ConfigError(e.located(flag_of(cls, e.cls, e.field))) from None
+    finally:
+        escaping.reset(token)
     sys.stderr.write(captured.getvalue())
     try:
         check_paths(cfg, lambda path: _flag(cls, path))
@@ -268,7 +272,11 @@ def one_line(text: str, prog: str) -> str:
         elif line:
             sections[-1].append(line)
     message = " ".join(sections[0]) or title or "cannot parse the command line"
-    message = message.removeprefix("Error parsing ")
+    if message.startswith("Error parsing "):
+        name, sep, rest = message.removeprefix("Error parsing ").partition(": ")
+        # "--steps: ..." keeps its option; "act: ..." / "MergeConfig: ..." (a rule across fields,
+        # whose message names them) does not need the group's name.
+        message = rest if sep and not name.startswith("-") else f"{name}{sep}{rest}"
     extra = []
     for section in sections[1:]:
         if section and section[0].startswith("Argument helptext") and len(section) > 1:

@@ -450,7 +450,7 @@ class DeployConfig:
     """process (its own process, the default) or inline (in the loop; for tests)."""
     threads: Annotated[int, Range(ge=0, le=1024, meaning="0: torch chooses")] = 0
     """Torch threads of the inference process (0: its default)."""
-    out: Annotated[str | None, OutPath("dir")] = None
+    out: Annotated[str | None, OutPath("file")] = None
     """Write the episodes and timing statistics to this JSON file (never over a file imitation did
     not write, unless --overwrite)."""
     overwrite: bool = False

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import numpy as np
 
 from envs.mapping import locate
-from imitation.checks import InPath, Range, check_fields
+from imitation.checks import DEMO_STORE, InPath, Range, check_fields
 from imitation.config import parse
 from imitation.control import EStopKey, RateLoop
 from imitation.data.store import DemoStore
@@ -30,7 +30,7 @@ from imitation.robots.stack import Needs, RobotOptions, RobotStack
 class ReplayConfig:
     """Re-execute a recorded episode on a robot, through the safety layer."""
 
-    store: Annotated[str, InPath("dir")]
+    store: Annotated[str, DEMO_STORE]
     """Demo store to read."""
     episode: Annotated[int, Range(ge=-(2**31), lt=2**31)] = 0
     """Episode index (negative counts from the end)."""

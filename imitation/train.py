@@ -35,7 +35,7 @@ from tqdm import tqdm
 from envs.mapping import check_env_id, locate
 from imitation import checkpoint
 from imitation.checkpoint import is_checkpoint, read_meta
-from imitation.checks import DEVICE, SEED, InPath, OneOf, OutPath, Range, check_fields
+from imitation.checks import DEMO_STORE, DEVICE, SEED, InPath, OneOf, OutPath, Range, check_fields
 from imitation.config import from_dict, parse, save, saved_by_imitation, to_dict
 from imitation.data.augment import check_symmetry, task_symmetry, turn, widen_stats
 from imitation.data.dataset import ResumableSampler, WindowDataset, WindowSpec, split_episodes
@@ -56,7 +56,7 @@ WANDB_MODES = ("offline", "online", "disabled")
 class TrainConfig:
     """Train an ACT or Diffusion Policy model on a demo store."""
 
-    store: Annotated[str, InPath("dir")] = "demos/quickstart.zarr"
+    store: Annotated[str, DEMO_STORE] = "demos/quickstart.zarr"
     """Demo store to learn from."""
     policy: PolicyName = "act"
     """Which policy (its settings are in the section of that name)."""
@@ -68,7 +68,7 @@ class TrainConfig:
     """Run directory: config, metrics.jsonl, checkpoints/."""
     overwrite: bool = False
     """Start afresh in an existing run directory (its checkpoints are deleted)."""
-    resume: Annotated[str | None, InPath("dir")] = None
+    resume: Annotated[str | None, InPath("dir", "run directory", "pass the --out of an earlier run")] = None
     """Continue the run in this directory from its last checkpoint, with its saved config (flags given
     now still apply on top, e.g. more --steps)."""
     fps: Annotated[float | None, Range(gt=0, le=10_000)] = None

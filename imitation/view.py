@@ -22,7 +22,7 @@ import numpy as np
 
 from envs.mapping import check_env_id, locate, make
 from imitation import config, outputs
-from imitation.checks import SEED, InPath, OutPath, Range, check_fields
+from imitation.checks import DEMO_STORE, SEED, OutPath, Range, check_fields
 from imitation.data.shards import frame_reader
 from imitation.data.store import DemoStore
 from imitation.errors import ConfigError, ImitationError
@@ -34,7 +34,7 @@ class ViewConfig:
 
     out: Annotated[Path, OutPath("file", (".mp4", ".png"))] = Path("view.mp4")
     """Output file: .mp4 for a video, .png for the first frame only."""
-    store: Annotated[Path | None, InPath("dir")] = None
+    store: Annotated[Path | None, DEMO_STORE] = None
     """Demo store to show episodes of."""
     episodes: Annotated[tuple[int, ...], Range(ge=0)] = (0,)
     """Episodes of --store to show, one after another."""

@@ -335,7 +335,7 @@ def test_camera_flags_are_refused_where_they_change_nothing():
     assert sim_camera_kwargs(None, 0.0, False, reads_images=False, env_id=ENV) == {}
     with pytest.raises(ConfigError, match="act on simulated cameras"):
         DeployConfig(checkpoint="x", robot="so100", port="/dev/null", camera_fps=30)
-    with pytest.raises(ConfigError, match="--camera-fps 0 must be > 0"):
+    with pytest.raises(ConfigError, match="camera_fps 0: out of range; give a value > 0"):
         EvalConfig(camera_fps=0)
     with pytest.raises(ConfigError, match="--camera-fit applies to an arm's cameras"):
         EvalConfig(camera_fit=("top=resize",))

@@ -68,7 +68,8 @@ def test_info_and_validate_on_the_quickstart_store(quick_store):
 def test_bad_input_gives_one_clear_line_and_nonzero_exit(tmp_path):
     proc = run("data", "info", str(tmp_path / "nope.zarr"), check=False)
     assert proc.returncode == 2
-    assert proc.stderr.strip().startswith("error: no demo store at") and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith("error: STORE ") and "no demo store there" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
     proc = run("data", "merge", str(tmp_path / "a.zarr"), "--out", str(tmp_path / "b.zarr"), check=False)
     assert proc.returncode == 2 and "at least two stores" in proc.stderr
     proc = run("frobnicate", check=False)

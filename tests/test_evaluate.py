@@ -201,7 +201,7 @@ def test_rollout_refuses_a_task_whose_layout_differs_from_the_policys():
 
 @pytest.mark.parametrize("bad", [{"episodes": 0}, {"num_envs": 0}, {"latency_ticks": -1}, {"videos": -1}])
 def test_eval_config_refuses_negative_counts(bad):
-    with pytest.raises(ConfigError, match="must be ≥"):
+    with pytest.raises(ConfigError, match="give a value ≥"):
         EvalConfig(**bad)
 
 

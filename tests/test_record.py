@@ -115,5 +115,5 @@ def test_action_noise_perturbs_the_arm_but_stores_the_experts_actions(recorded, 
 def test_negative_action_noise_is_refused(tmp_path):
     from imitation.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="action-noise"):
+    with pytest.raises(ConfigError, match="action_noise -1: out of range"):
         record_scripted(RecordConfig(episodes=1, out=tmp_path / "x.zarr", action_noise=-1), progress=False)

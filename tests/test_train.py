@@ -317,7 +317,7 @@ def test_the_declared_camera_fit_goes_into_the_checkpoint(store, tmp_path):
         "camera_fit"
         not in checkpoint.read_meta(train(config(store, tmp_path / "plain", steps=2, save_every=2)))["robot"]
     )
-    with pytest.raises(ConfigError, match="camera_fit='stretch'"):
+    with pytest.raises(ConfigError, match="camera_fit 'stretch': not a valid choice"):
         config(store, tmp_path / "bad", camera_fit="stretch")
 
 

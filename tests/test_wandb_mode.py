@@ -35,6 +35,12 @@ def _logged_mode(cfg: TrainConfig, run_dir: Path, modes: list[str]) -> str:
     return modes[-1] if len(modes) > before else "disabled"
 
 
+def _default_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A command line is parsed only with its input there: the default --store."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demos" / "quickstart.zarr").mkdir(parents=True)
+
+
 @pytest.mark.parametrize(
     ("env", "flags", "expected"),
     [
@@ -52,6 +58,7 @@ def test_the_environments_wandb_mode_applies_unless_the_flag_is_given(
         monkeypatch.delenv("WANDB_MODE", raising=False)
     else:
         monkeypatch.setenv("WANDB_MODE", env)
+    _default_store(tmp_path, monkeypatch)
     cfg = parse(TrainConfig, flags)
     assert _logged_mode(cfg, tmp_path / "run", fake_wandb) == expected
 
@@ -60,6 +67,7 @@ def test_a_config_files_wandb_wins_and_the_saved_config_reads_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_wandb: list[str]
 ) -> None:
     monkeypatch.setenv("WANDB_MODE", "disabled")
+    _default_store(tmp_path, monkeypatch)
     explicit = tmp_path / "explicit.yaml"
     explicit.write_text(yaml.safe_dump({"wandb": "offline"}))
     assert (
@@ -69,5 +77,5 @@ def test_a_config_files_wandb_wins_and_the_saved_config_reads_back(
     save(parse(TrainConfig, []), tmp_path / "saved.yaml")
     again = load_yaml(TrainConfig, tmp_path / "saved.yaml")
     assert again.wandb is None and _logged_mode(again, tmp_path / "b", fake_wandb) == "disabled"
-    with pytest.raises(ConfigError, match="wandb='dryrun' is not one of offline, online, disabled"):
+    with pytest.raises(ConfigError, match="wandb 'dryrun': not one of offline, online, disabled"):
         TrainConfig(wandb="dryrun")

@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 import tyro
 
 from imitation import config
-from imitation.checks import SEED, InPath, OutPath, Range, check_fields
+from imitation.checks import DEMO_STORE, SEED, InPath, OutPath, Range, check_fields
 from imitation.cli import run_table
 from imitation.errors import ConfigError
 
@@ -49,7 +49,7 @@ def _pos(metavar: str) -> tyro.conf.arg:
     return tyro.conf.arg(metavar=metavar)
 
 
-Store = Annotated[Path, tyro.conf.Positional, _pos("STORE"), InPath("dir")]
+Store = Annotated[Path, tyro.conf.Positional, _pos("STORE"), DEMO_STORE]
 
 
 def main(argv: Sequence[str], prog: str = "imitation data") -> int:
@@ -150,21 +150,21 @@ def repair_main(argv: Sequence[str], prog: str) -> int:
 class MergeConfig:
     """Merge stores recorded with the same features, fps and robot into one new store."""
 
-    sources: Annotated[tuple[Path, ...], tyro.conf.Positional, _pos("STORE..."), InPath("dir")]
+    sources: Annotated[tuple[Path, ...], tyro.conf.Positional, _pos("STORE..."), DEMO_STORE]
     """Stores to merge, in order."""
     out: Annotated[Path, OutPath("dir")]
     """Path of the new store (must not exist)."""
 
     def __post_init__(self) -> None:
         check_fields(self)
+        if len(self.sources) < 2:
+            raise ConfigError(f"merge needs at least two stores, got {len(self.sources)}")
 
 
 def merge_main(argv: Sequence[str], prog: str) -> int:
     from imitation.data.edit import merge
 
     cfg = config.parse(MergeConfig, argv, prog=prog)
-    if len(cfg.sources) < 2:
-        raise ConfigError(f"merge needs at least two stores, got {len(cfg.sources)}")
     store = merge(cfg.sources, cfg.out)
     print(
         f"{cfg.out}: {store.n_episodes} episode(s), {store.n_frames} frame(s) from {len(cfg.sources)} stores"
