@@ -22,6 +22,7 @@ import io
 import os
 import signal
 import traceback
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -71,7 +72,12 @@ def commands() -> dict[str, tuple[Callable[[], argparse.ArgumentParser], Callabl
     from imitation.view import ViewConfig
 
     def t(cls: type) -> Callable[[], argparse.ArgumentParser]:
-        return lambda: tyro.extras.get_parser(cls)
+        def parser() -> argparse.ArgumentParser:
+            with warnings.catch_warnings():  # get_parser is deprecated in tyro 1.0, and still there
+                warnings.simplefilter("ignore", DeprecationWarning)
+                return tyro.extras.get_parser(cls)
+
+        return parser
 
     s = "store.zarr"
     return {
