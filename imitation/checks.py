@@ -155,7 +155,8 @@ SEED = Range(ge=0, lt=2**32)
 _HINTS: dict[type, dict[str, Any]] = {}
 
 
-def _hints(cls: type) -> dict[str, Any]:
+def hints(cls: type) -> dict[str, Any]:
+    """The type hints of a config class, ``Annotated`` marks kept (computed once per class)."""
     if cls not in _HINTS:
         _HINTS[cls] = typing.get_type_hints(cls, include_extras=True)
     return _HINTS[cls]
@@ -221,17 +222,13 @@ def _type_ok(tp: Any, v: Any) -> bool:
     return True
 
 
-def _default(f: dataclasses.Field) -> Any:
-    if f.default is not _MISSING:
-        return f.default
-    if f.default_factory is not _MISSING:
-        return "its default"
-    return _MISSING
+def _default(f: dataclasses.Field) -> str:
+    """``"default X"`` for a field with a plain default, else ``""``."""
+    return "" if f.default is _MISSING else f"default {_show(f.default)}"
 
 
 def _fix(rule: Range | OneOf, f: dataclasses.Field) -> str:
-    default = _default(f)
-    shown = "" if default is _MISSING or dataclasses.is_dataclass(default) else f" (default {_show(default)})"
+    shown = f" ({_default(f)})" if _default(f) else ""
     if isinstance(rule, OneOf):
         more = " or cuda:N" if "cuda" in rule.values and rule.pattern else ""
         return f"choose one of {', '.join(rule.values)}{more}{shown}"
@@ -247,46 +244,38 @@ def check_fields(obj: Any) -> None:
     """Check each field of dataclass ``obj`` against its type and declared rules (not nested
     dataclasses: they checked themselves when they were built)."""
     cls = type(obj)
-    hints = _hints(cls)
+    hints_ = hints(cls)
     for f in dataclasses.fields(obj):
         if not f.init:
             continue
-        tp = hints[f.name]
+        tp = hints_[f.name]
         v = getattr(obj, f.name)
         base, marks = split(tp)
         if dataclasses.is_dataclass(base) and dataclasses.is_dataclass(v):
             continue
         if not _type_ok(tp, v):
-            _refuse(FieldError(cls, f.name, v, f"not {_type_name(tp)}", _fix_default(f)))
+            _refuse(FieldError(cls, f.name, v, f"not {_type_name(tp)}", _default(f)))
         if v is None:
             continue
         numbers = [x for x in _scalars(v) if isinstance(x, int | float) and not isinstance(x, bool)]
         ranged = any(isinstance(m, Range) for m in marks)
         for x in numbers:
             if isinstance(x, float) and not ranged and not math.isfinite(x):
-                _refuse(FieldError(cls, f.name, v, "not a finite number", _fix_default(f)))
+                _refuse(FieldError(cls, f.name, v, "not a finite number", _default(f)))
         for rule in marks:
-            if isinstance(rule, Range):
-                for x in numbers:
-                    if rule.problem(x):
-                        _refuse(FieldError(cls, f.name, v, rule.problem(x) or "", _fix(rule, f)))
-            elif isinstance(rule, OneOf):
-                for x in _scalars(v):
-                    if isinstance(x, str) and rule.problem(x):
-                        _refuse(FieldError(cls, f.name, v, rule.problem(x) or "", _fix(rule, f)))
-
-
-def _fix_default(f: dataclasses.Field) -> str:
-    default = _default(f)
-    if default is _MISSING or default == "its default":
-        return ""
-    return f"default {_show(default)}"
+            if not isinstance(rule, Range | OneOf):
+                continue
+            values = numbers if isinstance(rule, Range) else [x for x in _scalars(v) if isinstance(x, str)]
+            for x in values:
+                problem = rule.problem(x)
+                if problem:
+                    _refuse(FieldError(cls, f.name, v, problem, _fix(rule, f)))
 
 
 def check_paths(obj: Any, flag: typing.Callable[[str], str]) -> None:
     """Check the ``InPath``/``OutPath`` fields of ``obj`` and its nested configs; ``flag(path)``
     names a field as the user wrote it. Raises ``FieldError`` (already located)."""
-    for path, _f, v, marks in walk(obj):
+    for path, v, marks in walk(obj):
         if v is None or v == "":
             continue
         for rule in marks:
@@ -297,44 +286,46 @@ def check_paths(obj: Any, flag: typing.Callable[[str], str]) -> None:
                     _check_out(rule, Path(one), flag(path), one)
 
 
-def walk(obj: Any, prefix: str = "") -> typing.Iterator[tuple[str, dataclasses.Field, Any, tuple[Any, ...]]]:
-    """Every leaf field of a config tree: ``(dotted path, field, value, marks)``."""
-    hints = _hints(type(obj))
+def walk(obj: Any, prefix: str = "") -> typing.Iterator[tuple[str, Any, tuple[Any, ...]]]:
+    """Every leaf field of a config tree: ``(dotted path, value, marks)``."""
+    hints_ = hints(type(obj))
     for f in dataclasses.fields(obj):
         v = getattr(obj, f.name)
-        base, marks = split(hints[f.name])
+        _, marks = split(hints_[f.name])
         if dataclasses.is_dataclass(v) and not isinstance(v, type):
             yield from walk(v, f"{prefix}{f.name}.")
         else:
-            yield f"{prefix}{f.name}", f, v, marks
-
-
-def _located(name: str, value: Any, problem: str, fix: str) -> FieldError:
-    return FieldError(None, name, value, problem, fix)
+            yield f"{prefix}{f.name}", v, marks
 
 
 def _check_in(rule: InPath, p: Path, name: str, v: Any) -> None:
     if not p.exists():
-        raise _located(
-            name, v, f"no {rule.what} there" if rule.what else "no such file or directory", rule.fix
+        raise FieldError(
+            None, name, v, f"no {rule.what} there" if rule.what else "no such file or directory", rule.fix
         )
     if rule.kind == "file" and p.is_dir():
-        raise _located(name, v, "is a directory, not a file", "name the file")
+        raise FieldError(None, name, v, "is a directory, not a file", "name the file")
     if rule.kind == "dir" and not p.is_dir():
-        raise _located(name, v, "is a file, not a directory", "name the directory")
+        raise FieldError(None, name, v, "is a file, not a directory", "name the directory")
 
 
 def _check_out(rule: OutPath, p: Path, name: str, v: Any) -> None:
     for parent in p.parents:
         if parent.exists() and not parent.is_dir():
-            raise _located(
-                name, v, f"{parent} is a file, so nothing can be written under it", "choose another path"
+            raise FieldError(
+                None,
+                name,
+                v,
+                f"{parent} is a file, so nothing can be written under it",
+                "choose another path",
             )
     if rule.kind == "dir" and p.exists() and not p.is_dir():
-        raise _located(
-            name, v, "is a file; a directory goes there", "choose another path or move the file away"
+        raise FieldError(
+            None, name, v, "is a file; a directory goes there", "choose another path or move the file away"
         )
     if rule.kind == "file" and p.is_dir():
-        raise _located(name, v, "is a directory; a file goes there", "name a file inside it")
+        raise FieldError(None, name, v, "is a directory; a file goes there", "name a file inside it")
     if rule.suffixes and p.suffix.lower() not in rule.suffixes:
-        raise _located(name, v, "cannot be written", f"name a file ending in {' or '.join(rule.suffixes)}")
+        raise FieldError(
+            None, name, v, "cannot be written", f"name a file ending in {' or '.join(rule.suffixes)}"
+        )

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from imitation.checks import Escape, FieldError, check_paths, escaping, split
+from imitation.checks import Escape, FieldError, check_paths, escaping, hints, split
 from imitation.errors import ConfigError
 
 T = TypeVar("T")
@@ -47,10 +47,10 @@ def from_dict(cls: type[T], data: dict[str, Any], *, where: str = "config") -> T
     ]
     if missing:
         raise ConfigError(f"{where}: missing required field(s) {missing}; add them")
-    hints = _field_types(cls)
+    types_ = _field_types(cls)
     kwargs = {}
     for name, value in data.items():
-        kwargs[name] = _coerce(hints[name], value, _key(where, name))
+        kwargs[name] = _coerce(types_[name], value, _key(where, name))
     try:
         return cls(**kwargs)
     except FieldError as e:
@@ -227,8 +227,7 @@ def _flag(top: type, path: str) -> str:
     ``--grad-clip-norm``; a positional argument by its field name in capitals."""
     cls, marks = top, ()
     for name in path.split("."):
-        hints = typing.get_type_hints(cls, include_extras=True)
-        cls, marks = split(hints[name])
+        cls, marks = split(hints(cls)[name])
     if any("Positional" in repr(m) for m in marks):
         return path.rsplit(".", 1)[-1].upper()
     return "--" + path.replace("_", "-")
@@ -240,7 +239,7 @@ def flag_of(top: type, owner: type, field: str) -> str:
     def find(cls: type, prefix: str) -> str | None:
         if cls is owner:
             return prefix
-        for name, tp in typing.get_type_hints(cls, include_extras=True).items():
+        for name, tp in hints(cls).items():
             base, _ = split(tp)
             if dataclasses.is_dataclass(base):
                 found = find(base, f"{prefix}{name}.")

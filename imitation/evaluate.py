@@ -58,7 +58,7 @@ from imitation.results import (
     write_results,
 )
 from imitation.robots.base import clip_action
-from imitation.robots.stack import check_sim_camera_flags, sim_camera_kwargs
+from imitation.robots.stack import sim_camera_kwargs
 from imitation.scenes import repeated_scenes, training_firsts
 
 log = logging.getLogger(__name__)
@@ -122,13 +122,6 @@ class EvalConfig:
             raise ConfigError("--expert needs --env (a task id of envs/ or a mapping file)")
         if self.expert and self.robot:
             raise ConfigError("--expert runs in simulation; leave out --robot")
-        if self.episodes < 1 or self.num_envs < 1:
-            raise ConfigError("episodes and num_envs must be ≥ 1")
-        if self.latency_ticks < 0:
-            raise ConfigError(f"latency_ticks={self.latency_ticks} must be ≥ 0")
-        if self.videos < 0:
-            raise ConfigError(f"videos={self.videos} must be ≥ 0 (0: no videos)")
-        check_sim_camera_flags(self.camera_fps, self.camera_latency_ms)
         if self.camera_fit and not self.robot:
             raise ConfigError(
                 "--camera-fit applies to an arm's cameras (--robot); in simulation the cameras render at "

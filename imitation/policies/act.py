@@ -153,12 +153,6 @@ class ACTConfig:
             raise ConfigError(
                 f"act.n_action_steps={self.n_action_steps} must be in 1..chunk_size ({self.chunk_size})"
             )
-        if not 1 <= self.vision_layers <= 4:
-            raise ConfigError(f"act.vision_layers={self.vision_layers} must be 1..4 (4 is ResNet-18)")
-        if self.n_decoder_layers < 1 or self.n_encoder_layers < 1:
-            raise ConfigError("act needs at least one encoder and one decoder layer")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"act.dropout={self.dropout} must be in [0, 1)")
 
     @property
     def obs_offsets(self) -> tuple[int, ...]:

@@ -133,14 +133,6 @@ class DiffusionConfig:
         self.down_dims = tuple(int(x) for x in self.down_dims)
         if self.crop_shape is not None:
             self.crop_shape = tuple(int(x) for x in self.crop_shape)
-        if self.scheduler not in SCHEDULERS:
-            raise ConfigError(f"diffusion.scheduler={self.scheduler!r} is not one of {SCHEDULERS}")
-        if not 1 <= self.vision_layers <= 4:
-            raise ConfigError(f"diffusion.vision_layers={self.vision_layers} must be 1..4 (4 is ResNet-18)")
-        if self.prediction_type not in ("epsilon", "sample"):
-            raise ConfigError(
-                f"diffusion.prediction_type={self.prediction_type!r}: use 'epsilon' or 'sample'"
-            )
         if self.horizon < self.n_obs_steps + self.n_action_steps - 1:
             raise ConfigError(
                 f"diffusion.horizon={self.horizon} cannot hold n_obs_steps - 1 + n_action_steps = "
