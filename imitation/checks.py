@@ -224,7 +224,7 @@ def _type_ok(tp: Any, v: Any) -> bool:
 
 def _default(f: dataclasses.Field) -> str:
     """``"default X"`` for a field with a plain default, else ``""``."""
-    return "" if f.default is _MISSING else f"default {_show(f.default)}"
+    return "" if f.default is _MISSING or f.default is None else f"default {_show(f.default)}"
 
 
 def _fix(rule: Range | OneOf, f: dataclasses.Field) -> str:
