@@ -161,7 +161,10 @@ class MetaWorldEnv(gym.Env):
         return obs
 
     def render(self) -> np.ndarray | None:
-        return self.env.render()
+        """The camera's frame upright: Meta-World's renderer returns its cameras' frames upside
+        down (the table above, the floor below; Farama-Foundation/Metaworld issue #516)."""
+        frame = self.env.render()
+        return None if frame is None else np.ascontiguousarray(frame[::-1])
 
     def close(self) -> None:
         self.env.close()

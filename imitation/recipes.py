@@ -9,7 +9,10 @@ so a 10 Hz task and an 80 Hz task get the same span of time.
 What the recipe picks, and why:
 
 - **Inputs.** ``state`` and, when recorded, the simulator's ``env_state``; a store without
-  ``env_state`` (a real arm) gives ``state`` and every camera.
+  ``env_state`` (a real arm) gives ``state`` and every camera. Inputs named on the command line
+  (``--act.obs-keys state images/corner``) replace that choice, and the rest of the recipe follows
+  them: naming a camera gives the camera settings, so a simulated store can train the policy a
+  real arm would run (joints and cameras, no object state).
 - **ACT** (``ACT_CHUNK_S``): chunks of a quarter of the median episode, clamped to 0.2-2 s (the
   ACT paper's 100 ticks at 50 Hz are 2 s of its 8-10 s tasks); temporal ensembling; no CVAE for
   scripted demonstrations (they are unimodal: same success, half the step time, measured
@@ -118,16 +121,29 @@ def _vision(store: DemoStore, obs_keys: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
-def recipe(store_path: str, policy: str) -> dict[str, Any]:
+def _named_keys(store: DemoStore, policy: str, names: tuple[str, ...]) -> tuple[str, ...]:
+    """The inputs named with ``--<policy>.obs-keys``, each checked against the store's features."""
+    features = store.features
+    usable = sorted(k for k, f in features.items() if k not in ("action", "timestamp"))
+    for key in names:
+        if key not in features or key in ("action", "timestamp"):
+            raise ConfigError(
+                f"--{policy}.obs-keys: {key!r} is not an input {store.path} holds; choose from {usable}"
+            )
+    return names
+
+
+def recipe(store_path: str, policy: str, obs_keys: tuple[str, ...] | None = None) -> dict[str, Any]:
     """The default training configuration for ``store_path`` as plain values (a config file's
-    content): what ``imitation train`` uses when no ``--config`` is given."""
+    content): what ``imitation train`` uses when no ``--config`` is given. ``obs_keys``, when
+    given, are the inputs to train on in place of the recipe's choice (module docstring)."""
     store = DemoStore.open(store_path)
     if store.n_episodes < 1:
         raise ConfigError(f"{store_path} has no episodes to train on; record some first")
     fps = float(store.fps)
     lengths = np.asarray(store.episode_lengths, dtype=np.float64)
     median_s = float(np.median(lengths)) / fps
-    obs_keys = _obs_keys(store)
+    obs_keys = _named_keys(store, policy, tuple(obs_keys)) if obs_keys else _obs_keys(store)
     cameras = any(store.features[k].kind == "image" for k in obs_keys)
     binary = binary_action_dims(store_actions(store))
     frames = int(store.n_frames)

@@ -775,9 +775,10 @@ def simulation_eval(cfg: TrainConfig) -> Callable[[torch.nn.Module, int], dict[s
     return run
 
 
-def _store_and_policy(argv: list[str]) -> tuple[str, str]:
-    """``--store`` and ``--policy`` from a command line (defaults: TrainConfig's), which the
-    default recipe needs before the rest is parsed on top of it."""
+def _store_and_policy(argv: list[str]) -> tuple[str, str, tuple[str, ...] | None]:
+    """``--store``, ``--policy`` and the policy's ``--<policy>.obs-keys`` from a command line
+    (defaults: TrainConfig's, and the recipe's choice of inputs), which the default recipe needs
+    before the rest is parsed on top of it."""
     found = {"--store": TrainConfig.store, "--policy": TrainConfig.policy}
     for i, arg in enumerate(argv):
         name, eq, value = arg.partition("=")
@@ -786,7 +787,14 @@ def _store_and_policy(argv: list[str]) -> tuple[str, str]:
                 found[name] = value
             elif i + 1 < len(argv):
                 found[name] = argv[i + 1]
-    return found["--store"], found["--policy"]
+    policy = found["--policy"]
+    keys: tuple[str, ...] | None = None
+    for i, arg in enumerate(argv):
+        if arg.replace("_", "-") == f"--{policy}.obs-keys":
+            rest = argv[i + 1 :]
+            n = next((j for j, a in enumerate(rest) if a.startswith("--")), len(rest))
+            keys = tuple(rest[:n])
+    return found["--store"], policy, keys
 
 
 def main(argv: list[str] | None = None, prog: str = "imitation train") -> int:

@@ -164,3 +164,39 @@ def test_train_without_config_uses_the_default_recipe(tmp_path, capsys):
     )
     with pytest.raises(ConfigError, match="--rescale"):
         train(cfg)
+
+
+def test_named_inputs_steer_the_recipe(tmp_path):
+    """A simulated store holds object state and a camera; naming the camera (as a real arm would
+    train) gives the camera settings, and a name the store lacks is refused with the choices."""
+    from imitation.train import _store_and_policy
+
+    features = {
+        **FEATURES,
+        "images/corner": {"shape": [40, 40, 3], "dtype": "uint8", "kind": "image", "codec": {"name": "zstd"}},
+    }
+    path = tmp_path / "cam.zarr"
+    rng = np.random.default_rng(0)
+    with EpisodeWriter(path, features=features, fps=20, robot={"name": "toy"}) as w:
+        for _ in range(2):
+            w.start_episode(task="toy")
+            for t in range(10):
+                w.add_frame({"state": np.zeros(2, np.float32), "env_state": np.zeros(2, np.float32),
+                             "action": np.zeros(3, np.float32), "timestamp": t / 20,
+                             "images/corner": rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)})  # fmt: skip
+            w.save_episode(outcome="success")
+    plain = recipe(str(path), "act")["act"]
+    assert plain["obs_keys"] == ["state", "env_state"] and "crop_shape" not in plain
+    argv = ["--store", str(path), "--policy", "act", "--act.obs-keys", "state", "images/corner", "--steps", "3"]
+    store, policy, keys = _store_and_policy(argv)
+    assert keys == ("state", "images/corner")
+    cam = recipe(store, policy, keys)
+    assert cam["act"]["obs_keys"] == ["state", "images/corner"] and cam["act"]["crop_shape"] == [32, 32]
+    assert cam["steps"] == 4_000  # the camera schedule
+    dp = recipe(str(path), "diffusion", ("state", "images/corner"))["diffusion"]
+    assert dp["crop_shape"] == [32, 32] and dp["shared_encoder"] is True
+    with pytest.raises(ConfigError, match=r"'images/top' is not an input .* choose from \['env_state', 'images/corner', 'state'\]"):
+        recipe(str(path), "act", ("state", "images/top"))
+    # The parsed config takes the names too (the recipe only decides the rest).
+    cfg = from_dict(TrainConfig, cam, where="recipe")
+    assert cfg.act.obs_keys == ("state", "images/corner")

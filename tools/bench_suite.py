@@ -13,6 +13,11 @@ through the command line and nothing else:
     python tools/bench_suite.py                                  # all of MT10, expert + ACT + DP
     python tools/bench_suite.py --tasks reach-v3 push-v3 --policies expert act
     python tools/bench_suite.py --markdown bench/suite/results.json
+    python tools/bench_suite.py --obs images --policies act --out bench/suite_images   # camera-based
+
+``--obs images`` records the demos with the mapping's camera too and trains each policy on the arm's
+state and that camera alone (``--<policy>.obs-keys state images/<cam>``: no object state, as on a
+real arm); the recipe then gives its camera settings and eval renders the camera.
 
 Writes ``<out>/results.json`` (one record per task and policy; runs into the same ``--out`` add or
 replace rows) and prints the Markdown table of BENCHMARKS.md: per task the expert's success and each
@@ -60,13 +65,24 @@ def seeds(args: argparse.Namespace) -> list[int]:
     return list(range(100_000, 100_000 + args.episodes))
 
 
+def cameras(task: str) -> list[str]:
+    """The cameras a task's mapping declares."""
+    import yaml
+
+    return list(yaml.safe_load(Path(mapping(task)).read_text()).get("images") or {})
+
+
 def run_task(task: str, policy: str, args: argparse.Namespace) -> dict:
     out = Path(args.out)
     store = out / "demos" / f"{task}.zarr"
+    mode = "both" if args.obs == "images" else "state"
     if not (store / "zarr.json").exists():
         cli("record", "--env", mapping(task), "--teleop", "scripted", "--episodes", str(args.demos),
-            "--obs-mode", "state", "--seed", "0", "--out", str(store))  # fmt: skip
-    row = {"task": task, "policy": policy, "demos": args.demos}
+            "--obs-mode", mode, "--seed", "0", "--out", str(store))  # fmt: skip
+    row = {"task": task, "policy": policy, "demos": args.demos, "obs": args.obs}
+    inputs = []
+    if args.obs == "images" and policy != "expert":
+        inputs = [f"--{policy}.obs-keys", "state", *(f"images/{c}" for c in cameras(task))]
     if policy == "expert":
         from imitation.expert import run_expert
 
@@ -76,7 +92,7 @@ def run_task(task: str, policy: str, args: argparse.Namespace) -> dict:
     run = out / "runs" / f"{task}_{policy}"
     t0 = time.perf_counter()
     cli("train", "--store", str(store), "--policy", policy, "--out", str(run), "--overwrite",
-        "--max-minutes", str(args.max_minutes), "--wandb", "disabled")  # fmt: skip
+        "--max-minutes", str(args.max_minutes), "--wandb", "disabled", *inputs)  # fmt: skip
     train_s = time.perf_counter() - t0
     ev = out / "eval" / f"{task}_{policy}"
     t0 = time.perf_counter()
@@ -136,6 +152,8 @@ def main() -> int:
     ap.add_argument("--demos", type=int, default=50)
     ap.add_argument("--episodes", type=int, default=100)
     ap.add_argument("--max-minutes", type=float, default=15.0)
+    ap.add_argument("--obs", choices=["state", "images"], default="state",
+                    help="train on the object state (state) or on the mapping's camera (images)")  # fmt: skip
     ap.add_argument("--out", default="bench/suite")
     ap.add_argument("--markdown", metavar="RESULTS_JSON", help="print the table of a results.json and exit")
     args = ap.parse_args()
