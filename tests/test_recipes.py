@@ -187,7 +187,17 @@ def test_named_inputs_steer_the_recipe(tmp_path):
             w.save_episode(outcome="success")
     plain = recipe(str(path), "act")["act"]
     assert plain["obs_keys"] == ["state", "env_state"] and "crop_shape" not in plain
-    argv = ["--store", str(path), "--policy", "act", "--act.obs-keys", "state", "images/corner", "--steps", "3"]
+    argv = [
+        "--store",
+        str(path),
+        "--policy",
+        "act",
+        "--act.obs-keys",
+        "state",
+        "images/corner",
+        "--steps",
+        "3",
+    ]
     store, policy, keys = _store_and_policy(argv)
     assert keys == ("state", "images/corner")
     cam = recipe(store, policy, keys)
@@ -195,7 +205,10 @@ def test_named_inputs_steer_the_recipe(tmp_path):
     assert cam["steps"] == 4_000  # the camera schedule
     dp = recipe(str(path), "diffusion", ("state", "images/corner"))["diffusion"]
     assert dp["crop_shape"] == [32, 32] and dp["shared_encoder"] is True
-    with pytest.raises(ConfigError, match=r"'images/top' is not an input .* choose from \['env_state', 'images/corner', 'state'\]"):
+    with pytest.raises(
+        ConfigError,
+        match=r"'images/top' is not an input .* choose from \['env_state', 'images/corner', 'state'\]",
+    ):
         recipe(str(path), "act", ("state", "images/top"))
     # The parsed config takes the names too (the recipe only decides the rest).
     cfg = from_dict(TrainConfig, cam, where="recipe")
