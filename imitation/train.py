@@ -39,11 +39,12 @@ from imitation.checks import DEMO_STORE, DEVICE, SEED, InPath, OneOf, OutPath, R
 from imitation.config import from_dict, parse, save, saved_by_imitation, to_dict
 from imitation.data.augment import check_symmetry, task_symmetry, turn, widen_stats
 from imitation.data.dataset import ResumableSampler, WindowDataset, WindowSpec, split_episodes
+from imitation.data.device import DATA_PATHS, DeviceWindows, choose_data_path
 from imitation.data.store import DemoStore
 from imitation.errors import ConfigError, ImitationError, add_note
 from imitation.evaluate import env_kwargs_for, rollout
 from imitation.policies import ACTConfig, DiffusionConfig, PolicyName, policy_classes
-from imitation.policies.common import EMA, IOSpec, draw_seed
+from imitation.policies.common import EMA, IOSpec, draw_seed_tensor
 from imitation.recipes import binary_action_dims, check_rate, describe, recipe, store_actions
 from imitation.results import summarize
 from imitation.robots.geometry import FITS, camera_fit_meta
@@ -91,6 +92,10 @@ class TrainConfig:
     """DataLoader worker processes (0 reads in the training process; best with the RAM cache)."""
     cache: Annotated[str, OneOf(("auto", "ram", "none"))] = "auto"
     """Decoded-image cache: auto (when it fits in RAM), ram, none."""
+    data_path: Annotated[str, OneOf(DATA_PATHS)] = "auto"
+    """Where batches are built: device (the decoded store uploaded to the training device once and
+    windows gathered there), loader (a DataLoader on the host), auto (device on a GPU the store
+    fits, loader otherwise)."""
     augment_yaw: Annotated[float, Range(ge=0, le=math.pi, meaning="0: off")] = 0.0
     """Turn each training sample's scene by a random angle in ±this (rad) about the arm's base
     (tasks that declare this symmetry; cameras looking straight down turn as pictures, wrist cameras
@@ -209,12 +214,21 @@ class GlobalBatches:
             self.epoch, self.position = self.epoch + 1, 0
 
     def __iter__(self) -> Iterator[list[int]]:
+        for mine in self._slices(lambda order: order):
+            yield mine.tolist()
+
+    def on_device(self, device: torch.device) -> Iterator[torch.Tensor]:
+        """The same slices as index tensors on ``device``: each epoch's order is uploaded once
+        and sliced there (the device data path)."""
+        return self._slices(lambda order: torch.from_numpy(order).to(device))
+
+    def _slices(self, convert: Callable[[np.ndarray], Any]) -> Iterator[Any]:
         epoch, position = self.epoch, self.position
         while True:
-            order = self.sampler.order(epoch)
+            order = convert(self.sampler.order(epoch))
             while position + self.batch_size <= self.n:
-                mine = order[position + self.dist.rank * self.per_rank :][: self.per_rank]
-                yield mine.tolist()
+                start = position + self.dist.rank * self.per_rank
+                yield order[start : start + self.per_rank]
                 position += self.batch_size
             epoch, position = epoch + 1, 0
 
@@ -237,9 +251,13 @@ def cosine_with_warmup(warmup: int, total: int) -> Callable[[int], float]:
     return factor
 
 
-def draw_seeds(seed: int, step: int, dist: Dist, per_rank: int) -> torch.Tensor:
+def draw_seeds(
+    seed: int, step: int, dist: Dist, per_rank: int, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """This process's samples' draw seeds at ``step`` (``draw_seed`` of their places in the global
+    batch), computed on ``device``: no host-to-device copy in the loop."""
     first = dist.rank * per_rank
-    return torch.tensor([draw_seed(seed, step, first + i) for i in range(per_rank)], dtype=torch.int64)
+    return draw_seed_tensor(seed, step, torch.arange(first, first + per_rank, device=device))
 
 
 def turn_angles(cfg: TrainConfig, step: int, dist: Dist, per_rank: int) -> torch.Tensor:
@@ -554,21 +572,37 @@ def _train(
         model = torch.compile(model)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda")
 
-    loader = torch.utils.data.DataLoader(
-        train_set,
-        sampler=iter(batches),
-        batch_size=None,
-        num_workers=cfg.num_workers,
-        pin_memory=device.type == "cuda",
-        persistent_workers=cfg.num_workers > 0,
-        prefetch_factor=4 if cfg.num_workers > 0 else None,
-        # Its own generator: starting the workers must not consume the global RNG, whose state a
-        # checkpoint restores (dropout draws from it).
-        generator=torch.Generator().manual_seed(cfg.seed),
-    )
+    path = choose_data_path(cfg.data_path, train_set, device) if dist.main else cfg.data_path
+    if dist.world > 1:  # every process takes the main process's choice
+        choice = [path]
+        torch.distributed.broadcast_object_list(choice, src=0)
+        path = choice[0]
+    windows = DeviceWindows(train_set, device) if path == "device" else None
+    loader = None
+    if windows is None:
+        loader = torch.utils.data.DataLoader(
+            train_set,
+            sampler=iter(batches),
+            batch_size=None,
+            num_workers=cfg.num_workers,
+            pin_memory=device.type == "cuda",
+            persistent_workers=cfg.num_workers > 0,
+            prefetch_factor=4 if cfg.num_workers > 0 else None,
+            # Its own generator: starting the workers must not consume the global RNG, whose state a
+            # checkpoint restores (dropout draws from it).
+            generator=torch.Generator().manual_seed(cfg.seed),
+        )
 
     def to_device(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+    def batch_source() -> Callable[[], dict[str, torch.Tensor]]:
+        """The next training batch on the device: gathered there, or from the DataLoader."""
+        if windows is not None:
+            indices = batches.on_device(device)
+            return lambda: windows.get_batch(next(indices))
+        batch_iter = iter(loader)
+        return lambda: to_device(next(batch_iter))
 
     def eval_policy() -> torch.nn.Module:
         return ema.model if ema is not None else policy
@@ -583,7 +617,7 @@ def _train(
             for i in range(cfg.val_batches):
                 idx = rng.choice(len(val_set), size=min(cfg.batch_size, len(val_set)), replace=False)
                 batch = to_device(val_set.get_batch(idx))
-                batch["draw_seed"] = draw_seeds(cfg.seed + 1, i, Dist(), len(idx)).to(device)
+                batch["draw_seed"] = draw_seeds(cfg.seed + 1, i, Dist(), len(idx), device)
                 losses.append(float(m(batch)[0]))
         m.train(was_training)
         return float(np.mean(losses))
@@ -624,7 +658,7 @@ def _train(
     policy.train()
     bar = tqdm(total=cfg.steps, initial=step, disable=not dist.main or not sys.stderr.isatty(), desc="train")
     window_start, wait_s, window_steps = time.perf_counter(), 0.0, 0
-    batch_iter = iter(loader)
+    next_batch = batch_source()
     deadline = time.perf_counter() + 60.0 * cfg.max_minutes if cfg.max_minutes else None
     # A non-finite loss or gradient is flagged on the device at every step and read only where the
     # loop syncs anyway (log steps) and before every checkpoint, so a bad step is never saved. Under
@@ -650,11 +684,11 @@ def _train(
     try:
         while step < cfg.steps:
             t0 = time.perf_counter()
-            batch = to_device(next(batch_iter))
+            batch = next_batch()
             wait_s += time.perf_counter() - t0
             if symmetry is not None:
                 batch = turn(batch, symmetry, turn_angles(cfg, step, dist, batches.per_rank))
-            batch["draw_seed"] = draw_seeds(cfg.seed, step, dist, batches.per_rank).to(device)
+            batch["draw_seed"] = draw_seeds(cfg.seed, step, dist, batches.per_rank, device)
             with autocast:
                 loss, metrics = model(batch)
             optimizer.zero_grad(set_to_none=True)
@@ -687,7 +721,7 @@ def _train(
                     "samples_per_s": window_steps * cfg.batch_size / elapsed,
                     "data_wait": wait_s / elapsed,
                     "epoch": batches.epoch,
-                    **metrics,
+                    **{k: float(v) for k, v in metrics.items()},
                 }
                 logger.log(row)
                 bar.set_postfix(

@@ -39,15 +39,27 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "train"
 STATE_DIM, ENV_DIM, ACTION_DIM, IMAGE = 6, 12, 6, (96, 96, 3)  # PickPlace's sizes, 96x96 camera
 
 
+# Preset name -> the shipped config it builds. The paper-scale image configs serve every task;
+# the state configs are PickPlace's; the camera configs are the CPU camera recipes (a network
+# LeRobot cannot build, so they are timed on our side only).
+PRESETS = {
+    "act-state": "pick_place_act_state.yaml",
+    "dp-state": "pick_place_diffusion_state.yaml",
+    "act-image": "act_image.yaml",
+    "dp-image": "diffusion_image.yaml",
+    "act-camera": "pick_place_act_camera_cpu.yaml",
+    "dp-camera": "pick_place_diffusion_camera_cpu.yaml",
+}
+
+
 def preset(name: str, gpu: bool = False) -> tuple[str, object, int]:
-    """(policy, config, batch) of a preset: the shipped PickPlace configs (on CPU, a smaller DP
-    image UNet and batch)."""
-    kind, obs = name.split("-")
-    policy = "act" if kind == "act" else "diffusion"
-    data = yaml.safe_load((CONFIGS / f"pick_place_{policy}_{obs}.yaml").read_text())
+    """(policy, config, batch) of a preset: its shipped config (on CPU, a smaller DP image UNet
+    and batch)."""
+    data = yaml.safe_load((CONFIGS / PRESETS[name]).read_text())
+    policy = data["policy"]
     cfg = dict(data[policy])
     batch = data["batch_size"]
-    if policy == "diffusion" and obs == "image" and not gpu:
+    if name == "dp-image" and not gpu:
         # The paper's 2048-wide UNet at batch 64 takes minutes per step on 2 CPU cores.
         cfg |= {"down_dims": [256, 512, 1024]}
         batch = 16
@@ -138,6 +150,7 @@ class Theirs:
                 n_encoder_layers=cfg.n_encoder_layers,
                 n_decoder_layers=cfg.n_decoder_layers,
                 n_vae_encoder_layers=cfg.n_vae_encoder_layers,
+                use_vae=cfg.use_vae,
                 latent_dim=cfg.latent_dim,
                 dropout=cfg.dropout,
                 kl_weight=cfg.kl_weight,
@@ -162,6 +175,7 @@ class Theirs:
                 spatial_softmax_num_keypoints=cfg.n_keypoints,
                 use_separate_rgb_encoder_per_camera=not cfg.shared_encoder,
                 noise_scheduler_type=cfg.scheduler.upper(),
+                prediction_type=cfg.prediction_type,
                 num_inference_steps=cfg.num_inference_steps,
                 pretrained_backbone_weights=None,
                 use_group_norm=True,
@@ -220,8 +234,17 @@ def timed(fn, n: int) -> list[float]:
 
 
 def bench(
-    name: str, steps: int, infer_calls: int, lerobot: bool, device: str = "cpu", amp: bool = True
+    name: str,
+    steps: int,
+    infer_calls: int,
+    lerobot: bool,
+    device: str = "cpu",
+    amp: bool = True,
+    repeats: int = 1,
 ) -> dict:
+    """One preset: each side's step time and select_action latency, and (``lerobot``) the ratio
+    of the step times, measured ``repeats`` times over (each repeat alternates the sides in four
+    blocks) so that the spread shows. No ratio is given when the two networks differ in size."""
     gpu = device.startswith("cuda")
     policy, cfg, b = preset(name, gpu)
     sides = {"ours": Ours(policy, cfg, b, device, amp)}
@@ -230,36 +253,55 @@ def bench(
     for s in sides.values():  # warm-up
         s.train_step()
         s.infer()
-    train_s = {k: [] for k in sides}
-    infer_s = {k: [] for k in sides}
+    train_s: dict[str, list[list[float]]] = {k: [] for k in sides}
+    infer_s: dict[str, list[float]] = {k: [] for k in sides}
     block = max(1, steps // 4)
-    for _ in range(4):  # alternate blocks
-        for k, s in sides.items():
-            train_s[k] += timed(s.train_step, block)
+    for _ in range(repeats):
+        times: dict[str, list[float]] = {k: [] for k in sides}
+        for _ in range(4):  # alternate blocks
+            for k, s in sides.items():
+                times[k] += timed(s.train_step, block)
+        for k in sides:
+            train_s[k].append(times[k])
     for _ in range(4):
         for k, s in sides.items():
             infer_s[k] += timed(s.infer, max(1, infer_calls // 4))
-    row = {"preset": name, "batch": b, "device": device, "amp": amp and gpu}
+    row: dict = {"preset": name, "config": PRESETS[name], "batch": b, "device": device, "amp": amp and gpu}
     for k, s in sides.items():
-        step = statistics.median(train_s[k])
+        step = statistics.median([t for rep in train_s[k] for t in rep])
         row[k] = {
             "params": s.params(),
             "step_s": round(step, 4),
+            "step_s_per_repeat": [round(statistics.median(rep), 4) for rep in train_s[k]],
             "steps_per_s": round(1 / step, 2),
             "samples_per_s": round(b / step, 1),
             "select_action_ms": round(1e3 * statistics.median(infer_s[k]), 2),
         }
     if lerobot:
-        row["step_ratio"] = round(row["ours"]["step_s"] / row["lerobot"]["step_s"], 3)
-        row["params_ratio"] = round(row["ours"]["params"] / row["lerobot"]["params"], 4)
+        ours, theirs = row["ours"], row["lerobot"]
+        if ours["params"] != theirs["params"]:
+            # Different networks: a ratio would compare model sizes, not implementations.
+            row["step_ratio"] = None
+            row["no_ratio"] = (
+                f"the networks differ ({ours['params']:,} parameters here, {theirs['params']:,} in "
+                "LeRobot's): no ratio"
+            )
+        else:
+            ratios = [
+                a / b for a, b in zip(ours["step_s_per_repeat"], theirs["step_s_per_repeat"], strict=True)
+            ]
+            row["step_ratio"] = round(ours["step_s"] / theirs["step_s"], 3)
+            row["step_ratio_per_repeat"] = [round(r, 3) for r in ratios]
     return row
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--presets", nargs="+", default=["act-state", "dp-state", "act-image", "dp-image"])
+    p.add_argument("--presets", nargs="+", default=["act-state", "dp-state", "act-image", "dp-image"],
+                   choices=sorted(PRESETS))  # fmt: skip
     p.add_argument("--steps", type=int, default=20, help="timed training steps per side")
     p.add_argument("--infer-calls", type=int, default=20, help="timed select_action calls per side")
+    p.add_argument("--repeats", type=int, default=1, help="measure the step times this many times over")
     p.add_argument("--lerobot", action="store_true", help="also time LeRobot 0.4.4's policies")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument(
@@ -277,7 +319,9 @@ def main() -> None:
     print(json.dumps(head))
     for name in args.presets:
         print(
-            json.dumps(bench(name, args.steps, args.infer_calls, args.lerobot, args.device, args.amp)),
+            json.dumps(
+                bench(name, args.steps, args.infer_calls, args.lerobot, args.device, args.amp, args.repeats)
+            ),
             flush=True,
         )
 

@@ -43,13 +43,12 @@ from imitation.errors import ConfigError
 from imitation.policies.common import (
     ActionQueue,
     BinaryActions,
+    Draws,
     EnvGenerators,
     IOSpec,
     Normalizer,
     Schedule,
     TemporalEnsembler,
-    draw_generators,
-    randn_rows,
     rows_of,
     sine_embedding_2d,
     sine_table_1d,
@@ -61,7 +60,6 @@ from imitation.policies.vision import (
     ResNet,
     crop,
     load_resnet_weights,
-    random_crop_offsets,
     to_unit,
 )
 
@@ -455,38 +453,36 @@ class ACTPolicy(nn.Module):
         }
         return lowdim, images
 
-    def _crop_offsets(
-        self, images: dict[str, Tensor], gens: list[torch.Generator] | None
-    ) -> dict[str, Tensor] | None:
-        if not self.cfg.crop_shape or not self.training or gens is None:
+    def _crop_offsets(self, images: dict[str, Tensor], draws: Draws | None) -> dict[str, Tensor] | None:
+        if not self.cfg.crop_shape or not self.training or draws is None:
             return None
         return {
-            key: random_crop_offsets(gens, x.shape[2:4], self.cfg.crop_shape).to(x.device)
-            for key, x in images.items()
+            key: draws.crop_offsets(Draws.CROP + 2 * i, x.shape[2:4], self.cfg.crop_shape)
+            for i, (key, x) in enumerate(images.items())
         }
 
-    def forward(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+    def forward(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         """Training loss of a batch from ``WindowDataset`` (+ ``draw_seed`` (B,) for the random draws)."""
         lowdim, images = self._inputs(batch)
         actions = self.normalizer.normalize("action", batch["action"].float())  # (B, S, A)
         pad = batch["action_is_pad"]  # (B, S)
         b = actions.shape[0]
-        gens = draw_generators(batch["draw_seed"]) if "draw_seed" in batch else None
+        draws = Draws(batch["draw_seed"]) if "draw_seed" in batch else None
         if self.cfg.use_vae:
             state = lowdim.get("state")
             mu, log_sigma2 = self.model.encode_latent(state, actions, pad)
-            eps = randn_rows(gens, (self.cfg.latent_dim,), mu.device) if gens else torch.randn_like(mu)
+            eps = draws.normal(Draws.LATENT, (self.cfg.latent_dim,)) if draws else torch.randn_like(mu)
             z = mu + (0.5 * log_sigma2).exp() * eps
             kld = kl_divergence(mu, log_sigma2)
         else:
             z = actions.new_zeros(b, self.cfg.latent_dim)
             kld = actions.new_zeros(())
-        pred = self.model(lowdim, images, z, self._crop_offsets(images, gens))  # (B, S, A)
+        pred = self.model(lowdim, images, z, self._crop_offsets(images, draws))  # (B, S, A)
         valid = ~pad[..., None]
         if not self.binary:
             l1 = ((pred - actions).abs() * valid).mean()
             loss = l1 + self.cfg.kl_weight * kld
-            return loss, {"l1": float(l1.detach()), "kld": float(kld.detach())}
+            return loss, {"l1": l1.detach(), "kld": kld.detach()}
         # Two-valued dimensions: their outputs are logits, scored by cross-entropy against open /
         # closed; the L1 covers the others, averaged as it is without them.
         m = self.binary.mask
@@ -496,7 +492,7 @@ class ACTPolicy(nn.Module):
         )
         bce = (bce * valid).mean()
         loss = l1 + bce + self.cfg.kl_weight * kld
-        return loss, {"l1": float(l1.detach()), "bce": float(bce.detach()), "kld": float(kld.detach())}
+        return loss, {"l1": l1.detach(), "bce": bce.detach(), "kld": kld.detach()}
 
     # ---- inference
     @torch.no_grad()

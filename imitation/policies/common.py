@@ -255,32 +255,11 @@ class Normalizer(nn.Module):
 
 
 # ------------------------------------------------------------------------------ random draws
-def draw_generators(
-    seeds: Tensor | Sequence[int], device: torch.device | str = "cpu"
-) -> list[torch.Generator]:
-    """One generator per sample, seeded from that sample's draw seed.
-
-    Training keys every random draw by (run seed, step, sample position in the global batch),
-    so a run split over several processes draws exactly what one process would.
-    """
-    out = []
-    for s in seeds.tolist() if isinstance(seeds, Tensor) else seeds:
-        g = torch.Generator(device=device)
-        g.manual_seed(int(s) & 0x7FFF_FFFF_FFFF_FFFF)
-        out.append(g)
-    return out
-
-
 def randn_rows(generators: Sequence[torch.Generator], shape: Sequence[int], device: torch.device) -> Tensor:
     """Standard normal noise (B, *shape), row b drawn from ``generators[b]``."""
     return torch.stack([torch.randn(tuple(shape), generator=g, device=g.device) for g in generators]).to(
         device
     )
-
-
-def randint_rows(generators: Sequence[torch.Generator], high: int, device: torch.device) -> Tensor:
-    """One integer in [0, high) per row (B,)."""
-    return torch.cat([torch.randint(high, (1,), generator=g, device=g.device) for g in generators]).to(device)
 
 
 def draw_seed(seed: int, step: int, position: int) -> int:
@@ -292,6 +271,86 @@ def draw_seed(seed: int, step: int, position: int) -> int:
     x = (x * 0x94D049BB133111EB) & (2**64 - 1)
     x ^= x >> 31
     return x & 0x7FFF_FFFF_FFFF_FFFF
+
+
+# Training draws keyed by each sample's draw seed, computed in tensor arithmetic on the batch's
+# device: no per-sample generator objects, no host round trip, the same bits on a CPU and a GPU
+# (integer hashing, not a device's random number generator), and capturable in a CUDA graph.
+_MASK64 = 2**64 - 1
+_SEED_MULTIPLIERS = (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB)
+
+
+def _signed(x: int) -> int:
+    """A 64-bit pattern as the int64 constant with the same bits."""
+    x &= _MASK64
+    return x - 2**64 if x >= 2**63 else x
+
+
+def _shr(x: Tensor, k: int) -> Tensor:
+    """Logical right shift of int64 bits (torch's ``>>`` keeps the sign)."""
+    return (x >> k) & ((1 << (64 - k)) - 1)
+
+
+def mix64(x: Tensor) -> Tensor:
+    """SplitMix64's finaliser on int64 tensors (wrapping arithmetic): ``draw_seed``'s mixing."""
+    x = x ^ _shr(x, 30)
+    x = x * _signed(0xBF58476D1CE4E5B9)
+    x = x ^ _shr(x, 27)
+    x = x * _signed(0x94D049BB133111EB)
+    return x ^ _shr(x, 31)
+
+
+def draw_seed_tensor(seed: int, step: int, positions: Tensor) -> Tensor:
+    """``draw_seed(seed, step, p)`` for every p in ``positions`` (int64), on their device."""
+    c_seed, c_step, c_pos = _SEED_MULTIPLIERS
+    base = _signed(seed * c_seed + step * c_step)
+    return mix64(positions.long() * _signed(c_pos) + base) & 0x7FFF_FFFF_FFFF_FFFF
+
+
+class Draws:
+    """Random numbers for a batch, row b a function of ``seeds[b]`` and the draw's ``salt`` alone.
+
+    ``uniform``, ``randint`` and ``normal`` hash (seed, salt, element) with SplitMix64 and take 24
+    bits per number; normals by Box-Muller. A draw does not depend on the batch's other rows, on
+    the device, or on the draws made before it.
+    """
+
+    # Salts of the training draws (one stream each).
+    LATENT, NOISE, TIMESTEP, CROP = 6, 2, 4, 16  # normal() and crops take salt and salt + 1
+
+    def __init__(self, seeds: Tensor) -> None:
+        self.seeds = seeds.long()
+
+    def _bits(self, salt: int, n: int) -> Tensor:
+        """(B, n) 24-bit integers."""
+        arange = torch.arange(n, device=self.seeds.device, dtype=torch.int64)
+        x = (
+            self.seeds[:, None]
+            + _signed(salt * 0xD1B54A32D192ED03)
+            + arange[None] * _signed(0x9E3779B97F4A7C15)
+        )
+        return _shr(mix64(x), 40)
+
+    def uniform(self, salt: int, n: int) -> Tensor:
+        """(B, n) floats in [0, 1)."""
+        return self._bits(salt, n).float() * 2.0**-24
+
+    def randint(self, salt: int, high: int) -> Tensor:
+        """(B,) integers in [0, high)."""
+        return (self._bits(salt, 1)[:, 0] * high) >> 24
+
+    def normal(self, salt: int, shape: Sequence[int]) -> Tensor:
+        """(B, *shape) standard normal numbers."""
+        n = int(math.prod(shape))
+        u1 = (self._bits(salt, n).float() + 1.0) * 2.0**-24  # (0, 1]: log is finite
+        u2 = self.uniform(salt + 1, n)
+        z = torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * math.pi * u2)
+        return z.view(len(self.seeds), *shape)
+
+    def crop_offsets(self, salt: int, image_hw: Sequence[int], size: Sequence[int]) -> Tensor:
+        """(B, 2) random (top, left) of a ``size`` crop in ``image_hw`` images."""
+        (h, w), (ch, cw) = image_hw, size
+        return torch.stack([self.randint(salt, h - ch + 1), self.randint(salt + 1, w - cw + 1)], 1)
 
 
 class EnvGenerators:
@@ -501,10 +560,13 @@ class EMA:
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         d = self.decay()
-        for e, p in zip(self.model.parameters(), model.parameters(), strict=True):
-            e.lerp_(p.detach().to(e.dtype), 1.0 - d)
-        for e, b in zip(self.model.buffers(), model.buffers(), strict=True):
-            e.copy_(b)
+        # Multi-tensor kernels: one launch per group of tensors, not one per tensor.
+        mine = list(self.model.parameters())
+        theirs = [p.detach().to(e.dtype) for e, p in zip(mine, model.parameters(), strict=True)]
+        torch._foreach_lerp_(mine, theirs, 1.0 - d)
+        buffers = list(self.model.buffers())
+        if buffers:
+            torch._foreach_copy_(buffers, list(model.buffers()))
         self.updates += 1
 
     def state_dict(self) -> dict[str, Any]:

@@ -29,13 +29,12 @@ from imitation.errors import ConfigError
 from imitation.policies.common import (
     ActionQueue,
     BinaryActions,
+    Draws,
     EnvGenerators,
     IOSpec,
     Normalizer,
     ObsHistory,
     Schedule,
-    draw_generators,
-    randint_rows,
     randn_rows,
     rows_of,
     sine_embedding_1d,
@@ -46,7 +45,6 @@ from imitation.policies.vision import (
     SpatialSoftmax,
     crop,
     load_resnet_weights,
-    random_crop_offsets,
     to_unit,
 )
 
@@ -333,7 +331,7 @@ class DiffusionPolicy(nn.Module):
         return asdict(self.cfg)
 
     # ---- shared
-    def _global_cond(self, obs: Mapping[str, Tensor], gens: Sequence[torch.Generator] | None) -> Tensor:
+    def _global_cond(self, obs: Mapping[str, Tensor], draws: Draws | None) -> Tensor:
         """Observation windows (B, To, ...) -> the UNet's global condition (B, To * obs_dim).
 
         Per step: the joint state, the cameras' features, then other low-dim inputs (env_state),
@@ -346,25 +344,25 @@ class DiffusionPolicy(nn.Module):
         for i, key in enumerate(self.image_keys):
             images = self.normalizer.normalize_image(key, to_unit(obs[key].flatten(0, 1)))  # (B*To, C, H, W)
             offsets = None
-            if self.training and self.cfg.crop_shape and gens is not None:
+            if self.training and self.cfg.crop_shape and draws is not None:
                 # One crop per sample, shared by its To frames.
-                per = random_crop_offsets(list(gens), images.shape[2:4], self.cfg.crop_shape)  # (B, 2)
-                offsets = per.repeat_interleave(to, 0).to(images.device)
+                per = draws.crop_offsets(Draws.CROP + 2 * i, images.shape[2:4], self.cfg.crop_shape)  # (B, 2)
+                offsets = per.repeat_interleave(to, 0)
             enc = self.image_encoders[0 if self.cfg.shared_encoder else i]
             feats.append(enc(images, offsets).view(b, to, -1))
         feats += [self.normalizer.normalize(k, obs[k].float()) for k in rest]
         return torch.cat(feats, -1).flatten(1)
 
     # ---- training
-    def forward(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+    def forward(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         """Training loss of a batch from ``WindowDataset`` (+ ``draw_seed`` (B,) for the random draws)."""
         actions = self.normalizer.normalize("action", batch["action"].float())  # (B, Tp, A)
         b = actions.shape[0]
-        gens = draw_generators(batch["draw_seed"]) if "draw_seed" in batch else None
-        cond = self._global_cond(batch, gens)
-        if gens is not None:
-            noise = randn_rows(gens, actions.shape[1:], actions.device)
-            t = randint_rows(gens, self.cfg.num_train_timesteps, actions.device)
+        draws = Draws(batch["draw_seed"]) if "draw_seed" in batch else None
+        cond = self._global_cond(batch, draws)
+        if draws is not None:
+            noise = draws.normal(Draws.NOISE, actions.shape[1:])
+            t = draws.randint(Draws.TIMESTEP, self.cfg.num_train_timesteps)
         else:
             noise = torch.randn_like(actions)
             t = torch.randint(self.cfg.num_train_timesteps, (b,), device=actions.device)
@@ -372,7 +370,7 @@ class DiffusionPolicy(nn.Module):
         pred = self.unet(noisy, t, cond)
         target = noise if self.cfg.prediction_type == "epsilon" else actions
         loss = F.mse_loss(pred, target)
-        return loss, {"mse": float(loss.detach())}
+        return loss, {"mse": loss.detach()}
 
     # ---- inference
     @torch.no_grad()

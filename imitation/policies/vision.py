@@ -159,21 +159,6 @@ def crop(images: Tensor, size: tuple[int, int], offsets: Tensor | None = None) -
     return images.permute(0, 2, 3, 1)[n, rows, cols].permute(0, 3, 1, 2)  # (N, C, ch, cw)
 
 
-def random_crop_offsets(
-    generators: list[torch.Generator], image_hw: tuple[int, int], size: tuple[int, int]
-) -> Tensor:
-    """One random (top, left) per sample (B, 2), each from that sample's own generator."""
-    (h, w), (ch, cw) = image_hw, size
-    return torch.stack(
-        [
-            torch.stack(
-                [torch.randint(h - ch + 1, (), generator=g), torch.randint(w - cw + 1, (), generator=g)]
-            )
-            for g in generators
-        ]
-    )
-
-
 class SpatialSoftmax(nn.Module):
     """Keypoints from a feature map (Levine et al. 2016): the expected (x, y) of each of ``n``
     learned attention maps, in [-1, 1] image coordinates -> (B, 2n)."""

@@ -11,10 +11,12 @@ import torch
 from imitation.policies.common import (
     EMA,
     ActionQueue,
+    Draws,
     Normalizer,
     ObsHistory,
     TemporalEnsembler,
     draw_seed,
+    draw_seed_tensor,
     sine_embedding_2d,
     sine_table_1d,
 )
@@ -106,6 +108,57 @@ def test_ema_decay_schedule_and_average():
 def test_draw_seeds_differ_by_seed_step_and_position():
     seeds = {draw_seed(s, t, p) for s in range(3) for t in range(3) for p in range(3)}
     assert len(seeds) == 27 and all(0 <= s < 2**63 for s in seeds)
+
+
+def test_draw_seed_tensor_is_draw_seed():
+    positions = torch.arange(0, 300, 7)
+    for seed, step in ((0, 0), (3, 12_345), (2**40 + 5, 10**9)):
+        got = draw_seed_tensor(seed, step, positions).tolist()
+        assert got == [draw_seed(seed, step, int(p)) for p in positions]
+
+
+def test_draws_are_functions_of_each_rows_seed():
+    seeds = draw_seed_tensor(0, 5, torch.arange(64))
+    d = Draws(seeds)
+    u, n, k = d.uniform(3, 5), d.normal(Draws.NOISE, (4, 3)), d.randint(Draws.TIMESTEP, 100)
+    assert u.shape == (64, 5) and n.shape == (64, 4, 3) and k.shape == (64,)
+    # A row's draws do not depend on the other rows: the same seeds shuffled give shuffled draws.
+    perm = torch.randperm(64, generator=torch.Generator().manual_seed(0))
+    e = Draws(seeds[perm])
+    assert torch.equal(e.uniform(3, 5), u[perm]) and torch.equal(e.normal(Draws.NOISE, (4, 3)), n[perm])
+    assert torch.equal(e.randint(Draws.TIMESTEP, 100), k[perm])
+    # Different salts are different streams; the same salt repeats.
+    assert not torch.equal(d.uniform(3, 5), d.uniform(5, 5)) and torch.equal(d.uniform(3, 5), u)
+
+
+def test_draws_have_their_distributions():
+    d = Draws(draw_seed_tensor(1, 0, torch.arange(4096)))
+    u = d.uniform(9, 8)
+    assert u.min() >= 0 and u.max() < 1 and abs(float(u.mean()) - 0.5) < 0.01
+    z = d.normal(Draws.NOISE, (16,))
+    assert abs(float(z.mean())) < 0.02 and abs(float(z.std()) - 1) < 0.02 and torch.isfinite(z).all()
+    k = d.randint(Draws.TIMESTEP, 10)
+    assert k.min() == 0 and k.max() == 9
+    counts = torch.bincount(k, minlength=10).float()
+    assert (counts / counts.mean() - 1).abs().max() < 0.15
+    off = d.crop_offsets(Draws.CROP, (96, 96), (88, 88))
+    assert off.shape == (4096, 2) and off.min() == 0 and off.max() == 8
+    assert not torch.equal(off[:, 0], off[:, 1])
+
+
+@pytest.mark.gpu
+def test_draws_are_the_same_bits_on_a_gpu():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    seeds = draw_seed_tensor(7, 3, torch.arange(256))
+    on_gpu = draw_seed_tensor(7, 3, torch.arange(256, device="cuda"))
+    assert torch.equal(on_gpu.cpu(), seeds)
+    cpu, gpu = Draws(seeds), Draws(on_gpu)
+    assert torch.equal(gpu.randint(Draws.TIMESTEP, 100).cpu(), cpu.randint(Draws.TIMESTEP, 100))
+    assert torch.equal(
+        gpu.crop_offsets(16, (96, 96), (84, 84)).cpu(), cpu.crop_offsets(16, (96, 96), (84, 84))
+    )
+    torch.testing.assert_close(gpu.normal(Draws.NOISE, (16, 7)).cpu(), cpu.normal(Draws.NOISE, (16, 7)))
 
 
 def test_sine_embeddings():
