@@ -30,6 +30,7 @@ from imitation.config import from_dict
 from imitation.errors import ConfigError
 from imitation.policies import policy_classes
 from imitation.policies.common import IOSpec
+from imitation.policies.graphs import graphs_enabled
 
 WEIGHTS, CONFIG, TRAIN_STATE, LAST = "model.safetensors", "config.yaml", "train_state.pt", "last"
 
@@ -196,7 +197,8 @@ def policy_config(meta: dict[str, Any], where: str = "the checkpoint's config.ya
 
 
 def load_policy(path: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """The policy of a checkpoint, in eval mode, with its (EMA, where trained so) weights."""
+    """The policy of a checkpoint, in eval mode, with its (EMA, where trained so) weights; on a
+    GPU its predictions replay from CUDA graphs (``IMITATION_CUDA_GRAPHS=0``: eagerly)."""
 
     ckpt = resolve(path)
     meta = yaml.safe_load((ckpt / CONFIG).read_text())
@@ -210,7 +212,10 @@ def load_policy(path: str | Path, device: str | torch.device = "cpu") -> torch.n
             f"unexpected {unexpected[:3]}); was it written by another version?"
         )
     policy.meta = meta
-    return policy.to(device).eval()
+    policy = policy.to(device).eval()
+    if torch.device(device).type == "cuda" and graphs_enabled():
+        policy.use_cuda_graphs()  # inference replayed from CUDA graphs (imitation/policies/graphs.py)
+    return policy
 
 
 def load_train_state(path: str | Path) -> dict[str, Any]:

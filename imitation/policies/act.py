@@ -53,6 +53,7 @@ from imitation.policies.common import (
     sine_embedding_2d,
     sine_table_1d,
 )
+from imitation.policies.graphs import CudaGraphs
 from imitation.policies.vision import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -425,6 +426,7 @@ class ACTPolicy(nn.Module):
         self.ensembler = TemporalEnsembler(cfg.chunk_size, cfg.temporal_ensemble_coeff or 0.0)
         self.queue = ActionQueue(cfg.n_action_steps)
         self.env_generators = EnvGenerators()  # unused: ACT's inference draws nothing
+        self.graphs: CudaGraphs | None = None
 
     def set_stats(self, stats: Mapping[str, Mapping[str, Any]]) -> None:
         """Normalisation statistics (and two-valued action levels) from a store's ``stats()``."""
@@ -497,7 +499,21 @@ class ACTPolicy(nn.Module):
     # ---- inference
     @torch.no_grad()
     def predict_chunk(self, obs: Mapping[str, Tensor]) -> Tensor:
-        """Observation windows (B, 1, ...) -> actions (B, chunk_size, A) in robot units (z = 0)."""
+        """Observation windows (B, 1, ...) -> actions (B, chunk_size, A) in robot units (z = 0);
+        from a CUDA graph on a GPU (``use_cuda_graphs``)."""
+        inputs = {k: obs[k] for k in (*self.model.lowdim_keys, *self.model.image_keys)}
+        if self.graphs is not None and next(iter(inputs.values())).is_cuda:
+            out = self.graphs(inputs)
+            if out is not None:
+                return out
+        return self._chunk(inputs)
+
+    def use_cuda_graphs(self, enabled: bool = True) -> None:
+        """Replay the chunk prediction from CUDA graphs on a GPU (``imitation/policies/graphs.py``);
+        off by default, on for the evaluator and the deploy loop (``checkpoint.load_policy``)."""
+        self.graphs = CudaGraphs(self._chunk, "ACT") if enabled else None
+
+    def _chunk(self, obs: Mapping[str, Tensor]) -> Tensor:
         lowdim, images = self._inputs(obs)
         b = next(iter(obs.values())).shape[0]
         z = torch.zeros(b, self.cfg.latent_dim, device=self.device)

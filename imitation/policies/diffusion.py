@@ -39,6 +39,7 @@ from imitation.policies.common import (
     rows_of,
     sine_embedding_1d,
 )
+from imitation.policies.graphs import CudaGraphs
 from imitation.policies.vision import (
     NORMS,
     ResNet,
@@ -49,6 +50,7 @@ from imitation.policies.vision import (
 )
 
 SCHEDULERS = ("ddpm", "ddim")
+NOISE = "noise"  # the starting noise's key among predict_chunk's graph inputs
 
 
 @dataclass
@@ -314,6 +316,8 @@ class DiffusionPolicy(nn.Module):
         self.queue = ActionQueue(cfg.n_action_steps)
         self.env_generators = EnvGenerators()
         self.binary = BinaryActions(io.action_dim, cfg.binary_actions or ())
+        self.graphs: CudaGraphs | None = None
+        self._ddim_table: tuple[tuple[int, torch.device], Tensor, Tensor] | None = None
 
     def set_stats(self, stats: Mapping[str, Mapping[str, Any]]) -> None:
         """Normalisation statistics (and two-valued action levels) from a store's ``stats()``."""
@@ -379,20 +383,73 @@ class DiffusionPolicy(nn.Module):
     ) -> Tensor:
         """Observation windows (B, To, ...) -> the denoised action window (B, horizon, A), robot units.
 
-        Noise comes from ``generators`` (one per row), by default the environments' own.
+        Noise comes from ``generators`` (one per row), by default the environments' own. DDIM runs
+        in closed form (``_ddim``), from a CUDA graph on a GPU (``use_cuda_graphs``).
         """
         b = next(iter(obs.values())).shape[0]
         gens = (
             list(generators) if generators is not None else self.env_generators.ensure(b, torch.device("cpu"))
         )
-        cond = self._global_cond(obs, None)
         x = randn_rows(gens, (self.cfg.horizon, self.io.action_dim), self.device)
+        if self.cfg.scheduler == "ddim":
+            inputs = {**{k: obs[k] for k in (*self.lowdim_keys, *self.image_keys)}, NOISE: x}
+            if self.graphs is not None and x.is_cuda:
+                out = self.graphs(inputs)
+                if out is not None:
+                    return out
+            return self._ddim(inputs)
+        cond = self._global_cond(obs, None)
         self.sampler.set_timesteps(self.cfg.num_inference_steps or self.cfg.num_train_timesteps)
         for t in self.sampler.timesteps:
             out = self.unet(x, t.expand(b).to(self.device), cond)
             # A list of generators makes diffusers draw each row's step noise from its own.
             x = self.sampler.step(out, t, x, generator=gens).prev_sample
         return self.binary.snap(self.normalizer.unnormalize("action", x))
+
+    def ddim_steps(self) -> tuple[Tensor, Tensor]:
+        """The sampler's DDIM steps on this policy's device: timesteps (S,) and per step the
+        coefficients (S, 4) sqrt(a_t), sqrt(1 - a_t), sqrt(a_prev), sqrt(1 - a_prev), with a the
+        cumulative alpha product (diffusers' DDIMScheduler with eta 0, whose step this mirrors)."""
+        n = self.cfg.num_inference_steps or self.cfg.num_train_timesteps
+        key = (n, self.device)
+        if self._ddim_table is None or self._ddim_table[0] != key:
+            sampler = self.sampler
+            sampler.set_timesteps(n)
+            cumprod = sampler.alphas_cumprod
+            stride = sampler.config.num_train_timesteps // sampler.num_inference_steps
+            rows = []
+            for t in sampler.timesteps.tolist():
+                a = cumprod[t]
+                a_prev = cumprod[t - stride] if t - stride >= 0 else sampler.final_alpha_cumprod
+                rows.append(torch.stack([a**0.5, (1 - a) ** 0.5, a_prev**0.5, (1 - a_prev) ** 0.5]))
+            self._ddim_table = (key, sampler.timesteps.to(self.device), torch.stack(rows).to(self.device))
+        return self._ddim_table[1], self._ddim_table[2]
+
+    def _ddim(self, inputs: Mapping[str, Tensor]) -> Tensor:
+        """DDIM denoising of ``inputs[NOISE]`` (B, horizon, A) given the observation windows in
+        ``inputs``: tensor arithmetic only, so a CUDA graph can capture it whole."""
+        x = inputs[NOISE]
+        b = x.shape[0]
+        cond = self._global_cond(inputs, None)
+        timesteps, coef = self.ddim_steps()
+        config = self.sampler.config
+        for i in range(len(timesteps)):
+            out = self.unet(x, timesteps[i].expand(b), cond)
+            sqrt_a, sqrt_1a, sqrt_ap, sqrt_1ap = coef[i]
+            if self.cfg.prediction_type == "epsilon":
+                x0, eps = (x - sqrt_1a * out) / sqrt_a, out
+            else:
+                x0 = out
+                eps = (x - sqrt_a * x0) / sqrt_1a
+            if config.clip_sample:
+                x0 = x0.clamp(-config.clip_sample_range, config.clip_sample_range)
+            x = sqrt_ap * x0 + sqrt_1ap * eps
+        return self.binary.snap(self.normalizer.unnormalize("action", x))
+
+    def use_cuda_graphs(self, enabled: bool = True) -> None:
+        """Replay DDIM from CUDA graphs on a GPU (``imitation/policies/graphs.py``); off by default,
+        on for the evaluator and the deploy loop (``checkpoint.load_policy``)."""
+        self.graphs = CudaGraphs(self._ddim, "Diffusion Policy DDIM") if enabled else None
 
     @torch.no_grad()
     def select_action(self, obs: Mapping[str, Tensor]) -> Tensor:
