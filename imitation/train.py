@@ -113,7 +113,11 @@ class TrainConfig:
     """Append to metrics.jsonl (and wandb) every N steps."""
     max_minutes: Annotated[float, Range(ge=0, meaning="0: no limit")] = 0.0
     """Stop after this much training wall time (0: no limit), saving the last checkpoint then (under
-    torchrun, at the first log step past it); the learning-rate schedule still spans ``steps``."""
+    torchrun, at the first log step past it)."""
+    fit_schedule: bool = True
+    """With --max-minutes: end the learning-rate schedule where the time runs out (the step the
+    measured rate reaches by then, re-estimated at every log step), not at --steps; a run that
+    finishes its steps in time is unchanged."""
     eval_every: Annotated[int, Range(ge=0, meaning="0: never")] = 0
     """Measure the success rate in simulation every N steps (0: never); the best checkpoint is kept."""
     eval_episodes: Annotated[int, Range(ge=1, le=100_000)] = 50
@@ -241,14 +245,29 @@ def make_optimizer(policy: torch.nn.Module, pc: ACTConfig | DiffusionConfig) -> 
     )
 
 
-def cosine_with_warmup(warmup: int, total: int) -> Callable[[int], float]:
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total - warmup)
+class CosineSchedule:
+    """The learning-rate factor at a step: a linear warm-up over ``warmup`` steps, then a cosine
+    decay that reaches 0 at step ``total``. A callable object rather than a closure, so that
+    ``LambdaLR.state_dict`` saves ``total`` and a resumed run continues a fitted schedule."""
+
+    def __init__(self, warmup: int, total: int) -> None:
+        self.warmup, self.total = int(warmup), int(total)
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        progress = (step - self.warmup) / max(1, self.total - self.warmup)
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
-    return factor
+
+def fitted_total(step: int, steps: int, rate: float, seconds_left: float) -> int:
+    """The step at which a run that makes ``rate`` steps per second, with ``seconds_left`` of its
+    time budget left, will stop: the end of its learning-rate schedule (never past ``steps``)."""
+    return max(step + 1, min(steps, step + int(rate * max(0.0, seconds_left))))
+
+
+# The loop's clock (tests replace it with a simulated one).
+clock = time.perf_counter
 
 
 def draw_seeds(
@@ -545,7 +564,8 @@ def _train(
     if device.type == "cuda" and policy.io.images:
         policy.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(policy, pc)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_with_warmup(pc.warmup_steps, cfg.steps))
+    schedule = CosineSchedule(pc.warmup_steps, cfg.steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     ema = (
         EMA(policy, getattr(pc, "ema_power", 0.75), getattr(pc, "ema_max_decay", 0.9999)) if pc.ema else None
     )
@@ -554,6 +574,8 @@ def _train(
         policy.load_state_dict(resume_state["model"])
         optimizer.load_state_dict(resume_state["optimizer"])
         scheduler.load_state_dict(resume_state["scheduler"])
+        if not (cfg.max_minutes and cfg.fit_schedule):
+            schedule.total = cfg.steps  # the schedule spans this run's --steps, as given now
         if ema is not None:
             ema.load_state_dict(resume_state["ema"])
         step = int(resume_state["step"])
@@ -657,9 +679,11 @@ def _train(
     best_score = (float("-inf"), float("-inf"))
     policy.train()
     bar = tqdm(total=cfg.steps, initial=step, disable=not dist.main or not sys.stderr.isatty(), desc="train")
-    window_start, wait_s, window_steps = time.perf_counter(), 0.0, 0
+    window_start, wait_s, window_steps = clock(), 0.0, 0
     next_batch = batch_source()
-    deadline = time.perf_counter() + 60.0 * cfg.max_minutes if cfg.max_minutes else None
+    deadline = clock() + 60.0 * cfg.max_minutes if cfg.max_minutes else None
+    fit = deadline is not None and cfg.fit_schedule
+    fit_from: tuple[int, float] | None = None  # (step, time) of the first log step: start-up excluded
     # A non-finite loss or gradient is flagged on the device at every step and read only where the
     # loop syncs anyway (log steps) and before every checkpoint, so a bad step is never saved. Under
     # torchrun no exchange is needed: gradients are averaged over the processes, so a NaN anywhere
@@ -681,11 +705,25 @@ def _train(
             )
         checked = step
 
+    def fit_schedule(since: tuple[int, float] | None, now: float) -> tuple[int, float]:
+        """Refit the schedule's end to the time left (at a log step); returns the rate's origin."""
+        if since is None or step <= since[0]:
+            return (step, now)
+        total = fitted_total(step, cfg.steps, (step - since[0]) / max(now - since[1], 1e-9), deadline - now)
+        if dist.world > 1:  # every process takes rank 0's clock
+            shared = torch.tensor([total], device=device)
+            torch.distributed.broadcast(shared, src=0)
+            total = int(shared.item())
+        if total != schedule.total and (dist.main and abs(total - schedule.total) > 0.05 * schedule.total):
+            log.info("learning-rate schedule fitted to --max-minutes: it ends at step %d", total)
+        schedule.total = total
+        return since
+
     try:
         while step < cfg.steps:
-            t0 = time.perf_counter()
+            t0 = clock()
             batch = next_batch()
-            wait_s += time.perf_counter() - t0
+            wait_s += clock() - t0
             if symmetry is not None:
                 batch = turn(batch, symmetry, turn_angles(cfg, step, dist, batches.per_rank))
             batch["draw_seed"] = draw_seeds(cfg.seed, step, dist, batches.per_rank, device)
@@ -707,7 +745,10 @@ def _train(
             bar.update(1)
             if step % cfg.log_every == 0 or step == cfg.steps:
                 check_finite()
-                elapsed = time.perf_counter() - window_start
+                now = clock()
+                elapsed = now - window_start
+                if fit:
+                    fit_from = fit_schedule(fit_from, now)
                 global_loss = loss.detach().clone()
                 if dist.world > 1:  # the mean over the processes' slices: the global batch's loss
                     torch.distributed.all_reduce(global_loss)
@@ -717,6 +758,7 @@ def _train(
                     "loss": float(global_loss),
                     "grad_norm": float(grad_norm),
                     "lr": scheduler.get_last_lr()[0],
+                    "schedule_steps": schedule.total,
                     "steps_per_s": window_steps / elapsed,
                     "samples_per_s": window_steps * cfg.batch_size / elapsed,
                     "data_wait": wait_s / elapsed,
@@ -727,7 +769,7 @@ def _train(
                 bar.set_postfix(
                     loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.1e}", wait=f"{row['data_wait']:.0%}"
                 )
-                window_start, wait_s, window_steps = time.perf_counter(), 0.0, 0
+                window_start, wait_s, window_steps = clock(), 0.0, 0
             if val_set is not None and cfg.val_every and step % cfg.val_every == 0 and dist.main:
                 logger.log({"step": step, "val_loss": validate()})
             if on_eval is not None and cfg.eval_every and step % cfg.eval_every == 0 and dist.main:
@@ -766,10 +808,10 @@ def out_of_time(deadline: float, dist: Dist, device: torch.device, log_step: boo
     """Whether the wall-time budget is spent: checked every step by a single process; torchrun
     processes follow rank 0's clock, shared at log steps (so they all stop at the same step)."""
     if dist.world == 1:
-        return time.perf_counter() > deadline
+        return clock() > deadline
     if not log_step:
         return False
-    over = torch.tensor([float(time.perf_counter() > deadline)], device=device)
+    over = torch.tensor([float(clock() > deadline)], device=device)
     torch.distributed.broadcast(over, src=0)
     return bool(over.item())
 

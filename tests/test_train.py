@@ -300,6 +300,31 @@ def test_max_minutes_stops_and_saves_the_last_checkpoint(store, tmp_path):
         config(store, tmp_path / "x", "act", max_minutes=-1)
 
 
+@pytest.mark.parametrize("fit", [True, False])
+def test_max_minutes_fits_the_learning_rate_schedule_to_the_time(store, tmp_path, monkeypatch, fit):
+    """On a simulated clock (every reading 1 s later) a one-minute budget stops the run long before
+    its 1,000 steps; fitted, the cosine schedule ends there, else it is still near its start."""
+    import itertools
+
+    import imitation.train as train_module
+
+    ticks = itertools.count()
+    monkeypatch.setattr(train_module, "clock", lambda: float(next(ticks)))
+    out = tmp_path / "run"
+    train(
+        config(store, out, "act", steps=1000, max_minutes=1, log_every=2, save_every=1000, fit_schedule=fit)
+    )
+    stopped = checkpoint.read_meta(out)["step"]
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if "loss" in line]
+    assert 5 < stopped < 60
+    lr0 = TINY_ACT["lr"]
+    if fit:
+        assert rows[-1]["schedule_steps"] <= stopped + 4  # the estimate closes in on the stop
+        assert rows[-1]["lr"] < 0.1 * lr0
+    else:
+        assert rows[-1]["schedule_steps"] == 1000 and rows[-1]["lr"] > 0.9 * lr0
+
+
 def test_the_declared_camera_fit_goes_into_the_checkpoint(store, tmp_path):
     run = train(
         config(
