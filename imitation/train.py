@@ -51,6 +51,7 @@ from imitation.robots.geometry import FITS, camera_fit_meta
 
 log = logging.getLogger(__name__)
 WANDB_MODES = ("offline", "online", "disabled")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 @dataclass
@@ -134,7 +135,10 @@ class TrainConfig:
     amp: bool = True
     """bf16 autocast on CUDA (ignored on CPU)."""
     compile: bool = False
-    """torch.compile the policy."""
+    """torch.compile the policy's loss computation (on a GPU with static shapes: --compile-mode
+    max-autotune-no-cudagraphs or reduce-overhead; on a CPU it rarely pays, BENCHMARKS.md)."""
+    compile_mode: Annotated[str, OneOf(COMPILE_MODES)] = "default"
+    """torch.compile's mode when --compile is given."""
     deterministic: bool = False
     """Deterministic kernels (slower; for exact reproduction)."""
     wandb: Literal["offline", "online", "disabled"] | None = None
@@ -591,7 +595,7 @@ def _train(
             policy, device_ids=[device.index] if device.type == "cuda" else None
         )
     if cfg.compile:
-        model = torch.compile(model)
+        model = torch.compile(model, mode=cfg.compile_mode)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda")
 
     path = choose_data_path(cfg.data_path, train_set, device) if dist.main else cfg.data_path

@@ -3,6 +3,7 @@
     python tools/bench_train.py [--presets act-state dp-state act-image dp-image] [--steps 20]
     python tools/bench_train.py --lerobot    # in an environment where lerobot 0.4.4 is installed
     python tools/bench_train.py --device cuda    # on a GPU: bf16 autocast, the paper-scale DP UNet
+    python tools/bench_train.py --device cuda --lerobot --compile max-autotune-no-cudagraphs
 
 A training step is forward + backward + AdamW on one batch already in memory (fp32), so the
 figure is the model's, not the data loader's. Inference latency is one ``select_action`` call at
@@ -10,7 +11,8 @@ batch 1 that has to predict (ACT with temporal ensembling predicts every call; D
 is reset before each call so that each one runs the whole denoising loop).
 
 With ``--lerobot`` the same presets are built in LeRobot 0.4.4 with the same sizes, batch and
-inputs, in the same process on the same torch. Steps are timed in alternating blocks so both
+inputs, in the same process on the same torch and device (both under bf16 autocast on a GPU); a
+ratio is reported only where both networks have the same parameter count. Steps are timed in alternating blocks so both
 see the same machine state. LeRobot's policies take inputs normalised by its processors, so
 they get normalised tensors; ours normalise inside (a few element-wise operations, included in
 our time).
@@ -90,10 +92,22 @@ def make_batch(cfg, io: IOSpec, b: int, g: torch.Generator) -> dict[str, torch.T
 
 # ------------------------------------------------------------------------------ ours
 class Ours:
-    def __init__(self, policy: str, cfg, b: int, device: str = "cpu", amp: bool = False) -> None:
+    def __init__(
+        self,
+        policy: str,
+        cfg,
+        b: int,
+        device: str = "cpu",
+        amp: bool = False,
+        compile_mode: str | None = None,
+    ) -> None:
         torch.manual_seed(0)
         self.io = io_of(cfg)
         self.policy = (ACTPolicy if policy == "act" else DiffusionPolicy)(cfg, self.io).to(device)
+        if device.startswith("cuda") and self.io.images:
+            self.policy.to(memory_format=torch.channels_last)  # as imitation train does on CUDA
+        # What imitation train --compile does: the loss computation compiled, the optimiser not.
+        self.step_model = torch.compile(self.policy, mode=compile_mode) if compile_mode else self.policy
         batch = make_batch(cfg, self.io, b, torch.Generator().manual_seed(0))
         self.batch = {k: v.to(device) for k, v in batch.items()}
         self.opt = make_optimizer(self.policy, cfg)  # what imitation train uses
@@ -109,7 +123,7 @@ class Ours:
     def train_step(self) -> None:
         self.policy.train()
         with self.autocast:
-            loss, _ = self.policy(self.batch)
+            loss, _ = self.step_model(self.batch)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -120,10 +134,33 @@ class Ours:
             self.policy.reset()
         self.policy.select_action(self.obs1)
 
+    def graphs(self, enabled: bool) -> None:
+        """Inference from CUDA graphs (as eval and deploy run it on a GPU), or eagerly."""
+        self.policy.use_cuda_graphs(enabled)
+
 
 # ------------------------------------------------------------------------------ LeRobot's
+def stub_video_stack() -> None:
+    """Stand a stub in for PyAV where it is not installed (tools/gpu_wheels.sh leaves it out):
+    LeRobot's package imports its video decoding at import time, but its models never use it."""
+    try:
+        import av  # noqa: F401
+    except ImportError:
+        import importlib.machinery
+        import types
+
+        stub = types.ModuleType("av")
+        stub.__spec__ = importlib.machinery.ModuleSpec("av", None)
+        stub.__version__ = "0"
+        stub.logging = types.SimpleNamespace(
+            set_level=lambda *a, **k: None, ERROR=0, WARNING=0, INFO=0, DEBUG=0
+        )
+        sys.modules["av"] = stub
+
+
 class Theirs:
-    def __init__(self, policy: str, cfg, b: int) -> None:
+    def __init__(self, policy: str, cfg, b: int, device: str = "cpu", amp: bool = False) -> None:
+        stub_video_stack()
         from lerobot.configs.types import FeatureType, PolicyFeature
 
         torch.manual_seed(0)
@@ -155,7 +192,7 @@ class Theirs:
                 dropout=cfg.dropout,
                 kl_weight=cfg.kl_weight,
                 pretrained_backbone_weights=None,
-                device="cpu",
+                device=device,
             )
         else:
             from lerobot.policies.diffusion.configuration_diffusion import DiffusionConfig as LRConfig
@@ -179,9 +216,9 @@ class Theirs:
                 num_inference_steps=cfg.num_inference_steps,
                 pretrained_backbone_weights=None,
                 use_group_norm=True,
-                device="cpu",
+                device=device,
             )
-        self.policy = LRPolicy(lr_cfg)
+        self.policy = LRPolicy(lr_cfg).to(device)
         self.kind = policy
         ours = make_batch(cfg, io, b, torch.Generator().manual_seed(0))
         batch: dict[str, torch.Tensor] = {}
@@ -192,7 +229,10 @@ class Theirs:
             v = ours[k].movedim(-1, -3).float() / 255.0
             batch[f"observation.images.{k.split('/')[1]}"] = v[:, -1] if policy == "act" else v
         batch["action"], batch["action_is_pad"] = ours["action"], ours["action_is_pad"]
-        self.batch = batch
+        self.batch = batch = {k: v.to(device) for k, v in batch.items()}
+        self.autocast = torch.autocast(
+            "cuda", dtype=torch.bfloat16, enabled=amp and device.startswith("cuda")
+        )
         # What LeRobot's trainer builds from its AdamWConfig: torch's AdamW with default kernels.
         self.opt = torch.optim.AdamW(self.policy.get_optim_params(), lr=1e-4)
         self.obs1 = {
@@ -206,7 +246,8 @@ class Theirs:
 
     def train_step(self) -> None:
         self.policy.train()
-        loss, _ = self.policy.forward(self.batch)
+        with self.autocast:
+            loss, _ = self.policy.forward(self.batch)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -241,20 +282,26 @@ def bench(
     device: str = "cpu",
     amp: bool = True,
     repeats: int = 1,
+    compile_mode: str | None = None,
+    batch: int | None = None,
 ) -> dict:
     """One preset: each side's step time and select_action latency, and (``lerobot``) the ratio
     of the step times, measured ``repeats`` times over (each repeat alternates the sides in four
-    blocks) so that the spread shows. No ratio is given when the two networks differ in size."""
+    blocks) so that the spread shows. No ratio is given when the two networks differ in size.
+
+    The first training steps (compilation, cuDNN's algorithm search) are timed apart as
+    ``first_steps_s``. On a GPU our select_action is timed from CUDA graphs and eagerly."""
     gpu = device.startswith("cuda")
     policy, cfg, b = preset(name, gpu)
-    sides = {"ours": Ours(policy, cfg, b, device, amp)}
+    b = batch or b
+    sides = {"ours": Ours(policy, cfg, b, device, amp, compile_mode)}
     if lerobot:
-        sides["lerobot"] = Theirs(policy, cfg, b)
-    for s in sides.values():  # warm-up
-        s.train_step()
+        sides["lerobot"] = Theirs(policy, cfg, b, device, amp)
+    first: dict[str, float] = {}
+    for k, s in sides.items():  # warm-up: compilation and autotuning happen here
+        first[k] = sum(timed(s.train_step, 3))
         s.infer()
     train_s: dict[str, list[list[float]]] = {k: [] for k in sides}
-    infer_s: dict[str, list[float]] = {k: [] for k in sides}
     block = max(1, steps // 4)
     for _ in range(repeats):
         times: dict[str, list[float]] = {k: [] for k in sides}
@@ -263,20 +310,39 @@ def bench(
                 times[k] += timed(s.train_step, block)
         for k in sides:
             train_s[k].append(times[k])
+    infer_s: dict[str, list[float]] = {k: [] for k in sides}
+    eager_s: list[float] = []
+    if gpu:
+        sides["ours"].graphs(True)
+        sides["ours"].infer()  # capture
     for _ in range(4):
         for k, s in sides.items():
             infer_s[k] += timed(s.infer, max(1, infer_calls // 4))
-    row: dict = {"preset": name, "config": PRESETS[name], "batch": b, "device": device, "amp": amp and gpu}
+    if gpu:
+        sides["ours"].graphs(False)
+        eager_s = timed(sides["ours"].infer, max(1, infer_calls))
+    row: dict = {
+        "preset": name,
+        "config": PRESETS[name],
+        "batch": b,
+        "device": device,
+        "amp": amp and gpu,
+        "compile": compile_mode,
+    }
     for k, s in sides.items():
         step = statistics.median([t for rep in train_s[k] for t in rep])
         row[k] = {
             "params": s.params(),
-            "step_s": round(step, 4),
-            "step_s_per_repeat": [round(statistics.median(rep), 4) for rep in train_s[k]],
+            "first_steps_s": round(first[k], 2),
+            "step_s": round(step, 5),
+            "step_s_per_repeat": [round(statistics.median(rep), 5) for rep in train_s[k]],
             "steps_per_s": round(1 / step, 2),
             "samples_per_s": round(b / step, 1),
-            "select_action_ms": round(1e3 * statistics.median(infer_s[k]), 2),
+            "select_action_ms": round(1e3 * statistics.median(infer_s[k]), 3),
         }
+    if eager_s:
+        row["ours"]["select_action_graphs"] = True
+        row["ours"]["select_action_eager_ms"] = round(1e3 * statistics.median(eager_s), 3)
     if lerobot:
         ours, theirs = row["ours"], row["lerobot"]
         if ours["params"] != theirs["params"]:
@@ -308,9 +374,15 @@ def main() -> None:
         "--device", default="cpu", help="cpu or cuda[:N] (ours only; on CUDA the paper-scale DP UNet)"
     )
     p.add_argument("--no-amp", dest="amp", action="store_false", help="fp32 on CUDA (default: bf16 autocast)")
+    p.add_argument(
+        "--compile",
+        default=None,
+        metavar="MODE",
+        choices=["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"],
+        help="torch.compile our loss computation with this mode (time of the first steps apart)",
+    )
+    p.add_argument("--batch", type=int, default=None, help="batch size (default: the config's)")
     args = p.parse_args()
-    if args.lerobot and args.device != "cpu":
-        p.error("--lerobot compares on the CPU only; drop --device")
     if args.threads:
         torch.set_num_threads(args.threads)
     head = {"torch": torch.__version__, "threads": torch.get_num_threads()}
@@ -320,7 +392,17 @@ def main() -> None:
     for name in args.presets:
         print(
             json.dumps(
-                bench(name, args.steps, args.infer_calls, args.lerobot, args.device, args.amp, args.repeats)
+                bench(
+                    name,
+                    args.steps,
+                    args.infer_calls,
+                    args.lerobot,
+                    args.device,
+                    args.amp,
+                    args.repeats,
+                    args.compile,
+                    args.batch,
+                )  # fmt: skip
             ),
             flush=True,
         )
