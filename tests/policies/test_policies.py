@@ -273,3 +273,19 @@ def test_image_augmentation_is_seeded_in_training_and_off_at_evaluation(syntheti
     else:
         first = policy.predict_chunk(obs)
     assert torch.equal(first, policy.predict_chunk(obs))
+
+
+def test_cpu_dropout_drops_at_its_rate_and_keeps_the_expectation():
+    from imitation.policies.act import dropout
+
+    torch.manual_seed(0)
+    x = torch.ones(3, 1001, 7, requires_grad=True)  # an odd size: the last 64-bit draw is partly used
+    y = dropout(x, 0.1, True)
+    kept = y != 0
+    assert y.shape == x.shape and abs(float(kept.float().mean()) - 0.9) < 0.005
+    assert torch.allclose(y[kept], torch.tensor(65536 / (65536 - 6554)))  # 1 / (1 - p)
+    assert abs(float(y.mean()) - 1.0) < 0.01
+    y.sum().backward()
+    assert torch.equal(x.grad != 0, kept)  # gradient only through what was kept
+    assert torch.equal(dropout(x, 0.1, False), x) and torch.equal(dropout(x, 0.0, True), x)
+    assert not torch.equal(dropout(x, 0.5, True), dropout(x, 0.5, True))  # a fresh mask each call
