@@ -44,7 +44,7 @@ from imitation.data.store import DemoStore
 from imitation.errors import ConfigError, ImitationError, add_note
 from imitation.evaluate import env_kwargs_for, rollout
 from imitation.policies import ACTConfig, DiffusionConfig, PolicyName, policy_classes
-from imitation.policies.common import EMA, IOSpec, draw_seed_tensor
+from imitation.policies.common import EMA, Draws, IOSpec, draw_seed_tensor
 from imitation.recipes import binary_action_dims, check_rate, describe, recipe, store_actions
 from imitation.results import summarize
 from imitation.robots.geometry import FITS, camera_fit_meta
@@ -283,12 +283,15 @@ def draw_seeds(
     return draw_seed_tensor(seed, step, torch.arange(first, first + per_rank, device=device))
 
 
-def turn_angles(cfg: TrainConfig, step: int, dist: Dist, per_rank: int) -> torch.Tensor:
-    """This step's --augment-yaw angles for this process's samples: a function of the seed, the
-    step and the sample's place in the global batch, so a resumed run draws what it would have."""
-    g = torch.Generator().manual_seed((cfg.seed * 1_000_003 + step) % 2**63)
-    angles = (2 * torch.rand(per_rank * dist.world, generator=g, dtype=torch.float64) - 1) * cfg.augment_yaw
-    return angles[dist.rank * per_rank : (dist.rank + 1) * per_rank].float()
+def turn_angles(
+    cfg: TrainConfig, step: int, dist: Dist, per_rank: int, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """This step's --augment-yaw angles for this process's samples, on ``device``: a function of
+    the seed, the step and the sample's place in the global batch (hashed like the policies'
+    draws, ``Draws``), so a resumed run draws what it would have and any split over processes
+    draws what one process would."""
+    draws = Draws(draw_seeds(cfg.seed, step, dist, per_rank, device))
+    return (2 * draws.uniform(Draws.TURN, 1)[:, 0] - 1) * cfg.augment_yaw
 
 
 def rng_state() -> dict[str, Any]:
@@ -729,7 +732,7 @@ def _train(
             batch = next_batch()
             wait_s += clock() - t0
             if symmetry is not None:
-                batch = turn(batch, symmetry, turn_angles(cfg, step, dist, batches.per_rank))
+                batch = turn(batch, symmetry, turn_angles(cfg, step, dist, batches.per_rank, device))
             batch["draw_seed"] = draw_seeds(cfg.seed, step, dist, batches.per_rank, device)
             with autocast:
                 loss, metrics = model(batch)

@@ -316,7 +316,7 @@ class Draws:
     """
 
     # Salts of the training draws (one stream each).
-    LATENT, NOISE, TIMESTEP, CROP = 6, 2, 4, 16  # normal() and crops take salt and salt + 1
+    LATENT, NOISE, TIMESTEP, TURN, CROP = 6, 2, 4, 8, 16  # normal() and crops take salt and salt + 1
 
     def __init__(self, seeds: Tensor) -> None:
         self.seeds = seeds.long()
