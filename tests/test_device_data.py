@@ -92,6 +92,21 @@ def test_the_choice_is_logged_and_bad_modes_refused(synthetic_store, caplog):
         choose_data_path("gpu", ds, torch.device("cpu"))
 
 
+def test_a_store_too_big_for_the_gpu_stays_on_the_loader(synthetic_store, monkeypatch, caplog):
+    """The decision on a GPU, with its free memory faked: the decoded store must fit in half."""
+    ds = WindowDataset(synthetic_store, SPECS["act"], cache="ram")
+    need = ds.cache_nbytes + sum(a.nbytes for a in ds._lowdim.values())
+    cuda = torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (2 * need + 2, 10 * need))
+    assert choose_data_path("auto", ds, cuda) == "device"
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (2 * need - 2, 10 * need))
+    with caplog.at_level(logging.INFO, logger="imitation.data.device"):
+        assert choose_data_path("auto", ds, cuda) == "loader"
+    assert "does not fit in half of cuda's" in caplog.records[-1].getMessage()
+    with pytest.raises(ConfigError, match="--data-path device: .* use --data-path loader"):
+        choose_data_path("device", ds, cuda)
+
+
 @pytest.mark.gpu
 def test_gpu_batches_equal_the_readers(synthetic_store):
     if not torch.cuda.is_available():
