@@ -1,0 +1,49 @@
+"""The training benchmark: every preset builds from a shipped config, and a ratio beside another
+implementation is given only for networks of the same size."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+
+TOOL = Path(__file__).resolve().parents[1] / "tools" / "bench_train.py"
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location("bench_train", TOOL)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_every_preset_names_a_shipped_config():
+    tool = load_tool()
+    for name, file in tool.PRESETS.items():
+        assert (tool.CONFIGS / file).is_file(), name
+        policy, cfg, batch = tool.preset(name)
+        assert policy in ("act", "diffusion") and batch >= 1 and cfg.obs_keys
+
+
+def test_a_preset_is_timed_and_no_ratio_is_given_for_different_networks(monkeypatch):
+    tool = load_tool()
+    row = tool.bench("act-state", steps=4, infer_calls=4, lerobot=False)
+    assert row["ours"]["params"] > 0 and row["ours"]["step_s"] > 0 and "step_ratio" not in row
+
+    class Bigger(tool.Ours):  # stands in for another implementation with one extra layer
+        def __init__(self, policy, cfg, b, device="cpu", amp=False):
+            super().__init__(policy, cfg, b, device, amp)
+            self.extra = torch.nn.Linear(3, 3)
+
+        def params(self) -> int:
+            return super().params() + sum(p.numel() for p in self.extra.parameters())
+
+    monkeypatch.setattr(tool, "Theirs", Bigger)
+    row = tool.bench("act-state", steps=4, infer_calls=4, lerobot=True, repeats=2)
+    assert row["step_ratio"] is None and "the networks differ" in row["no_ratio"]
+    monkeypatch.setattr(
+        tool, "Theirs", lambda policy, cfg, b, device="cpu", amp=False: tool.Ours(policy, cfg, b)
+    )
+    row = tool.bench("act-state", steps=4, infer_calls=4, lerobot=True, repeats=2)
+    assert row["step_ratio"] > 0 and len(row["step_ratio_per_repeat"]) == 2
