@@ -14,13 +14,16 @@ evaluator work on it unchanged::
     env_state: "[14:23]"              # optional: object poses (privileged state)
     images:                           # optional cameras: name -> source and size
       front: {from: render, size: [96, 96]}
+      wrist: {from: "camera:gripperPOV", size: [96, 96]}
     success: {info: reward_dist, min: -0.1}
     terminate_on_success: true
     expert: envs.third_party:PusherReach   # optional scripted policy for `imitation record`
 
 A selector picks from the observation: ``"[a:b]"`` slices a flat (Box) observation, ``"key"``
 takes one entry of a Dict observation, ``"key[a:b]"`` slices that entry. Image sources are
-``render`` (``env.render()``) or a selector of an image entry; each is resized to ``size`` (H, W).
+``render`` (``env.render()``), ``camera:<name>`` (a camera of the env's MuJoCo model, rendered here
+from the env's ``MjData``: a wrist camera beside the env's own view) or a selector of an image
+entry; each is resized to ``size`` (H, W).
 ``success`` reads one ``info`` entry: ``{info: is_success}`` takes it as a truth value,
 ``min``/``max`` compare a number against a bound.
 
@@ -93,11 +96,20 @@ class EnvMapping:
             unknown = set(spec) - {"from", "size"}
             if unknown or "size" not in spec:
                 raise ConfigError(
-                    f"{where}: images.{cam} needs 'size: [H, W]' and optionally 'from' (render or a selector); "
+                    f"{where}: images.{cam} needs 'size: [H, W]' and optionally 'from' (render, camera:<name> "
+                    "or a selector); "
                     f"got keys {sorted(spec)}"
                 )
             if len(spec["size"]) != 2 or min(spec["size"]) < 1:
                 raise ConfigError(f"{where}: images.{cam}.size={spec['size']} must be [H, W] with H, W ≥ 1")
+            src = spec.get("from", "render")
+            if not isinstance(src, str) or not (
+                src == "render" or _camera_name(src) or _SELECTOR.match(src)
+            ):
+                raise ConfigError(
+                    f"{where}: images.{cam}.from={src!r} must be render, camera:<name> (a MuJoCo camera "
+                    "of the env's model) or a selector of an image entry"
+                )
         if self.action_kind not in ACTION_KINDS:
             raise ConfigError(
                 f"{where}: action_kind={self.action_kind!r} is not one of {', '.join(ACTION_KINDS)}; "
@@ -243,6 +255,35 @@ def _mujoco_parts(env: Any) -> tuple[list[Any], list[tuple[Any, str, Any]]]:
     return list(models.values()), renderers
 
 
+def _camera_name(src: str) -> str | None:
+    """The MuJoCo camera an image source ``camera:<name>`` names, else None."""
+    kind, _, name = src.partition(":")
+    return (name.strip() or None) if kind == "camera" else None
+
+
+def _mujoco_data(env: Any) -> Any:
+    """The ``mujoco.MjData`` an env steps: its ``data``, ``_data`` or ``mj_data`` (a property too), or
+    such an attribute of one of its plain attributes (``physics.data``, an inner env's ``data``)."""
+    import mujoco
+
+    def data_of(owner: Any) -> Any:
+        for name in ("data", "_data", "mj_data"):
+            with contextlib.suppress(Exception):  # a property that cannot answer (yet)
+                value = getattr(owner, name, None)
+                value = getattr(value, "ptr", value) if type(value).__module__.startswith("dm_control") else value
+                if isinstance(value, mujoco.MjData):
+                    return value
+        return None
+
+    found = data_of(env)
+    for value in [] if found is not None else list(vars(env).values()):
+        if not isinstance(value, (type, ModuleType, np.ndarray, int, float, str)):
+            found = data_of(value)
+            if found is not None:
+                break
+    return found
+
+
 def _rebuilt(renderer: Any) -> Any:
     """A new ``mujoco.Renderer`` like ``renderer`` (same model, size, scene capacity and modes), whose
     GL context is made with its model's current settings; the old one is closed."""
@@ -317,6 +358,11 @@ class MappedEnv(gym.Env):
         self.render_mode = render_mode
         self.render_size = render_size
         self._cheap_rendering()
+        self._cameras: dict[str, tuple[Any, Any, str]] = {}  # camera:<name> sources: renderer, data, name
+        for c in self.cameras:
+            name = _camera_name(str(m.images[c].get("from", "render")))
+            if name is not None:
+                self._cameras[c] = self._camera_renderer(c, name)
         act = self.env.action_space
         if not isinstance(act, gym.spaces.Box) or len(act.shape) != 1:
             raise ConfigError(
@@ -390,6 +436,7 @@ class MappedEnv(gym.Env):
         elif self.render_mode is not None:
             sizes.append(tuple(self.render_size))
         models, renderers = _mujoco_parts(u)
+        sizes += [self.sizes[c] for c in self.cameras if _camera_name(str(self.mapping.images[c].get("from", "")))]
         for model in models:
             model.vis.quality.shadowsize = 0
             model.vis.quality.offsamples = 0
@@ -399,6 +446,29 @@ class MappedEnv(gym.Env):
         for owner, name, old in renderers:
             setattr(owner, name, _rebuilt(old))
 
+    def _camera_renderer(self, cam: str, name: str) -> tuple[Any, Any, str]:
+        """A renderer of the MuJoCo camera ``name`` at camera ``cam``'s size, on the env's MjData."""
+        import mujoco
+
+        where = self.mapping.source or "mapping"
+        data = _mujoco_data(self.env.unwrapped)
+        if data is None:
+            raise ConfigError(
+                f"{where}: images.{cam} renders camera {name!r}, but {self.mapping.env_id} exposes no "
+                "mujoco.MjData (as data, _data or mj_data); use 'from: render' or an image selector"
+            )
+        model = data.model
+        names = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_CAMERA, i) for i in range(model.ncam)]
+        if name not in names:
+            raise ConfigError(
+                f"{where}: images.{cam}: the model has no camera {name!r}; its cameras are "
+                f"{', '.join(n for n in names if n) or 'none'}"
+            )
+        h, w = self.sizes[cam]
+        model.vis.global_.offheight = max(model.vis.global_.offheight, h)
+        model.vis.global_.offwidth = max(model.vis.global_.offwidth, w)
+        return mujoco.Renderer(model, h, w), data, name
+
     @staticmethod
     def _box(x: np.ndarray) -> gym.spaces.Box:
         if x.ndim != 1:
@@ -407,7 +477,12 @@ class MappedEnv(gym.Env):
 
     def _image(self, obs: Any, cam: str) -> np.ndarray:
         src = self.mapping.images[cam].get("from", "render")
-        frame = self.env.render() if src == "render" else select(obs, src)
+        if cam in self._cameras:
+            renderer, data, name = self._cameras[cam]
+            renderer.update_scene(data, camera=name)
+            frame = renderer.render()
+        else:
+            frame = self.env.render() if src == "render" else select(obs, src)
         frame = np.asarray(frame)
         if frame.ndim != 3 or frame.shape[-1] != 3:
             raise ConfigError(f"camera {cam!r} ({src}) gives shape {frame.shape}; expected (H, W, 3)")
@@ -503,6 +578,9 @@ class MappedEnv(gym.Env):
         self.env.close()
         for _, _, renderer in _mujoco_parts(self.env.unwrapped)[1]:
             renderer.close()
+        for renderer, _, _ in getattr(self, "_cameras", {}).values():
+            renderer.close()
+        self._cameras = {}
         _OPEN.discard(self)
 
 

@@ -27,6 +27,7 @@ SHADOW_XML = """
     <geom type="plane" size="1 1 0.1" rgba=".8 .8 .8 1"/>
     <body pos="0 0 0.2"><freejoint/><geom type="box" size=".05 .05 .05" rgba=".9 .2 .2 1"/></body>
     <camera name="front" pos="0 -1 0.6" xyaxes="1 0 0 0 0.5 1"/>
+    <camera name="top" pos="0 0 1.5" xyaxes="1 0 0 0 1 0"/>
   </worldbody>
 </mujoco>
 """

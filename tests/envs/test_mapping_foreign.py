@@ -38,6 +38,36 @@ def test_any_mujoco_env_renders_without_shadows_or_multisampling(tmp_path: Path,
     env.close()
 
 
+def test_a_named_mujoco_camera_renders_beside_the_envs_own_view(tmp_path: Path) -> None:
+    import mujoco
+    import numpy as np
+
+    # The Adapter holds its MjData one level down; "top" is a second camera of its model.
+    images = {"front": {"from": "render", "size": [32, 32]}, "top": {"from": "camera:top", "size": [24, 40]}}
+    env = MappedEnv(write_mapping(tmp_path, "fake/Adapter-v0", images=images), obs_mode="images")
+    obs, _ = env.reset(seed=0)
+    top = obs["images/top"]
+    assert top.shape == (24, 40, 3) and top.std() > 5
+    inner = env.env.unwrapped.env
+    assert inner.model.vis.quality.shadowsize == 0  # the same cheap settings as the env's own view
+    with mujoco.Renderer(inner.model, 24, 40) as own:
+        own.update_scene(inner.data, camera="top")
+        assert np.array_equal(top, own.render())
+        own.update_scene(inner.data, camera="front")
+        assert not np.array_equal(top, own.render())
+    env.step(env.action_space.sample())  # follows the env's state
+    env.close()
+
+    bad = {"top": {"from": "camera:nope", "size": [24, 24]}}
+    with pytest.raises(ConfigError, match="no camera 'nope'; its cameras are front, top"):
+        MappedEnv(write_mapping(tmp_path, "fake/Shadowed-v0", images=bad, name="b.yaml"), obs_mode="images")
+    no_mujoco = {"top": {"from": "camera:top", "size": [24, 24]}}
+    with pytest.raises(ConfigError, match="exposes no mujoco.MjData"):
+        MappedEnv(write_mapping(tmp_path, "fake/Truncating-v0", images=no_mujoco, name="t.yaml"), obs_mode="images")
+    with pytest.raises(ConfigError, match="must be render, camera:<name>"):
+        EnvMapping.load(write_mapping(tmp_path, "fake/Shadowed-v0", images={"x": {"from": "camera:", "size": [8, 8]}}, name="e.yaml"))
+
+
 def test_a_mapping_named_by_a_checkpoint_is_found_from_another_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
