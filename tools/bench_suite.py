@@ -82,7 +82,9 @@ def run_task(task: str, policy: str, args: argparse.Namespace) -> dict:
     row = {"task": task, "policy": policy, "demos": args.demos, "obs": args.obs}
     inputs = []
     if args.obs == "images" and policy != "expert":
-        inputs = [f"--{policy}.obs-keys", "state", *(f"images/{c}" for c in cameras(task))]
+        chosen = args.cameras or cameras(task)
+        inputs = [f"--{policy}.obs-keys", "state", *(f"images/{c}" for c in chosen)]
+        row["cameras"] = chosen
     if policy == "expert":
         from imitation.expert import run_expert
 
@@ -153,13 +155,19 @@ def main() -> int:
     ap.add_argument("--episodes", type=int, default=100)
     ap.add_argument("--max-minutes", type=float, default=15.0)
     ap.add_argument("--obs", choices=["state", "images"], default="state",
-                    help="train on the object state (state) or on the mapping's camera (images)")  # fmt: skip
+                    help="train on the object state (state) or on the mapping's cameras (images)")  # fmt: skip
+    ap.add_argument("--cameras", nargs="+", metavar="CAM",
+                    help="with --obs images: the cameras the policy sees (default: all of the mapping's)")  # fmt: skip
     ap.add_argument("--out", default="bench/suite")
     ap.add_argument("--markdown", metavar="RESULTS_JSON", help="print the table of a results.json and exit")
     args = ap.parse_args()
     if args.markdown:
         print(markdown(json.loads(Path(args.markdown).read_text())["rows"]))
         return 0
+    for task in args.tasks if args.cameras else []:
+        unknown = sorted(set(args.cameras) - set(cameras(task)))
+        if unknown:
+            ap.error(f"--cameras {' '.join(unknown)}: {mapping(task)} has {', '.join(cameras(task)) or 'none'}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.json"

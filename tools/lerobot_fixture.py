@@ -1,0 +1,140 @@
+"""Write the LeRobot dataset fixtures of the import tests with LeRobot's own recorder code.
+
+Runs in an environment where LeRobot is installed (0.4.4 made the committed fixtures: Python 3.11,
+torch 2.14.1, torchvision 0.29.1, ``pip install --no-deps lerobot==0.4.4`` plus its dataset
+dependencies), not in this project's environment::
+
+    python tools/lerobot_fixture.py tests/fixtures/lerobot
+
+Each dataset is made with ``LeRobotDataset.create`` / ``add_frame`` / ``save_episode`` /
+``finalize``, as LeRobot's recorder makes one. Every camera frame carries its dataset-wide frame
+index in its pixels (``frame_pattern``: eight black or white blocks, one bit each, over a smooth
+picture that moves with the index), so a test that decodes it knows which frame it got: a PSNR
+alone would pass a neighbouring frame of a slow scene. ``expected.npz`` beside each dataset holds the
+state, action and environment-state values handed to LeRobot, for bit-exact comparison.
+
+``frame_pattern`` and ``read_frame_index`` import nothing from LeRobot, so the tests use them too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+# (name, codec, cameras {key: (H, W)}, episode lengths, tasks per episode)
+DATASETS = [
+    (
+        "so101_av1_v30",
+        "libsvtav1",  # LeRobot's default encoder
+        {"observation.images.front": (64, 96), "observation.images.wrist": (48, 64)},
+        [12, 8, 15],
+        ["pick the cube", "place the cube", "pick the cube"],
+    ),
+    ("so101_h264_v30", "h264", {"observation.images.front": (48, 64)}, [6, 9], ["push", "push"]),
+    ("so101_hevc_v30", "hevc", {"observation.images.front": (48, 64)}, [7], ["stack"]),
+]
+FPS = 30
+JOINTS = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
+BITS = 8
+BLOCK_H = 16
+
+
+def frame_pattern(index: int, shape: tuple[int, int], camera: int = 0) -> np.ndarray:
+    """An (H, W, 3) uint8 frame showing ``index`` (0..255) in its top band: ``BITS`` blocks, the
+    most significant bit first, white for 1 and black for 0, each ``W // BITS`` wide and
+    ``BLOCK_H`` high; below, a smooth colour field that shifts with the index and the camera."""
+    h, w = shape
+    img = np.empty((h, w, 3), np.uint8)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    phase = 0.15 * index + 1.3 * camera
+    img[..., 0] = 128 + 90 * np.sin(xx / w * 2 * np.pi + phase)
+    img[..., 1] = 128 + 90 * np.cos(yy / h * 2 * np.pi - phase)
+    img[..., 2] = 60 + 40 * camera + (xx + yy) / (w + h) * 100
+    bw = w // BITS
+    for b in range(BITS):
+        bit = (index >> (BITS - 1 - b)) & 1
+        img[:BLOCK_H, b * bw : (b + 1) * bw] = 255 * bit
+    return img
+
+
+def read_frame_index(img: np.ndarray) -> int:
+    """The index ``frame_pattern`` wrote into a (decoded, lossy) frame: each block's centre
+    region thresholded at mid-grey."""
+    w = img.shape[1]
+    bw = w // BITS
+    index = 0
+    for b in range(BITS):
+        centre = img[BLOCK_H // 4 : 3 * BLOCK_H // 4, b * bw + bw // 4 : b * bw + 3 * bw // 4]
+        index = (index << 1) | int(centre.mean() > 127)
+    return index
+
+
+def write(root: Path, name: str, codec: str, cameras: dict, lengths: list[int], tasks: list[str]) -> None:
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    out = root / name
+    if out.exists():
+        shutil.rmtree(out)
+    features = {
+        "observation.state": {"dtype": "float32", "shape": (6,), "names": [f"{j}.pos" for j in JOINTS]},
+        "action": {"dtype": "float32", "shape": (6,), "names": [f"{j}.pos" for j in JOINTS]},
+        "observation.environment_state": {"dtype": "float32", "shape": (3,), "names": ["x", "y", "z"]},
+        **{
+            key: {"dtype": "video", "shape": (h, w, 3), "names": ["height", "width", "channels"]}
+            for key, (h, w) in cameras.items()
+        },
+    }
+    ds = LeRobotDataset.create(
+        repo_id=f"fixtures/{name}", fps=FPS, features=features, root=out, robot_type="so101_follower",
+        use_videos=True, vcodec=codec,
+    )  # fmt: skip
+    rng = np.random.default_rng(len(name))
+    n = sum(lengths)
+    # Calibrated motor values as LeRobot's SO-101 writes them: -100..100, the gripper 0..100.
+    state = rng.uniform(-100, 100, (n, 6)).astype(np.float32)
+    state[:, 5] = rng.uniform(0, 100, n)
+    action = (state + rng.normal(0, 2, (n, 6))).astype(np.float32)
+    env_state = rng.normal(0, 0.1, (n, 3)).astype(np.float32)
+    g = 0
+    for e, length in enumerate(lengths):
+        for _ in range(length):
+            frame = {
+                "observation.state": state[g],
+                "action": action[g],
+                "observation.environment_state": env_state[g],
+                "task": tasks[e],
+            }
+            for c, (key, shape) in enumerate(cameras.items()):
+                frame[key] = frame_pattern(g, shape, c)
+            ds.add_frame(frame)
+            g += 1
+        ds.save_episode()
+    ds.finalize()
+    np.savez(
+        root / f"{name}.expected.npz", state=state, action=action, env_state=env_state,
+        lengths=np.array(lengths), cameras=np.array(list(cameras)),
+    )  # fmt: skip
+    import lerobot
+
+    (out / "WRITTEN_BY").write_text(
+        json.dumps({"lerobot": lerobot.__version__, "tool": "tools/lerobot_fixture.py", "codec": codec}) + "\n"
+    )
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("out", type=Path, help="folder of the fixtures (tests/fixtures/lerobot)")
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    for spec in DATASETS:
+        write(args.out, *spec)
+        print(f"wrote {args.out / spec[0]}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
