@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+from tool_modules import load_tool
+
 ROOT = Path(__file__).resolve().parents[1]
 TOOL = ROOT / "tools" / "bench_policies.py"
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location("bench_policies", TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_markdown_pools_training_seeds_and_marks_the_expert():
-    tool = load_tool()
+    tool = load_tool("bench_policies")
     trained = dict(task="pick_place", policy="act", steps=5000, mean_max_coverage=None, episodes=200)
     rows = [
         {**trained, "train_seed": 0, "successes": 190, "success_rate": 0.95, "train_wall_s": 600.0},
@@ -104,7 +98,7 @@ def test_a_count_below_one_is_one_clear_error(tmp_path):
 def test_camera_rows_name_their_configs_stores_and_table_lines(tmp_path):
     import argparse
 
-    bp = load_tool()
+    bp = load_tool("bench_policies")
     args = argparse.Namespace(obs="images", config_dir=bp.ROOT / "configs" / "train")
     assert (
         bp.config_path(args.config_dir, "pick_place", "act", "images").name
@@ -164,7 +158,7 @@ def test_perturb_needs_camera_rows(tmp_path):
 def test_perturb_evaluates_a_measured_row_without_training_it_again(tmp_path, monkeypatch):
     import argparse
 
-    bp = load_tool()
+    bp = load_tool("bench_policies")
     ckpt = tmp_path / "runs" / "pick_place_act_camera_s0"
     ckpt.mkdir(parents=True)
     row = {"task": "pick_place", "policy": "act", "obs": "images", "train_seed": 0, "checkpoint": str(ckpt)}
@@ -191,7 +185,7 @@ def test_perturb_evaluates_a_measured_row_without_training_it_again(tmp_path, mo
 def test_reevaluate_keeps_training_figures_and_evaluates_on_more_seeds(tmp_path, monkeypatch):
     import argparse
 
-    bp = load_tool()
+    bp = load_tool("bench_policies")
     ckpt = tmp_path / "runs" / "transfer_cube_act_camera_s0"
     ckpt.mkdir(parents=True)
     row = {

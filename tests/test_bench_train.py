@@ -3,23 +3,16 @@ implementation is given only for networks of the same size."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import torch
+from tool_modules import load_tool
 
 TOOL = Path(__file__).resolve().parents[1] / "tools" / "bench_train.py"
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location("bench_train", TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_every_preset_names_a_shipped_config():
-    tool = load_tool()
+    tool = load_tool("bench_train")
     for name, file in tool.PRESETS.items():
         assert (tool.CONFIGS / file).is_file(), name
         policy, cfg, batch = tool.preset(name)
@@ -27,7 +20,7 @@ def test_every_preset_names_a_shipped_config():
 
 
 def test_a_preset_is_timed_and_no_ratio_is_given_for_different_networks(monkeypatch):
-    tool = load_tool()
+    tool = load_tool("bench_train")
     row = tool.bench("act-state", steps=4, infer_calls=4, lerobot=False)
     assert row["ours"]["params"] > 0 and row["ours"]["step_s"] > 0 and "step_ratio" not in row
 

@@ -6,6 +6,10 @@ dependencies), not in this project's environment::
 
     python tools/lerobot_fixture.py tests/fixtures/lerobot
 
+LeRobot reads videos back with torchcodec, which loads FFmpeg 8's shared libraries; without a system
+FFmpeg, PyAV's wheel carries them under hashed names: link them under their plain names
+(``libavcodec.so.62``, ...) in a folder and put it and ``av.libs`` on ``LD_LIBRARY_PATH``.
+
 Each dataset is made with ``LeRobotDataset.create`` / ``add_frame`` / ``save_episode`` /
 ``finalize``, as LeRobot's recorder makes one. Every camera frame carries its dataset-wide frame
 index in its pixels (``frame_pattern``: eight black or white blocks, one bit each, over a smooth
@@ -30,12 +34,12 @@ DATASETS = [
     (
         "so101_av1_v30",
         "libsvtav1",  # LeRobot's default encoder
-        {"observation.images.front": (64, 96), "observation.images.wrist": (48, 64)},
+        {"observation.images.front": (64, 128), "observation.images.wrist": (48, 128)},
         [12, 8, 15],
         ["pick the cube", "place the cube", "pick the cube"],
     ),
-    ("so101_h264_v30", "h264", {"observation.images.front": (48, 64)}, [6, 9], ["push", "push"]),
-    ("so101_hevc_v30", "hevc", {"observation.images.front": (48, 64)}, [7], ["stack"]),
+    ("so101_h264_v30", "h264", {"observation.images.front": (48, 128)}, [6, 9], ["push", "push"]),
+    ("so101_hevc_v30", "hevc", {"observation.images.front": (48, 128)}, [7], ["stack"]),
 ]
 FPS = 30
 JOINTS = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
@@ -46,14 +50,15 @@ BLOCK_H = 16
 def frame_pattern(index: int, shape: tuple[int, int], camera: int = 0) -> np.ndarray:
     """An (H, W, 3) uint8 frame showing ``index`` (0..255) in its top band: ``BITS`` blocks, the
     most significant bit first, white for 1 and black for 0, each ``W // BITS`` wide and
-    ``BLOCK_H`` high; below, a smooth colour field that shifts with the index and the camera."""
+    ``BLOCK_H`` high (16 x 16 at W = 128: on the codecs' block grid, so a lossy codec keeps their
+    edges); below, a smooth colour field that shifts with the index and the camera."""
     h, w = shape
     img = np.empty((h, w, 3), np.uint8)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
     phase = 0.15 * index + 1.3 * camera
-    img[..., 0] = 128 + 90 * np.sin(xx / w * 2 * np.pi + phase)
-    img[..., 1] = 128 + 90 * np.cos(yy / h * 2 * np.pi - phase)
-    img[..., 2] = 60 + 40 * camera + (xx + yy) / (w + h) * 100
+    img[..., 0] = 128 + 60 * np.sin(xx / w * 2 * np.pi + phase)
+    img[..., 1] = 128 + 60 * np.cos(yy / h * 2 * np.pi - phase)
+    img[..., 2] = 80 + 30 * camera + (xx + yy) / (w + h) * 60
     bw = w // BITS
     for b in range(BITS):
         bit = (index >> (BITS - 1 - b)) & 1
@@ -114,14 +119,27 @@ def write(root: Path, name: str, codec: str, cameras: dict, lengths: list[int], 
             g += 1
         ds.save_episode()
     ds.finalize()
-    np.savez(
+    # What LeRobot itself reads back (its default decoder, torchcodec), frame by frame: the importer's
+    # frames are compared with these as well as with the originals.
+    back = LeRobotDataset(f"fixtures/{name}", root=out, video_backend="torchcodec")
+    read = {key: [] for key in cameras}
+    for i in range(len(back)):
+        item = back[i]
+        assert int(item["index"]) == i
+        assert np.array_equal(item["observation.state"].numpy(), state[i])
+        for key in cameras:
+            chw = item[key].numpy()  # float in [0, 1], (C, H, W)
+            read[key].append(np.round(chw.transpose(1, 2, 0) * 255).astype(np.uint8))
+    np.savez_compressed(
         root / f"{name}.expected.npz", state=state, action=action, env_state=env_state,
         lengths=np.array(lengths), cameras=np.array(list(cameras)),
+        **{f"lerobot_read/{key}": np.stack(frames) for key, frames in read.items()},
     )  # fmt: skip
     import lerobot
 
     (out / "WRITTEN_BY").write_text(
-        json.dumps({"lerobot": lerobot.__version__, "tool": "tools/lerobot_fixture.py", "codec": codec}) + "\n"
+        json.dumps({"lerobot": lerobot.__version__, "tool": "tools/lerobot_fixture.py", "codec": codec})
+        + "\n"
     )
 
 

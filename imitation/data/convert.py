@@ -1,7 +1,7 @@
 """Format interchange: import other projects' demonstration files into a demo store, and back.
 
-Formats are plain functions in two dicts, ``IMPORTERS`` and ``EXPORTERS``; a new format (LeRobot
-next) is one more function and one more entry.
+Formats are plain functions in two dicts, ``IMPORTERS`` and ``EXPORTERS``; a new format is one more
+function and one more entry. LeRobot datasets: ``imitation/data/lerobot.py``.
 
 diffusion_policy's replay buffer is a Zarr **v2** group (a directory, or a ``.zarr.zip``)::
 
@@ -421,7 +421,16 @@ def export_diffusion_policy(src: str | Path | DemoStore, dst: str | Path, *, pro
 # ---------------------------------------------------------------------------------------------
 # Registries (an unknown name lists the valid ones)
 
-IMPORTERS: dict[str, Callable[..., DemoStore]] = {"diffusion_policy": import_diffusion_policy}
+def _import_lerobot(*args: Any, **kwargs: Any) -> DemoStore:
+    from imitation.data.lerobot import import_lerobot
+
+    return import_lerobot(*args, **kwargs)
+
+
+IMPORTERS: dict[str, Callable[..., DemoStore]] = {
+    "diffusion_policy": import_diffusion_policy,
+    "lerobot": _import_lerobot,
+}
 EXPORTERS: dict[str, Callable[..., Path]] = {"diffusion_policy": export_diffusion_policy}
 
 

@@ -169,7 +169,9 @@ def _episodes_v30(root: Path, info: dict[str, Any]) -> list[Episode]:
     folder = root / "meta" / "episodes"
     files = sorted(folder.glob("chunk-*/file-*.parquet"))
     if not files:
-        raise StoreError(f"{root} is a v3.0 dataset without episode tables: {folder}/chunk-*/file-*.parquet is missing")
+        raise StoreError(
+            f"{root} is a v3.0 dataset without episode tables: {folder}/chunk-*/file-*.parquet is missing"
+        )
     data_t = info.get("data_path", "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet")
     video_t = info.get("video_path", "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4")
     vkeys = video_keys(info)
@@ -222,7 +224,9 @@ def _episodes_v21(root: Path, info: dict[str, Any]) -> list[Episode]:
             raise StoreError(f"{path}:{n}: not an episode record ({err!r})") from err
         fields = {"episode_chunk": e // chunks, "episode_index": e}
         data_file = _path(root, data_t, root / "meta/info.json", **fields)
-        videos = {k: (_path(root, video_t, root / "meta/info.json", video_key=k, **fields), 0.0) for k in vkeys}
+        videos = {
+            k: (_path(root, video_t, root / "meta/info.json", video_key=k, **fields), 0.0) for k in vkeys
+        }
         episodes.append(Episode(e, length, [str(t) for t in row.get("tasks") or []], data_file, None, videos))
     return sorted(episodes, key=lambda e: e.index)
 
@@ -306,13 +310,17 @@ def plan(ds: Dataset, mapping: Mapping[str, str | None], image_codec: str | dict
             np_dtype = "float32" if kind in ("state", "action") else np.dtype(dtype).name
             if shape == (1,) and kind == "scalar":
                 shape = ()
-            flat_names = names_ if isinstance(names_, list) and all(isinstance(n, str) for n in names_) else None
+            flat_names = (
+                names_ if isinstance(names_, list) and all(isinstance(n, str) for n in names_) else None
+            )
             if isinstance(names_, dict):  # LeRobot <= 2.0 wrote {"motors": [...]}
                 inner = next(iter(names_.values()), None)
                 flat_names = inner if isinstance(inner, list) else None
             if flat_names is not None and (not shape or len(flat_names) != shape[-1]):
                 flat_names = None
-            feat = Feature(shape=shape, dtype=np_dtype, kind=kind, names=tuple(flat_names) if flat_names else None)
+            feat = Feature(
+                shape=shape, dtype=np_dtype, kind=kind, names=tuple(flat_names) if flat_names else None
+            )
             columns.append(Column(name, target, feat, "value"))
         except (SchemaError, TypeError, ValueError) as e:
             raise StoreError(
@@ -320,7 +328,11 @@ def plan(ds: Dataset, mapping: Mapping[str, str | None], image_codec: str | dict
                 f"rename it with --map {name}=<feature> or drop it with --map {name}="
             ) from e
     if not any(c.target == "action" for c in columns):
-        log.warning("%s: no feature becomes 'action' (features: %s); name one with --map <name>=action", ds.root, names)
+        log.warning(
+            "%s: no feature becomes 'action' (features: %s); name one with --map <name>=action",
+            ds.root,
+            names,
+        )
     return columns
 
 
@@ -329,7 +341,13 @@ def _hwc(shape: tuple[int, ...], names: Any) -> tuple[int, int, int]:
     (C, H, W) with [channels, height, width]."""
     if len(shape) != 3:
         raise SchemaError(f"a camera's shape must have 3 axes, got {list(shape)}")
-    if isinstance(names, list) and names and names[0] in ("channel", "channels") or shape[0] in (1, 3) and shape[2] not in (1, 3):
+    if (
+        isinstance(names, list)
+        and names
+        and names[0] in ("channel", "channels")
+        or shape[0] in (1, 3)
+        and shape[2] not in (1, 3)
+    ):
         return (shape[1], shape[2], shape[0])
     return shape  # type: ignore[return-value]
 
@@ -379,7 +397,9 @@ class VideoReader:
                 try:
                     self._current = next(self._frames)  # type: ignore[arg-type]
                 except StopIteration:
-                    last = "no frame" if self._current is None else f"its last frame at {self._current[0]:.4f} s"
+                    last = (
+                        "no frame" if self._current is None else f"its last frame at {self._current[0]:.4f} s"
+                    )
                     raise StoreError(
                         f"{self.path}: no frame at {t:.4f} s ({last}); the video is shorter than its "
                         "episodes say (a damaged or partly downloaded file)"
@@ -462,7 +482,11 @@ def _numbers(col: Any, c: Column, where: Path) -> np.ndarray:
     n = len(col)
     try:
         arr = col.combine_chunks() if hasattr(col, "combine_chunks") else col
-        while pa.types.is_fixed_size_list(arr.type) or pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
+        while (
+            pa.types.is_fixed_size_list(arr.type)
+            or pa.types.is_list(arr.type)
+            or pa.types.is_large_list(arr.type)
+        ):
             arr = arr.flatten()
         out = np.asarray(arr.to_numpy(zero_copy_only=False)).reshape((n, *c.feature.shape))
     except (ValueError, TypeError, pa.ArrowException) as e:
@@ -551,8 +575,12 @@ def import_lerobot(
                 w.start_episode(
                     task=text,
                     operator=operator or "",
-                    info={"source": "lerobot", "source_path": str(src.resolve()),
-                          "source_episode": ep.index, "source_fingerprint": fingerprint},  # fmt: skip
+                    info={
+                        "source": "lerobot",
+                        "source_path": str(src.resolve()),
+                        "source_episode": ep.index,
+                        "source_fingerprint": fingerprint,
+                    },  # fmt: skip
                     start_time=float(ep.rows[0] if ep.rows else 0) / ds.fps + ep.index * 1e-6,
                 )
                 iters = {k: v for k, v in values.items() if not isinstance(v, np.ndarray)}
@@ -563,7 +591,9 @@ def import_lerobot(
                         try:
                             frame[k] = next(it)
                         except StopIteration:
-                            raise StoreError(f"{src}: episode {ep.index} has fewer {k} frames than rows") from None
+                            raise StoreError(
+                                f"{src}: episode {ep.index} has fewer {k} frames than rows"
+                            ) from None
                     frame[TIMESTAMP] = ts[i]
                     try:
                         w.add_frame(frame)
