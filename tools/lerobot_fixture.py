@@ -18,6 +18,13 @@ alone would pass a neighbouring frame of a slow scene. ``expected.npz`` beside e
 state, action and environment-state values handed to LeRobot, for bit-exact comparison.
 
 ``frame_pattern`` and ``read_frame_index`` import nothing from LeRobot, so the tests use them too.
+
+Then the other direction: ``sample_store`` (a small store of ours, with measured timestamps that
+are not exactly frame index / fps) is exported with ``imitation.data.lerobot.export_lerobot`` to
+``export_h264`` and read back with LeRobot's ``LeRobotDataset``; what LeRobot read (every frame's
+state, action, timestamp, task and camera picture) goes to ``export_h264.lerobot_read.npz``. The
+tests export the same store again and compare with both. Run with this project importable
+(``PYTHONPATH=.``).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import argparse
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -143,6 +151,70 @@ def write(root: Path, name: str, codec: str, cameras: dict, lengths: list[int], 
     )
 
 
+def sample_store(path: Path) -> Any:
+    """A small store as our recorder writes them: 3 episodes at 20 Hz, a 4-joint state and action,
+    a 48 x 64 camera showing each frame's index, timestamps with a little measured jitter."""
+    from imitation.data.store import EpisodeWriter
+
+    rng = np.random.default_rng(7)
+    names = ["j0", "j1", "j2", "gripper"]
+    features = {
+        "state": {"shape": [4], "dtype": "float32", "kind": "state", "names": names},
+        "action": {"shape": [4], "dtype": "float32", "kind": "action", "names": names},
+        "images/top": {"shape": [48, 64, 3], "dtype": "uint8", "kind": "image", "codec": "zstd"},
+        "timestamp": {"shape": [], "dtype": "float64", "kind": "scalar"},
+    }
+    g = 0
+    with EpisodeWriter(path, features=features, fps=20.0, robot={"name": "so101", "joint_names": names}) as w:
+        for e, (n, task) in enumerate([(10, "pick"), (7, "place"), (12, "pick")]):
+            w.start_episode(task=task, operator="ana", seed=100 + e, start_time=1.7e9 + 60 * e)
+            t = np.arange(n) / 20.0 + rng.uniform(-0.002, 0.002, n)
+            t[0] = 0.0
+            for i in range(n):
+                w.add_frame({
+                    "state": rng.normal(size=4).astype(np.float32),
+                    "action": rng.normal(size=4).astype(np.float32),
+                    "images/top": frame_pattern(g, (48, 64)),
+                    "timestamp": t[i],
+                })  # fmt: skip
+                g += 1
+            w.save_episode(outcome="success" if e != 1 else "failure")
+    return path
+
+
+def check_export(root: Path) -> None:
+    """Export ``sample_store`` and record what LeRobot's LeRobotDataset reads of it."""
+    import tempfile
+
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    from imitation.data.lerobot import export_lerobot
+    from imitation.data.store import DemoStore
+
+    out = root / "export_h264"
+    if out.exists():
+        shutil.rmtree(out)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = DemoStore.open(sample_store(Path(tmp) / "sample.zarr"))
+        export_lerobot(store, out, progress=False)
+        back = LeRobotDataset("fixtures/export_h264", root=out, video_backend="torchcodec")
+        assert back.num_episodes == store.n_episodes and len(back) == store.n_frames
+        read: dict[str, list] = {k: [] for k in ("state", "action", "timestamp", "episode", "frame")}
+        tasks = []
+        for i in range(len(back)):
+            item = back[i]
+            read["state"].append(item["observation.state"].numpy())
+            read["action"].append(item["action"].numpy())
+            read["timestamp"].append(float(item["timestamp"]))
+            read["episode"].append(int(item["episode_index"]))
+            read["frame"].append(
+                np.round(item["observation.images.top"].numpy().transpose(1, 2, 0) * 255).astype(np.uint8)
+            )
+            tasks.append(item["task"])
+        np.savez_compressed(root / "export_h264.lerobot_read.npz", tasks=np.array(tasks),
+                            **{k: np.stack(v) if k != "timestamp" else np.array(v) for k, v in read.items()})  # fmt: skip
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("out", type=Path, help="folder of the fixtures (tests/fixtures/lerobot)")
@@ -151,6 +223,8 @@ def main() -> int:
     for spec in DATASETS:
         write(args.out, *spec)
         print(f"wrote {args.out / spec[0]}")
+    check_export(args.out)
+    print(f"exported to {args.out / 'export_h264'} and read it with LeRobot")
     return 0
 
 

@@ -331,12 +331,17 @@ def import_main(argv: Sequence[str], prog: str) -> int:
 class ExportConfig:
     """Write a demo store in another format."""
 
-    format: Annotated[Literal["diffusion_policy"], tyro.conf.Positional, _pos("FORMAT")]
-    """Target format: diffusion_policy (a Zarr v2 replay buffer)."""
+    format: Annotated[Literal["diffusion_policy", "lerobot"], tyro.conf.Positional, _pos("FORMAT")]
+    """Target format: diffusion_policy (a Zarr v2 replay buffer) or lerobot (a LeRobot v3.0 dataset
+    directory, as LeRobot 0.4-0.6 read: parquet tables and mp4 videos)."""
     source: Store
     """The store to export."""
     out: Annotated[Path, tyro.conf.Positional, _pos("OUT"), OutPath("dir")]
     """Path to write (must not exist)."""
+    vcodec: Literal["h264", "av1", "hevc"] = "h264"
+    """lerobot: the cameras' video codec (h264 plays everywhere; av1 is LeRobot's own default)."""
+    crf: Annotated[int | None, Range(ge=0, le=63)] = None
+    """lerobot: the videos' quality (lower is better; default h264 23, av1 30, hevc 28)."""
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -346,6 +351,7 @@ def export_main(argv: Sequence[str], prog: str) -> int:
     from imitation.data.convert import exporter
 
     cfg = config.parse(ExportConfig, argv, prog=prog)
-    path = exporter(cfg.format)(cfg.source, cfg.out)
+    extra = {"vcodec": cfg.vcodec, "crf": cfg.crf} if cfg.format == "lerobot" else {}
+    path = exporter(cfg.format)(cfg.source, cfg.out, **extra)
     print(f"{path}: written")
     return 0

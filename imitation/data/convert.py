@@ -431,7 +431,16 @@ IMPORTERS: dict[str, Callable[..., DemoStore]] = {
     "diffusion_policy": import_diffusion_policy,
     "lerobot": _import_lerobot,
 }
-EXPORTERS: dict[str, Callable[..., Path]] = {"diffusion_policy": export_diffusion_policy}
+def _export_lerobot(*args: Any, **kwargs: Any) -> Path:
+    from imitation.data.lerobot import export_lerobot
+
+    return export_lerobot(*args, **kwargs)
+
+
+EXPORTERS: dict[str, Callable[..., Path]] = {
+    "diffusion_policy": export_diffusion_policy,
+    "lerobot": _export_lerobot,
+}
 
 
 def importer(name: str) -> Callable[..., DemoStore]:

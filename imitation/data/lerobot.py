@@ -33,6 +33,7 @@ last saved episode (no episode twice).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -56,6 +57,7 @@ log = logging.getLogger(__name__)
 EXTRA = "formats"  # pip install 'imitation[formats]'
 # Columns every LeRobot dataset has that are bookkeeping, not features.
 BOOKKEEPING = ("timestamp", "frame_index", "episode_index", "index", "task_index")
+MEASURED = "imitation.timestamp"  # our measured timestamps, where we exported the dataset
 V21_DATA = "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
 V21_VIDEO = "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"
 
@@ -87,6 +89,7 @@ class Episode:
     data_file: Path
     rows: tuple[int, int] | None  # [from, to) of the dataset-wide ``index`` (v3.0); None: the whole file
     videos: dict[str, tuple[Path, float]] = field(default_factory=dict)  # key -> (file, from_timestamp)
+    ours: dict[str, Any] = field(default_factory=dict)  # our episode metadata, where we exported it
 
 
 @dataclass
@@ -201,7 +204,10 @@ def _episodes_v30(root: Path, info: dict[str, Any]) -> list[Episode]:
                              file_index=int(row[f"videos/{k}/file_index"]))  # fmt: skip
                 videos[k] = (path, float(row[f"videos/{k}/from_timestamp"]))
             tasks = [str(t) for t in row.get("tasks") or []]
-            episodes.append(Episode(e, int(row["length"]), tasks, data_file, rows, videos))
+            ours = {
+                k.split("/", 1)[1]: v for k, v in row.items() if k.startswith("imitation/") and v is not None
+            }
+            episodes.append(Episode(e, int(row["length"]), tasks, data_file, rows, videos, ours))
     return sorted(episodes, key=lambda e: e.index)
 
 
@@ -273,7 +279,7 @@ def plan(ds: Dataset, mapping: Mapping[str, str | None], image_codec: str | dict
     """The features of the new store, one per imported LeRobot feature."""
     from imitation.data.convert import kind_for
 
-    names = [k for k in ds.features if k not in BOOKKEEPING]
+    names = [k for k in ds.features if k not in BOOKKEEPING and k != MEASURED]
     unknown = sorted(set(mapping) - set(ds.features))
     if unknown:
         raise StoreError(f"--map names feature(s) {unknown} that {ds.root} lacks; it has {sorted(names)}")
@@ -448,12 +454,14 @@ class Frames:
                 f"{ep.length}; the dataset is inconsistent"
             )
         part = table.take(rows)
+        values: dict[str, Any] = {}
         if "frame_index" in part.column_names:
             order = np.argsort(part.column("frame_index").to_numpy(), kind="stable")
             part = part.take(order)
         ts = part.column("timestamp").to_numpy().astype(np.float64)
+        if MEASURED in part.column_names:  # exported by us: the measured timestamps
+            values[TIMESTAMP] = _numbers(part.column(MEASURED), _MEASURED_COLUMN, where).reshape(-1)
         task_idx = part.column("task_index").to_pylist() if "task_index" in part.column_names else []
-        values: dict[str, Any] = {}
         for c in self.columns:
             if c.kind == "video":
                 path, start = ep.videos[c.source]
@@ -494,6 +502,9 @@ def _numbers(col: Any, c: Column, where: Path) -> np.ndarray:
             f"{where}: column {c.source!r} does not hold shape {list(c.feature.shape)} per row ({e})"
         ) from e
     return out.astype(c.feature.np_dtype, copy=False)
+
+
+_MEASURED_COLUMN = Column(MEASURED, TIMESTAMP, Feature(shape=(1,), dtype="float64", kind="scalar"), "value")
 
 
 def _png(value: Any, where: Path, name: str) -> np.ndarray:
@@ -572,16 +583,19 @@ def import_lerobot(
             for ep in todo:
                 values, ts, task_idx = frames.episode(ep)
                 text = task or "; ".join(ep.tasks) or _task_of(task_idx, tasks_by_index) or "unknown"
+                if TIMESTAMP in values:  # exported by us: the measured timestamps
+                    ts = values.pop(TIMESTAMP)
+                ours = ep.ours
+                info = json.loads(ours["info"]) if isinstance(ours.get("info"), str) else {}
+                source = {"source": "lerobot", "source_path": str(src.resolve()),
+                          "source_episode": ep.index, "source_fingerprint": fingerprint}  # fmt: skip
+                default_start = float(ep.rows[0] if ep.rows else 0) / ds.fps + ep.index * 1e-6
                 w.start_episode(
                     task=text,
-                    operator=operator or "",
-                    info={
-                        "source": "lerobot",
-                        "source_path": str(src.resolve()),
-                        "source_episode": ep.index,
-                        "source_fingerprint": fingerprint,
-                    },  # fmt: skip
-                    start_time=float(ep.rows[0] if ep.rows else 0) / ds.fps + ep.index * 1e-6,
+                    operator=operator or str(ours.get("operator") or ""),
+                    seed=None if ours.get("seed") in (None, -1) else int(ours["seed"]),
+                    info={**(info or {}), **source},
+                    start_time=float(ours.get("start_time", default_start)),
                 )
                 iters = {k: v for k, v in values.items() if not isinstance(v, np.ndarray)}
                 arrays = {k: v for k, v in values.items() if isinstance(v, np.ndarray)}
@@ -600,7 +614,7 @@ def import_lerobot(
                     except SchemaError as e:
                         raise StoreError(f"{src}: episode {ep.index}, frame {i}: {e}") from e
                     bar.update(1)
-                w.save_episode(outcome=outcome or "unknown")
+                w.save_episode(outcome=outcome or str(ours.get("outcome") or "unknown"))
             bar.close()
     finally:
         frames.close()
@@ -608,7 +622,11 @@ def import_lerobot(
         raise StoreError(f"{dst} appeared while the import was running; the import is kept at {work}")
     os.rename(work, dst)
     log.info("imported %d episode(s) from %s into %s", len(ds.episodes), src, dst)
-    return DemoStore.open(dst)
+    store = DemoStore.open(dst)
+    # What each feature was called there, so an export gives the same names back.
+    store._set_attr("lerobot", {"names": {c.source: c.target for c in columns}, "version": ds.version,
+                                "fps": ds.info["fps"], "robot_type": ds.info.get("robot_type")})  # fmt: skip
+    return store
 
 
 def _resume(work: Path, src: Path, fingerprint: str) -> set[int]:
@@ -656,3 +674,369 @@ def _tasks(ds: Dataset) -> dict[int, str]:
 def _task_of(task_idx: list[int], tasks: dict[int, str]) -> str:
     seen = list(dict.fromkeys(tasks.get(int(i), "") for i in task_idx))
     return "; ".join(t for t in seen if t)
+
+
+# ---------------------------------------------------------------------------------------------
+# Export: a LeRobot v3.0 dataset directory
+
+VCODECS = {"h264": ("libx264", "h264"), "av1": ("libsvtav1", "av1"), "hevc": ("libx265", "hevc")}
+DEFAULT_CRF = {"h264": 23, "av1": 30, "hevc": 28}
+QUANTILES = (0.01, 0.10, 0.50, 0.90, 0.99)
+DATA_FILE_MB = 100
+VIDEO_FILE_MB = 200
+CHUNKS_SIZE = 1000
+# Our episode metadata, carried in the episodes table (LeRobot ignores columns it does not know).
+META_COLUMNS = ("outcome", "operator", "seed", "start_time", "info")
+
+
+def export_names(store: DemoStore) -> dict[str, str]:
+    """Our feature key -> LeRobot feature name: the import's names back where the store came from
+    LeRobot (the ``lerobot`` attribute), else state, action, env_state and cameras by LeRobot's
+    conventions and anything else ``observation.<key>``."""
+    back = {v: k for k, v in (store.attrs.get("lerobot") or {}).get("names", {}).items()}
+    out = {}
+    for key in store.features:
+        if key == TIMESTAMP:
+            continue
+        if key in back:
+            out[key] = back[key]
+        elif key == "state":
+            out[key] = "observation.state"
+        elif key == "action":
+            out[key] = "action"
+        elif key == "env_state":
+            out[key] = "observation.environment_state"
+        elif key.startswith("images/"):
+            out[key] = "observation.images." + key.split("/", 1)[1]
+        else:
+            out[key] = "observation." + key.replace("/", ".")
+    return out
+
+
+def _fps_value(fps: float) -> int | float:
+    return int(round(fps)) if abs(fps - round(fps)) < 1e-9 else float(fps)
+
+
+def _stats(x: np.ndarray, image: bool) -> dict[str, np.ndarray]:
+    """LeRobot's per-feature statistics: min, max, mean, std, count and quantiles; a camera's per
+    channel on pixels scaled to [0, 1], shaped (C, 1, 1)."""
+    if image:
+        x = x.reshape(-1, x.shape[-1]).astype(np.float64) / 255.0  # (pixels, C)
+        sample = x[:: max(1, x.shape[0] // 200_000)]
+        shape = (x.shape[1], 1, 1)
+    else:
+        x = x.reshape(x.shape[0], -1).astype(np.float64)
+        sample = x
+        shape = (x.shape[1],)
+    out = {
+        "min": x.min(0).reshape(shape),
+        "max": x.max(0).reshape(shape),
+        "mean": x.mean(0).reshape(shape),
+        "std": x.std(0).reshape(shape),
+        "count": np.array([x.shape[0] if not image else 0]),
+    }
+    for q in QUANTILES:
+        out[f"q{round(q * 100):02d}"] = np.quantile(sample, q, axis=0).reshape(shape)
+    return out
+
+
+def _pool(parts: list[dict[str, np.ndarray]], counts: list[int]) -> dict[str, np.ndarray]:
+    """Dataset statistics from per-episode ones, as LeRobot aggregates them: exact min, max, mean
+    and std; quantiles averaged with the episodes' frame counts as weights."""
+    w = np.asarray(counts, np.float64)
+    w = w / w.sum()
+    mean = sum(wi * p["mean"] for wi, p in zip(w, parts, strict=True))
+    var = sum(wi * (p["std"] ** 2 + (p["mean"] - mean) ** 2) for wi, p in zip(w, parts, strict=True))
+    out = {
+        "min": np.min([p["min"] for p in parts], axis=0),
+        "max": np.max([p["max"] for p in parts], axis=0),
+        "mean": mean,
+        "std": np.sqrt(var),
+        "count": np.array([int(sum(counts))]),
+    }
+    for q in QUANTILES:
+        k = f"q{round(q * 100):02d}"
+        out[k] = sum(wi * p[k] for wi, p in zip(w, parts, strict=True))
+    return out
+
+
+class _VideoWriter:
+    """One camera's mp4 files: episodes appended to the current file, a new file when it passes the
+    size limit; the frame at row t of an episode is at its from_timestamp + t / fps."""
+
+    def __init__(
+        self, root: Path, key: str, shape: tuple[int, ...], fps: float, vcodec: str, crf: int
+    ) -> None:
+        self.av = need("av")
+        os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its settings to stderr otherwise
+        self.root, self.key, self.fps, self.vcodec, self.crf = root, key, fps, vcodec, crf
+        self.h, self.w = int(shape[0]), int(shape[1])
+        if self.h % 2 or self.w % 2:
+            raise StoreError(
+                f"camera {key} is {self.h}x{self.w}; the yuv420p videos LeRobot reads need even sizes "
+                "(crop or resize the camera first)"
+            )
+        self.file = -1
+        self.container: Any = None
+        self.frames_in_file = 0
+
+    def path(self, chunk: int, file: int) -> Path:
+        return self.root / f"videos/{self.key}/chunk-{chunk:03d}/file-{file:03d}.mp4"
+
+    def _open(self) -> None:
+        from fractions import Fraction
+
+        self.close()
+        self.file += 1
+        path = self.path(*divmod(self.file, CHUNKS_SIZE))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.container = self.av.open(str(path), "w")
+        encoder = VCODECS[self.vcodec][0]
+        options = {"crf": str(self.crf), "g": "2"}
+        if self.vcodec == "hevc":
+            options = {"crf": str(self.crf), "x265-params": "log-level=error:keyint=2"}
+        rate = Fraction(self.fps).limit_denominator(1001)
+        self.stream = self.container.add_stream(encoder, rate=rate, options=options)
+        self.stream.width, self.stream.height, self.stream.pix_fmt = self.w, self.h, "yuv420p"
+        self.stream.time_base = 1 / rate
+        self.frames_in_file = 0
+        self.current = path
+
+    def episode(self, frames: np.ndarray) -> tuple[int, int, float, float]:
+        """Encode one episode's (N, H, W, C) frames; (chunk, file, from_timestamp, to_timestamp)."""
+        # (An encoder with a delay writes nothing, not even the file, until it has frames to give.)
+        full = self.container is not None and self.current.exists()
+        if self.container is None or full and self.current.stat().st_size > VIDEO_FILE_MB * 2**20:
+            self._open()
+        start = self.frames_in_file
+        for img in frames:
+            if img.ndim == 2 or img.shape[-1] == 1:
+                img = np.repeat(img.reshape(self.h, self.w, 1), 3, axis=2)
+            frame = self.av.VideoFrame.from_ndarray(np.ascontiguousarray(img[..., :3]), format="rgb24")
+            frame.pts = self.frames_in_file
+            self.container.mux(self.stream.encode(frame))
+            self.frames_in_file += 1
+        chunk, file = divmod(self.file, CHUNKS_SIZE)
+        return chunk, file, start / self.fps, self.frames_in_file / self.fps
+
+    def close(self) -> None:
+        if self.container is not None:
+            self.container.mux(self.stream.encode())
+            self.container.close()
+            self.container = None
+
+
+def export_lerobot(
+    src: str | Path | DemoStore,
+    dst: str | Path,
+    *,
+    vcodec: str = "h264",
+    crf: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """Write a store as a LeRobot v3.0 dataset directory at ``dst`` (must not exist).
+
+    Low-dimensional features go to the data parquet files as float32 lists (``state`` ->
+    ``observation.state``, ``env_state`` -> ``observation.environment_state``, other keys
+    ``observation.<key>``), cameras to mp4 videos (``vcodec``: h264, which every LeRobot install and
+    video player decodes; av1, LeRobot's own default; hevc), tasks to ``meta/tasks.parquet``, and
+    ``meta/stats.json`` and the episodes table with LeRobot's statistics. LeRobot's timestamps are
+    nominal (frame index / fps): the measured ones go to the ``imitation.timestamp`` column, and the
+    log says how far they were from nominal. Written to a temporary sibling, renamed when complete.
+    """
+    pa = need("pyarrow")
+    pq = need("pyarrow.parquet")
+    store = src if isinstance(src, DemoStore) else DemoStore.open(src)
+    dst = Path(dst)
+    if vcodec not in VCODECS:
+        raise ConfigError(f"--vcodec {vcodec!r} is not one of {', '.join(VCODECS)}")
+    crf = DEFAULT_CRF[vcodec] if crf is None else int(crf)
+    if dst.exists():
+        raise StoreError(f"{dst} already exists; choose another output path or remove it first")
+    if store.n_episodes == 0:
+        raise StoreError(f"{store.path} holds no episodes; nothing to export")
+    fps = float(store.fps)
+    names = export_names(store)
+    cams = [k for k in names if store.features[k].kind == "image"]
+    values = [k for k in names if k not in cams]
+    work = dst.with_name(f".{dst.name}.exporting-{os.getpid()}")
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "meta").mkdir(parents=True)
+    writers: dict[str, _VideoWriter] = {}
+    tasks: dict[str, int] = {}
+    episodes: list[dict[str, Any]] = []
+    ep_stats: list[dict[str, dict[str, np.ndarray]]] = []
+    rows: list[Any] = []
+    data_file, data_bytes, index = 0, 0, 0
+    worst_jitter = 0.0
+    try:
+        writers = {k: _VideoWriter(work, names[k], store.features[k].shape, fps, vcodec, crf) for k in cams}
+        for e in tqdm(range(store.n_episodes), desc=f"export {store.path.name}", unit="ep",
+                      disable=None if progress else True):  # fmt: skip
+            start, end = store.episode_range(e)
+            n = end - start
+            meta = store.episode_meta(e)
+            task = meta["task"] or "unknown"
+            t_idx = tasks.setdefault(task, len(tasks))
+            ts = store.read(TIMESTAMP, start, end)
+            nominal = np.arange(n) / fps
+            worst_jitter = max(worst_jitter, float(np.max(np.abs((ts - ts[0]) - nominal))))
+            columns: dict[str, Any] = {}
+            stats: dict[str, dict[str, np.ndarray]] = {}
+            for k in values:
+                x = store.read(k, start, end)
+                flat = x.reshape(n, -1).astype(np.float32 if x.dtype.kind == "f" else x.dtype)
+                width = flat.shape[1]
+                arr = pa.array(flat.reshape(-1))
+                # LeRobot reads a feature of shape [1] as a plain value, wider ones as lists.
+                columns[names[k]] = arr if width == 1 else pa.FixedSizeListArray.from_arrays(arr, width)
+                stats[names[k]] = _stats(flat, image=False)
+            columns["timestamp"] = pa.array(nominal.astype(np.float32))
+            columns["frame_index"] = pa.array(np.arange(n, dtype=np.int64))
+            columns["episode_index"] = pa.array(np.full(n, e, np.int64))
+            columns["index"] = pa.array(np.arange(index, index + n, dtype=np.int64))
+            columns["task_index"] = pa.array(np.full(n, t_idx, np.int64))
+            columns[MEASURED] = pa.array(ts.astype(np.float64))
+            table = pa.table(columns)
+            if rows and data_bytes + table.nbytes > DATA_FILE_MB * 2**20:
+                _write_data(pq, pa, work, data_file, rows)
+                data_file, data_bytes, rows = data_file + 1, 0, []
+            rows.append(table)
+            data_bytes += table.nbytes
+            record: dict[str, Any] = {
+                "episode_index": e, "tasks": [task], "length": n,
+                "data/chunk_index": data_file // CHUNKS_SIZE, "data/file_index": data_file % CHUNKS_SIZE,
+                "dataset_from_index": index, "dataset_to_index": index + n,
+            }  # fmt: skip
+            for k in cams:
+                frames = store.read(k, start, end)
+                chunk, file, t0, t1 = writers[k].episode(frames)
+                name = names[k]
+                record |= {f"videos/{name}/chunk_index": chunk, f"videos/{name}/file_index": file,
+                           f"videos/{name}/from_timestamp": t0, f"videos/{name}/to_timestamp": t1}  # fmt: skip
+                stats[name] = _stats(frames if frames.ndim == 4 else frames[..., None], image=True)
+                stats[name]["count"] = np.array([n])
+            record |= {"meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0}
+            for field_ in META_COLUMNS:
+                v = meta.get(field_)
+                record[f"imitation/{field_}"] = json.dumps(v) if field_ == "info" else v
+            episodes.append(record)
+            ep_stats.append(stats)
+            index += n
+        if rows:
+            _write_data(pq, pa, work, data_file, rows)
+        for w in writers.values():
+            w.close()
+        _write_episodes(pq, pa, work, episodes, ep_stats)
+        _write_tasks(pq, pa, work, tasks)
+        counts = [r["length"] for r in episodes]
+        dataset_stats = {
+            name: {k: v.tolist() for k, v in _pool([s[name] for s in ep_stats], counts).items()}
+            for name in ep_stats[0]
+        }
+        (work / "meta/stats.json").write_text(json.dumps(dataset_stats, indent=1))
+        info = _info(store, names, cams, fps, vcodec, index, len(tasks), data_file)
+        (work / "meta/info.json").write_text(json.dumps(info, indent=4))
+        if dst.exists():
+            raise StoreError(f"{dst} appeared while the export was running; nothing was written there")
+        os.rename(work, dst)
+    except BaseException:
+        for w in writers.values():
+            with contextlib.suppress(Exception):
+                w.close()
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    log.info(
+        "exported %d episode(s), %d frame(s) to %s; LeRobot's timestamps are nominal (frame index / %g): "
+        "the measured ones differed from them by up to %.3f ms and are kept in the column %s, which "
+        "LeRobot does not read",
+        store.n_episodes, index, dst, fps, worst_jitter * 1e3, MEASURED,
+    )  # fmt: skip
+    return dst
+
+
+def _write_data(pq: Any, pa: Any, root: Path, file: int, tables: list[Any]) -> None:
+    chunk, f = divmod(file, CHUNKS_SIZE)
+    path = root / f"data/chunk-{chunk:03d}/file-{f:03d}.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.concat_tables(tables), path)
+
+
+def _write_episodes(pq: Any, pa: Any, root: Path, episodes: list[dict], stats: list[dict]) -> None:
+    table = {k: [r[k] for r in episodes] for k in episodes[0]}
+    for name in stats[0]:
+        for stat in stats[0][name]:
+            table[f"stats/{name}/{stat}"] = [s[name][stat].tolist() for s in stats]
+    path = root / "meta/episodes/chunk-000/file-000.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(table), path)
+
+
+def _write_tasks(pq: Any, pa: Any, root: Path, tasks: dict[str, int]) -> None:
+    """meta/tasks.parquet as LeRobot reads it with pandas: the task text is the frame's index."""
+    texts = list(tasks)
+    pandas_meta = {
+        "index_columns": ["__index_level_0__"],
+        "column_indexes": [{"name": None, "field_name": None, "pandas_type": "unicode",
+                            "numpy_type": "object", "metadata": {"encoding": "UTF-8"}}],
+        "columns": [
+            {"name": "task_index", "field_name": "task_index", "pandas_type": "int64",
+             "numpy_type": "int64", "metadata": None},
+            {"name": None, "field_name": "__index_level_0__", "pandas_type": "unicode",
+             "numpy_type": "object", "metadata": None},
+        ],
+        "attributes": {}, "creator": {"library": "pyarrow", "version": pa.__version__}, "pandas_version": "2.2.0",
+    }  # fmt: skip
+    table = pa.table({"task_index": pa.array([tasks[t] for t in texts], pa.int64()),
+                      "__index_level_0__": pa.array(texts, pa.string())})  # fmt: skip
+    table = table.replace_schema_metadata({"pandas": json.dumps(pandas_meta)})
+    pq.write_table(table, root / "meta/tasks.parquet")
+
+
+def _info(
+    store: DemoStore, names: dict[str, str], cams: list[str], fps: float, vcodec: str, frames: int,
+    n_tasks: int, data_files: int,
+) -> dict[str, Any]:  # fmt: skip
+    robot = dict(store.attrs.get("robot") or {})
+    features: dict[str, Any] = {}
+    for key, name in names.items():
+        f = store.features[key]
+        if key in cams:
+            h, w = f.shape[:2]
+            features[name] = {
+                "dtype": "video", "shape": [h, w, 3], "names": ["height", "width", "channels"],
+                "info": {"video.height": h, "video.width": w, "video.codec": VCODECS[vcodec][1],
+                         "video.pix_fmt": "yuv420p", "video.is_depth_map": False, "video.fps": _fps_value(fps),
+                         "video.channels": 3, "has_audio": False},
+            }  # fmt: skip
+            continue
+        width = int(np.prod(f.shape)) if f.shape else 1
+        feat_names = list(f.names) if f.names and len(f.names) == width else None
+        if feat_names is None and key == "action":
+            feat_names = robot.get("action_names") or robot.get("joint_names")
+        if feat_names is None and key == "state":
+            feat_names = robot.get("state_names")
+        dtype = "float32" if f.np_dtype.kind == "f" else f.np_dtype.name
+        features[name] = {"dtype": dtype, "shape": [width],
+                          "names": list(feat_names) if feat_names and len(feat_names) == width else None}  # fmt: skip
+    features[MEASURED] = {"dtype": "float64", "shape": [1], "names": None}
+    for name, dtype in (("timestamp", "float32"), ("frame_index", "int64"), ("episode_index", "int64"),
+                        ("index", "int64"), ("task_index", "int64")):  # fmt: skip
+        features[name] = {"dtype": dtype, "shape": [1], "names": None}
+    return {
+        "codebase_version": "v3.0",
+        "robot_type": str(robot.get("name") or robot.get("type") or "unknown"),
+        "total_episodes": store.n_episodes,
+        "total_frames": frames,
+        "total_tasks": n_tasks,
+        "chunks_size": CHUNKS_SIZE,
+        "data_files_size_in_mb": DATA_FILE_MB,
+        "video_files_size_in_mb": VIDEO_FILE_MB,
+        "fps": _fps_value(fps),
+        "splits": {"train": f"0:{store.n_episodes}"},
+        "data_path": "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet",
+        "video_path": "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
+        if cams
+        else None,
+        "features": features,
+    }

@@ -238,3 +238,116 @@ def test_a_v21_dataset_imports_too(tmp_path: Path) -> None:
     assert store.features["state"].names == ("a", "b")
     assert [fixture.read_frame_index(f) for f in store.read("images/top")] == list(range(sum(lengths)))
     assert store.episode_meta(1)["task"] == "grasp" and store.attrs["robot"]["name"] == "koch"
+
+
+# ---------------------------------------------------------------------------------------------
+# Export: checked against what LeRobot's own LeRobotDataset read of the same export
+# (tests/fixtures/lerobot/export_h264, written by tools/lerobot_fixture.py)
+
+
+def test_the_export_is_what_lerobot_loaded(tmp_path: Path) -> None:
+    from imitation.data.lerobot import VideoReader, export_lerobot
+
+    store = DemoStore.open(fixture.sample_store(tmp_path / "sample.zarr"))
+    out = export_lerobot(store, tmp_path / "export", progress=False)
+    golden = FIXTURES / "export_h264"
+    assert json.loads((out / "meta/info.json").read_text()) == json.loads(
+        (golden / "meta/info.json").read_text()
+    )
+    for part in (
+        "data/chunk-000/file-000.parquet",
+        "meta/episodes/chunk-000/file-000.parquet",
+        "meta/tasks.parquet",
+    ):
+        assert pq.read_table(out / part).equals(pq.read_table(golden / part)), part
+    assert json.loads((out / "meta/stats.json").read_text()) == json.loads(
+        (golden / "meta/stats.json").read_text()
+    )
+
+    # What LeRobot read of it: every frame's values, task and picture are the store's.
+    read = np.load(FIXTURES / "export_h264.lerobot_read.npz")
+    assert np.array_equal(read["state"], store.read("state"))
+    assert np.array_equal(read["action"], store.read("action"))
+    tasks = [store.episode_meta(e)["task"] for e in range(store.n_episodes)]
+    lengths = store.episode_lengths
+    assert list(read["tasks"]) == [t for t, n in zip(tasks, lengths, strict=True) for _ in range(n)]
+    # LeRobot's timestamps are nominal, frame index / fps; ours were measured.
+    nominal = np.concatenate([np.arange(n) / store.fps for n in lengths]).astype(np.float32)
+    assert np.array_equal(read["timestamp"].astype(np.float32), nominal)
+    assert not np.array_equal(store.read("timestamp"), nominal.astype(np.float64))
+    assert [fixture.read_frame_index(f) for f in read["frame"]] == list(range(store.n_frames))
+    # The videos encoded now decode to the pictures LeRobot read from the committed ones.
+    reader = VideoReader(out / "videos/observation.images.top/chunk-000/file-000.mp4", store.fps)
+    frames = np.stack(list(reader.frames(np.arange(store.n_frames) / store.fps)))
+    reader.close()
+    assert min(psnr(a, b) for a, b in zip(frames, read["frame"], strict=True)) >= 40.0
+    assert min(psnr(a, b) for a, b in zip(frames, store.read("images/top"), strict=True)) >= 30.0
+
+
+def test_store_to_lerobot_to_store_keeps_every_value(tmp_path: Path) -> None:
+    from imitation.data.lerobot import export_lerobot
+
+    store = DemoStore.open(fixture.sample_store(tmp_path / "sample.zarr"))
+    export_lerobot(store, tmp_path / "export", vcodec="av1", progress=False)
+    back = import_lerobot(tmp_path / "export", tmp_path / "back.zarr", progress=False)
+    for key in ("state", "action", "timestamp"):
+        assert np.array_equal(back.read(key), store.read(key)), key
+    assert back.features["state"].names == store.features["state"].names
+    for e in range(store.n_episodes):
+        a, b = store.episode_meta(e), back.episode_meta(e)
+        for k in ("task", "outcome", "operator", "seed", "start_time", "length"):
+            assert a[k] == b[k], (e, k)
+    assert [fixture.read_frame_index(f) for f in back.read("images/top")] == list(range(store.n_frames))
+    # And a LeRobot dataset imported and exported again keeps LeRobot's names.
+    first = import_lerobot(FIXTURES / "so101_av1_v30", tmp_path / "first.zarr", progress=False)
+    export_lerobot(first, tmp_path / "again", progress=False)
+    info = json.loads((tmp_path / "again/meta/info.json").read_text())
+    assert {"observation.state", "observation.environment_state", "observation.images.wrist"} <= set(
+        info["features"]
+    )
+    assert info["robot_type"] == "so101_follower"
+
+
+def test_export_refuses_what_it_cannot_write_and_leaves_nothing(tmp_path: Path) -> None:
+    from imitation.data.lerobot import export_lerobot
+    from imitation.data.store import EpisodeWriter
+
+    store = DemoStore.open(fixture.sample_store(tmp_path / "sample.zarr"))
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(StoreError, match="already exists"):
+        export_lerobot(store, tmp_path / "taken", progress=False)
+    with pytest.raises(ConfigError, match="--vcodec 'vp9'"):
+        export_lerobot(store, tmp_path / "x", vcodec="vp9", progress=False)
+    odd = tmp_path / "odd.zarr"
+    feats = {"action": {"shape": [2], "dtype": "float32", "kind": "action"},
+             "images/cam": {"shape": [33, 64, 3], "dtype": "uint8", "kind": "image", "codec": "zstd"}}  # fmt: skip
+    with EpisodeWriter(odd, features=feats, fps=10.0) as w:
+        w.start_episode(task="t")
+        w.add_frame(
+            {
+                "action": np.zeros(2, np.float32),
+                "images/cam": np.zeros((33, 64, 3), np.uint8),
+                "timestamp": 0.0,
+            }
+        )
+        w.save_episode(outcome="success")
+    with pytest.raises(StoreError, match="33x64; the yuv420p videos LeRobot reads need even sizes"):
+        export_lerobot(odd, tmp_path / "y", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["odd.zarr", "sample.zarr", "taken"]
+
+
+def test_the_cli_imports_and_exports(tmp_path: Path) -> None:
+    from imitation import cli
+
+    assert (
+        cli.main(["data", "import", "lerobot", str(FIXTURES / "so101_h264_v30"), str(tmp_path / "a.zarr")])
+        == 0
+    )
+    assert (
+        cli.main(
+            ["data", "export", "lerobot", str(tmp_path / "a.zarr"), str(tmp_path / "out"), "--vcodec", "hevc"]
+        )
+        == 0
+    )
+    info = json.loads((tmp_path / "out/meta/info.json").read_text())
+    assert info["features"]["observation.images.front"]["info"]["video.codec"] == "hevc"
