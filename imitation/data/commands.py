@@ -278,15 +278,17 @@ def delete_main(argv: Sequence[str], prog: str) -> int:
 class ImportConfig:
     """Convert a dataset in another format into a new demo store."""
 
-    format: Annotated[Literal["diffusion_policy", "lerobot"], tyro.conf.Positional, _pos("FORMAT")]
-    """Source format: diffusion_policy (its replay-buffer Zarr, a directory or .zarr.zip) or lerobot
-    (a LeRobot dataset directory, format v3.0 or v2.1, with its meta/, data/ and videos/)."""
+    format: Annotated[Literal["diffusion_policy", "lerobot", "robomimic"], tyro.conf.Positional, _pos("FORMAT")]
+    """Source format: diffusion_policy (its replay-buffer Zarr, a directory or .zarr.zip), lerobot
+    (a LeRobot dataset directory, format v3.0 or v2.1, with its meta/, data/ and videos/) or
+    robomimic (its HDF5 file: data/demo_N/obs, actions, states)."""
     source: Annotated[Path, tyro.conf.Positional, _pos("SOURCE"), InPath("any")]
     """Path of the dataset to import."""
     out: Annotated[Path, tyro.conf.Positional, _pos("OUT"), OutPath("dir")]
     """Path of the new store."""
     fps: Annotated[float | None, Range(gt=0, le=10_000)] = None
-    """Rate the data was recorded at (PushT: 10); needed when the source does not record it."""
+    """Rate the data was recorded at (PushT: 10); needed when the source does not record it
+    (lerobot and robomimic files do)."""
     map: tuple[str, ...] = ()
     """Renames as SOURCE=FEATURE, e.g. img=images/top keypoint=env_state
     (lerobot: observation.images.top=images/high); SOURCE= drops an array."""

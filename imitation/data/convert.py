@@ -1,7 +1,8 @@
 """Format interchange: import other projects' demonstration files into a demo store, and back.
 
 Formats are plain functions in two dicts, ``IMPORTERS`` and ``EXPORTERS``; a new format is one more
-function and one more entry. LeRobot datasets: ``imitation/data/lerobot.py``.
+function and one more entry. LeRobot datasets: ``imitation/data/lerobot.py``;
+robomimic files: ``imitation/data/robomimic.py``.
 
 diffusion_policy's replay buffer is a Zarr **v2** group (a directory, or a ``.zarr.zip``)::
 
@@ -427,9 +428,16 @@ def _import_lerobot(*args: Any, **kwargs: Any) -> DemoStore:
     return import_lerobot(*args, **kwargs)
 
 
+def _import_robomimic(*args: Any, **kwargs: Any) -> DemoStore:
+    from imitation.data.robomimic import import_robomimic
+
+    return import_robomimic(*args, **kwargs)
+
+
 IMPORTERS: dict[str, Callable[..., DemoStore]] = {
     "diffusion_policy": import_diffusion_policy,
     "lerobot": _import_lerobot,
+    "robomimic": _import_robomimic,
 }
 def _export_lerobot(*args: Any, **kwargs: Any) -> Path:
     from imitation.data.lerobot import export_lerobot

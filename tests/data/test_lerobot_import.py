@@ -351,3 +351,14 @@ def test_the_cli_imports_and_exports(tmp_path: Path) -> None:
     )
     info = json.loads((tmp_path / "out/meta/info.json").read_text())
     assert info["features"]["observation.images.front"]["info"]["video.codec"] == "hevc"
+
+
+def test_training_reads_an_imported_dataset_with_its_cameras(tmp_path: Path) -> None:
+    from imitation import cli
+
+    store = import_lerobot(FIXTURES / "so101_av1_v30", tmp_path / "in.zarr", progress=False)
+    args = ["train", "--store", str(store.path), "--policy", "act", "--out", str(tmp_path / "run"), "--steps", "2",
+            "--batch-size", "4", "--wandb", "disabled", "--act.obs-keys", "state", "images/front", "images/wrist"]  # fmt: skip
+    assert cli.main(args) == 0
+    cfg = (tmp_path / "run/config.yaml").read_text()
+    assert "images/front" in cfg and "images/wrist" in cfg
