@@ -399,6 +399,9 @@ def checkpoint_meta(
         "binary_actions": policy.binary.to_dict(),
         "robot": {
             "name": robot.get("name"),
+            # Where the demos came from another project, the units of their joints (LeRobot's
+            # calibrated motor values, not radians): nothing deploys such a policy on an arm.
+            **({"units": robot["units"], "source": robot.get("source")} if robot.get("units") else {}),
             "joint_names": list(robot.get("joint_names", [])),
             "control_hz": float(store.fps),
             "cameras": {k: list(v) for k, v in policy.io.images.items()},

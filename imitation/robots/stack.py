@@ -96,6 +96,9 @@ class Needs:
     lowdim: Mapping[str, int] = field(default_factory=dict)
     """``state`` / ``env_state`` -> the length the source reads (empty: not known)."""
     action_dim: int | None = None
+    units: str | None = None
+    """The units of the joints the source was trained on, where they are not this project's
+    (radians, a [0, 1] gripper): ``lerobot`` for a store imported from a LeRobot dataset."""
 
     @classmethod
     def of_checkpoint(
@@ -113,12 +116,20 @@ class Needs:
             origin=origin,
             lowdim={k: int(v) for k, v in ((meta.get("io") or {}).get("lowdim") or {}).items()},
             action_dim=(meta.get("io") or {}).get("action_dim"),
+            units=robot.get("units"),
         )
 
 
 def check_compatible(needs: Needs, spec: RobotSpec, has_env_state: bool) -> None:
     """Refuse a robot that does not meet ``needs`` (one line, every reason). A camera of another
     resolution is accepted where ``needs.fits`` says how its frames are fitted."""
+    if needs.units:
+        raise ConfigError(
+            f"{needs.origin} was trained on {needs.units} units (a dataset imported from "
+            f"{needs.units}: calibrated motor values, not radians and a [0, 1] gripper); its actions "
+            f"would drive robot {spec.name} to wrong positions. Train on demos recorded here, or on "
+            "an imported store whose joints were converted to radians"
+        )
     problems = []
     if needs.joint_names and list(needs.joint_names) != list(spec.joint_names):
         problems.append(f"joints {list(needs.joint_names)} vs the robot's {list(spec.joint_names)}")

@@ -362,3 +362,16 @@ def test_training_reads_an_imported_dataset_with_its_cameras(tmp_path: Path) -> 
     assert cli.main(args) == 0
     cfg = (tmp_path / "run/config.yaml").read_text()
     assert "images/front" in cfg and "images/wrist" in cfg
+
+    # Its actions are LeRobot's calibrated motor values: no robot is driven with them.
+    import yaml
+
+    from imitation.robots.base import RobotSpec
+    from imitation.robots.stack import Needs, check_compatible
+
+    meta = yaml.safe_load(next((tmp_path / "run/checkpoints").glob("*/config.yaml")).read_text())
+    assert meta["robot"]["units"] == "lerobot"
+    arm = RobotSpec(name="so101", joint_names=tuple(f"j{i}" for i in range(6)), lower=np.full(6, -3.0),
+                    upper=np.full(6, 3.0), control_hz=30.0)  # fmt: skip
+    with pytest.raises(ConfigError, match="trained on lerobot units"):
+        check_compatible(Needs.of_checkpoint(meta), arm, has_env_state=True)
