@@ -131,6 +131,8 @@ class InPath:
     what: str = ""
     """What is expected there, e.g. "demo store" (the message: "no demo store there")."""
     fix: str = "check the path"
+    remote: bool = False
+    """Also an ``s3://`` URL (a store in a bucket), checked when it is opened."""
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,7 @@ class OutPath:
 DEVICE = OneOf(("auto", "cpu", "cuda", "mps"), pattern=r"cuda:\d+")
 """A torch device as the commands accept it."""
 
-DEMO_STORE = InPath("dir", "demo store", "create one by recording or 'imitation data import'")
+DEMO_STORE = InPath("dir", "demo store", "create one by recording or 'imitation data import'", remote=True)
 """A demo store to read."""
 
 SEED = Range(ge=0, lt=2**32)
@@ -299,6 +301,8 @@ def walk(obj: Any, prefix: str = "") -> typing.Iterator[tuple[str, Any, tuple[An
 
 
 def _check_in(rule: InPath, p: Path, name: str, v: Any) -> None:
+    if rule.remote and str(v).startswith(("s3://", "s3:/")):
+        return
     if not p.exists():
         raise FieldError(
             None, name, v, f"no {rule.what} there" if rule.what else "no such file or directory", rule.fix

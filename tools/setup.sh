@@ -20,7 +20,7 @@ fi
 stamp=.venv/.imitation-installed
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    .venv/bin/python -m pip install --quiet -e ".[dev,metaworld,formats]"
+    .venv/bin/python -m pip install --quiet -e ".[dev,metaworld,formats,s3]"
     # Meta-World pins mujoco==3.3.0; envs/metaworld.py runs it on the MuJoCo installed above.
     .venv/bin/python -m pip install --quiet --no-deps "metaworld==3.1.1"
     echo "$want" > "$stamp"

@@ -42,6 +42,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "delete": ("imitation.data.commands:delete_main", "remove episodes, in place or into a new store"),
     "import": ("imitation.data.commands:import_main", "convert another format into a demo store"),
     "export": ("imitation.data.commands:export_main", "write a demo store in another format"),
+    "push": ("imitation.data.commands:push_main", "copy a store to a bucket (s3://...), committed last"),
+    "pull": ("imitation.data.commands:pull_main", "copy a store from a bucket into a new local store"),
 }
 
 
@@ -278,7 +280,9 @@ def delete_main(argv: Sequence[str], prog: str) -> int:
 class ImportConfig:
     """Convert a dataset in another format into a new demo store."""
 
-    format: Annotated[Literal["diffusion_policy", "lerobot", "robomimic"], tyro.conf.Positional, _pos("FORMAT")]
+    format: Annotated[
+        Literal["diffusion_policy", "lerobot", "robomimic"], tyro.conf.Positional, _pos("FORMAT")
+    ]
     """Source format: diffusion_policy (its replay-buffer Zarr, a directory or .zarr.zip), lerobot
     (a LeRobot dataset directory, format v3.0 or v2.1, with its meta/, data/ and videos/) or
     robomimic (its HDF5 file: data/demo_N/obs, actions, states)."""
@@ -356,4 +360,53 @@ def export_main(argv: Sequence[str], prog: str) -> int:
     extra = {"vcodec": cfg.vcodec, "crf": cfg.crf} if cfg.format == "lerobot" else {}
     path = exporter(cfg.format)(cfg.source, cfg.out, **extra)
     print(f"{path}: written")
+    return 0
+
+
+@dataclass
+class PushConfig:
+    """Copy a store to an S3-compatible bucket; its manifest is written last, in one object write, so
+    a reader sees the old version or the new one, never a half-copied store."""
+
+    store: Annotated[Path, tyro.conf.Positional, _pos("STORE"), InPath("dir", "demo store")]
+    """The local store to copy."""
+    url: Annotated[str, tyro.conf.Positional, _pos("URL")]
+    """Where: s3://<bucket>/<path>/<name>.zarr (endpoint and credentials from AWS_* variables)."""
+    prune: bool = False
+    """Remove the versions pushed before this one (readers still copying one fail)."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+def push_main(argv: Sequence[str], prog: str) -> int:
+    from imitation.data.remote import push
+
+    cfg = config.parse(PushConfig, argv, prog=prog)
+    manifest = push(cfg.store, cfg.url, prune=cfg.prune)
+    print(
+        f"{cfg.url}: {manifest['episodes']} episode(s), {manifest['frames']} frame(s), version {manifest['fingerprint']}"
+    )
+    return 0
+
+
+@dataclass
+class PullConfig:
+    """Copy the store at an s3:// URL into a new local store."""
+
+    url: Annotated[str, tyro.conf.Positional, _pos("URL")]
+    """s3://<bucket>/<path>/<name>.zarr"""
+    out: Annotated[Path, tyro.conf.Positional, _pos("OUT"), OutPath("dir")]
+    """Path of the new local store (must not exist)."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+def pull_main(argv: Sequence[str], prog: str) -> int:
+    from imitation.data.remote import pull
+
+    cfg = config.parse(PullConfig, argv, prog=prog)
+    store = pull(cfg.url, cfg.out)
+    print(f"{store.path}: {store.n_episodes} episode(s), {store.n_frames} frame(s)")
     return 0

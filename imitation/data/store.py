@@ -275,8 +275,12 @@ class DemoStore:
     def open(cls, path: str | Path, *, hook: FaultHook | None = None, check: bool = True) -> DemoStore:
         """Open an existing store for reading. With ``check`` (the default) a store whose commit
         record is inconsistent is refused with the first problem found; ``check=False`` opens it
-        for inspection, with ``problems`` listing what is wrong."""
-        path = Path(path)
+        for inspection, with ``problems`` listing what is wrong. An ``s3://`` URL opens the local
+        cached copy of the store pushed there (``imitation.data.remote``)."""
+        from imitation.data import remote
+
+        url = remote.url_of(path)
+        path = remote.cached(url) if url else Path(path)
         if not (path / "zarr.json").is_file():
             _refuse_interrupted_edit(path)
             hint = (
