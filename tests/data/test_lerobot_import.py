@@ -375,3 +375,24 @@ def test_training_reads_an_imported_dataset_with_its_cameras(tmp_path: Path) -> 
                     upper=np.full(6, 3.0), control_hz=30.0)  # fmt: skip
     with pytest.raises(ConfigError, match="trained on lerobot units"):
         check_compatible(Needs.of_checkpoint(meta), arm, has_env_state=True)
+
+
+def test_a_missing_library_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    from imitation.data.lerobot import need
+
+    real = importlib.import_module
+
+    def without_av(name: str, *args: object) -> object:
+        if name == "av":
+            raise ImportError("No module named 'av'")
+        return real(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", without_av)
+    with pytest.raises(
+        ConfigError,
+        match=r"needs av, which is not installed; install the extra: pip install 'imitation\[formats\]'",
+    ):
+        need("av")
+    assert need("numpy") is np
