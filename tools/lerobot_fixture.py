@@ -63,9 +63,9 @@ def frame_pattern(index: int, shape: tuple[int, int], camera: int = 0) -> np.nda
     h, w = shape
     img = np.empty((h, w, 3), np.uint8)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-    phase = 0.15 * index + 1.3 * camera
-    img[..., 0] = 128 + 60 * np.sin(xx / w * 2 * np.pi + phase)
-    img[..., 1] = 128 + 60 * np.cos(yy / h * 2 * np.pi - phase)
+    phase = 0.05 * index + 1.3 * camera
+    img[..., 0] = 128 + 40 * np.sin(xx / w * 2 * np.pi + phase)
+    img[..., 1] = 128 + 40 * np.cos(yy / h * 2 * np.pi - phase)
     img[..., 2] = 80 + 30 * camera + (xx + yy) / (w + h) * 60
     bw = w // BITS
     for b in range(BITS):

@@ -1,6 +1,7 @@
 """LeRobot datasets in (``imitation data import lerobot``), on datasets LeRobot 0.4.4's own recorder
 wrote (``tests/fixtures/lerobot``, made by ``tools/lerobot_fixture.py``): values bit-exact, every
-camera frame the right one (its index is drawn in its pixels) and identical to what LeRobot read,
+camera frame the right one (its index is drawn in its pixels), identical to what LeRobot read and
+within 35 dB of the original,
 episodes, tasks, timestamps and rate kept; a killed import carries on without duplicates; paths
 outside the dataset, damaged files and missing parts refused with one line."""
 
@@ -55,15 +56,14 @@ def test_a_dataset_lerobot_wrote_imports_exactly(tmp_path: Path, name: str) -> N
     data = pq.read_table(next((src / "data").rglob("*.parquet")))
     assert np.array_equal(store.read("timestamp"), data.column("timestamp").to_numpy().astype(np.float64))
     # Every camera frame is the one recorded at that row, pixel for pixel what LeRobot's own
-    # reader (torchcodec) returned for it, and as close to the original as the codec keeps it
-    # (LeRobot's default CRF 30 on this pattern of hard-edged blocks: 33-39 dB).
+    # reader (torchcodec) returned for it, and within 35 dB of the original.
     cams = [str(c) for c in expected["cameras"]]
     for c, cam in enumerate(cams):
         frames = store.read("images/" + cam.removeprefix("observation.images."))
         assert [fixture.read_frame_index(f) for f in frames] == list(range(len(frames)))
         assert np.array_equal(frames, expected[f"lerobot_read/{cam}"]), cam
         worst = min(psnr(f, fixture.frame_pattern(i, f.shape[:2], c)) for i, f in enumerate(frames))
-        assert worst >= 32.0, (cam, worst)
+        assert worst >= 35.0, (cam, worst)
     # What the store says of the units: LeRobot's, not radians.
     robot = store.attrs["robot"]
     assert robot["units"] == "lerobot" and robot["name"] == "so101_follower"
