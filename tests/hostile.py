@@ -101,6 +101,7 @@ def commands() -> dict[str, tuple[Callable[[], argparse.ArgumentParser], Callabl
         "data delete": (t(data.DeleteConfig), lambda d: [s, "--ids", "0"]),
         "data import": (t(data.ImportConfig), lambda d: ["diffusion_policy", "FILE", "imported.zarr"]),
         "data export": (t(data.ExportConfig), lambda d: ["diffusion_policy", s, "exported.zarr"]),
+        "data units": (t(data.UnitsConfig), lambda d: [s, "converted.zarr", "--unit-map", "FILE"]),
         "data push": (t(data.PushConfig), lambda d: [s, "s3://bucket/team/pick.zarr"]),
         "data pull": (t(data.PullConfig), lambda d: ["s3://bucket/team/pick.zarr", "pulled.zarr"]),
     }

@@ -42,6 +42,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "delete": ("imitation.data.commands:delete_main", "remove episodes, in place or into a new store"),
     "import": ("imitation.data.commands:import_main", "convert another format into a demo store"),
     "export": ("imitation.data.commands:export_main", "write a demo store in another format"),
+    "units": ("imitation.data.commands:units_main", "LeRobot motor values of an imported store -> radians"),
     "push": ("imitation.data.commands:push_main", "copy a store to a bucket (s3://...), committed last"),
     "pull": ("imitation.data.commands:pull_main", "copy a store from a bucket into a new local store"),
 }
@@ -409,4 +410,65 @@ def pull_main(argv: Sequence[str], prog: str) -> int:
     cfg = config.parse(PullConfig, argv, prog=prog)
     store = pull(cfg.url, cfg.out)
     print(f"{store.path}: {store.n_episodes} episode(s), {store.n_frames} frame(s)")
+    return 0
+
+
+@dataclass
+class UnitsConfig:
+    """Convert the joints of a store imported from LeRobot (its calibrated motor values) into this
+    project's units (radians, a [0, 1] gripper), with a unit map: given, or derived from the arm's
+    two calibrations, LeRobot's (its calibration JSON) and this project's."""
+
+    store: Store
+    """The imported store (its robot attribute says units: lerobot)."""
+    out: Annotated[Path, tyro.conf.Positional, _pos("OUT"), OutPath("dir")]
+    """Path of the new, converted store."""
+    robot: str | None = None
+    """The robot config (name or YAML path) of the arm: joint names, servo ids; with --calibration."""
+    calibration: Annotated[Path | None, InPath("file", "calibration file")] = None
+    """This project's calibration of the arm (imitation calibrate writes it)."""
+    lerobot_calibration: Annotated[Path | None, InPath("file", "LeRobot calibration file")] = None
+    """LeRobot's calibration JSON of the same arm (~/.cache/huggingface/lerobot/calibration/robots/...)."""
+    lerobot_norm: Literal["range", "degrees"] = "range"
+    """How LeRobot normalised the joints: range (-100..100, its default) or degrees (use_degrees=True)."""
+    unit_map: Annotated[Path | None, InPath("file", "unit map")] = None
+    """A unit map written before (--save-map), instead of the two calibrations."""
+    save_map: Annotated[Path | None, OutPath("file", (".yaml", ".yml"))] = None
+    """Also write the derived unit map here, to convert more stores of the same arm."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+def units_main(argv: Sequence[str], prog: str) -> int:
+    import yaml
+
+    from imitation.data.units import convert, load_unit_map, unit_map
+
+    cfg = config.parse(UnitsConfig, argv, prog=prog)
+    if cfg.unit_map is not None:
+        umap = load_unit_map(cfg.unit_map)
+    elif cfg.calibration and cfg.lerobot_calibration and cfg.robot:
+        from imitation.robots.calibration import Calibration
+        from imitation.robots.config import load_robot_config
+
+        robot = load_robot_config(cfg.robot)
+        ours = Calibration.load(cfg.calibration, robot)
+        try:
+            lerobot_cal = json.loads(cfg.lerobot_calibration.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ConfigError(
+                f"--lerobot-calibration {cfg.lerobot_calibration}: not a JSON file ({e})"
+            ) from e
+        umap = unit_map(lerobot_cal, ours, norm=cfg.lerobot_norm)
+    else:
+        raise ConfigError(
+            "give --unit-map, or --robot, --calibration and --lerobot-calibration (the arm's two calibrations)"
+        )
+    if cfg.save_map is not None:
+        cfg.save_map.write_text(yaml.safe_dump(umap, sort_keys=False))
+    store = convert(cfg.store, cfg.out, umap)
+    print(
+        f"{store.path}: {store.n_episodes} episode(s); joints {', '.join(umap['joints'])} in radians (gripper 0..1)"
+    )
     return 0

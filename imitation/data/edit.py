@@ -120,15 +120,24 @@ def _progress(it: Any, *, desc: str, total: int, progress: bool) -> Any:
 
 
 def _copy_into(
-    writer: EpisodeWriter, src: DemoStore, episodes: Sequence[int], *, progress: bool, desc: str
+    writer: EpisodeWriter,
+    src: DemoStore,
+    episodes: Sequence[int],
+    *,
+    progress: bool,
+    desc: str,
+    transform: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None,
 ) -> None:
-    """Append episodes of ``src`` to ``writer``: frames bit-exact, metadata as recorded."""
+    """Append episodes of ``src`` to ``writer``: frames bit-exact, metadata as recorded; with
+    ``transform``, an episode's non-image arrays pass through it first."""
     images = [k for k, f in src.features.items() if f.sharded]
     arrays = [k for k, f in src.features.items() if not f.sharded]
     for e in _progress(episodes, desc=desc, total=len(episodes), progress=progress):
         start, end = src.episode_range(e)
         meta = src.episode_meta(e)
         values = {k: src.read(k, start, end) for k in arrays}
+        if transform is not None:
+            values = transform(values)
         frames_bytes = {k: src.read_encoded(k, start, end) for k in images}
         writer.start_episode(
             task=meta["task"],
