@@ -431,12 +431,24 @@ class Frames:
         self.columns = columns
         self.pq = need("pyarrow.parquet")
         self._file: tuple[Path, Any] | None = None
+        self._cols: tuple[np.ndarray, np.ndarray | None] | None = None
         self._videos: dict[tuple[str, Path], VideoReader] = {}
 
     def _table(self, path: Path) -> Any:
         if self._file is None or self._file[0] != path:
             self._file = (path, _read_parquet(self.pq, path))
+            self._cols = None
         return self._file[1]
+
+    def _columns(self, table: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """The current file's episode_index column and, where sorted, its index column."""
+        if self._cols is None:
+            episodes = table.column("episode_index").to_numpy()
+            index = table.column("index").to_numpy() if "index" in table.column_names else None
+            if index is not None and not (np.diff(index) > 0).all():
+                index = None
+            self._cols = (episodes, index)
+        return self._cols
 
     def episode(self, ep: Episode) -> tuple[dict[str, Any], np.ndarray, list[int]]:
         """(values per feature, timestamps, task_index per frame) of one episode; cameras as
@@ -446,8 +458,15 @@ class Frames:
         for col in ["episode_index", "timestamp"] + [c.source for c in self.columns if c.kind != "video"]:
             if col not in table.column_names:
                 raise StoreError(f"{where} has no column {col!r}; the dataset's data file is incomplete")
-        episode_col = table.column("episode_index").to_numpy()
-        rows = np.flatnonzero(episode_col == ep.index)
+        episode_col, index_col = self._columns(table)
+        rows = None
+        if ep.rows is not None and index_col is not None:
+            # A file's rows are in dataset order: the episode's are one run, found by bisection.
+            lo, hi = np.searchsorted(index_col, ep.rows)
+            if hi - lo == ep.length and (episode_col[lo:hi] == ep.index).all():
+                rows = np.arange(lo, hi)
+        if rows is None:
+            rows = np.flatnonzero(episode_col == ep.index)
         if rows.size != ep.length:
             raise StoreError(
                 f"{where} holds {rows.size} row(s) of episode {ep.index}, but the episode table says "
