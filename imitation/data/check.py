@@ -239,7 +239,14 @@ def format_info(d: dict[str, Any]) -> str:
     el = d["episode_length"]
     lines.append(f"length     min {el['min']}  mean {el['mean']:.1f}  max {el['max']} frames")
     if d["robot"]:
-        lines.append(f"robot      {d['robot'].get('name', '?')}  joints {d['robot'].get('joint_names', '')}")
+        robot = d["robot"]
+        names = robot.get("joint_names") or robot.get("action_names") or ""
+        lines.append(f"robot      {robot.get('name', '?')}  joints {names}")
+        if robot.get("units"):
+            lines.append(
+                f"units      {robot['units']} (its calibrated motor values, not radians; "
+                "'imitation data units' converts them)"
+            )
     if d["uncommitted_frames"]:
         lines.append(f"WARNING    {d['uncommitted_frames']} uncommitted frame(s) after the last episode")
     for problem in d["problems"]:
