@@ -28,7 +28,7 @@ import zarr
 from tqdm import tqdm
 
 from imitation.data.edit import building
-from imitation.data.schema import TIMESTAMP, Feature, SchemaError, check_key
+from imitation.data.schema import TIMESTAMP, Feature, SchemaError, check_key, kind_for
 from imitation.data.store import DemoStore, EpisodeWriter, StoreError
 from imitation.errors import ConfigError
 from imitation.paths import inside
@@ -120,17 +120,6 @@ def _check_episode_ends(src: Path, ends: np.ndarray, lengths: Mapping[str, int])
 
 # ---------------------------------------------------------------------------------------------
 # Mapping source arrays onto features
-
-
-def kind_for(target: str) -> str:
-    """The feature kind a target key implies: action, state (state, env_state), image, else scalar."""
-    if target == "action":
-        return "action"
-    if target in ("state", "env_state"):
-        return "state"
-    if target.startswith("images/"):
-        return "image"
-    return "scalar"
 
 
 def default_target(name: str, shape: tuple[int, ...]) -> str:

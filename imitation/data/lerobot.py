@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from imitation.data.schema import TIMESTAMP, Feature, SchemaError, check_key
+from imitation.data.schema import TIMESTAMP, Feature, SchemaError, check_key, kind_for
 from imitation.data.store import DemoStore, EpisodeWriter, StoreError
 from imitation.errors import ConfigError
 from imitation.paths import inside
@@ -277,8 +277,6 @@ def default_target(name: str) -> str:
 
 def plan(ds: Dataset, mapping: Mapping[str, str | None], image_codec: str | dict[str, Any]) -> list[Column]:
     """The features of the new store, one per imported LeRobot feature."""
-    from imitation.data.convert import kind_for
-
     names = [k for k in ds.features if k not in BOOKKEEPING and k != MEASURED]
     unknown = sorted(set(mapping) - set(ds.features))
     if unknown:

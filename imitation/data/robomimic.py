@@ -38,7 +38,7 @@ import numpy as np
 from tqdm import tqdm
 
 from imitation.data.lerobot import need
-from imitation.data.schema import TIMESTAMP, Feature, SchemaError, check_key
+from imitation.data.schema import TIMESTAMP, Feature, SchemaError, check_key, kind_for
 from imitation.data.store import DemoStore, EpisodeWriter, StoreError
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,6 @@ def _plan(
     first: Any, mapping: Mapping[str, str | None], image_codec: str | dict[str, Any]
 ) -> list[tuple[list[str], str, Feature]]:
     """(source arrays, feature key, feature) per feature, from the first demo's arrays."""
-    from imitation.data.convert import kind_for
-
     obs = first.get("obs")
     obs_keys = sorted(obs.keys()) if obs is not None else []
     sources = [f"obs/{k}" for k in obs_keys] + [k for k in OWN if k in first]

@@ -142,6 +142,17 @@ def parse_features(features: Mapping[str, Feature | Mapping[str, Any]]) -> dict[
     return out
 
 
+def kind_for(target: str) -> str:
+    """The feature kind a target key implies: action, state (state, env_state), image, else scalar."""
+    if target == "action":
+        return "action"
+    if target in ("state", "env_state"):
+        return "state"
+    if target.startswith("images/"):
+        return "image"
+    return "scalar"
+
+
 def check_key(key: str) -> None:
     parts = key.split("/")
     if not key or any(not p or p.startswith(".") or p.startswith("__") for p in parts) or len(parts) > 2:

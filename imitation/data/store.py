@@ -277,10 +277,13 @@ class DemoStore:
         record is inconsistent is refused with the first problem found; ``check=False`` opens it
         for inspection, with ``problems`` listing what is wrong. An ``s3://`` URL opens the local
         cached copy of the store pushed there (``imitation.data.remote``)."""
-        from imitation.data import remote
+        from imitation.data import bucket
 
-        url = remote.url_of(path)
-        path = remote.cached(url) if url else Path(path)
+        url = bucket.url_of(path)
+        promised = None
+        if url:
+            path, promised = bucket.cached(url)
+        path = Path(path)
         if not (path / "zarr.json").is_file():
             _refuse_interrupted_edit(path)
             hint = (
@@ -298,7 +301,11 @@ class DemoStore:
             )
         except Exception as e:  # zarr raises several types for unreadable metadata
             raise StoreError(f"cannot open {path} as a Zarr group: {e}") from e
-        return cls(path, group, zstore, check=check)
+        store = cls(path, group, zstore, check=check)
+        if promised is not None and store.fingerprint() != promised:
+            bucket.forget(path)
+            raise StoreError(f"{url}: the cached copy differs from what its manifest promises; open it again")
+        return store
 
     @classmethod
     def create(

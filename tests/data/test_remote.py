@@ -12,6 +12,7 @@ import pytest
 from tool_modules import load_tool
 
 from imitation import cli
+from imitation.data import bucket as objects
 from imitation.data import remote
 from imitation.data.store import DemoStore, StoreError
 
@@ -50,14 +51,14 @@ def bucket(server, tmp_path, monkeypatch) -> str:
 def counted(monkeypatch):
     """Object reads of the store's files, by key."""
     gets: list[str] = []
-    real = remote.Bucket.get
+    real = objects.Bucket.get
 
     def get(self, rel):  # noqa: ANN001
-        if rel != remote.MANIFEST:
+        if rel != objects.MANIFEST:
             gets.append(rel)
         return real(self, rel)
 
-    monkeypatch.setattr(remote.Bucket, "get", get)
+    monkeypatch.setattr(objects.Bucket, "get", get)
     return gets
 
 
@@ -87,7 +88,7 @@ def test_each_file_is_downloaded_once_and_the_cache_follows_the_fingerprint(
     # Two readers at once (processes on one machine share the cache; its lock is a file lock).
     folders = []
     threads = [
-        threading.Thread(target=lambda: folders.append(remote.cached(bucket, progress=False)))
+        threading.Thread(target=lambda: folders.append(objects.cached(bucket, progress=False)[0]))
         for _ in range(2)
     ]
     for t in threads:
@@ -106,7 +107,7 @@ def test_each_file_is_downloaded_once_and_the_cache_follows_the_fingerprint(
     monkeypatch.setenv(
         "IMITATION_CACHE_GB", str(1.5 * sum(remote._local_files(changed.path).values()) / 2**30)
     )
-    new = remote.cached(bucket, progress=False)
+    new, _ = objects.cached(bucket, progress=False)
     assert new != folders[0] and new.name == changed.fingerprint()
     assert not folders[0].exists()  # over the cap: the older version went
     assert DemoStore.open(bucket).n_episodes == 2
@@ -122,21 +123,21 @@ def test_a_reader_never_sees_a_half_pushed_store(
     from imitation.data.edit import delete_episodes
 
     second = delete_episodes(first.path, [0], output=tmp_path / "second.zarr")
-    real_put = remote.Bucket.put
+    real_put = objects.Bucket.put
     puts = []
 
     def dies_before_the_manifest(self, rel, data):  # noqa: ANN001
-        if rel == remote.MANIFEST:
+        if rel == objects.MANIFEST:
             raise KeyboardInterrupt  # killed between the files and the commit
         puts.append(rel)
         return real_put(self, rel, data)
 
-    monkeypatch.setattr(remote.Bucket, "put", dies_before_the_manifest)
+    monkeypatch.setattr(objects.Bucket, "put", dies_before_the_manifest)
     with pytest.raises(KeyboardInterrupt):
         remote.push(second.path, bucket, progress=False)
     assert puts  # the new version's files are there...
     assert DemoStore.open(bucket).fingerprint() == first.fingerprint()  # ...and readers see the old one
-    monkeypatch.setattr(remote.Bucket, "put", real_put)
+    monkeypatch.setattr(objects.Bucket, "put", real_put)
     remote.push(second.path, bucket, progress=False)  # carries on: only the manifest was missing
     assert DemoStore.open(bucket).fingerprint() == second.fingerprint()
 
@@ -147,18 +148,18 @@ def test_an_interrupted_download_carries_on(
     local = store_at(tmp_path)
     remote.push(local.path, bucket, progress=False)
     n_files = len(remote._local_files(local.path))
-    real = remote.Bucket.get
+    real = objects.Bucket.get
 
     def dies_at_the_fifth(self, rel):  # noqa: ANN001
         if len(counted) == 5:
             raise KeyboardInterrupt
         return real(self, rel)
 
-    monkeypatch.setattr(remote.Bucket, "get", dies_at_the_fifth)
+    monkeypatch.setattr(objects.Bucket, "get", dies_at_the_fifth)
     with pytest.raises(KeyboardInterrupt):
         remote.pull(bucket, tmp_path / "copy.zarr", progress=False)
     assert not (tmp_path / "copy.zarr").exists()
-    monkeypatch.setattr(remote.Bucket, "get", real)
+    monkeypatch.setattr(objects.Bucket, "get", real)
     counted.clear()
     remote.pull(bucket, tmp_path / "copy.zarr", progress=False)
     assert len(counted) == n_files - 5  # the five files read before the stop were kept
