@@ -103,9 +103,7 @@ class EnvMapping:
             if len(spec["size"]) != 2 or min(spec["size"]) < 1:
                 raise ConfigError(f"{where}: images.{cam}.size={spec['size']} must be [H, W] with H, W ≥ 1")
             src = spec.get("from", "render")
-            if not isinstance(src, str) or not (
-                src == "render" or _camera_name(src) or _SELECTOR.match(src)
-            ):
+            if not isinstance(src, str) or not (src == "render" or _camera_name(src) or _SELECTOR.match(src)):
                 raise ConfigError(
                     f"{where}: images.{cam}.from={src!r} must be render, camera:<name> (a MuJoCo camera "
                     "of the env's model) or a selector of an image entry"
@@ -270,7 +268,9 @@ def _mujoco_data(env: Any) -> Any:
         for name in ("data", "_data", "mj_data"):
             with contextlib.suppress(Exception):  # a property that cannot answer (yet)
                 value = getattr(owner, name, None)
-                value = getattr(value, "ptr", value) if type(value).__module__.startswith("dm_control") else value
+                value = (
+                    getattr(value, "ptr", value) if type(value).__module__.startswith("dm_control") else value
+                )
                 if isinstance(value, mujoco.MjData):
                     return value
         return None
@@ -436,7 +436,9 @@ class MappedEnv(gym.Env):
         elif self.render_mode is not None:
             sizes.append(tuple(self.render_size))
         models, renderers = _mujoco_parts(u)
-        sizes += [self.sizes[c] for c in self.cameras if _camera_name(str(self.mapping.images[c].get("from", "")))]
+        sizes += [
+            self.sizes[c] for c in self.cameras if _camera_name(str(self.mapping.images[c].get("from", "")))
+        ]
         for model in models:
             model.vis.quality.shadowsize = 0
             model.vis.quality.offsamples = 0

@@ -167,7 +167,9 @@ def main() -> int:
     for task in args.tasks if args.cameras else []:
         unknown = sorted(set(args.cameras) - set(cameras(task)))
         if unknown:
-            ap.error(f"--cameras {' '.join(unknown)}: {mapping(task)} has {', '.join(cameras(task)) or 'none'}")
+            ap.error(
+                f"--cameras {' '.join(unknown)}: {mapping(task)} has {', '.join(cameras(task)) or 'none'}"
+            )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.json"

@@ -411,6 +411,7 @@ def export_diffusion_policy(src: str | Path | DemoStore, dst: str | Path, *, pro
 # ---------------------------------------------------------------------------------------------
 # Registries (an unknown name lists the valid ones)
 
+
 def _import_lerobot(*args: Any, **kwargs: Any) -> DemoStore:
     from imitation.data.lerobot import import_lerobot
 
@@ -428,6 +429,8 @@ IMPORTERS: dict[str, Callable[..., DemoStore]] = {
     "lerobot": _import_lerobot,
     "robomimic": _import_robomimic,
 }
+
+
 def _export_lerobot(*args: Any, **kwargs: Any) -> Path:
     from imitation.data.lerobot import export_lerobot
 

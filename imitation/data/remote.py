@@ -45,7 +45,6 @@ from imitation.errors import ConfigError
 log = logging.getLogger(__name__)
 
 
-
 def _local_files(root: Path) -> dict[str, int]:
     out = {}
     for p in sorted(root.rglob("*")):
@@ -120,5 +119,3 @@ def pull(url: str, dst: str | Path, *, progress: bool = True) -> DemoStore:
         raise StoreError(f"{url}: the copy's fingerprint differs from the manifest's; read it again")
     os.rename(work, dst)
     return DemoStore.open(dst)
-
-

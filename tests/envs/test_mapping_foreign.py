@@ -63,9 +63,15 @@ def test_a_named_mujoco_camera_renders_beside_the_envs_own_view(tmp_path: Path) 
         MappedEnv(write_mapping(tmp_path, "fake/Shadowed-v0", images=bad, name="b.yaml"), obs_mode="images")
     no_mujoco = {"top": {"from": "camera:top", "size": [24, 24]}}
     with pytest.raises(ConfigError, match="exposes no mujoco.MjData"):
-        MappedEnv(write_mapping(tmp_path, "fake/Truncating-v0", images=no_mujoco, name="t.yaml"), obs_mode="images")
+        MappedEnv(
+            write_mapping(tmp_path, "fake/Truncating-v0", images=no_mujoco, name="t.yaml"), obs_mode="images"
+        )
     with pytest.raises(ConfigError, match="must be render, camera:<name>"):
-        EnvMapping.load(write_mapping(tmp_path, "fake/Shadowed-v0", images={"x": {"from": "camera:", "size": [8, 8]}}, name="e.yaml"))
+        EnvMapping.load(
+            write_mapping(
+                tmp_path, "fake/Shadowed-v0", images={"x": {"from": "camera:", "size": [8, 8]}}, name="e.yaml"
+            )
+        )
 
 
 def test_a_mapping_named_by_a_checkpoint_is_found_from_another_directory(
