@@ -199,14 +199,17 @@ def cached(url: str, *, progress: bool = True) -> tuple[Path, str]:
     key = hashlib.sha256(url.encode()).hexdigest()[:16]
     folder = root / key / manifest["fingerprint"]
     done = folder / ".imitation-complete"
+    filled = False
     with _locked(root / f"{key}.lock"):
         if not done.is_file():
+            filled = True
             log.info("%s: copying version %s into the cache %s", url, manifest["fingerprint"], folder)
             download(bucket, manifest, folder, progress)
             done.write_text(json.dumps({"url": url, "fingerprint": manifest["fingerprint"]}))
             (root / key / "URL").write_text(url)
         os.utime(done)  # last used
-    _evict(root, keep=folder)
+    if filled:  # only a new version can push the cache over its cap
+        _evict(root, keep=folder)
     return folder, manifest["fingerprint"]
 
 

@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -37,6 +35,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from imitation.data.edit import building
 from imitation.data.lerobot import need
 from imitation.data.schema import TIMESTAMP, Feature, SchemaError, check_key, kind_for
 from imitation.data.store import DemoStore, EpisodeWriter, StoreError
@@ -190,19 +189,10 @@ def import_robomimic(
                                            "action_kind": "ee_delta", "env_args": env_args}  # fmt: skip
         if "state" in features and not robot:
             robot_attr["state_names"] = list(features["state"].names or ())
-        work = dst.with_name(f".{dst.name}.importing-{os.getpid()}")
-        shutil.rmtree(work, ignore_errors=True)
-        try:
-            with EpisodeWriter(work, features=features, fps=rate, robot=robot_attr) as w:
-                for e, name in enumerate(tqdm(demos, desc=f"import {src.name}", unit="demo",
-                                              disable=None if progress else True)):  # fmt: skip
-                    _episode(w, data[name], plan, rate, e, text, operator, outcome, splits.get(name, []), src)
-            if dst.exists():
-                raise StoreError(f"{dst} appeared while the import was running; nothing was written there")
-            os.rename(work, dst)
-        except BaseException:
-            shutil.rmtree(work, ignore_errors=True)
-            raise
+        with building(dst) as work, EpisodeWriter(work, features=features, fps=rate, robot=robot_attr) as w:
+            for e, name in enumerate(tqdm(demos, desc=f"import {src.name}", unit="demo",
+                                          disable=None if progress else True)):  # fmt: skip
+                _episode(w, data[name], plan, rate, e, text, operator, outcome, splits.get(name, []), src)
     log.info(
         "imported %d demo(s) from %s into %s; their actions drive a robosuite controller (%s): trainable "
         "here, evaluable only in robosuite", len(demos), src, dst, env_args.get("env_name", "unknown env"),
