@@ -20,6 +20,16 @@ servos where the drivers can tell:
   (as the vendors document and LeRobot relies on); goals are in the same frame as present. Writing
   the offset shifts the reported position, not the shaft. Feetech positions in mode 0 wrap to
   [0, 4096).
+- Dynamixel ``Secondary_ID`` (0..252; 253..255 off): a servo whose Secondary ID is X executes
+  what is addressed to id X (WRITE, REG_WRITE/ACTION, REBOOT, its block of a SYNC_WRITE) without
+  answering; PING and READ addressed to X are answered by X alone. So every write to a primary
+  reaches its shadow too: Drive_Mode, Homing_Offset, Operating_Mode included.
+- Dynamixel ``Drive_Mode`` bit 0 (reverse): the position counts the other way round,
+  present = ``ticks_per_turn`` - shaft (+ offset).
+- Coupled servos (``coupled={shadow: (primary, mirrored)}``): two servos on one joint, as a
+  ViperX's shoulder and elbow are. The shadow's shaft turns with the primary's (the other way
+  round when ``mirrored``: it is mounted facing it); ``slip(shadow, ticks)`` turns it against the
+  primary, as a slipped horn or a broken gear would.
 - Dynamixel ``Bus_Watchdog`` (1..127, 20 ms units): with no packet on the bus for that long a
   servo stops where it is and enters fail-safe (the register reads 255, goal writes are refused
   with error 7) until the register is written 0. Any packet on the bus counts as traffic.
@@ -141,6 +151,32 @@ class _Servo:
         # Dynamixel: present = actual + offset; Feetech: present = actual - offset.
         self.set_position(self.pos + (new - old) * (-1 if self.feetech else 1))
 
+    def reversed(self) -> bool:
+        return (
+            not self.feetech and "Drive_Mode" in self.model.registers and bool(self.value("Drive_Mode") & 1)
+        )
+
+    def shaft(self) -> float:
+        """The shaft's angle in ticks, whatever the offset and drive mode make of it."""
+        if self.feetech:
+            return self.pos + self.value("Homing_Offset")
+        actual = self.pos - self.value("Homing_Offset")
+        return self.model.ticks_per_turn - actual if self.reversed() else actual
+
+    def set_shaft(self, shaft: float) -> None:
+        if self.feetech:
+            self.set_position(shaft - self.value("Homing_Offset"))
+            return
+        actual = self.model.ticks_per_turn - shaft if self.reversed() else shaft
+        self.set_position(actual + self.value("Homing_Offset"))
+
+    def secondary(self) -> int | None:
+        """The id whose instructions this servo also executes (its Secondary ID), or None."""
+        if "Secondary_ID" not in self.model.registers:
+            return None
+        sid = self.value("Secondary_ID")
+        return sid if sid <= 252 and sid != self.value("ID") else None
+
     def position_mode(self) -> bool:
         return self.value("Operating_Mode") == (0 if self.feetech else 3)
 
@@ -173,7 +209,12 @@ class ServoEmulator:
         tau_s: float = 0.05,
         physics: Physics | None = None,
         baudrate: int = 1_000_000,
+        coupled: Mapping[int, tuple[int, bool]] | None = None,
+        lock: threading.RLock | None = None,
     ) -> None:
+        """``coupled``: shadow id -> (primary id, mirrored): servos sharing a joint (module doc).
+        ``lock``: one lock shared by emulators whose servos one physics moves together (the buses
+        of a two-arm robot), so that it never waits on one bus while holding the other."""
         codecs = {"dynamixel": dynamixel, "feetech": feetech}
         if protocol not in codecs:
             raise ValueError(f"unknown protocol {protocol!r}; choose one of: {', '.join(codecs)}")
@@ -194,7 +235,17 @@ class ServoEmulator:
         self.port: str | None = None
         self.stats: collections.Counter[str] = collections.Counter()
         self._faults: list[_Fault] = []
-        self._lock = threading.RLock()
+        self._lock = lock if lock is not None else threading.RLock()
+        self._coupled: dict[int, tuple[int, bool]] = {}
+        self._slip: dict[int, float] = {}
+        for shadow, (primary, mirrored) in (coupled or {}).items():
+            for i in (shadow, primary):
+                if int(i) not in self._servos:
+                    raise ValueError(
+                        f"coupled servo {i} is not one of the emulated ids {sorted(self._servos)}"
+                    )
+            self._coupled[int(shadow)] = (int(primary), bool(mirrored))
+        self._follow()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._master: int | None = None
@@ -262,6 +313,7 @@ class ServoEmulator:
             reg = s.model.reg(register)
             if register == "Present_Position":
                 s.set_position(value)
+                self._follow()
             elif register == "Homing_Offset":
                 old = s.value(register)
                 s.store(reg, int(value))
@@ -270,6 +322,27 @@ class ServoEmulator:
                 self._readdress(servo_id, int(value))
             else:
                 s.store(reg, int(value))
+
+    def slip(self, servo_id: int, ticks: float) -> None:
+        """Turn a coupled (shadow) servo's shaft ``ticks`` against its primary's, for good: what a
+        slipped horn or a broken gear does."""
+        with self._lock:
+            if servo_id not in self._coupled:
+                raise ValueError(
+                    f"servo {servo_id} is not coupled to another; coupled: {sorted(self._coupled)}"
+                )
+            self._slip[servo_id] = self._slip.get(servo_id, 0.0) + float(ticks)
+            self._follow()
+
+    def _follow(self) -> None:
+        """Put each coupled servo's shaft where its primary's shaft has turned it."""
+        for shadow, (primary, mirrored) in self._coupled.items():
+            if shadow not in self._servos or primary not in self._servos:
+                continue
+            p = self._servos[primary]
+            shaft = p.shaft()
+            turns = p.model.ticks_per_turn - shaft if mirrored else shaft
+            self._servos[shadow].set_shaft(turns + self._slip.get(shadow, 0.0))
 
     def position(self, servo_id: int) -> float:
         """Present position (ticks, unrounded), in the frame of ``Present_Position``."""
@@ -280,6 +353,7 @@ class ServoEmulator:
         """Set the present position (ticks, may be fractional)."""
         with self._lock:
             self._servo(servo_id).set_position(ticks)
+            self._follow()
 
     def torque_on(self, servo_id: int) -> bool:
         return bool(self.get(servo_id, "Torque_Enable"))
@@ -436,6 +510,7 @@ class ServoEmulator:
             units = s.value("Bus_Watchdog")
             if 1 <= units <= 127 and now - s.last_rx > units * 0.02:
                 self.physics.sync(self, now)
+                self._follow()
                 s.store(s.model.reg("Bus_Watchdog"), 255)
                 s.store(s.model.reg("Goal_Position"), s.value("Present_Position"))
                 self.stats["watchdog_trips"] += 1
@@ -446,6 +521,7 @@ class ServoEmulator:
         for s in self._servos.values():  # the bus is alive (packets to any servo count)
             s.last_rx = now
         self.physics.sync(self, now)
+        self._follow()
         c = self.codec
         name = c.INSTRUCTIONS.get(p.instruction, f"0x{p.instruction:02X}")
         self.stats[name] += 1
@@ -481,15 +557,16 @@ class ServoEmulator:
             body = p.params[2 * w :]
             for k in range(0, len(body) - size, size + 1):
                 i = body[k]
-                if i in self._servos and not self._gone(i):
-                    self._write(self._servos[i], address, body[k + 1 : k + 1 + size])
+                for j in self._executors(i):
+                    self._write(self._servos[j], address, body[k + 1 : k + 1 + size])
             return out
 
-        targets = self.servo_ids if broadcast else [p.id]
+        targets = self.servo_ids if broadcast else self._executors(p.id)
         for i in targets:
             if i not in self._servos or self._gone(i):
                 continue
-            if not broadcast and not self._listens(i):
+            shadow = not broadcast and i != p.id  # executes a primary's instruction, never answers
+            if not broadcast and not shadow and not self._listens(i):
                 continue
             s = self._servos[i]
             error, data = 0, b""
@@ -512,9 +589,19 @@ class ServoEmulator:
                 error = 2  # instruction error
             else:
                 continue  # Feetech servos ignore instructions they do not know
-            if not broadcast and p.instruction != c.ACTION:
+            if not broadcast and not shadow and p.instruction != c.ACTION:
                 out += self._status(i, error, data)
         return out
+
+    def _executors(self, servo_id: int) -> list[int]:
+        """The servos that execute an instruction addressed to ``servo_id``: that servo and those
+        whose Secondary ID it is (present and not gone)."""
+        out = [servo_id] if servo_id in self._servos and not self._gone(servo_id) else []
+        return out + [
+            i
+            for i, s in sorted(self._servos.items())
+            if i != servo_id and s.secondary() == servo_id and not self._gone(i)
+        ]
 
     def _read(self, s: _Servo, address: int, size: int) -> tuple[int, bytes]:
         if size < 1 or address + size > len(s.memory):
@@ -550,6 +637,12 @@ class ServoEmulator:
         new = s.value(reg.name)
         if reg.name == "Homing_Offset":
             s.shift_offset(old, new)
+        elif reg.name == "Drive_Mode" and (old ^ new) & 1:  # reverse bit: the shaft stays put
+            mode, shaft = s.value("Drive_Mode"), None
+            s.store(reg, old)
+            shaft = s.shaft()
+            s.store(reg, mode)
+            s.set_shaft(shaft)
         elif reg.name == "Torque_Enable" and new and not old:
             s.store(s.model.reg("Goal_Position"), s.value("Present_Position"))
         elif reg.name == "Goal_Position" and s.position_mode():

@@ -158,7 +158,7 @@ _X_COMMON = [
     ("Present_Input_Voltage", 144, 2, R, "R", None, 120),
     ("Present_Temperature", 146, 1, R, "R", None, 30),
 ]
-# Models with current sensing (XL330, XM430, XM540); the XL430 has none: a load estimate at 126.
+# Models with current sensing (XL330, XM430, XM540); the XL430 and XC430 have none: a load estimate at 126.
 _X_CURRENT = [
     ("Current_Limit", 38, 2, E, "RW", None, 1750),
     ("Goal_Current", 102, 2, R, "RW", "twos", 1750),
@@ -235,6 +235,8 @@ MODELS: dict[str, ModelTable] = {
     "xl330-m077": _dynamixel("xl330-m077", 1190, _X_CURRENT, current_limit=1750),
     "xl330-m288": _dynamixel("xl330-m288", 1200, _X_CURRENT, current_limit=1750),
     "xl430-w250": _dynamixel("xl430-w250", 1060, _XL430_LOAD),
+    # XC430-W150: the XL430's control table (no current sensing; the ALOHA leader's gripper handle).
+    "xc430-w150": _dynamixel("xc430-w150", 1070, _XL430_LOAD),
     "xm430-w350": _dynamixel("xm430-w350", 1020, _X_CURRENT, current_limit=1193),
     "xm540-w270": _dynamixel("xm540-w270", 1120, _X_CURRENT, current_limit=2047),
 }
