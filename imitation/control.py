@@ -210,6 +210,8 @@ class SafetyLimits:
             "safe_start_skip_rad",
             "reading_margin_rad",
         }
+        # Read by the arm's driver itself (imitation/robots/shadows.py), not by these limits.
+        safety.pop("shadow_tolerance_rad", None)
         unknown = set(safety) - known
         if unknown:
             raise ConfigError(f"safety: unknown key(s) {sorted(unknown)}; known: {sorted(known)}")

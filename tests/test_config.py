@@ -80,9 +80,15 @@ def test_every_shipped_config_loads():
             from imitation.robots.buses import MODELS
             from imitation.robots.config import load_robot_config
 
+            rc = load_robot_config(CONFIGS / name)  # keys, bus, motor order
+            if rc.arms:  # several arms: each arm's config is one of these files
+                assert all(n.split("/")[0] in rc.arms for n in rc.joint_names)
+                assert [n.split("/")[-1] for n in rc.joint_names if n.endswith("gripper")] == [
+                    "gripper"
+                ] * len(rc.arms)
+                continue
             spec = load_arm_spec(CONFIGS / name)  # joint names, limits, rate
             assert spec.joint_names[-1] == "gripper" and (spec.lower < spec.upper).all()
-            rc = load_robot_config(CONFIGS / name)  # keys, bus, motor order
             assert all(m["model"] in MODELS for m in rc.motors.values())
             continue
         if name.startswith("train/"):

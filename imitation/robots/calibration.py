@@ -17,6 +17,11 @@ Calibration (``imitation calibrate``) walks the operator through three steps wit
 The joint limits of the robot config, intersected with the measured range, are written into the
 servos' own ``Min/Max_Position_Limit`` registers (they hold even when the host process is killed)
 and everything goes to a calibration file. A robot refuses to move without a matching file.
+
+A joint with two servos (``shadow:`` in the config, ``shadows.py``) is calibrated as one: its
+shadow is unlinked first and set to run the same way round as its primary, both servos are
+centred at the zero pose, the shadow must move with the primary to the reference pose, and it is
+linked again last.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import datetime as _dt
 import math
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +75,9 @@ class Calibration:
     ticks_per_turn: int
     joints: dict[str, JointCalibration]
     created: str = ""
+    # The shadow servos of joints with two (bus name, e.g. "shoulder_shadow"): their own ids and
+    # offsets; they read as their primaries do, so the joint's conversion is the primary's.
+    shadows: dict[str, JointCalibration] = field(default_factory=dict)
 
     # -------------------------------------------------------------- conversions
     def to_rad(self, ticks: dict[str, int], names: tuple[str, ...]) -> np.ndarray:
@@ -125,6 +133,10 @@ class Calibration:
                 n: {k: v for k, v in asdict(j).items() if v is not None} for n, j in self.joints.items()
             },
         }
+        if self.shadows:
+            data["shadows"] = {
+                n: {k: v for k, v in asdict(j).items() if v is not None} for n, j in self.shadows.items()
+            }
         tmp = path.with_suffix(".tmp")
         tmp.write_text(yaml.safe_dump(data, sort_keys=False))
         os.replace(tmp, path)
@@ -141,7 +153,10 @@ class Calibration:
         try:
             d = yaml.safe_load(path.read_text())
             joints = {n: JointCalibration(**j) for n, j in d["joints"].items()}
-            cal = cls(d["robot"], d["protocol"], int(d["ticks_per_turn"]), joints, d.get("created", ""))
+            pairs = {n: JointCalibration(**j) for n, j in (d.get("shadows") or {}).items()}
+            cal = cls(
+                d["robot"], d["protocol"], int(d["ticks_per_turn"]), joints, d.get("created", ""), pairs
+            )
         except (yaml.YAMLError, KeyError, TypeError) as e:
             raise CalibrationError(f"{path}: not a valid calibration file ({e}); {hint}") from None
         if list(cal.joints) != list(config.joint_names):
@@ -157,6 +172,12 @@ class Calibration:
             gripper = j.closed is not None
             if (gripper and j.open == j.closed) or (not gripper and j.sign not in (1, -1)):
                 raise CalibrationError(f"{path}: joint {n} has an invalid calibration; {hint}")
+        want_shadows = {name: sid for name, sid, _rev in config.shadows.values()}
+        have_shadows = {n: j.id for n, j in cal.shadows.items()}
+        if have_shadows != want_shadows:
+            raise CalibrationError(
+                f"{path}: calibrates shadow servos {have_shadows}, the config has {want_shadows}; {hint}"
+            )
         return cal
 
 
@@ -196,25 +217,42 @@ def calibrate(
     """Run the procedure on a connected bus; ``ask(text)`` returns when the operator has done what
     ``text`` says; ``sweep(read)`` lets the operator move the joints and polls ``read`` meanwhile.
     Writes offsets and position limits into the servos; returns the calibration (not yet saved)."""
+    from imitation.robots import shadows
+
     names = config.joint_names
+    pairs = {j: name for j, (name, _sid, _rev) in config.shadows.items()}
     bus.disable_torque()
+    if pairs:  # every write below goes to one servo alone; each shadow runs its primary's way round
+        shadows.unlink(bus, config)
+        for name, mode in shadows.drive_modes(bus, config).items():
+            if bus.read("Drive_Mode", name) != mode:
+                bus.write_eeprom("Drive_Mode", name, mode)
     if config.protocol == "feetech":
         for n in names:  # full range while measuring
             bus.write_eeprom("Min_Position_Limit", n, 0)
             bus.write_eeprom("Max_Position_Limit", n, ticks_per_turn - 1)
-    for n in names:
-        bus.write_eeprom("Homing_Offset", n, 0)
+    for n in [*names, *pairs.values()]:
+        if bus.read("Homing_Offset", n) != 0:
+            bus.write_eeprom("Homing_Offset", n, 0)
     ask(
         "Move the arm to the ZERO pose: every joint at 0 rad as in the arm's model "
         "(envs/pictures shows it), gripper closed. Press Enter."
     )
-    raw = bus.sync_read("Present_Position", list(names))
-    offsets = {n: _set_offset(bus, n, raw[n], config.protocol or "") for n in names}
+    raw = bus.sync_read("Present_Position", [*names, *pairs.values()])
+    offsets = {n: _set_offset(bus, n, raw[n], config.protocol or "") for n in raw}
     ask(
         "Move the arm to the REFERENCE pose: every joint turned +90° from zero in the model's "
         "positive direction, gripper fully open. Press Enter."
     )
-    ref = bus.sync_read("Present_Position", list(names))
+    ref = bus.sync_read("Present_Position", [*names, *pairs.values()])
+    limit = shadows.tolerance_ticks(config, ticks_per_turn)
+    for j, name in pairs.items():
+        if abs(ref[j] - ref[name]) > limit:
+            raise CalibrationError(
+                f"{bus.port}: joint {j}'s two servos moved apart between the zero and reference poses "
+                f"({j} {ref[j] - MID:+d} ticks, {name} {ref[name] - MID:+d}): if they moved opposite ways, "
+                f"the config's shadow `reverse:` is wrong for this arm; otherwise the horn has slipped"
+            )
     joints: dict[str, JointCalibration] = {}
     seen_min = {n: min(MID, ref[n]) for n in names}
     seen_max = {n: max(MID, ref[n]) for n in names}
@@ -249,23 +287,39 @@ def calibrate(
             range_max=seen_max[n],
             **grip,
         )
+    twins = {
+        name: JointCalibration(
+            id=int(sid),
+            homing_offset=offsets[name],
+            sign=joints[j].sign,
+            zero=MID,
+            range_min=joints[j].range_min,
+            range_max=joints[j].range_max,
+        )
+        for j, (name, sid, _rev) in config.shadows.items()
+    }
     cal = Calibration(
         robot=config.name,
         protocol=config.protocol or "",
         ticks_per_turn=ticks_per_turn,
         joints=joints,
         created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        shadows=twins,
     )
     write_limits(bus, cal, config)
+    if pairs:
+        shadows.link(bus, config)
     return cal
 
 
 def write_limits(bus: Any, cal: Calibration, config: RobotConfig) -> dict[str, tuple[int, int]]:
     """The joint limits in ticks, written into the servos' position-limit registers (torque off)."""
     limits = cal.tick_limits(config.joint_names, config.lower, config.upper)
+    pairs = {j: name for j, (name, _sid, _rev) in config.shadows.items()}
     for n, (lo, hi) in limits.items():
-        if bus.read("Min_Position_Limit", n) != lo:
-            bus.write_eeprom("Min_Position_Limit", n, lo)
-        if bus.read("Max_Position_Limit", n) != hi:
-            bus.write_eeprom("Max_Position_Limit", n, hi)
+        for servo in [n, pairs[n]] if n in pairs else [n]:
+            if bus.read("Min_Position_Limit", servo) != lo:
+                bus.write_eeprom("Min_Position_Limit", servo, lo)
+            if bus.read("Max_Position_Limit", servo) != hi:
+                bus.write_eeprom("Max_Position_Limit", servo, hi)
     return limits

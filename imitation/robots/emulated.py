@@ -9,6 +9,11 @@ ticks → calibration → radians is exercised before a real arm is plugged in.
 
 The simulator can also be the arm's cameras and its external object tracker (``env_state``),
 but only where the robot config declares them with ``source: sim``.
+
+A robot of several arms (``arms:`` in its config) has a bus, so an emulator, per arm: each is
+``attach``-ed with its arm's name, and the physics reads the goals of, and writes the positions
+to, each joint's own servo on its own bus. The emulators then share one lock (``ServoEmulator``'s
+``lock``), so that whichever bus is served, the whole robot moves in one step.
 """
 
 from __future__ import annotations
@@ -85,10 +90,19 @@ class SimPhysics:
         names = config.joint_names
         if tuple(self.sim.spec.joint_names) != tuple(names):
             raise ValueError(f"{env_id} has joints {self.sim.spec.joint_names}, {config.name} has {names}")
-        self.ids = [int(config.motors[n]["id"]) for n in names]
+        if config.arms:
+            self.ids = [
+                int(p.config.motors[n]["id"]) for p in config.arms.values() for n in p.config.joint_names
+            ]
+            self.arm_of = [a for a, p in config.arms.items() for _ in p.config.joint_names]
+            self.hsign = homing_sign(next(iter(config.arms.values())).config.protocol or "")
+        else:
+            self.ids = [int(config.motors[n]["id"]) for n in names]
+            self.arm_of = [None] * len(names)
+            self.hsign = homing_sign(config.protocol or "")
+        self.buses: dict[str | None, Any] = {}  # arm -> its emulator (see ``attach``)
         self.gripper = np.array([n.split("/")[-1] == "gripper" for n in names])
         self.mounting = mounting or Mounting.random(len(names), np.random.default_rng(seed))
-        self.hsign = homing_sign(config.protocol or "")
         self.max_catch_up = max_catch_up
         self.clock = clock
         self.lock = threading.RLock()
@@ -101,6 +115,14 @@ class SimPhysics:
         self.steps = 0
         self.done = False
         self.info: dict[str, Any] = {}
+
+    def attach(self, arm: str | None, emulator: Any) -> None:
+        """Serve arm ``arm``'s joints on ``emulator`` (a robot of several arms: one per arm; with a
+        single arm, the emulator that calls ``sync`` is used when none is attached)."""
+        self.buses[arm] = emulator
+
+    def _servos(self, emulator: Any) -> list[tuple[Any, int]]:
+        return [(self.buses.get(a, emulator), i) for a, i in zip(self.arm_of, self.ids, strict=True)]
 
     # -------------------------------------------------------------- episodes
     def reset(self, seed: int) -> None:
@@ -146,12 +168,11 @@ class SimPhysics:
                 return
             if self.pending_seed is not None or self.obs is None:
                 self._reset_now(self.sim.seed if self.pending_seed is None else self.pending_seed)
-            torque = all(emulator.get(i, "Torque_Enable") for i in self.ids)
+            servos = self._servos(emulator)
+            torque = all(e.get(i, "Torque_Enable") for e, i in servos)
             due = int((self.clock() - self.episode_start) * self.sim.spec.control_hz)
             if torque and not self.done and due > self.steps:
-                goal_raw = np.array(
-                    [self._raw(emulator, i, emulator.get(i, "Goal_Position")) for i in self.ids]
-                )
+                goal_raw = np.array([self._raw(e, i, e.get(i, "Goal_Position")) for e, i in servos])
                 q_goal = self.mounting.to_joint(goal_raw, self.gripper)
                 n = min(due - self.steps, self.max_catch_up)
                 for _ in range(n):
@@ -172,9 +193,9 @@ class SimPhysics:
 
     def _write_present(self, emulator: Any, q: np.ndarray) -> None:
         raw = self.mounting.to_raw(q, self.gripper)
-        for i, r in zip(self.ids, raw, strict=True):
-            present = int(r) + self.hsign * emulator.get(i, "Homing_Offset")
-            emulator.set(i, "Present_Position", present % self.mounting.ticks_per_turn)
+        for (e, i), r in zip(self._servos(emulator), raw, strict=True):
+            present = int(r) + self.hsign * e.get(i, "Homing_Offset")
+            e.set(i, "Present_Position", present % self.mounting.ticks_per_turn)
 
     def close(self) -> None:
         """Release the simulator (the emulator calls this from its own thread when it stops)."""
@@ -228,11 +249,17 @@ class SimCamera:
         return obs[self.key], ts, step
 
 
-def scripted_calibration(bus: Any, config: RobotConfig, physics: SimPhysics, steps: int = 24) -> Calibration:
-    """``calibrate`` with the simulated arm posed as an operator would pose a real one."""
-    n = len(config.joint_names)
+def scripted_calibration(
+    bus: Any, config: RobotConfig, physics: SimPhysics, steps: int = 24, first: int = 0
+) -> Calibration:
+    """``calibrate`` with the simulated arm posed as an operator would pose a real one. ``config``
+    is one arm's; ``first`` is the index of its first joint in the physics' joints (the second
+    arm of a pair starts after the first's), the other arms rest at zero."""
+    n = len(physics.gripper)
+    mine = np.zeros(n, dtype=bool)
+    mine[first : first + len(config.joint_names)] = True
     zero = np.zeros(n)
-    ref = np.where(physics.gripper, 1.0, REFERENCE_RAD)
+    ref = np.where(mine, np.where(physics.gripper, 1.0, REFERENCE_RAD), 0.0)
     poses = iter([zero, ref])
 
     def ask(_text: str) -> None:
@@ -241,8 +268,9 @@ def scripted_calibration(bus: Any, config: RobotConfig, physics: SimPhysics, ste
             physics.set_pose(pose)
 
     def sweep(read: Callable[[], dict[str, int]]) -> None:
-        for i in range(n):
-            lo, hi = (0.0, 1.0) if physics.gripper[i] else (config.lower[i] - 0.05, config.upper[i] + 0.05)
+        for i in range(first, first + len(config.joint_names)):
+            k = i - first
+            lo, hi = (0.0, 1.0) if physics.gripper[i] else (config.lower[k] - 0.05, config.upper[k] + 0.05)
             for v in np.linspace(lo, hi, steps):
                 q = np.zeros(n)
                 q[i] = v

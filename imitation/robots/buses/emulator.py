@@ -22,10 +22,12 @@ servos where the drivers can tell:
   [0, 4096).
 - Dynamixel ``Secondary_ID`` (0..252; 253..255 off): a servo whose Secondary ID is X executes
   what is addressed to id X (WRITE, REG_WRITE/ACTION, REBOOT, its block of a SYNC_WRITE) without
-  answering; PING and READ addressed to X are answered by X alone. So every write to a primary
-  reaches its shadow too: Drive_Mode, Homing_Offset, Operating_Mode included.
-- Dynamixel ``Drive_Mode`` bit 0 (reverse): the position counts the other way round,
-  present = ``ticks_per_turn`` - shaft (+ offset).
+  answering; PING and READ addressed to X are answered by X alone. Only RAM registers change that
+  way: "The EEPROM area cannot be modified with Secondary ID" (ROBOTIS e-Manual, X-series control
+  table, Secondary ID), so a write of Drive_Mode or Homing_Offset to a primary leaves its shadow's.
+- Dynamixel ``Drive_Mode`` bit 0 (reverse): "Goal Position, Present Position will have an
+  inverted direction" (e-Manual, Drive Mode); modelled as present = ``ticks_per_turn`` -
+  (shaft + offset). The e-Manual gives no formula; calibration works with either sign of offset.
 - Coupled servos (``coupled={shadow: (primary, mirrored)}``): two servos on one joint, as a
   ViperX's shoulder and elbow are. The shadow's shaft turns with the primary's (the other way
   round when ``mirrored``: it is mounted facing it); ``slip(shadow, ticks)`` turns it against the
@@ -116,7 +118,8 @@ class _Servo:
             self.store(reg, reg.default)
         self.store(model.reg("ID"), servo_id)
         self.pos = float(model.reg("Present_Position").default)
-        self.registered: tuple[int, bytes] | None = None  # REG_WRITE waiting for ACTION
+        # REG_WRITE waiting for ACTION: address, data, whether it came through the Secondary ID
+        self.registered: tuple[int, bytes, bool] | None = None
         self.last_rx = time.monotonic()  # last packet received (the bus watchdog's clock)
 
     def raw(self, reg: Register) -> int:
@@ -148,27 +151,29 @@ class _Servo:
         self.store(reg, max(lo, min(hi, present)))
 
     def shift_offset(self, old: int, new: int) -> None:
-        # Dynamixel: present = actual + offset; Feetech: present = actual - offset.
-        self.set_position(self.pos + (new - old) * (-1 if self.feetech else 1))
+        """The offset changed from ``old`` to ``new`` (already stored): the shaft stays put."""
+        self.set_shaft(self.shaft(offset=old))
 
     def reversed(self) -> bool:
         return (
             not self.feetech and "Drive_Mode" in self.model.registers and bool(self.value("Drive_Mode") & 1)
         )
 
-    def shaft(self) -> float:
-        """The shaft's angle in ticks, whatever the offset and drive mode make of it."""
+    def shaft(self, offset: int | None = None, reverse: bool | None = None) -> float:
+        """The shaft's angle in ticks, whatever the offset and drive mode make of it. Dynamixel:
+        present = shaft + offset (reverse: turns - (shaft + offset)); Feetech: shaft - offset."""
+        off = self.value("Homing_Offset") if offset is None else offset
         if self.feetech:
-            return self.pos + self.value("Homing_Offset")
-        actual = self.pos - self.value("Homing_Offset")
-        return self.model.ticks_per_turn - actual if self.reversed() else actual
+            return self.pos + off
+        rev = self.reversed() if reverse is None else reverse
+        return (self.model.ticks_per_turn - self.pos if rev else self.pos) - off
 
     def set_shaft(self, shaft: float) -> None:
+        off = self.value("Homing_Offset")
         if self.feetech:
-            self.set_position(shaft - self.value("Homing_Offset"))
+            self.set_position(shaft - off)
             return
-        actual = self.model.ticks_per_turn - shaft if self.reversed() else shaft
-        self.set_position(actual + self.value("Homing_Offset"))
+        self.set_position(self.model.ticks_per_turn - (shaft + off) if self.reversed() else shaft + off)
 
     def secondary(self) -> int | None:
         """The id whose instructions this servo also executes (its Secondary ID), or None."""
@@ -558,7 +563,7 @@ class ServoEmulator:
             for k in range(0, len(body) - size, size + 1):
                 i = body[k]
                 for j in self._executors(i):
-                    self._write(self._servos[j], address, body[k + 1 : k + 1 + size])
+                    self._write(self._servos[j], address, body[k + 1 : k + 1 + size], ram_only=j != i)
             return out
 
         targets = self.servo_ids if broadcast else self._executors(p.id)
@@ -575,12 +580,12 @@ class ServoEmulator:
             elif p.instruction in (c.WRITE, c.REG_WRITE) and len(p.params) > w:
                 address = self._split(p.params, 1)[0]
                 if p.instruction == c.WRITE:
-                    error = self._write(s, address, p.params[w:])
+                    error = self._write(s, address, p.params[w:], ram_only=shadow)
                 else:
-                    s.registered = (address, bytes(p.params[w:]))
+                    s.registered = (address, bytes(p.params[w:]), shadow)
             elif p.instruction == c.ACTION:
                 if s.registered is not None:
-                    error = self._write(s, *s.registered)
+                    error = self._write(s, *s.registered[:2], ram_only=s.registered[2])
                     s.registered = None
             elif dyn and p.instruction == dynamixel.REBOOT:
                 s.store(s.model.reg("Torque_Enable"), 0)
@@ -608,12 +613,15 @@ class ServoEmulator:
             return (7 if not s.feetech else 0x40), b""
         return 0, bytes(s.memory[address : address + size])
 
-    def _write(self, s: _Servo, address: int, data: bytes) -> int:
-        """Apply a protocol write of ``data`` at ``address``; returns the status error byte."""
+    def _write(self, s: _Servo, address: int, data: bytes, ram_only: bool = False) -> int:
+        """Apply a protocol write of ``data`` at ``address``; returns the status error byte.
+        ``ram_only``: it came through the Secondary ID, which cannot change EEPROM."""
         end = address + len(data)
         if not data or end > len(s.memory):
             return 7 if not s.feetech else 0x40
         touched = [r for r in s.model.registers.values() if r.address < end and address < r.address + r.size]
+        if ram_only and any(r.area == "EEPROM" for r in touched):
+            return 0  # nobody hears about it: a shadow never answers
         if any(r.access == "R" for r in touched):
             if not s.feetech:
                 return 7
@@ -638,11 +646,7 @@ class ServoEmulator:
         if reg.name == "Homing_Offset":
             s.shift_offset(old, new)
         elif reg.name == "Drive_Mode" and (old ^ new) & 1:  # reverse bit: the shaft stays put
-            mode, shaft = s.value("Drive_Mode"), None
-            s.store(reg, old)
-            shaft = s.shaft()
-            s.store(reg, mode)
-            s.set_shaft(shaft)
+            s.set_shaft(s.shaft(reverse=bool(old & 1)))
         elif reg.name == "Torque_Enable" and new and not old:
             s.store(s.model.reg("Goal_Position"), s.value("Present_Position"))
         elif reg.name == "Goal_Position" and s.position_mode():

@@ -73,17 +73,17 @@ def test_a_shadow_executes_its_primarys_writes_without_answering(rig):
     assert emu.get(3, "LED") == 1 and emu.stats["WRITE"] == served + 1
 
 
-def test_the_hazard_an_eeprom_write_to_the_primary_overwrites_the_shadow(rig):
+def test_eeprom_is_out_of_reach_of_the_secondary_id(rig):
+    """ "The EEPROM area cannot be modified with Secondary ID" (ROBOTIS e-Manual): a Drive_Mode or
+    Homing_Offset written to the primary stays the primary's; RAM (torque, goals) reaches both."""
     emu, bus = rig
     bus.write_eeprom("Drive_Mode", "shoulder_shadow", 1)
     bus.write_eeprom("Secondary_ID", "shoulder_shadow", 2)
     bus.write_eeprom("Drive_Mode", "shoulder", 0)
-    assert emu.get(3, "Drive_Mode") == 0  # the shadow lost its reverse mode
-    # With the Secondary ID off, a write to the primary stays the primary's.
-    bus.write_eeprom("Secondary_ID", "shoulder_shadow", 255)
-    bus.write_eeprom("Drive_Mode", "shoulder_shadow", 1)
     bus.write_eeprom("Homing_Offset", "shoulder", 100)
     assert emu.get(3, "Drive_Mode") == 1 and emu.get(3, "Homing_Offset") == 0
+    bus.write("Torque_Enable", "shoulder", 1)
+    assert emu.torque_on(3)
 
 
 def test_a_primary_absent_leaves_a_write_to_its_id_unanswered(rig):
@@ -106,6 +106,9 @@ def test_reverse_drive_mode_counts_the_other_way_and_keeps_the_shaft(rig):
     emu.set_position(9, 3000)  # present 3000 is shaft 1096
     bus.write_eeprom("Drive_Mode", "gripper", 0)
     assert bus.read("Present_Position", "gripper") == 1096
+    bus.write_eeprom("Drive_Mode", "gripper", 1)
+    bus.write_eeprom("Homing_Offset", "gripper", 50)  # reversed: the offset counts the other way
+    assert bus.read("Present_Position", "gripper") == 4096 - 1096 - 50
 
 
 def test_a_mirrored_shadow_in_reverse_mode_reads_as_its_primary_until_it_slips(rig):
