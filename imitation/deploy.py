@@ -53,7 +53,7 @@ from imitation.errors import ConfigError, ImitationError
 from imitation.loop import Takeover, drive
 from imitation.policies.common import Schedule, snap_binary
 from imitation.robots.stack import Needs, RobotOptions, RobotStack, store_features
-from imitation.teleop import TELEOPS, make_teleop
+from imitation.teleop import TELEOPS, leader_pair_has_ports, make_teleop
 from imitation.teleop.scripted import ScriptedTakeover
 
 log = logging.getLogger(__name__)
@@ -442,8 +442,9 @@ class DeployConfig:
     """Longest episode in seconds (default: the task's time limit; a real arm: 30 s)."""
     dry_run: bool = False
     """Run everything but send no goal positions."""
-    calibration: Annotated[str | None, InPath("file")] = None
-    """Calibration file of a real arm (default: ~/.imitation/calibration/<robot>.yaml)."""
+    calibration: Annotated[str | None, InPath("any")] = None
+    """Calibration file of a real arm (default: ~/.imitation/calibration/<robot>.yaml); a robot of
+    several arms: the directory of its arms' files (default ~/.imitation/calibration/<robot>/)."""
     device: Annotated[str, DEVICE] = "cpu"
     """Where the policy runs: cpu, cuda."""
     inference: Annotated[str, OneOf(("process", "inline"))] = "process"
@@ -471,11 +472,12 @@ class DeployConfig:
     and 3° and scale the lights by 0.7-1.3."""
     takeover: str | None = None
     """A teleop device with which the operator can take control mid-episode and hand it back
-    (Enter / A / left button): keyboard, gamepad, spacemouse, so100-leader or koch-leader (with
-    --leader-port), or scripted (simulation: the task's expert takes over when the policy stalls).
+    (Enter / A / left button): keyboard, gamepad, spacemouse, so100-leader, koch-leader,
+    aloha-leader or so101-bimanual-leader (with --leader-port), or scripted (simulation: the task's expert takes over when the policy stalls).
     With --record every frame stores who was in control (the `intervention` feature)."""
     leader_port: str | None = None
-    """Serial port of the leader arm of --takeover so100-leader / koch-leader."""
+    """Serial port of the leader arm of --takeover so100-leader / koch-leader; a leader pair:
+    left=<path>,right=<path> (or the ports its config names)."""
     takeover_stall_s: Annotated[float, Range(gt=0, le=3600)] = 2.0
     """--takeover scripted: take over when the task's reward has not risen for this long."""
     takeover_s: Annotated[float, Range(gt=0, le=3600)] = 3.0
@@ -488,7 +490,11 @@ class DeployConfig:
         if self.takeover is not None:
             if self.takeover not in TELEOPS:
                 raise ConfigError(f"--takeover {self.takeover!r}: choose one of {', '.join(TELEOPS)}")
-            if self.takeover.endswith("-leader") and not self.leader_port:
+            if (
+                self.takeover.endswith("-leader")
+                and not self.leader_port
+                and not leader_pair_has_ports(self.takeover)
+            ):
                 raise ConfigError(
                     f"--takeover {self.takeover} needs --leader-port (the leader arm's serial port)"
                 )

@@ -95,8 +95,9 @@ class EvalConfig:
     """Serial port of the arm (with --robot)."""
     emulate: bool = False
     """With --robot: the servo emulator whose physics is the simulator (which also judges success)."""
-    calibration: Annotated[str | None, InPath("file")] = None
-    """Calibration file of the arm (default: ~/.imitation/calibration/<robot>.yaml)."""
+    calibration: Annotated[str | None, InPath("any")] = None
+    """Calibration file of the arm (default: ~/.imitation/calibration/<robot>.yaml); a robot of
+    several arms: the directory of its arms' files (default ~/.imitation/calibration/<robot>/)."""
     overwrite: bool = False
     """Write into --out even where it holds files imitation did not write (files with the names eval
     writes are replaced; nothing else is touched)."""

@@ -39,9 +39,16 @@ class RecordConfig:
 
     env: str = "imitation/PickPlace-v0"
     """Simulated task: an id of envs/ or the path of an environment mapping (configs/envs/*.yaml)."""
-    teleop: Literal["scripted", "keyboard", "gamepad", "spacemouse", "so100-leader", "koch-leader"] = (
-        "scripted"
-    )
+    teleop: Literal[
+        "scripted",
+        "keyboard",
+        "gamepad",
+        "spacemouse",
+        "so100-leader",
+        "koch-leader",
+        "aloha-leader",
+        "so101-bimanual-leader",
+    ] = "scripted"
     """Source of actions: scripted (the task's expert, as fast as the simulator allows, unless
     --robot is given), or a human device driving the robot in real time (keys: Enter starts an
     episode and saves it, r re-records it, d discards it, q quits after closing the store)."""
@@ -49,13 +56,16 @@ class RecordConfig:
     """Operator session on this robot: sim (the simulated task in real time), so100, so101, koch, or
     a configs/robots/*.yaml path. Default: sim for a human device; none (offline) for scripted."""
     port: str | None = None
-    """Serial port of a real follower arm."""
+    """Serial port of a real follower arm; a robot of several arms: left=<path>,right=<path> (or
+    the ports its config names)."""
     emulate: bool = False
     """Run the session on the servo emulator whose physics is the simulator (no hardware)."""
     leader_port: str | None = None
-    """Serial port of the leader arm (--teleop so100-leader / koch-leader)."""
-    calibration: Annotated[str | None, InPath("file")] = None
-    """Calibration file of the follower (default: ~/.imitation/calibration/<robot>.yaml)."""
+    """Serial port of the leader arm (--teleop so100-leader / koch-leader); a leader pair
+    (aloha-leader, so101-bimanual-leader): left=<path>,right=<path>, or the ports its config names."""
+    calibration: Annotated[str | None, InPath("any")] = None
+    """Calibration file of the follower (default: ~/.imitation/calibration/<robot>.yaml); a robot
+    of several arms: the directory of its arms' files (default ~/.imitation/calibration/<robot>/)."""
     episode_s: Annotated[float, Range(gt=0, le=86_400)] = 60.0
     """Operator sessions: longest episode in seconds (it is saved when time runs out)."""
     reset_s: Annotated[float, Range(ge=0, le=86_400)] = 5.0

@@ -43,8 +43,9 @@ class ReplayConfig:
     env: str | None = None
     """Task for --robot sim and --emulate (default: the store's; one that imports code runs only
     when named here)."""
-    calibration: Annotated[str | None, InPath("file")] = None
-    """Calibration file of a real arm (default: ~/.imitation/calibration/<robot>.yaml)."""
+    calibration: Annotated[str | None, InPath("any")] = None
+    """Calibration file of a real arm (default: ~/.imitation/calibration/<robot>.yaml); a robot of
+    several arms: the directory of its arms' files (default ~/.imitation/calibration/<robot>/)."""
     dry_run: bool = False
     """Read and pace everything, send nothing."""
 

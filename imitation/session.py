@@ -43,7 +43,7 @@ from imitation.data.store import DemoStore, EpisodeWriter, discard_new_store
 from imitation.errors import ConfigError
 from imitation.loop import EpisodeFlow, Operator, drive
 from imitation.robots.stack import Needs, RobotOptions, RobotStack, store_features
-from imitation.teleop import make_teleop
+from imitation.teleop import leader_pair_has_ports, make_teleop
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ def _make_teleop(cfg: Any, robot: Any, sim: Any) -> Any:
             raise ConfigError("--teleop scripted needs a simulated task: --robot sim or --emulate")
         return make_teleop("scripted", make_expert=sim.expert)  # a fresh expert for each episode
     if cfg.teleop.endswith("-leader"):
-        if not cfg.leader_port:
+        if not cfg.leader_port and not leader_pair_has_ports(cfg.teleop):
             raise ConfigError(f"--teleop {cfg.teleop} needs --leader-port (the leader arm's serial port)")
         return make_teleop(cfg.teleop, port=cfg.leader_port, control_hz=hz)
     return make_teleop(cfg.teleop, control_hz=hz)

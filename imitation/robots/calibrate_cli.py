@@ -7,11 +7,13 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 from imitation.checks import OutPath, check_fields
 from imitation.config import parse
 from imitation.errors import ConfigError
+from imitation.robots.arm import warn_latency_timer
 from imitation.robots.buses import make_bus
 from imitation.robots.calibration import calibrate, default_path
 from imitation.robots.config import load_robot_config
@@ -23,11 +25,18 @@ class CalibrateConfig:
     and position limits, and a calibration file."""
 
     robot: str
-    """so100, so101, koch, their leaders (so100_leader, koch_leader), or a configs/robots/*.yaml path."""
-    port: str
-    """Serial port of the arm's servo bus (e.g. /dev/ttyACM0, or the path imitation emulate prints)."""
+    """so100, so101, koch, vx300s, their leaders (so100_leader, koch_leader, wx250s_leader), a robot
+    of several arms (aloha, aloha_leader, so101_bimanual: each arm in turn), or a configs/robots/*.yaml path."""
+    port: str | None = None
+    """Serial port of the arm's servo bus (e.g. /dev/ttyACM0, or the path imitation emulate prints);
+    a robot of several arms: left=<path>,right=<path> (default: the ports its config names)."""
     out: Annotated[str | None, OutPath("file", (".yaml", ".yml", ".json"))] = None
     """Calibration file to write (default: ~/.imitation/calibration/<robot>.yaml)."""
+    arm: str | None = None
+    """A robot of several arms: calibrate this arm only (default: each in turn)."""
+    out_dir: Annotated[str | None, OutPath("dir")] = None
+    """A robot of several arms: where its arms' files go, <arm>.yaml each (default:
+    ~/.imitation/calibration/<robot>/)."""
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -64,12 +73,42 @@ def main(argv: Sequence[str] | None = None, prog: str = "imitation calibrate") -
         description=CalibrateConfig.__doc__,
     )
     rc = load_robot_config(cfg.robot)
+    if rc.arms:
+        return _calibrate_arms(cfg, rc)
+    if cfg.arm or cfg.out_dir:
+        raise ConfigError(f"--arm and --out-dir are for a robot of several arms; {rc.name} is one arm")
     if not rc.protocol:
         raise ConfigError(f"{rc.path}: no `bus:` section; nothing to calibrate")
-    out = cfg.out or default_path(rc.name)
-    print(f"Calibrating {rc.name} on {cfg.port}: torque goes off; hold the arm.")
-    with make_bus(rc.protocol, cfg.port, rc.motors, baudrate=rc.baudrate) as bus:
+    if not cfg.port:
+        raise ConfigError(f"--robot {rc.name} needs --port (the arm's serial port)")
+    _calibrate_one(rc, cfg.port, cfg.out or default_path(rc.name), rc.name)
+    return 0
+
+
+def _calibrate_one(rc: Any, port: str, out: str | Path, label: str) -> Path:
+    print(f"Calibrating {label} on {port}: torque goes off; hold the arm.")
+    warn_latency_timer(port)
+    with make_bus(rc.protocol, port, rc.bus_motors(), baudrate=rc.baudrate) as bus:
         cal = calibrate(bus, rc, ask=_ask, sweep=_sweep)
     path = cal.save(out)
     print(f"calibration written to {path} (offsets and position limits are in the servos too)")
+    return path
+
+
+def _calibrate_arms(cfg: CalibrateConfig, rc: Any) -> int:
+    """Each arm of a robot of several arms in turn (or ``--arm``), one file per arm."""
+    from imitation.robots.bimanual import calibration_dir, parse_ports
+
+    if cfg.out:
+        raise ConfigError(f"{rc.name} has several arms, a file each: use --out-dir, not --out")
+    if cfg.arm is not None and cfg.arm not in rc.arms:
+        raise ConfigError(f"--arm {cfg.arm!r}: {rc.name}'s arms are {', '.join(rc.arms)}")
+    arms = [cfg.arm] if cfg.arm else list(rc.arms)
+    ports = parse_ports(rc, cfg.port) if cfg.arm is None else {}
+    if cfg.arm is not None:  # one arm: its port alone may be given, plain or as <arm>=<path>
+        given = cfg.port.split("=", 1)[-1] if cfg.port and "," not in cfg.port else None
+        ports = {cfg.arm: given} if given else parse_ports(rc, cfg.port)
+    out = calibration_dir(rc, cfg.out_dir)
+    for arm in arms:
+        _calibrate_one(rc.arms[arm].config, ports[arm], out / f"{arm}.yaml", f"{rc.name} arm {arm!r}")
     return 0

@@ -241,8 +241,9 @@ def calibrate(
     raw = bus.sync_read("Present_Position", [*names, *pairs.values()])
     offsets = {n: _set_offset(bus, n, raw[n], config.protocol or "") for n in raw}
     ask(
-        "Move the arm to the REFERENCE pose: every joint turned +90° from zero in the model's "
-        "positive direction, gripper fully open. Press Enter."
+        "Move the arm to the REFERENCE pose: every joint turned about +90° from zero in the model's "
+        "positive direction (at least 30°; as far as it goes where it stops sooner), gripper fully "
+        "open. Press Enter."
     )
     ref = bus.sync_read("Present_Position", [*names, *pairs.values()])
     limit = shadows.tolerance_ticks(config, ticks_per_turn)

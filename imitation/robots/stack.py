@@ -22,6 +22,7 @@ succeeded (``success``: only a simulator can tell), and how long it may last (``
 from __future__ import annotations
 
 import tempfile
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +49,8 @@ class RobotOptions:
     robot: str = "sim"
     """sim (the simulated task in real time), or an arm: so100, so101, koch, a configs/robots/*.yaml."""
     port: str | None = None
-    """Serial port of a real arm."""
+    """Serial port of a real arm; a robot of several arms: ``left=<path>,right=<path>`` (or the
+    ports its config names)."""
     emulate: bool = False
     """The servo emulator on a pseudo-terminal whose physics is the simulator, instead of an arm."""
     env: str | None = None
@@ -66,7 +68,7 @@ class RobotOptions:
 
     def check(self) -> None:
         """Refuse options no robot can honour (one line naming the flag)."""
-        if self.robot != "sim" and not self.emulate and not self.port:
+        if self.robot != "sim" and not self.emulate and not self.port and not _ports_in_config(self.robot):
             raise ConfigError(f"--robot {self.robot} needs --port (or --emulate for the virtual arm)")
         check_sim_camera_flags(self.camera_fps, self.camera_latency_ms)
         if not self.simulated and (self.camera_fps is not None or self.camera_latency_ms > 0 or self.perturb):
@@ -74,6 +76,15 @@ class RobotOptions:
                 "--camera-fps, --camera-latency-ms and --perturb act on simulated cameras (--robot sim or "
                 f"--emulate); the cameras of --robot {self.robot} have their own rate, latency and light"
             )
+
+
+def _ports_in_config(robot: str) -> bool:
+    """Whether ``robot``'s config names a port for each of its arms (a robot of several arms)."""
+    try:
+        rc = load_robot_config(robot)
+    except ConfigError:
+        return False
+    return bool(rc.arms) and all(p.port for p in rc.arms.values())
 
 
 @dataclass(frozen=True)
@@ -260,6 +271,7 @@ class RobotStack:
         self.sim: Any = None
         self.physics: Any = None
         self.emulator: Any = None
+        self.emulators: list[Any] = []
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.env_id = options.env or needs.env_id
         if self.env_id and options.simulated:
@@ -324,7 +336,7 @@ class RobotStack:
         else:
             cameras = {n: make_camera(n, c) for n, c in rc.cameras.items()}
         base = make_robot(
-            rc, str(port), calibration=calibration, cameras=cameras, env_state_source=env_source, **bus_kw
+            rc, port, calibration=calibration, cameras=cameras, env_state_source=env_source, **bus_kw
         )
         return base, rc.safety, env_source is not None
 
@@ -350,18 +362,41 @@ class RobotStack:
             env_kwargs=self._sim_env_kwargs(reads_images),
             **({"clock": clock} if clock is not None else {}),
         )
-        servos = {int(m["id"]): str(m["model"]) for m in rc.motors.values()}
-        self.emulator = ServoEmulator(rc.protocol, servos, physics=self.physics)
-        port = self.emulator.start()
-        print(f"emulated {rc.name} on {port} (physics: {self.env_id})")
+        # One emulator per bus (per arm of a robot of several), sharing one lock: the physics moves
+        # every arm in one step, whichever bus asks.
+        parts = {a: p.config for a, p in rc.arms.items()} if rc.arms else {None: rc}
+        lock = threading.RLock()
+        self.emulators = []
+        for arm, part in parts.items():
+            emulator = ServoEmulator(
+                part.protocol, part.servos(), physics=self.physics, coupled=part.coupled(), lock=lock
+            )
+            self.physics.attach(arm, emulator)
+            self.emulators.append(emulator)
+        self.emulator = self.emulators[0]
+        ports = {arm: e.start() for arm, e in zip(parts, self.emulators, strict=True)}
+        where = ", ".join(f"{a}: {p}" if a else p for a, p in ports.items())
+        print(f"emulated {rc.name} on {where} (physics: {self.env_id})")
         self._tmp = tempfile.TemporaryDirectory()
-        calibration = str(Path(self._tmp.name) / f"{rc.name}.yaml")
-        with make_bus(
-            rc.protocol, port, rc.motors, baudrate=rc.baudrate, timeout_s=EMULATED_BUS_TIMEOUT_S
-        ) as bus:
-            scripted_calibration(bus, rc, self.physics).save(calibration)
+        calibration = Path(self._tmp.name) / rc.name
+        calibration.mkdir()
+        first = 0
+        for arm, part in parts.items():
+            with make_bus(
+                part.protocol,
+                ports[arm],
+                part.bus_motors(),
+                baudrate=part.baudrate,
+                timeout_s=EMULATED_BUS_TIMEOUT_S,
+            ) as bus:
+                cal = scripted_calibration(bus, part, self.physics, first=first)
+            cal.save(calibration / f"{arm or rc.name}.yaml")
+            first += len(part.joint_names)
         self.physics.reset(self._seed)
-        return port, calibration, {"timeout_s": EMULATED_BUS_TIMEOUT_S}
+        if not rc.arms:
+            return ports[None], str(calibration / f"{rc.name}.yaml"), {"timeout_s": EMULATED_BUS_TIMEOUT_S}
+        port = ",".join(f"{a}={p}" for a, p in ports.items())
+        return port, str(calibration), {"timeout_s": EMULATED_BUS_TIMEOUT_S}
 
     # -------------------------------------------------------------- episodes
     @property
@@ -414,9 +449,10 @@ class RobotStack:
             self._release()
 
     def _release(self) -> None:
-        if self.emulator is not None:
-            self.emulator.stop()
-            self.emulator = None
+        for emulator in self.emulators:
+            emulator.stop()
+        self.emulators = []
+        self.emulator = None
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None

@@ -5,6 +5,8 @@ episode events (start/save, re-record, discard, quit).
 - ``gamepad``: the Linux joystick API, ``/dev/input/jsN`` (``gamepad.py``);
 - ``spacemouse``: a 3Dconnexion SpaceMouse over Linux hidraw (``spacemouse.py``);
 - ``so100-leader`` / ``koch-leader``: a leader arm through the servo driver layer (``leader.py``);
+- ``aloha-leader`` / ``so101-bimanual-leader``: a pair of leader arms (ALOHA's two WidowX 250 S,
+  two SO-100/101 leaders), each mapped onto its follower (``imitation.robots.bimanual``);
 - ``scripted``: a simulated task's expert (``scripted.py``).
 
 The Cartesian devices (keyboard, gamepad, SpaceMouse) turn end-effector velocities into joint
@@ -27,7 +29,7 @@ from typing import Any
 from imitation.errors import ConfigError
 from imitation.teleop.base import CartesianTeleop, Event, Teleop
 
-__all__ = ["TELEOPS", "CartesianTeleop", "Event", "Teleop", "make_teleop"]
+__all__ = ["PAIRS", "TELEOPS", "CartesianTeleop", "Event", "Teleop", "leader_pair_has_ports", "make_teleop"]
 
 
 def _keyboard(**kw: Any) -> Teleop:
@@ -57,15 +59,21 @@ def _leader(
     from imitation.teleop.keyboard import KeyboardTeleop
     from imitation.teleop.leader import LeaderTeleop
 
-    if not port:
+    if kind in PAIRS:  # each arm's port from --leader-port left=...,right=... or the config
+        from imitation.robots.bimanual import BimanualRobot
+
+        arm: Any = BimanualRobot(PAIRS[kind], port, **kw)
+    elif not port:
         raise ConfigError(f"teleop {kind}: a leader arm needs its serial port, e.g. port=/dev/ttyACM1")
-    if kind == "koch-leader":
-        from imitation.robots.koch import KochLeader as Arm
+    elif kind == "koch-leader":
+        from imitation.robots.koch import KochLeader
+
+        arm = KochLeader(port, **kw)
     else:
-        from imitation.robots.so100 import SO100Leader as Arm
-    teleop = LeaderTeleop(
-        Arm(port, **kw), events if events is not None else KeyboardTeleop(control_hz, events_only=True)
-    )
+        from imitation.robots.so100 import SO100Leader
+
+        arm = SO100Leader(port, **kw)
+    teleop = LeaderTeleop(arm, events if events is not None else KeyboardTeleop(control_hz, events_only=True))
     teleop.name = kind
     return teleop
 
@@ -76,14 +84,28 @@ def _scripted(**kw: Any) -> Teleop:
     return ScriptedTeleop(**kw)
 
 
+# Leader pairs: teleop name -> the robot config of the pair (configs/robots/).
+PAIRS = {"aloha-leader": "aloha_leader", "so101-bimanual-leader": "so101_bimanual_leader"}
+
 TELEOPS: dict[str, Callable[..., Teleop]] = {
     "keyboard": _keyboard,
     "gamepad": _gamepad,
     "spacemouse": _spacemouse,
     "so100-leader": lambda **kw: _leader("so100-leader", **kw),
     "koch-leader": lambda **kw: _leader("koch-leader", **kw),
+    "aloha-leader": lambda **kw: _leader("aloha-leader", **kw),
+    "so101-bimanual-leader": lambda **kw: _leader("so101-bimanual-leader", **kw),
     "scripted": _scripted,
 }
+
+
+def leader_pair_has_ports(name: str) -> bool:
+    """Whether teleop ``name`` is a leader pair whose config names each arm's port."""
+    if name not in PAIRS:
+        return False
+    from imitation.robots.config import load_robot_config
+
+    return all(p.port for p in load_robot_config(PAIRS[name]).arms.values())
 
 
 def make_teleop(name: str, **kw: Any) -> Teleop:

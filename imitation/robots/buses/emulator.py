@@ -43,7 +43,8 @@ servos where the drivers can tell:
 Faults for tests: ``inject("drop" | "corrupt" | "error" | "disappear", servo_id, count, ...)``.
 
 Run ``python -m imitation.robots.buses.emulator --robot so100`` (or ``imitation emulate``) to serve
-a robot config's servos until Ctrl-C.
+a robot config's servos until Ctrl-C; a robot of several arms (``--robot aloha``) gets a
+pseudo-terminal per arm.
 """
 
 from __future__ import annotations
@@ -348,6 +349,13 @@ class ServoEmulator:
             shaft = p.shaft()
             turns = p.model.ticks_per_turn - shaft if mirrored else shaft
             self._servos[shadow].set_shaft(turns + self._slip.get(shadow, 0.0))
+
+    def turn(self, servo_id: int, shaft_ticks: float) -> None:
+        """Turn servo ``servo_id``'s shaft to ``shaft_ticks`` (as a hand would), whatever its offset
+        and drive mode make it read; its coupled shadows turn with it."""
+        with self._lock:
+            self._servo(servo_id).set_shaft(shaft_ticks)
+            self._follow()
 
     def position(self, servo_id: int) -> float:
         """Present position (ticks, unrounded), in the frame of ``Present_Position``."""
@@ -683,37 +691,52 @@ def parser(prog: str = "imitation emulate") -> argparse.ArgumentParser:
     return parser
 
 
+def for_arm(config: Any, *, linked: bool = True, **kw: Any) -> ServoEmulator:
+    """An emulator of one arm config's bus: every servo (shadows too, coupled to their primaries;
+    ``linked``: with their Secondary ID and drive direction set, as an arm that has been in use
+    comes; else as servos come from the factory). ``kw`` go to ``ServoEmulator``."""
+    if not config.protocol or not config.motors:
+        raise ConfigError(f"{config.path}: no `bus:` section with motors; nothing to emulate")
+    try:
+        emulator = ServoEmulator(config.protocol, config.servos(), coupled=config.coupled(), **kw)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ConfigError(f"{config.path}: bus.motors: {e}") from None
+    if linked:
+        for joint, (_name, sid, reverse) in config.shadows.items():
+            emulator.set(sid, "Secondary_ID", int(config.motors[joint]["id"]))
+            emulator.set(sid, "Drive_Mode", int(reverse))
+    return emulator
+
+
 def main(argv: Sequence[str] | None = None, prog: str = "imitation emulate") -> int:
-    """Emulate a robot config's servos on a pseudo-terminal until Ctrl-C."""
+    """Emulate a robot config's servos on a pseudo-terminal (one per arm) until Ctrl-C."""
     args = parser(prog).parse_args(list(sys.argv[1:] if argv is None else argv))
 
     from imitation.robots.config import load_robot_config
 
     rc = load_robot_config(args.robot)
-    if not rc.protocol or not rc.motors:
-        raise ConfigError(f"{rc.path}: no `bus:` section with motors; nothing to emulate")
+    parts = {a: p.config for a, p in rc.arms.items()} if rc.arms else {"": rc}
+    kw = {"return_delay_s": args.return_delay_us * 1e-6, "tau_s": args.tau_s}
+    emulators = {a: for_arm(c, baudrate=c.baudrate, **kw) for a, c in parts.items()}
     try:
-        servos = {int(m["id"]): str(m["model"]) for m in rc.motors.values()}
-        emulator = ServoEmulator(
-            rc.protocol,
-            servos,
-            return_delay_s=args.return_delay_us * 1e-6,
-            tau_s=args.tau_s,
-            baudrate=rc.baudrate,
-        )
-    except (KeyError, TypeError, ValueError) as e:
-        raise ConfigError(f"{rc.path}: bus.motors: {e}") from None
-    port = emulator.start()
-    try:
-        ids = ", ".join(f"{n}={m['id']}" for n, m in rc.motors.items())
-        print(f"emulating {rc.name} ({rc.protocol}: {ids}) on {port}", flush=True)
-        print(f"connect with --port {port}; Ctrl-C stops", flush=True)
+        ports = {}
+        for a, c in parts.items():
+            ports[a] = emulators[a].start()
+            ids = ", ".join(f"{n}={m['id']}" for n, m in c.bus_motors().items())
+            arm = f"{rc.name} {a}" if a else rc.name
+            print(f"emulating {arm} ({c.protocol}: {ids}) on {ports[a]}", flush=True)
+        if rc.arms:
+            joined = ",".join(f"{a}={p}" for a, p in ports.items())
+            print(f"connect with --port {joined}; Ctrl-C stops", flush=True)
+        else:
+            print(f"connect with --port {ports['']}; Ctrl-C stops", flush=True)
         while True:
             time.sleep(1.0)
     except KeyboardInterrupt:
         print("stopped", flush=True)
     finally:
-        emulator.stop()
+        for e in emulators.values():
+            e.stop()
     return 0
 
 
