@@ -13,7 +13,9 @@ but only where the robot config declares them with ``source: sim``.
 A robot of several arms (``arms:`` in its config) has a bus, so an emulator, per arm: each is
 ``attach``-ed with its arm's name, and the physics reads the goals of, and writes the positions
 to, each joint's own servo on its own bus. The emulators then share one lock (``ServoEmulator``'s
-``lock``), so that whichever bus is served, the whole robot moves in one step.
+``lock``), so that whichever bus is served, the whole robot moves in one step. The simulator and
+its renderer (whose GL context belongs to one thread) run only in the first attached emulator's
+thread; a request on another bus reads and writes its servos against the latest step.
 """
 
 from __future__ import annotations
@@ -101,6 +103,7 @@ class SimPhysics:
             self.arm_of = [None] * len(names)
             self.hsign = homing_sign(config.protocol or "")
         self.buses: dict[str | None, Any] = {}  # arm -> its emulator (see ``attach``)
+        self._sim_thread: int | None = None  # the thread that runs the simulator
         self.gripper = np.array([n.split("/")[-1] == "gripper" for n in names])
         self.mounting = mounting or Mounting.random(len(names), np.random.default_rng(seed))
         self.max_catch_up = max_catch_up
@@ -139,14 +142,20 @@ class SimPhysics:
         if not self.ready.wait(timeout_s):
             raise RuntimeError(f"the simulated arm did not start its episode within {timeout_s:.0f} s")
 
+    def _owner(self, emulator: Any) -> bool:
+        """Whether ``emulator``'s thread runs the simulator: the first attached one, or any when
+        a single emulator serves the arm."""
+        return not self.buses or emulator is next(iter(self.buses.values()))
+
     def idle(self, emulator: Any, now: float) -> None:
         """Between requests: start a pending episode, so that no request waits for a scene reset."""
-        if self.pending_seed is not None:
+        if self.pending_seed is not None and self._owner(emulator):
             with self.lock:
                 self._reset_now(self.pending_seed)
                 self._write_present(emulator, np.asarray(self.obs["state"], dtype=np.float64))
 
     def _reset_now(self, seed: int) -> None:
+        self._sim_thread = threading.get_ident()
         self.obs = self.sim.reset(seed)
         self.ready.set()
         self.pending_seed = None
@@ -165,6 +174,10 @@ class SimPhysics:
         with self.lock:
             if self.manual is not None:
                 self._write_present(emulator, self.manual)
+                return
+            if not self._owner(emulator):  # another bus of the robot: the latest step's positions
+                if self.obs is not None and self.pending_seed is None:
+                    self._write_present(emulator, np.asarray(self.obs["state"], dtype=np.float64))
                 return
             if self.pending_seed is not None or self.obs is None:
                 self._reset_now(self.sim.seed if self.pending_seed is None else self.pending_seed)
@@ -198,8 +211,11 @@ class SimPhysics:
             e.set(i, "Present_Position", present % self.mounting.ticks_per_turn)
 
     def close(self) -> None:
-        """Release the simulator (the emulator calls this from its own thread when it stops)."""
+        """Release the simulator (the emulator calls this from its own thread when it stops; with
+        several emulators, the one whose thread ran the simulator does)."""
         with self.lock:
+            if self._sim_thread is not None and threading.get_ident() != self._sim_thread:
+                return
             self.sim.disconnect()
 
     # -------------------------------------------------------------- sensors
