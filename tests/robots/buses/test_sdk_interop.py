@@ -145,3 +145,59 @@ def test_feetech_sdk_sync_read_and_sync_write(feetech):
     assert writer.txPacket() == ok
     assert ph.ping(port, 1)[1] == ok  # served in order: the sync write is applied by now
     assert [emu.get(i, "Goal_Position") for i in IDS] == [900 + i for i in IDS]
+
+
+def test_dynamixel_sdk_on_the_emulated_aloha_buses():
+    """`imitation emulate --robot aloha` serves each follower arm on its own pseudo-terminal: the
+    vendor's SDK finds the ViperX servos by model number, the shadows at their own ids with their
+    Secondary ID and reverse drive mode set, and a goal sync-written to a primary moves its shadow."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[3]
+    as_from_a_terminal = (
+        "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "sys.argv[0] = 'emulator'; runpy.run_module('imitation.robots.buses.emulator', run_name='__main__')"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", as_from_a_terminal, "--robot", "aloha"],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
+    try:
+        lines = [proc.stdout.readline() for _ in range(3)]
+        ports = dict(re.findall(r"(left|right)=(/dev/pts/\d+)", lines[2]))
+        assert set(ports) == {"left", "right"} and "aloha left" in lines[0], lines
+        ok = dxl_sdk.COMM_SUCCESS
+        ph = dxl_sdk.PacketHandler(2.0)
+        for path in ports.values():
+            port = dxl_sdk.PortHandler(path)
+            assert port.openPort() and port.setBaudRate(1_000_000)
+            try:
+                models = {i: ph.ping(port, i)[0] for i in range(1, 10)}
+                assert models == {**{i: 1120 for i in range(1, 8)}, 8: 1020, 9: 1020}
+                assert ph.read1ByteTxRx(port, 3, 12) == (2, ok, 0)  # Secondary ID of the shoulder's shadow
+                assert ph.read1ByteTxRx(port, 5, 12) == (4, ok, 0)
+                assert ph.read1ByteTxRx(port, 3, 10)[0] & 1 == 1  # reverse drive mode
+                assert ph.write1ByteTxRx(port, 2, 64, 1) == (ok, 0)  # torque on: the pair
+                writer = dxl_sdk.GroupSyncWrite(port, ph, 116, 4)
+                writer.addParam(2, (2300).to_bytes(4, "little"))
+                assert writer.txPacket() == ok
+                assert ph.read4ByteTxRx(port, 3, 116) == (2300, ok, 0)  # the shadow's goal too
+                assert ph.read1ByteTxRx(port, 3, 64) == (1, ok, 0)
+            finally:
+                port.closePort()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0 and "Traceback" not in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
