@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -295,3 +296,62 @@ def scripted_calibration(
         physics.set_pose(zero)
 
     return calibrate(bus, config, ask=ask, sweep=sweep)
+
+
+class PosedArm:
+    """An emulated arm without a simulator, posed as an operator's hand would pose it: joint angles
+    (radians; gripper [0, 1]) through a random mounting onto its primary servos' shafts (shadows
+    turn with them). What a leader arm is, and what calibration needs, with no simulator at all."""
+
+    def __init__(self, emulator: Any, config: RobotConfig, seed: int = 0, gripper_span: int = 900) -> None:
+        rng = np.random.default_rng(seed)
+        self.emulator, self.config = emulator, config
+        self.ids = [int(config.motors[n]["id"]) for n in config.joint_names]
+        self.gripper = np.array([n.split("/")[-1] == "gripper" for n in config.joint_names])
+        self.mounting = Mounting(
+            offset=rng.integers(1500, 2600, len(self.ids)),
+            sign=rng.choice([-1, 1], len(self.ids)),
+            gripper_span=gripper_span,
+        )
+
+    def pose(self, q: np.ndarray) -> None:
+        for i, raw in zip(
+            self.ids, self.mounting.to_raw(np.asarray(q, dtype=np.float64), self.gripper), strict=True
+        ):
+            self.emulator.turn(i, float(raw))
+
+    def calibrate(
+        self, path: str | Path, *, timeout_s: float = EMULATED_BUS_TIMEOUT_S, steps: int = 9
+    ) -> Calibration:
+        """The calibration procedure through the bus, the arm posed for each step; saved to ``path``.
+        The reference pose turns each joint +1 rad (within every joint's range here)."""
+        from imitation.robots.buses import make_bus
+
+        config, n = self.config, len(self.ids)
+        poses = iter([np.zeros(n), np.ones(n)])
+
+        def ask(_text: str) -> None:
+            q = next(poses, None)
+            if q is not None:
+                self.pose(q)
+
+        def sweep(read: Callable[[], dict[str, int]]) -> None:
+            for k in range(n):
+                lo, hi = (0.0, 1.0) if self.gripper[k] else (config.lower[k] - 0.05, config.upper[k] + 0.05)
+                for v in np.linspace(lo, hi, steps):
+                    q = np.zeros(n)
+                    q[k] = v
+                    self.pose(q)
+                    read()
+            self.pose(np.zeros(n))
+
+        with make_bus(
+            config.protocol,
+            self.emulator.port,
+            config.bus_motors(),
+            baudrate=config.baudrate,
+            timeout_s=timeout_s,
+        ) as bus:
+            cal = calibrate(bus, config, ask=ask, sweep=sweep)
+        cal.save(path)
+        return cal

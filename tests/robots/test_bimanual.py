@@ -6,7 +6,6 @@ followers, and the configs' errors."""
 from __future__ import annotations
 
 import logging
-import math
 import threading
 
 import numpy as np
@@ -15,61 +14,13 @@ import pytest
 from imitation.errors import ConfigError
 from imitation.robots.arm import BusArm, latency_timer_ms, warn_latency_timer
 from imitation.robots.bimanual import BimanualRobot, parse_ports
-from imitation.robots.buses import make_bus
 from imitation.robots.buses.emulator import ServoEmulator, for_arm
-from imitation.robots.calibration import CalibrationError, calibrate
+from imitation.robots.calibration import CalibrationError
 from imitation.robots.config import load_robot_config
+from imitation.robots.emulated import PosedArm
 from imitation.robots.shadows import ShadowError
 
 TIMEOUT_S = 2.0  # a loaded machine may leave the emulator's thread waiting; nothing is lost by waiting
-TURN = 4096
-
-
-class Hand:
-    """Poses an emulated arm's shafts as an operator's hand would: joint angles through a mounting
-    (each primary's shaft at ``offset + sign * q``; the gripper's ``span`` ticks from closed to open)."""
-
-    def __init__(self, emu: ServoEmulator, config, seed: int = 0) -> None:
-        rng = np.random.default_rng(seed)
-        self.emu, self.config = emu, config
-        self.ids = [int(config.motors[n]["id"]) for n in config.joint_names]
-        self.offset = rng.integers(1500, 2600, len(self.ids))
-        self.sign = rng.choice([-1, 1], len(self.ids))
-        self.gripper = np.array([n == "gripper" for n in config.joint_names])
-
-    def pose(self, q) -> None:
-        scale = np.where(self.gripper, 900, TURN / (2 * math.pi))
-        for i, off, s, v, k in zip(self.ids, self.offset, self.sign, q, scale, strict=True):
-            self.emu.turn(i, off + s * v * k)
-
-    def calibrate(self, path, config=None):
-        config = config or self.config
-        n = len(config.joint_names)
-        ref = np.where(self.gripper, 1.0, 1.0)  # every joint +1 rad (the ViperX's shoulder stops at 72°)
-        poses = iter([np.zeros(n), ref])
-
-        def ask(_text):
-            q = next(poses, None)
-            if q is not None:
-                self.pose(q)
-
-        def sweep(read):
-            for k in range(n):
-                lo, hi = (0.0, 1.0) if self.gripper[k] else (config.lower[k] - 0.05, config.upper[k] + 0.05)
-                for v in np.linspace(lo, hi, 9):
-                    q = np.zeros(n)
-                    q[k] = v
-                    self.pose(q)
-                    read()
-            self.pose(np.zeros(n))
-
-        port = self.emu.port
-        with make_bus(
-            config.protocol, port, config.bus_motors(), baudrate=config.baudrate, timeout_s=TIMEOUT_S
-        ) as bus:
-            cal = calibrate(bus, config, ask=ask, sweep=sweep)
-        cal.save(path)
-        return cal
 
 
 @pytest.fixture
@@ -78,8 +29,8 @@ def viperx(tmp_path):
     rc = load_robot_config("vx300s")
     emu = for_arm(rc, linked=False, tau_s=0.01)
     emu.start()
-    hand = Hand(emu, rc)
-    hand.calibrate(tmp_path / "vx300s.yaml")
+    hand = PosedArm(emu, rc)
+    hand.calibrate(tmp_path / "vx300s.yaml", timeout_s=TIMEOUT_S)
     yield rc, emu, hand, tmp_path / "vx300s.yaml"
     emu.stop()
 
@@ -165,7 +116,7 @@ def test_calibration_refuses_a_shadow_that_turns_the_wrong_way(tmp_path):
     # The shoulder's shadow mounted the same way round as its primary, but the config says reverse.
     emu = ServoEmulator("dynamixel", rc.servos(), coupled={3: (2, False), 5: (4, True)})
     with emu, pytest.raises(CalibrationError, match="moved apart .* shadow `reverse:` is wrong"):
-        Hand(emu, rc).calibrate(tmp_path / "bad.yaml")
+        PosedArm(emu, rc).calibrate(tmp_path / "bad.yaml", timeout_s=TIMEOUT_S)
 
 
 def test_a_calibration_file_without_the_shadows_is_refused(viperx, tmp_path):
@@ -198,8 +149,8 @@ def aloha(tmp_path):
         for k, (arm, part) in enumerate(rc.arms.items()):
             emus[arm] = for_arm(part.config, tau_s=0.01)
             emus[arm].start()
-            hands[arm] = Hand(emus[arm], part.config, seed=k + (10 if robot == "aloha_leader" else 0))
-            hands[arm].calibrate(tmp_path / robot / f"{arm}.yaml")
+            hands[arm] = PosedArm(emus[arm], part.config, seed=k + (10 if robot == "aloha_leader" else 0))
+            hands[arm].calibrate(tmp_path / robot / f"{arm}.yaml", timeout_s=TIMEOUT_S)
         rigs[robot] = (rc, emus, hands)
     yield rigs, tmp_path
     for _rc, emus, _h in rigs.values():
