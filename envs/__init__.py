@@ -13,6 +13,7 @@ ENVS: dict[str, str] = {
     "imitation/PushT-v0": "envs.push_t:PushTEnv",
     "imitation/TransferCube-v0": "envs.transfer_cube:TransferCubeEnv",
     "imitation/Insertion-v0": "envs.insertion:InsertionEnv",
+    "imitation/AlohaTransferCube-v0": "envs.aloha_transfer_cube:AlohaTransferCubeEnv",
 }
 
 TASK_NAMES: dict[str, str] = {_id: _entry.split(":")[0].rsplit(".", 1)[-1] for _id, _entry in ENVS.items()}
@@ -20,3 +21,12 @@ TASK_NAMES: dict[str, str] = {_id: _entry.split(":")[0].rsplit(".", 1)[-1] for _
 for _id, _entry in ENVS.items():
     if _id not in gym.registry:
         gym.register(id=_id, entry_point=_entry)
+
+
+def first_camera(env_id: str) -> str:
+    """The camera a task of envs/ renders when none is named (its ``CAMERAS[0]``: ``top`` for the
+    SO-100 tasks, ``cam_high`` for ALOHA's)."""
+    import importlib
+
+    module, cls = ENVS[env_id].split(":")
+    return getattr(importlib.import_module(module), cls).CAMERAS[0]

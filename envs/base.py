@@ -1,9 +1,10 @@
 """What every arm task shares: arms in a scene, joint-target actions, observations, cameras.
 
 A task subclass builds its scene (``build_scene``), places its objects (``place_objects``), and
-says what ``env_state``, the reward and success are. Arms are SO-100 models attached under a
-prefix ("" for a single arm, "left/" and "right/" for a pair); actions and ``state`` are the
-arms' joint vectors one after another, each with its gripper last.
+says what ``env_state``, the reward and success are. Its arms are the model its ``ARM`` names
+(``envs/arms.py``: the SO-100 unless a task says otherwise), attached under a prefix ("" for a
+single arm, "left/" and "right/" for a pair); actions and ``state`` are the arms' joint vectors
+one after another, each with its gripper last.
 
 Two options every task shares make its cameras behave more like a real cell's:
 
@@ -33,7 +34,8 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from envs.so100 import ARM_JOINTS, ARM_XML, GRIPPER_OPEN_M, HOME_QPOS, ArmDriver, load_arm_spec
+from envs.arms import SO100, Arm
+from envs.so100 import HOME_QPOS, ArmDriver
 from imitation.errors import ConfigError
 from imitation.robots.base import RobotSpec
 
@@ -68,12 +70,16 @@ def rot6d(mat: np.ndarray) -> np.ndarray:
 
 
 def new_scene(
-    name: str, arms: dict[str, tuple[list[float], list[float]]], max_render: tuple[int, int]
+    name: str,
+    arms: dict[str, tuple[list[float], list[float]]],
+    max_render: tuple[int, int],
+    arm: Arm = SO100,
 ) -> mujoco.MjSpec:
-    """A table with lights and the given arms: prefix -> (base position, base quaternion)."""
+    """A table with lights and the given arms (models of ``arm``): prefix -> (base position, base
+    quaternion)."""
     single = list(arms) == [""]
     # One arm is the arm file itself (its names unprefixed); several are attached under prefixes.
-    spec = mujoco.MjSpec.from_file(str(ARM_XML)) if single else mujoco.MjSpec()
+    spec = mujoco.MjSpec.from_file(str(arm.xml)) if single else mujoco.MjSpec()
     spec.modelname = name
     spec.option.timestep = 0.002
     spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
@@ -97,8 +103,8 @@ def new_scene(
         spec.body("base").pos, spec.body("base").quat = arms[""]
         return spec
     for prefix, (pos, quat) in arms.items():
-        arm = mujoco.MjSpec.from_file(str(ARM_XML))
-        world.add_frame(pos=pos, quat=quat).attach_body(arm.body("base"), prefix, "")
+        one = mujoco.MjSpec.from_file(str(arm.xml))
+        world.add_frame(pos=pos, quat=quat).attach_body(one.body("base"), prefix, "")
     return spec
 
 
@@ -118,18 +124,20 @@ class ArmTaskEnv(gym.Env):
     """Base class of the arm tasks; see the module docstring."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": CONTROL_HZ}
+    ARM: Arm = SO100  # the arm model (envs/arms.py); every arm of the task is one of these
     ARMS: tuple[str, ...] = ("",)
-    CAMERAS: tuple[str, ...] = ("top", "front")
+    CAMERAS: tuple[str, ...] = ("top", "front")  # the first is the default ``cameras``
+    RENDER_CAMERA = "front"  # what ``render()`` shows
     ENV_STATE_DIM = 0
     TURN_SYMMETRY: dict[str, dict[str, list[int]]] | None = None  # see imitation/data/augment.py
     TIME_LIMIT_S = 10.0  # default episode length; the ``time_limit_s`` argument overrides it
-    HOME = HOME_QPOS  # each arm's joints at reset
+    HOME = HOME_QPOS  # each arm's joints at reset (a task with another ARM sets its own)
     EXPERT_SUCCESS = 0.98  # the scripted expert's promised success rate (tested over 200 seeds)
 
     def __init__(
         self,
         obs_mode: str = "state",
-        cameras: tuple[str, ...] = ("top",),
+        cameras: tuple[str, ...] | None = None,
         image_size: tuple[int, int] = (96, 96),
         render_mode: str | None = None,
         render_size: tuple[int, int] = (480, 640),
@@ -144,6 +152,12 @@ class ArmTaskEnv(gym.Env):
             raise ValueError(f"camera_fps={camera_fps} must be > 0 (None: a frame at every control tick)")
         if not camera_latency_ms >= 0:
             raise ValueError(f"camera_latency_ms={camera_latency_ms} must be ≥ 0")
+        if len(self.HOME) != len(self.ARM.joints):
+            name, arm = type(self).__name__, self.ARM
+            raise TypeError(
+                f"{name}.HOME has {len(self.HOME)} joints; its ARM {arm.name} has {len(arm.joints)}"
+            )
+        cameras = (self.CAMERAS[0],) if cameras is None else cameras
         unknown = [c for c in cameras if c not in self.CAMERAS]
         if unknown:
             raise ConfigError(
@@ -162,7 +176,8 @@ class ArmTaskEnv(gym.Env):
         self.model = self.build_model(self.render_size)
         self.data = mujoco.MjData(self.model)
         m = self.model
-        one = load_arm_spec()
+        one = self.ARM.spec()
+        joints, self._open_m = self.ARM.joints, self.ARM.gripper_open_m
         prefixes = self.ARMS
         self.arm = RobotSpec(
             name=one.name if prefixes == ("",) else f"{len(prefixes)}x{one.name}",
@@ -171,8 +186,8 @@ class ArmTaskEnv(gym.Env):
             upper=np.tile(one.upper, len(prefixes)),
             control_hz=one.control_hz,
         )
-        self._arm_qpos = [np.array([m.joint(f"{p}{n}").qposadr[0] for n in ARM_JOINTS]) for p in prefixes]
-        self._arm_ctrl = [np.array([m.actuator(f"{p}{n}").id for n in ARM_JOINTS]) for p in prefixes]
+        self._arm_qpos = [np.array([m.joint(f"{p}{n}").qposadr[0] for n in joints]) for p in prefixes]
+        self._arm_ctrl = [np.array([m.actuator(f"{p}{n}").id for n in joints]) for p in prefixes]
         self._grip_qpos = [m.joint(f"{p}finger_left").qposadr[0] for p in prefixes]
         self._grip_ctrl = [m.actuator(f"{p}gripper").id for p in prefixes]
         self._finger_geoms = [
@@ -253,8 +268,8 @@ class ArmTaskEnv(gym.Env):
         ):
             d.qpos[qpos] = self.HOME
             d.ctrl[ctrl] = self.HOME
-            d.qpos[gq] = GRIPPER_OPEN_M
-            d.ctrl[gc] = GRIPPER_OPEN_M
+            d.qpos[gq] = self._open_m
+            d.ctrl[gc] = self._open_m
         self.place_objects(self.np_random)
         mujoco.mj_forward(self.model, d)
         if self._timed:
@@ -264,12 +279,13 @@ class ArmTaskEnv(gym.Env):
         return self._obs(), {"is_success": self.success(), **self.extra_info()}
 
     def step(self, action: np.ndarray) -> tuple[dict, float, bool, bool, dict]:
+        n = len(self.ARM.joints)  # each arm's joints, then its gripper
         a = np.clip(np.asarray(action, dtype=np.float64), self.arm.lower, self.arm.upper).reshape(
-            len(self.ARMS), 6
+            len(self.ARMS), n + 1
         )
         for i, (ctrl, gc) in enumerate(zip(self._arm_ctrl, self._grip_ctrl, strict=True)):
-            self.data.ctrl[ctrl] = a[i, :5]
-            self.data.ctrl[gc] = a[i, 5] * GRIPPER_OPEN_M
+            self.data.ctrl[ctrl] = a[i, :n]
+            self.data.ctrl[gc] = a[i, n] * self._open_m
         if self._timed:
             self._step_capturing(SUBSTEPS)
         else:
@@ -282,7 +298,7 @@ class ArmTaskEnv(gym.Env):
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
             return None
-        return self._render("front", self.render_size)
+        return self._render(self.RENDER_CAMERA, self.render_size)
 
     def close(self) -> None:
         for r in self._renderers.values():
@@ -293,7 +309,7 @@ class ArmTaskEnv(gym.Env):
     def _state(self) -> np.ndarray:
         q = self.data.qpos
         parts = [
-            np.concatenate([q[a], [q[g] / GRIPPER_OPEN_M]])
+            np.concatenate([q[a], [q[g] / self._open_m]])
             for a, g in zip(self._arm_qpos, self._grip_qpos, strict=True)
         ]
         return np.concatenate(parts).astype(np.float32)
@@ -415,6 +431,7 @@ class BimanualTaskEnv(ArmTaskEnv):
             name,
             {"left/": ([-self.BASE_X, 0, 0], [1, 0, 0, 0]), "right/": ([self.BASE_X, 0, 0], [0, 0, 0, 1])},
             max_render,
+            self.ARM,
         )
         spec.worldbody.add_camera(name="top", pos=[0.0, 0.0, 0.6], xyaxes=[1, 0, 0, 0, 1, 0], fovy=55)
         spec.worldbody.add_camera(
@@ -428,18 +445,20 @@ class BimanualTaskEnv(ArmTaskEnv):
 
 
 class TwoArmExpert:
-    """What the bimanual experts share: a driver per arm, started from the first observation, and
-    a phase counter with a hold count."""
+    """What the bimanual experts share: a driver per arm (of the model ``arm``), started from the
+    first observation, and a phase counter with a hold count. ``driver`` holds ArmDriver options."""
 
-    def __init__(self, model: mujoco.MjModel) -> None:
-        self.left, self.right = ArmDriver(model, "left/"), ArmDriver(model, "right/")
+    def __init__(self, model: mujoco.MjModel, arm: Arm = SO100, **driver: Any) -> None:
+        self.left = ArmDriver(model, "left/", joints=arm.joints, **driver)
+        self.right = ArmDriver(model, "right/", joints=arm.joints, **driver)
         self.phase, self.hold, self.started = 0, 0, False
 
     def begin(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """Start both drivers on the first call; returns ``env_state`` as float64."""
         if not self.started:
             s = np.asarray(obs["state"], dtype=np.float64)
-            self.left.start(s[:6])
-            self.right.start(s[6:])
+            n = self.left.n + 1  # one arm's joints and gripper
+            self.left.start(s[:n])
+            self.right.start(s[n:])
             self.started = True
         return np.asarray(obs["env_state"], dtype=np.float64)

@@ -3,10 +3,14 @@
 Joint names, order and limits come from ``configs/robots/so100.yaml`` (the single definition);
 the MJCF in ``assets/so100.xml`` is tested against that file. The gripper is one number in
 [0, 1] (0 closed, 1 open) at this interface; in the model it is the opening of each finger.
+
+``ArmIK`` and ``ArmDriver`` work on any arm of ``envs/arms.py`` (their ``joints`` argument; the
+SO-100's by default): they need only its joints and its ``ee`` site.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import mujoco
@@ -46,14 +50,21 @@ class ArmIK:
     """Damped least-squares inverse kinematics for one arm of a MuJoCo model.
 
     Works on its own ``MjData`` so a solve never disturbs the simulation. ``prefix`` selects one
-    arm of a multi-arm model (e.g. ``"left/"``).
+    arm of a multi-arm model (e.g. ``"left/"``); ``joints`` are the arm's joints (the SO-100's by
+    default; ``envs.arms.Arm.joints`` for another arm).
     """
 
-    def __init__(self, model: mujoco.MjModel, prefix: str = "", damping: float = 1e-3) -> None:
+    def __init__(
+        self,
+        model: mujoco.MjModel,
+        prefix: str = "",
+        damping: float = 1e-3,
+        joints: Sequence[str] = ARM_JOINTS,
+    ) -> None:
         self.model = model
         self.data = mujoco.MjData(model)
         self.site = model.site(f"{prefix}ee").id
-        joints = [model.joint(f"{prefix}{n}") for n in ARM_JOINTS]
+        joints = [model.joint(f"{prefix}{n}") for n in joints]
         self.qpos_adr = np.array([j.qposadr[0] for j in joints])
         self.dof_adr = np.array([j.dofadr[0] for j in joints])
         self.lower = np.array([j.range[0] for j in joints])
@@ -63,7 +74,7 @@ class ArmIK:
         self._jacr = np.zeros((3, model.nv))
 
     def forward(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """End-effector position (3,) and rotation (3, 3) at joint positions ``q`` (5,)."""
+        """End-effector position (3,) and rotation (3, 3) at joint positions ``q`` (one per joint)."""
         self.data.qpos[self.qpos_adr] = q
         mujoco.mj_kinematics(self.model, self.data)
         return self.data.site_xpos[self.site].copy(), self.data.site_xmat[self.site].reshape(3, 3).copy()
@@ -112,6 +123,24 @@ def tool_down_rotation(yaw: float) -> np.ndarray:
     return np.column_stack([x, np.cross(z, x), z])
 
 
+def turn_toward(current: np.ndarray, goal: np.ndarray, max_angle: float) -> tuple[np.ndarray, bool]:
+    """``current`` (3x3) turned toward ``goal`` about their common axis by at most ``max_angle``
+    rad; and whether it got there."""
+    err = goal @ current.T  # the world-frame turn from current to goal
+    quat = np.zeros(4)
+    mujoco.mju_mat2Quat(quat, err.reshape(9))
+    if quat[0] < 0:
+        quat = -quat  # the shorter way round
+    angle = 2.0 * np.arctan2(np.linalg.norm(quat[1:]), quat[0])
+    if angle <= max_angle:
+        return goal.copy(), True
+    step = np.zeros(4)
+    mujoco.mju_axisAngle2Quat(step, quat[1:] / np.linalg.norm(quat[1:]), max_angle)
+    mat = np.zeros(9)
+    mujoco.mju_quat2Mat(mat, step)
+    return mat.reshape(3, 3) @ current, False
+
+
 def nearest_grasp_yaw(object_yaw: float, hand_yaw: float, symmetry: float = np.pi / 2) -> float:
     """The finger-axis yaw equivalent to ``object_yaw`` (modulo ``symmetry``) closest to ``hand_yaw``."""
     options = object_yaw + np.arange(-8, 9) * symmetry
@@ -119,20 +148,32 @@ def nearest_grasp_yaw(object_yaw: float, hand_yaw: float, symmetry: float = np.p
 
 
 class ArmDriver:
-    """Moves one arm's tool (pointing down) smoothly toward end-effector goals, through IK.
+    """Moves one arm's tool smoothly toward end-effector goals, through IK.
 
     The end-effector reference moves toward the goal at ≤ ``max_step_m`` per tick, joint targets
     change by at most ``max_dq`` rad per tick and the gripper by at most 0.1 per tick, so the
-    commands are smooth enough to learn from and safe for a real arm.
+    commands are smooth enough to learn from and safe for a real arm. The tool points down with
+    its finger axis along ``yaw``, unless ``step`` is given a rotation (an arm with six joints can
+    hold any): the reference rotation then turns toward it by at most ``max_turn`` rad per tick.
+    ``joints``: the arm's joints (the SO-100's by default); the state and action it reads and
+    writes are those joints and the gripper.
     """
 
     def __init__(
-        self, model: mujoco.MjModel, prefix: str = "", max_step_m: float = 0.004, max_dq: float = 0.045
+        self,
+        model: mujoco.MjModel,
+        prefix: str = "",
+        max_step_m: float = 0.004,
+        max_dq: float = 0.045,
+        joints: Sequence[str] = ARM_JOINTS,
+        max_turn: float = 0.05,
     ):
-        self.ik = ArmIK(model, prefix)
-        self.max_step_m, self.max_dq = max_step_m, max_dq
+        self.ik = ArmIK(model, prefix, joints=joints)
+        self.n = len(joints)
+        self.max_step_m, self.max_dq, self.max_turn = max_step_m, max_dq, max_turn
         self.q_cmd: np.ndarray | None = None
         self.ref: np.ndarray | None = None
+        self.rot_ref: np.ndarray | None = None
         self.gripper = 1.0
         self.yaw = 0.0
 
@@ -140,20 +181,28 @@ class ArmDriver:
         x = self.ik.forward(self.q_cmd)[1][:, 0]
         return float(np.arctan2(x[1], x[0]))
 
-    def start(self, state6: np.ndarray) -> None:
-        self.q_cmd = np.asarray(state6[:5], dtype=np.float64).copy()
-        self.ref = self.ik.forward(self.q_cmd)[0]
-        self.gripper = float(state6[5])
+    def start(self, state: np.ndarray) -> None:
+        """Start from the arm's measured ``state``: its joints, then the gripper."""
+        self.q_cmd = np.asarray(state[: self.n], dtype=np.float64).copy()
+        self.ref, self.rot_ref = self.ik.forward(self.q_cmd)
+        self.gripper = float(state[self.n])
         self.yaw = self.hand_yaw()
 
-    def step(self, goal: np.ndarray, gripper: float) -> tuple[np.ndarray, bool]:
-        """One tick toward ``goal`` (m) with the gripper command; returns (action (6,), reached)."""
+    def step(
+        self, goal: np.ndarray, gripper: float, rot: np.ndarray | None = None
+    ) -> tuple[np.ndarray, bool]:
+        """One tick toward ``goal`` (m) with the gripper command, the tool pointing down (or turning
+        toward ``rot``, 3x3); returns (action: the joints and the gripper, reached)."""
         goal = np.asarray(goal, dtype=np.float64)
         delta = goal - self.ref
         dist = float(np.linalg.norm(delta))
         self.ref = goal.copy() if dist <= self.max_step_m else self.ref + delta * (self.max_step_m / dist)
-        q = self.ik.solve(self.q_cmd, self.ref, tool_down_rotation(self.yaw), iters=8)
+        if rot is None:
+            self.rot_ref, turned = tool_down_rotation(self.yaw), True
+        else:
+            self.rot_ref, turned = turn_toward(self.rot_ref, np.asarray(rot, dtype=np.float64), self.max_turn)
+        q = self.ik.solve(self.q_cmd, self.ref, self.rot_ref, iters=8)
         self.q_cmd = self.q_cmd + np.clip(q - self.q_cmd, -self.max_dq, self.max_dq)
         self.gripper += float(np.clip(gripper - self.gripper, -0.1, 0.1))
-        reached = dist <= self.max_step_m and abs(self.gripper - gripper) < 1e-6
+        reached = dist <= self.max_step_m and abs(self.gripper - gripper) < 1e-6 and turned
         return np.concatenate([self.q_cmd, [self.gripper]]), reached

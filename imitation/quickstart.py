@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from envs import TASK_NAMES
+from envs import ENVS, TASK_NAMES, first_camera
 from imitation import config
 from imitation.checks import SEED, OneOf, OutPath, Range, check_fields
 from imitation.data.check import format_info, info, validate
@@ -112,7 +112,7 @@ def record(cfg: QuickstartConfig, obs_keys: Sequence[str]) -> dict:
         out=cfg.out,
         seed=cfg.seed,
         obs_mode="both" if cfg.obs == "state" else "images",
-        cameras=("top",) if cfg.obs == "state" else cameras,
+        cameras=(first_camera(cfg.env) if cfg.env in ENVS else "top",) if cfg.obs == "state" else cameras,
         image_size=(cfg.image_size, cfg.image_size),
         image_codec=cfg.image_codec,
     )

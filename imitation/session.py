@@ -38,6 +38,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from envs import ENVS, first_camera
 from imitation.control import RateLoop, period_stats
 from imitation.data.store import DemoStore, EpisodeWriter, discard_new_store
 from imitation.errors import ConfigError
@@ -211,7 +212,8 @@ def _session_stack(cfg: Any, loop: Any) -> RobotStack:
     """The robot of a session: --robot sim with the cameras asked for, or an arm."""
     cameras: dict[str, tuple[int, int]] = {}
     if (cfg.robot or "sim") == "sim":
-        cams = cfg.cameras or (("top",) if cfg.obs_mode != "state" else ())
+        default = first_camera(cfg.env) if cfg.env in ENVS else "top"
+        cams = cfg.cameras or ((default,) if cfg.obs_mode != "state" else ())
         size = tuple(cfg.image_size or (96, 96))
         cameras = {f"images/{c}": size for c in cams}
     # A person needs longer than a task's default time limit; --episode-s governs instead.

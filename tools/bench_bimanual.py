@@ -73,10 +73,10 @@ class Leaders:
     """The leader pair on two emulated buses, calibrated, moved slowly by a hand thread."""
 
     def __init__(self, work: Path, hz: float = 50.0) -> None:
-        from imitation.robots.bimanual import BimanualRobot
         from imitation.robots.buses.emulator import for_arm
         from imitation.robots.config import load_robot_config
         from imitation.robots.emulated import EMULATED_BUS_TIMEOUT_S, PosedArm
+        from imitation.robots.factory import make_robot
 
         rc = load_robot_config("aloha_leader")
         self.emulators, self.hands = [], []
@@ -89,7 +89,7 @@ class Leaders:
             self.hands.append(hand)
         self.ports = ",".join(f"{a}={e.port}" for a, e in zip(rc.arms, self.emulators, strict=True))
         self.cal = work / "leader_cal"
-        self.robot = BimanualRobot(rc, self.ports, calibration=self.cal, timeout_s=EMULATED_BUS_TIMEOUT_S)
+        self.robot = make_robot(rc, self.ports, calibration=self.cal, timeout_s=EMULATED_BUS_TIMEOUT_S)
         self._stop = threading.Event()
         self.hz = hz
         self.thread = threading.Thread(target=self._move, daemon=True, name="hand")

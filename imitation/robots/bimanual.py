@@ -28,7 +28,7 @@ import numpy as np
 from imitation.errors import ConfigError
 from imitation.robots.base import Robot
 from imitation.robots.calibration import default_dir
-from imitation.robots.config import RobotConfig, load_robot_config
+from imitation.robots.config import RobotConfig
 
 log = logging.getLogger(__name__)
 
@@ -67,38 +67,30 @@ class BimanualRobot(Robot):
 
     def __init__(
         self,
-        config: RobotConfig | str | Path,
-        ports: Mapping[str, str] | str | None = None,
+        config: RobotConfig,
+        arms: Mapping[str, Any],
         *,
-        calibration: str | Path | None = None,
         cameras: dict[str, Any] | None = None,
         env_state_source: Callable[[], np.ndarray] | None = None,
-        **arm_kw: Any,
     ) -> None:
-        from imitation.robots.factory import make_robot
-
-        self.config = config if isinstance(config, RobotConfig) else load_robot_config(config)
-        if not self.config.arms:
-            raise ConfigError(f"{self.config.path}: no `arms:` section; use make_robot for one arm")
-        if env_state_source is not None and not self.config.env_state:
+        """``arms``: each arm's driver, by the config's arm names (``make_robot`` builds them)."""
+        self.config = config
+        if not config.arms:
+            raise ConfigError(f"{config.path}: no `arms:` section; use make_robot for one arm")
+        if list(arms) != list(config.arms):
+            raise ValueError(f"{config.name}: arms {list(arms)}, the config has {list(config.arms)}")
+        if env_state_source is not None and not config.env_state:
             raise ConfigError(
-                f"{self.config.name}: an env_state source was given, but {self.config.path} declares no "
+                f"{config.name}: an env_state source was given, but {config.path} declares no "
                 "`env_state:` sensor"
             )
-        self.spec = self.config.spec()
-        if not isinstance(ports, Mapping):
-            ports = parse_ports(self.config, ports)
-        self.ports = dict(ports)
-        cal = calibration_dir(self.config, calibration)
-        self.calibration_dir = cal
-        self.arms = {
-            a: make_robot(part.config, self.ports[a], calibration=cal / f"{a}.yaml", **arm_kw)
-            for a, part in self.config.arms.items()
-        }
+        self.spec = config.spec()
+        self.arms = dict(arms)
+        self.ports = {a: getattr(arm, "port", "") for a, arm in self.arms.items()}
         self.cameras = dict(cameras or {})
         self.env_state_source = env_state_source
         self.skews: deque[float] = deque(maxlen=SKEW_WINDOW)
-        self._sizes = [len(p.config.joint_names) for p in self.config.arms.values()]
+        self._sizes = [len(p.config.joint_names) for p in config.arms.values()]
         self._pool: ThreadPoolExecutor | None = None
 
     @property

@@ -14,6 +14,7 @@ from typing import Any
 from imitation.errors import ConfigError
 from imitation.robots.arm import BusArm
 from imitation.robots.base import Robot
+from imitation.robots.bimanual import BimanualRobot, calibration_dir, parse_ports
 from imitation.robots.config import RobotConfig, load_robot_config
 from imitation.robots.koch import KochFollower, KochLeader
 from imitation.robots.so100 import SO100Follower, SO100Leader, SO101Follower
@@ -31,12 +32,17 @@ def make_robot(robot: RobotConfig | str | Path, port: str | None, **kw: Any) -> 
     """A real arm from its config (or its name or path): ``so100``, ``so101``, ``koch``, their
     leaders; a config of another name gets the generic ``BusArm``; a config of several arms
     (``aloha``, ``so101_bimanual``) a ``BimanualRobot``, ``port`` then ``left=<path>,right=<path>``
-    or None for the ports its config names."""
+    or None for the ports its config names, ``calibration`` the directory of its arms' files."""
     config = robot if isinstance(robot, RobotConfig) else load_robot_config(robot)
     if config.arms:
-        from imitation.robots.bimanual import BimanualRobot
-
-        return BimanualRobot(config, port, **kw)
+        ports = parse_ports(config, port)
+        folder = calibration_dir(config, kw.pop("calibration", None))
+        whole = {k: kw.pop(k) for k in ("cameras", "env_state_source") if k in kw}
+        arms = {
+            a: make_robot(part.config, ports[a], calibration=folder / f"{a}.yaml", **kw)
+            for a, part in config.arms.items()
+        }
+        return BimanualRobot(config, arms, **whole)
     if not port:
         raise ConfigError(f"robot {config.name} needs its serial port (--port)")
     cls = ARMS.get(config.name)

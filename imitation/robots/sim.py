@@ -31,7 +31,9 @@ class SimRobot(Robot):
 
         self.env_id = env_id
         if not is_mapping_id(env_id):  # a mapping's defaults are its own cameras and sizes
-            cameras = ("top",) if cameras is None else cameras
+            from envs import first_camera
+
+            cameras = (first_camera(env_id),) if cameras is None else cameras
             image_size = (96, 96) if image_size is None else image_size
         # Unwrapped: the tasks keep their own clocks (a mapped env is its own outermost layer).
         self.env = make(

@@ -60,9 +60,9 @@ def _leader(
     from imitation.teleop.leader import LeaderTeleop
 
     if kind in PAIRS:  # each arm's port from --leader-port left=...,right=... or the config
-        from imitation.robots.bimanual import BimanualRobot
+        from imitation.robots.factory import make_robot
 
-        arm: Any = BimanualRobot(PAIRS[kind], port, **kw)
+        arm: Any = make_robot(PAIRS[kind], port, **kw)
     elif not port:
         raise ConfigError(f"teleop {kind}: a leader arm needs its serial port, e.g. port=/dev/ttyACM1")
     elif kind == "koch-leader":

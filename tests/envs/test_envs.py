@@ -30,7 +30,8 @@ def rollout(env, seed: int, n: int, policy=None) -> list[dict]:
 
 @pytest.mark.parametrize("env_id", IDS)
 def test_gymnasium_api(env_id):
-    env = gym.make(env_id, obs_mode="both", cameras=("top",), image_size=(32, 32))
+    first = gym.make(env_id).unwrapped.CAMERAS[0]
+    env = gym.make(env_id, obs_mode="both", cameras=(first,), image_size=(32, 32))
     check_env(env.unwrapped, skip_render_check=True)
     env.close()
 
@@ -91,7 +92,8 @@ def test_scripted_expert_succeeds_smoothly(env_id, seed):
     prev = obs["state"]
     while True:  # the env's time limit ends a failing episode
         action = expert(obs)
-        dq = np.abs(action - prev).reshape(-1, 6)[:, :5]  # arm joints of each arm, not the grippers
+        n = action.size // len(env.unwrapped.ARMS)  # one arm's joints and gripper
+        dq = np.abs(action - prev).reshape(-1, n)[:, : n - 1]  # arm joints of each arm, not the grippers
         assert dq.max() <= 0.05 + 1e-6  # |dq| per control tick
         prev = action
         obs, _, terminated, truncated, info = env.step(action)

@@ -13,11 +13,12 @@ import pytest
 
 from imitation.errors import ConfigError
 from imitation.robots.arm import BusArm, latency_timer_ms, warn_latency_timer
-from imitation.robots.bimanual import BimanualRobot, parse_ports
+from imitation.robots.bimanual import parse_ports
 from imitation.robots.buses.emulator import ServoEmulator, for_arm
 from imitation.robots.calibration import CalibrationError
 from imitation.robots.config import load_robot_config
 from imitation.robots.emulated import PosedArm
+from imitation.robots.factory import make_robot
 from imitation.robots.shadows import ShadowError
 
 TIMEOUT_S = 2.0  # a loaded machine may leave the emulator's thread waiting; nothing is lost by waiting
@@ -162,7 +163,7 @@ def test_the_pair_is_one_robot_read_in_parallel(aloha, monkeypatch):
     rigs, tmp = aloha
     rc, emus, _hands = rigs["aloha"]
     ports = ",".join(f"{a}={e.port}" for a, e in emus.items())
-    robot = BimanualRobot("aloha", ports, calibration=tmp / "aloha", timeout_s=TIMEOUT_S)
+    robot = make_robot("aloha", ports, calibration=tmp / "aloha", timeout_s=TIMEOUT_S)
     assert robot.spec.joint_names[:2] == ("left/waist", "left/shoulder") and len(robot.spec.joint_names) == 14
     robot.connect()
     try:

@@ -108,7 +108,16 @@ def test_scripted_with_one_expert():
 
 
 def test_make_teleop():
-    assert set(TELEOPS) == {"keyboard", "gamepad", "spacemouse", "so100-leader", "koch-leader", "scripted"}
+    assert set(TELEOPS) == {
+        "keyboard",
+        "gamepad",
+        "spacemouse",
+        "so100-leader",
+        "koch-leader",
+        "aloha-leader",
+        "so101-bimanual-leader",
+        "scripted",
+    }
     with pytest.raises(
         ConfigError, match="unknown teleop device 'joystick'; choose one of: keyboard, gamepad"
     ):
