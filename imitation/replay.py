@@ -115,7 +115,9 @@ def replay(cfg: ReplayConfig, *, loop: RateLoop | None = None) -> dict[str, Any]
         report = setup.robot.report()
         setup.close()
     err = np.asarray(errors)
-    arm = err[:, :-1] if err.ndim == 2 and err.shape[1] > 1 else err  # the gripper is not tracked
+    names = setup.robot.spec.joint_names
+    joints = [i for i, n in enumerate(names) if n.split("/")[-1] != "gripper"]  # grippers are not tracked
+    arm = err[:, joints] if err.ndim == 2 and joints and err.shape[1] == len(names) else err
     return {
         "episode": index,
         "actions": len(ep),

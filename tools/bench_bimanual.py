@@ -245,7 +245,6 @@ def record_bench(minutes: float, episode_s: float, work: Path) -> dict:
         episode_s=episode_s + 5, warmup_s=0.0, ui="none", image_codec="jpeg",
     )  # fmt: skip
     leaders.start()
-    before = {t.native_id for t in threading.enumerate()}
     r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     side: dict[int, float] = {}
 
@@ -259,14 +258,15 @@ def record_bench(minutes: float, episode_s: float, work: Path) -> dict:
     done = threading.Event()
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
+    teleop.connect()  # a device handed to the session is the caller's to connect and close
     try:
         res = record_session(cfg, teleop=teleop)
     finally:
         done.set()
         watcher.join()
+        teleop.close()
         leaders.stop()
     r1, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter() - t0
-    del before
     cpu = r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime
     cams = res["cameras"]
     t = res.get("recording_timing", res["timing"])
