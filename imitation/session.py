@@ -338,6 +338,8 @@ class _Session:
         elif step.kind == "discard":
             writer.discard_episode()
             self.counts["discarded"] += 1
+            if self.setup.simulated:
+                self.setup.prepare(self.seed + 1)
             _end_episode(self.teleop)
         elif step.kind == "save":
             success = self.setup.success()
@@ -356,6 +358,8 @@ class _Session:
                 outcome=outcome, dropped_frames=self.ep_missed, duration_s=step.elapsed_s, wait=False
             )
             self.saving.append((index, self.ep_frames, outcome))
+            if self.setup.simulated:  # the scene of the next episode, ready before it starts
+                self.setup.prepare(self.seed + 1)
             c = self.counts
             c["saved"] += 1
             c["frames"] += self.ep_frames

@@ -50,6 +50,31 @@ def test_a_session_on_the_emulated_pair(tmp_path):
     assert np.isfinite(state).all() and np.abs(state[:, [5, 11]] - 0.5).max() < 0.6  # grippers in range
 
 
+def test_a_session_on_the_emulated_aloha(tmp_path):
+    """ALOHA's follower pair: two ViperX buses with their shadow servos, the AlohaTransferCube
+    simulator as physics, its four cameras and tracker declared in the robot config."""
+    from imitation.session import record_session
+
+    cfg = RecordConfig(
+        env="imitation/AlohaTransferCube-v0",
+        robot="configs/robots/aloha_emulated.yaml",
+        emulate=True,
+        teleop="keyboard",
+        out=tmp_path / "aloha.zarr",
+        episodes=1,
+        warmup_s=0.0,
+        ui="none",
+    )
+    out = record_session(cfg, teleop=KeyScript({2: "TOGGLE", 12: "TOGGLE"}), loop=sim_loop())
+    assert out["saved"] == 1
+    store = DemoStore.open(tmp_path / "aloha.zarr")
+    assert store.features["state"].shape == (14,) and store.robot["joint_names"][7] == "right/waist"
+    assert {f"images/{c}" for c in ("cam_high", "cam_low", "cam_left_wrist", "cam_right_wrist")} <= set(
+        store.features
+    )
+    assert store.episode_lengths[0] == 10 and validate(store).ok
+
+
 CHILD = textwrap.dedent(
     """
     import logging, sys, types, numpy as np

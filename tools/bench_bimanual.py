@@ -6,9 +6,10 @@
 
 The follower pair is two servo emulators on pseudo-terminals (two ViperX 300 S buses, nine servos
 each, shadows included) whose physics is the AlohaTransferCube simulator, calibrated through the
-buses; the leader pair is two more emulated buses (WidowX 250 S), posed by a "hand" thread that
-moves every joint slowly. The four cameras (cam_high, cam_low, cam_left_wrist, cam_right_wrist)
-are OpenCV captures of 640x480 MJPEG files at 50 fps (a JPEG decode per frame, as a USB camera
+buses; the leader pair is two more emulated buses (WidowX 250 S) served by another process (the
+leader arms are hardware outside the recording process), posed by a "hand" that turns each hand
+slowly about itself (waist, forearm roll, wrist rotate) and opens and closes its gripper. The four cameras (cam_high, cam_low, cam_left_wrist, cam_right_wrist)
+are OpenCV captures of 640x480 MJPEG files at ``--camera-fps`` (default 50) (a JPEG decode per frame, as a USB camera
 costs; four simulator-rendered 480x640 cameras cannot run at 50 Hz on a small CPU).
 
 deploy: a state-based policy (``state`` + the simulator's object pose as the declared tracker) on
@@ -18,8 +19,8 @@ scripted demos (its actions do not matter here). Reports missed ticks, period p9
 (target 0 and <= 2 ms), the skew between the arms' reads, the cameras' skew to the tick.
 record: ``imitation record`` with ``--teleop aloha-leader`` on the follower pair at 50 Hz, the
 four cameras into JPEG; an episode every ``--episode-s`` seconds. Reports dropped frames (target
-0) and CPU: the whole process, and without the emulators' and the hand's threads (what a session
-on the real rig spends; target <= 1.5 cores).
+0) and CPU: the whole process, and without the follower emulators' threads (what a session on the
+real rig spends; target <= 1.5 cores).
 e2e: success of ``imitation deploy --emulate`` against ``imitation eval`` in simulation, the same
 checkpoint and seeds.
 """
@@ -49,12 +50,12 @@ ENV = "imitation/AlohaTransferCube-v0"
 CAMERAS = ("cam_high", "cam_low", "cam_left_wrist", "cam_right_wrist")
 
 
-def robot_yaml(work: Path, videos: list[Path] | None) -> Path:
+def robot_yaml(work: Path, videos: list[Path] | None, fps: float = 50.0) -> Path:
     """configs/robots/aloha_emulated.yaml with the cameras as MJPEG files (or none)."""
     cfg = yaml.safe_load((ROOT / "configs/robots/aloha_emulated.yaml").read_text())
     cfg["arms"] = {a: {"robot": str(ROOT / "configs/robots/vx300s.yaml")} for a in ("left", "right")}
     cfg["cameras"] = {
-        name: {"device": str(v), "width": 640, "height": 480, "fps": 50}
+        name: {"device": str(v), "width": 640, "height": 480, "fps": fps}
         for name, v in zip(CAMERAS, videos or [], strict=False)
     }
     path = work / "aloha_bench.yaml"
@@ -69,49 +70,68 @@ def videos(work: Path) -> list[Path]:
     return [natural_video(work / f"{name}.avi", seed=i) for i, name in enumerate(CAMERAS)]
 
 
+def _serve_leaders(work: str, ports: Any, stop: Any, hz: float) -> None:
+    """In a process of its own, as the leader arms are hardware outside the recording process: the
+    leader pair's two emulated buses, calibrated, posed by a hand until ``stop`` is set."""
+    from imitation.robots.buses.emulator import for_arm
+    from imitation.robots.config import load_robot_config
+    from imitation.robots.emulated import PosedArm
+
+    rc = load_robot_config("aloha_leader")
+    emulators, hands = [], []
+    for k, (arm, part) in enumerate(rc.arms.items()):
+        emu = for_arm(part.config)
+        emu.start()
+        hand = PosedArm(emu, part.config, seed=10 + k)
+        hand.calibrate(Path(work) / "leader_cal" / f"{arm}.yaml")
+        emulators.append(emu)
+        hands.append(hand)
+    ports.put(",".join(f"{a}={e.port}" for a, e in zip(rc.arms, emulators, strict=True)))
+    from envs.arms import VX300S
+
+    t0 = time.monotonic()
+    while not stop.is_set():
+        t = time.monotonic() - t0
+        for k, hand in enumerate(hands):
+            # About the followers' home pose (the task's start), turning each hand about itself
+            # (waist, forearm roll, wrist rotate) and working the gripper: an operator's slow
+            # motion that keeps the arms off the table and off each other.
+            q = np.append(np.asarray(VX300S.home, dtype=np.float64), 0.0)
+            q[[0, 3, 5]] += 0.2 * np.sin(2 * np.pi * 0.1 * t + np.arange(3) + k)
+            q[hand.gripper] = 0.5 + 0.4 * np.sin(2 * np.pi * 0.2 * t + k)
+            hand.pose(q)
+        stop.wait(1.0 / hz)
+    for e in emulators:
+        e.stop()
+
+
 class Leaders:
-    """The leader pair on two emulated buses, calibrated, moved slowly by a hand thread."""
+    """The leader pair: two emulated buses served by another process (``_serve_leaders``), and
+    their driver here."""
 
     def __init__(self, work: Path, hz: float = 50.0) -> None:
-        from imitation.robots.buses.emulator import for_arm
-        from imitation.robots.config import load_robot_config
-        from imitation.robots.emulated import EMULATED_BUS_TIMEOUT_S, PosedArm
+        import multiprocessing as mp
+
+        from imitation.robots.emulated import EMULATED_BUS_TIMEOUT_S
         from imitation.robots.factory import make_robot
 
-        rc = load_robot_config("aloha_leader")
-        self.emulators, self.hands = [], []
-        for k, (arm, part) in enumerate(rc.arms.items()):
-            emu = for_arm(part.config)
-            emu.start()
-            hand = PosedArm(emu, part.config, seed=10 + k)
-            hand.calibrate(work / "leader_cal" / f"{arm}.yaml")
-            self.emulators.append(emu)
-            self.hands.append(hand)
-        self.ports = ",".join(f"{a}={e.port}" for a, e in zip(rc.arms, self.emulators, strict=True))
-        self.cal = work / "leader_cal"
-        self.robot = make_robot(rc, self.ports, calibration=self.cal, timeout_s=EMULATED_BUS_TIMEOUT_S)
-        self._stop = threading.Event()
-        self.hz = hz
-        self.thread = threading.Thread(target=self._move, daemon=True, name="hand")
+        ctx = mp.get_context("spawn")
+        ports, self._stop = ctx.Queue(), ctx.Event()
+        self.process = ctx.Process(
+            target=_serve_leaders, args=(str(work), ports, self._stop, hz), daemon=True
+        )
+        self.process.start()
+        self.ports = ports.get(timeout=120)
+        self.robot = make_robot(
+            "aloha_leader", self.ports, calibration=work / "leader_cal", timeout_s=EMULATED_BUS_TIMEOUT_S
+        )
 
-    def _move(self) -> None:
-        t0 = time.monotonic()
-        while not self._stop.is_set():
-            t = time.monotonic() - t0
-            for k, hand in enumerate(self.hands):
-                q = 0.2 * np.sin(2 * np.pi * 0.1 * t + np.arange(len(hand.ids)) + k)
-                q[hand.gripper] = 0.5 + 0.4 * np.sin(2 * np.pi * 0.2 * t + k)
-                hand.pose(q)
-            self._stop.wait(1.0 / self.hz)
-
-    def start(self) -> None:
-        self.thread.start()
+    def start(self) -> None:  # the hand already moves
+        pass
 
     def stop(self) -> None:
         self._stop.set()
-        self.thread.join(timeout=2)
-        for e in self.emulators:
-            e.stop()
+        self.process.join(timeout=10)
 
 
 def thread_cpu_s(native_ids: list[int]) -> float:
@@ -159,7 +179,7 @@ class WithLeaders:
         return obs
 
 
-def deploy_bench(minutes: float, checkpoint: str | None, work: Path) -> dict:
+def deploy_bench(minutes: float, checkpoint: str | None, work: Path, fps: float) -> dict:
     from imitation.checkpoint import policy_config, read_meta, resolve
     from imitation.deploy import InferenceProcess, run_episode
     from imitation.robots.stack import Needs, RobotOptions, RobotStack
@@ -168,7 +188,7 @@ def deploy_bench(minutes: float, checkpoint: str | None, work: Path) -> dict:
     meta = read_meta(ckpt)
     keys = list(meta["policy_config"]["obs_keys"])
     schedule = policy_config(meta).schedule
-    path = robot_yaml(work, videos(work))
+    path = robot_yaml(work, videos(work), fps)
     sys.setswitchinterval(0.0005)
     stack = RobotStack(
         RobotOptions(robot=str(path), emulate=True, env=ENV),
@@ -195,6 +215,7 @@ def deploy_bench(minutes: float, checkpoint: str | None, work: Path) -> dict:
         stack.close()
     return {
         "what": "deploy loop, emulated ALOHA: 2 follower + 2 leader buses, 4 MJPEG cameras 640x480, 50 Hz",
+        "camera_fps": fps,
         "minutes": minutes,
         "checkpoint": str(ckpt),
         "ticks": st.ticks,
@@ -229,14 +250,14 @@ class Events:
         return []
 
 
-def record_bench(minutes: float, episode_s: float, work: Path) -> dict:
+def record_bench(minutes: float, episode_s: float, work: Path, fps: float) -> dict:
     import resource
 
     from imitation.record import RecordConfig
     from imitation.session import record_session
     from imitation.teleop.leader import LeaderTeleop
 
-    path = robot_yaml(work, videos(work))
+    path = robot_yaml(work, videos(work), fps)
     leaders = Leaders(work)
     teleop = LeaderTeleop(leaders.robot, Events(50.0, episode_s, minutes))
     out = work / "session.zarr"
@@ -251,7 +272,7 @@ def record_bench(minutes: float, episode_s: float, work: Path) -> dict:
     def watch() -> None:  # the emulators' and the hand's threads, sampled while they live
         while not done.is_set():
             for t in threading.enumerate():
-                if t.name.startswith(("servo-emulator", "hand")) and t.native_id:
+                if t.name.startswith("servo-emulator") and t.native_id:
                     side[t.native_id] = thread_cpu_s([t.native_id])
             done.wait(0.5)
 
@@ -272,6 +293,7 @@ def record_bench(minutes: float, episode_s: float, work: Path) -> dict:
     t = res.get("recording_timing", res["timing"])
     return {
         "what": "record, emulated ALOHA, --teleop aloha-leader: 4 buses, 4 MJPEG cameras 640x480 into JPEG, 50 Hz",
+        "camera_fps": fps,
         "minutes": round(wall / 60, 2),
         "episodes": res["saved"],
         "frames": res["frames"],
@@ -329,14 +351,15 @@ def main() -> None:
     p.add_argument("--episode-s", type=float, default=20.0)
     p.add_argument("--checkpoint")
     p.add_argument("--episodes", type=int, default=50)
+    p.add_argument("--camera-fps", type=float, default=50.0, help="the MJPEG cameras' rate (deploy, record)")
     p.add_argument("--seed", type=int, default=1000)
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if args.what == "deploy":
-            out = deploy_bench(args.minutes, args.checkpoint, work)
+            out = deploy_bench(args.minutes, args.checkpoint, work, args.camera_fps)
         elif args.what == "record":
-            out = record_bench(args.minutes, args.episode_s, work)
+            out = record_bench(args.minutes, args.episode_s, work, args.camera_fps)
         else:
             if not args.checkpoint:
                 p.error("e2e needs --checkpoint (a state-based run trained on AlohaTransferCube)")

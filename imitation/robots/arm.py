@@ -298,8 +298,10 @@ class BusArm(Robot):
         if self.config.protocol != "dynamixel" or self.leader:
             return
         units = max(1, min(127, int(round(float(self.config.safety.get("watchdog_s", 0.5)) / 0.02))))
-        for n in self.names:
-            if "Bus_Watchdog" in self.bus.model(n).registers and self.bus.read("Bus_Watchdog", n) == 255:
+        watched = [n for n in self.names if "Bus_Watchdog" in self.bus.model(n).registers]
+        state = self.bus.sync_read("Bus_Watchdog", watched) if watched else {}  # one transaction
+        for n in watched:
+            if state[n] == 255:
                 log.warning("%s: servo %s's bus watchdog had tripped; re-arming it", self.port, n)
                 self.bus.write("Bus_Watchdog", n, 0)
                 self.bus.write("Bus_Watchdog", n, units)

@@ -269,6 +269,7 @@ class RobotStack:
         self.options, self.needs = options, needs
         self.fits = dict(needs.fits)
         self.sim: Any = None
+        self._prepared: int | None = None  # the seed the emulated scene was reset to ahead (prepare)
         self.physics: Any = None
         self.emulator: Any = None
         self.emulators: list[Any] = []
@@ -409,12 +410,23 @@ class RobotStack:
         """The simulated task's robot (``SimRobot``: its scripted expert, its env), or None."""
         return self.sim if self.sim is not None else self.physics.sim if self.physics is not None else None
 
+    def prepare(self, seed: int) -> None:
+        """Reset the emulated scene to ``seed`` now, without waiting: the emulator's thread does it
+        while the loop runs on (a session calls this when its reset period begins, so that the next
+        ``begin(seed)`` finds the scene ready instead of waiting a tick for it)."""
+        if self.physics is not None:
+            self.physics.reset(seed)
+            self._prepared = seed
+
     def begin(self, seed: int) -> None:
-        """Start an episode: the simulated scene reset to ``seed``; the safety layer re-reads the joints."""
+        """Start an episode: the simulated scene reset to ``seed`` (unless ``prepare(seed)`` has
+        done it); the safety layer re-reads the joints."""
         if self.sim is not None:
             self.sim.reset(seed)
         if self.physics is not None:
-            self.physics.reset(seed)
+            if self._prepared != seed:
+                self.physics.reset(seed)
+            self._prepared = None
             self.physics.wait_ready()
         self.robot.resync()
 
