@@ -169,3 +169,26 @@ def test_replay_of_a_scripted_demo_on_the_emulated_pair_succeeds(tmp_path):
     out = replay(ReplayConfig(store=str(store), robot=PAIR, emulate=True), loop=sim_loop())
     assert out["success"] is True and out["seed"] == 3
     assert out["tracking_error_max"] < 0.2
+
+
+def test_a_scene_prepared_in_the_reset_period_is_not_reset_again_at_the_start(monkeypatch):
+    """A session resets the emulated scene when its reset period begins (``prepare``), so that the
+    tick starting the next episode does not wait for it; ``begin`` then only re-reads the arm."""
+    from imitation.robots.stack import Needs, RobotOptions, RobotStack
+
+    setup = RobotStack(
+        RobotOptions(robot=PAIR, emulate=True, env=ENV), Needs(env_id=ENV), clock=sim_loop().clock
+    )
+    try:
+        setup.robot.connect()
+        resets = []
+        real = setup.physics.reset
+        monkeypatch.setattr(setup.physics, "reset", lambda seed: (resets.append(seed), real(seed)))
+        setup.prepare(7)
+        setup.physics.wait_ready()
+        setup.begin(7)
+        assert resets == [7] and setup.physics.sim.seed == 7
+        setup.begin(8)  # not prepared: reset here
+        assert resets == [7, 8]
+    finally:
+        setup.close()
