@@ -4,13 +4,6 @@ calibrated through the buses, recorded in an operator session, killed mid-sessio
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import textwrap
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +12,7 @@ from imitation.control import RateLoop
 from imitation.data.check import validate
 from imitation.data.store import DemoStore
 from imitation.record import RecordConfig
-from tests.test_session import KeyScript, sim_loop
+from tests.test_session import CHILD, KeyScript, kill_sessions, sim_loop
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIR = "configs/robots/so101_bimanual_emulated.yaml"
@@ -75,64 +68,10 @@ def test_a_session_on_the_emulated_aloha(tmp_path):
     assert store.episode_lengths[0] == 10 and validate(store).ok
 
 
-CHILD = textwrap.dedent(
-    """
-    import logging, sys, types, numpy as np
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-    sys.path.insert(0, {root!r})
-    from imitation.record import RecordConfig
-    from imitation.session import record_session
-
-    class Loop:  # Enter every 7 ticks: start, record 7 frames, save; forever
-        tick = 0
-        def connect(self): pass
-        def close(self): pass
-        def reset(self, obs): pass
-        def read(self, obs):
-            self.tick += 1
-            return np.asarray(obs["state"], dtype=np.float64)
-        def events(self):
-            return [types.SimpleNamespace(name="TOGGLE")] if self.tick % 7 == 0 else []
-
-    cfg = RecordConfig(env={env!r}, robot={robot!r}, emulate=True, teleop="keyboard", obs_mode="state",
-                       out=__import__("pathlib").Path(sys.argv[1]), episodes=100000, warmup_s=0.0, ui="none")
-    record_session(cfg, teleop=Loop())
-    """
-)
-
-
 def test_sigkill_during_a_two_arm_session_loses_no_saved_episode(tmp_path):
     script = tmp_path / "child.py"
-    script.write_text(CHILD.format(root=str(ROOT), env=ENV, robot=str(ROOT / PAIR)))
-    rng = np.random.default_rng(1)
-    store_path = tmp_path / "kill.zarr"
-    reported = 0
-    for trial in range(4):
-        proc = subprocess.Popen(
-            [sys.executable, str(script), str(store_path)],
-            stderr=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            text=True,
-            cwd=ROOT,
-            env={**os.environ, "MUJOCO_GL": "egl"},
-        )
-        lines: list[str] = []
-        reader = threading.Thread(target=lines.extend, args=(proc.stderr,), daemon=True)
-        reader.start()
-        deadline = time.monotonic() + 120
-        while not any("saved episode" in ln for ln in lines) and time.monotonic() < deadline:
-            assert proc.poll() is None, "".join(lines)[-2000:]
-            time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, 0.6))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        reader.join(timeout=60)
-        reported += sum("saved episode" in ln for ln in lines)
-        store = DemoStore.open(store_path)
-        assert store.n_episodes >= reported, f"trial {trial}: a reported episode is missing"
-        assert validate(store).ok
-        assert (store.episode_lengths == 7).all()
-    assert reported >= 4
+    script.write_text(CHILD.format(root=str(ROOT), env=ENV, robot=str(ROOT / PAIR), emulate=True))
+    assert kill_sessions(script, tmp_path / "kill.zarr", trials=4, seed=1, wait_s=120) >= 4
 
 
 def test_deploy_on_the_emulated_pair(tmp_path):

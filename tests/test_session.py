@@ -147,32 +147,34 @@ CHILD = textwrap.dedent(
         def events(self):
             return [types.SimpleNamespace(name="TOGGLE")] if self.tick % 7 == 0 else []
 
-    cfg = RecordConfig(env="imitation/PickPlace-v0", robot="sim", teleop="keyboard", obs_mode="state",
-                       out=__import__("pathlib").Path(sys.argv[1]), episodes=1000, warmup_s=0.0, ui="none")
+    cfg = RecordConfig(env={env!r}, robot={robot!r}, emulate={emulate!r}, teleop="keyboard", obs_mode="state",
+                       out=__import__("pathlib").Path(sys.argv[1]), episodes=100000, warmup_s=0.0, ui="none")
     record_session(cfg, teleop=Loop())
     """
 )
 
 
-def test_sigkill_at_random_moments_never_loses_a_saved_episode(tmp_path):
-    script = tmp_path / "child.py"
-    script.write_text(CHILD.format(root=str(Path(__file__).resolve().parents[1])))
-    rng = np.random.default_rng(0)
-    store_path = tmp_path / "kill.zarr"
+def kill_sessions(script: Path, store_path: Path, trials: int, seed: int, wait_s: float = 60.0) -> int:
+    """Run ``script`` (a recording session saving a 7-frame episode every 7 ticks into
+    ``store_path``) ``trials`` times, each killed with SIGKILL at a random moment after its first
+    save; after each, every episode it reported saved is in the store, which validates. Returns
+    how many saves were reported in all."""
+    rng = np.random.default_rng(seed)
     reported_total = 0
-    for trial in range(20):
+    for trial in range(trials):
         proc = subprocess.Popen(
             [sys.executable, str(script), str(store_path)],
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             text=True,
+            cwd=Path(__file__).resolve().parents[1],
             env={**os.environ, "MUJOCO_GL": "egl"},
         )
         # Wait until the session runs (its first save), then kill it at a random moment.
         lines: list[str] = []
         reader = threading.Thread(target=lines.extend, args=(proc.stderr,), daemon=True)
         reader.start()
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + wait_s
         while not any("saved episode" in ln for ln in lines) and time.monotonic() < deadline:
             assert proc.poll() is None, "".join(lines)[-2000:]
             time.sleep(0.02)
@@ -187,7 +189,14 @@ def test_sigkill_at_random_moments_never_loses_a_saved_episode(tmp_path):
         report = validate(store)
         assert report.ok, report.errors
         assert (store.episode_lengths == 7).all()  # started at tick 7k, frames 7k+1 .. 7k+7
-    assert reported_total >= 20
+    return reported_total
+
+
+def test_sigkill_at_random_moments_never_loses_a_saved_episode(tmp_path):
+    script = tmp_path / "child.py"
+    root = str(Path(__file__).resolve().parents[1])
+    script.write_text(CHILD.format(root=root, env="imitation/PickPlace-v0", robot="sim", emulate=False))
+    assert kill_sessions(script, tmp_path / "kill.zarr", trials=20, seed=0) >= 20
 
 
 def test_a_session_on_the_emulated_arm(tmp_path):
