@@ -19,26 +19,24 @@ PAIR = "configs/robots/so101_bimanual_emulated.yaml"
 ENV = "imitation/TransferCube-v0"
 
 
-def test_a_session_on_the_emulated_pair(tmp_path):
+def session_on(robot: str, env: str, out) -> DemoStore:
+    """One 10-frame episode of an operator session on an emulated robot, on a simulated clock."""
     from imitation.session import record_session
 
     cfg = RecordConfig(
-        env=ENV,
-        robot=PAIR,
-        emulate=True,
-        teleop="keyboard",
-        out=tmp_path / "pair.zarr",
-        episodes=1,
-        warmup_s=0.0,
-        ui="none",
+        env=env, robot=robot, emulate=True, teleop="keyboard", out=out, episodes=1, warmup_s=0.0, ui="none"
     )
-    out = record_session(cfg, teleop=KeyScript({2: "TOGGLE", 12: "TOGGLE"}), loop=sim_loop())
-    assert out["saved"] == 1
-    store = DemoStore.open(tmp_path / "pair.zarr")
+    assert record_session(cfg, teleop=KeyScript({2: "TOGGLE", 12: "TOGGLE"}), loop=sim_loop())["saved"] == 1
+    store = DemoStore.open(out)
+    assert store.episode_lengths[0] == 10 and validate(store).ok
+    return store
+
+
+def test_a_session_on_the_emulated_pair(tmp_path):
+    store = session_on(PAIR, ENV, tmp_path / "pair.zarr")
     assert store.features["state"].shape == (12,) and store.features["action"].shape == (12,)
     assert store.robot["joint_names"][:2] == ["left/shoulder_pan", "left/shoulder_lift"]
     assert store.robot["joint_names"][6] == "right/shoulder_pan"
-    assert store.episode_lengths[0] == 10 and validate(store).ok
     state = store.read_episode(0, ["state"])["state"]
     assert np.isfinite(state).all() and np.abs(state[:, [5, 11]] - 0.5).max() < 0.6  # grippers in range
 
@@ -46,26 +44,12 @@ def test_a_session_on_the_emulated_pair(tmp_path):
 def test_a_session_on_the_emulated_aloha(tmp_path):
     """ALOHA's follower pair: two ViperX buses with their shadow servos, the AlohaTransferCube
     simulator as physics, its four cameras and tracker declared in the robot config."""
-    from imitation.session import record_session
-
-    cfg = RecordConfig(
-        env="imitation/AlohaTransferCube-v0",
-        robot="configs/robots/aloha_emulated.yaml",
-        emulate=True,
-        teleop="keyboard",
-        out=tmp_path / "aloha.zarr",
-        episodes=1,
-        warmup_s=0.0,
-        ui="none",
+    store = session_on(
+        "configs/robots/aloha_emulated.yaml", "imitation/AlohaTransferCube-v0", tmp_path / "a.zarr"
     )
-    out = record_session(cfg, teleop=KeyScript({2: "TOGGLE", 12: "TOGGLE"}), loop=sim_loop())
-    assert out["saved"] == 1
-    store = DemoStore.open(tmp_path / "aloha.zarr")
     assert store.features["state"].shape == (14,) and store.robot["joint_names"][7] == "right/waist"
-    assert {f"images/{c}" for c in ("cam_high", "cam_low", "cam_left_wrist", "cam_right_wrist")} <= set(
-        store.features
-    )
-    assert store.episode_lengths[0] == 10 and validate(store).ok
+    cameras = {f"images/{c}" for c in ("cam_high", "cam_low", "cam_left_wrist", "cam_right_wrist")}
+    assert cameras <= set(store.features)
 
 
 def test_sigkill_during_a_two_arm_session_loses_no_saved_episode(tmp_path):

@@ -36,7 +36,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -46,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))  # the other benchmarks' pieces this one shares
 ENV = "imitation/AlohaTransferCube-v0"
 CAMERAS = ("cam_high", "cam_low", "cam_left_wrist", "cam_right_wrist")
 
@@ -64,7 +64,6 @@ def robot_yaml(work: Path, videos: list[Path] | None, fps: float = 50.0) -> Path
 
 
 def videos(work: Path) -> list[Path]:
-    sys.path.insert(0, str(ROOT / "tools"))
     from bench_record import natural_video
 
     return [natural_video(work / f"{name}.avi", seed=i) for i, name in enumerate(CAMERAS)]
@@ -229,25 +228,19 @@ def deploy_bench(minutes: float, checkpoint: str | None, work: Path, fps: float)
     }
 
 
-class Events:
-    """Enter now and then (start, save) until the time is up; then quit."""
+def operator_events(hz: float, episode_s: float, minutes: float) -> Any:
+    """``tools/bench_record.py``'s operator as an event source: Enter now and then (start, save),
+    a tick counted at each call, until the time is up; then quit."""
+    from bench_record import Operator
 
-    def __init__(self, hz: float, episode_s: float, minutes: float) -> None:
-        self.hz, self.episode_s, self.end_tick = hz, episode_s, int(minutes * 60 * hz)
-        self.tick, self.recording, self.next_toggle = 0, False, 2
-        self.help = ""
+    class Events(Operator):
+        help = ""
 
-    def events(self) -> list[Any]:
-        self.tick += 1
-        if self.tick >= self.end_tick:
-            name = "TOGGLE" if self.recording else "QUIT"
-            self.recording = False
-            return [SimpleNamespace(name=name)]
-        if self.tick >= self.next_toggle:
-            self.recording = not self.recording
-            self.next_toggle = self.tick + int((self.episode_s if self.recording else 1.0) * self.hz)
-            return [SimpleNamespace(name="TOGGLE")]
-        return []
+        def events(self) -> list[Any]:
+            self.tick += 1
+            return super().events()
+
+    return Events(hz, episode_s, minutes)
 
 
 def record_bench(minutes: float, episode_s: float, work: Path, fps: float) -> dict:
@@ -259,7 +252,7 @@ def record_bench(minutes: float, episode_s: float, work: Path, fps: float) -> di
 
     path = robot_yaml(work, videos(work), fps)
     leaders = Leaders(work)
-    teleop = LeaderTeleop(leaders.robot, Events(50.0, episode_s, minutes))
+    teleop = LeaderTeleop(leaders.robot, operator_events(50.0, episode_s, minutes))
     out = work / "session.zarr"
     cfg = RecordConfig(
         env=ENV, robot=str(path), emulate=True, teleop="aloha-leader", out=out, episodes=10**6,
@@ -309,39 +302,11 @@ def record_bench(minutes: float, episode_s: float, work: Path, fps: float) -> di
 
 
 def e2e(checkpoint: str, episodes: int, seed: int, work: Path) -> dict:
-    from imitation.deploy import DeployConfig, deploy
-    from imitation.evaluate import EvalConfig, evaluate
+    from bench_control import e2e as compare
 
-    path = robot_yaml(work, None)
-    t = time.perf_counter()
-    out = work / "e2e_sim"
-    sim = evaluate(
-        EvalConfig(
-            checkpoint=checkpoint, env=ENV, episodes=episodes, seed=seed, num_envs=2, videos=0, out=str(out)
-        ),
-        progress=False,
+    return compare(
+        checkpoint, episodes, seed, env=ENV, robot=robot_yaml(work, None), out=str(work / "e2e_sim")
     )
-    sim_s = time.perf_counter() - t
-    t = time.perf_counter()
-    dep = deploy(
-        DeployConfig(
-            checkpoint=checkpoint, robot=str(path), emulate=True, env=ENV, episodes=episodes, seed=seed
-        )
-    )
-    dep_s = time.perf_counter() - t
-    sim_eps = [e["success"] for e in json.loads((out / "results.json").read_text())["episodes"]]
-    per = [e["success"] for e in dep["episodes"]]
-    return {
-        "episodes": episodes,
-        "seeds": [seed, seed + episodes - 1],
-        "sim_success_rate": sim["success_rate"],
-        "emulated_success_rate": dep["success_rate"],
-        "same_outcome": sum(a == b for a, b in zip(per, sim_eps, strict=True)),
-        "sim_wall_s": round(sim_s, 1),
-        "emulated_wall_s": round(dep_s, 1),
-        "emulated_period_ms_p99": dep["timing"].get("period_ms_p99"),
-        "emulated_starved": dep["starved"],
-    }
 
 
 def main() -> None:

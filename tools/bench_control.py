@@ -150,7 +150,16 @@ def loop(checkpoint: str, hz: float, seconds: float) -> dict:
     }
 
 
-def e2e(checkpoint: str, episodes: int, seed: int) -> dict:
+def e2e(
+    checkpoint: str,
+    episodes: int,
+    seed: int,
+    env: str = ENV,
+    robot: str | Path = ROBOT,
+    out: str = "bench_out/e2e_sim",
+) -> dict:
+    """``imitation eval`` in simulation against ``imitation deploy --emulate`` on ``robot`` (an
+    emulated arm, or pair, whose physics is ``env``): the same checkpoint and seeds."""
     from imitation.deploy import DeployConfig, deploy
     from imitation.evaluate import EvalConfig, evaluate
 
@@ -158,12 +167,12 @@ def e2e(checkpoint: str, episodes: int, seed: int) -> dict:
     sim = evaluate(
         EvalConfig(
             checkpoint=checkpoint,
-            env=ENV,
+            env=env,
             episodes=episodes,
             seed=seed,
             num_envs=2,
             videos=0,
-            out="bench_out/e2e_sim",
+            out=out,
         ),
         progress=False,
     )
@@ -171,12 +180,12 @@ def e2e(checkpoint: str, episodes: int, seed: int) -> dict:
     t = time.perf_counter()
     dep = deploy(
         DeployConfig(
-            checkpoint=checkpoint, robot=str(ROBOT), emulate=True, env=ENV, episodes=episodes, seed=seed
+            checkpoint=checkpoint, robot=str(robot), emulate=True, env=env, episodes=episodes, seed=seed
         )
     )
     dep_s = time.perf_counter() - t
     per = [e["success"] for e in dep["episodes"]]
-    with open("bench_out/e2e_sim/results.json") as f:
+    with open(f"{out}/results.json") as f:
         sim_eps = [e["success"] for e in json.load(f)["episodes"]]
     return {
         "episodes": episodes,

@@ -192,8 +192,8 @@ class BimanualRobot(Robot):
         return np.concatenate(self._each(lambda arm, a: arm.act(a), self._split(action)))
 
     def action(self) -> np.ndarray:
-        """A leader pair: the followers' joint targets, every leader's reading clipped to its range."""
-        return np.clip(self.read_joints(), self.spec.lower, self.spec.upper)
+        """A leader pair: the followers' joint targets, each leader's ``action()``, read at once."""
+        return np.concatenate(self._each(lambda arm, _: arm.action()))
 
     def hold(self) -> np.ndarray:
         return np.concatenate(self._each(lambda arm, _: arm.hold()))
