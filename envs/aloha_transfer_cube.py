@@ -47,7 +47,7 @@ import mujoco
 import numpy as np
 
 from envs.arms import VX300S
-from envs.base import ArmTaskEnv, TwoArmExpert, finish, new_scene, rot6d
+from envs.base import ArmTaskEnv, HandOver, TwoArmExpert, finish, new_scene
 from envs.so100 import nearest_grasp_yaw, tool_down_rotation
 
 BASE_X = 0.47  # each base's distance from the middle of the table (ALOHA: 0.469 m)
@@ -69,7 +69,7 @@ def look_at(pos: list[float], target: list[float]) -> list[float]:
     return [*right, *np.cross(right, forward)]
 
 
-class AlohaTransferCubeEnv(ArmTaskEnv):
+class AlohaTransferCubeEnv(HandOver, ArmTaskEnv):
     ARM = VX300S
     HOME = VX300S.home
     ARMS = ("left/", "right/")
@@ -77,6 +77,8 @@ class AlohaTransferCubeEnv(ArmTaskEnv):
     RENDER_CAMERA = "cam_high"
     ENV_STATE_DIM = 9
     TIME_LIMIT_S = 10.0
+    OBJECT = "cube"
+    LIFTED_Z = 0.05
     EXPERT_SUCCESS = 1.0  # measured: 200/200 on seeds 0-199 (the slow test's), 1000/1000 on 0-999
 
     def build_model(self, max_render: tuple[int, int]) -> mujoco.MjModel:
@@ -93,48 +95,11 @@ class AlohaTransferCubeEnv(ArmTaskEnv):
         # Seen from the operator's side (-y): high above the table's edge, and low in front.
         world.add_camera(name="cam_high", pos=CAM_HIGH[0], xyaxes=look_at(*CAM_HIGH), fovy=60)
         world.add_camera(name="cam_low", pos=CAM_LOW[0], xyaxes=look_at(*CAM_LOW), fovy=65)
-        cube = world.add_body(name="cube", pos=[0.1, 0, CUBE_HALF])
-        cube.add_freejoint(name="cube")
-        cube.add_geom(
-            name="cube",
-            type=mujoco.mjtGeom.mjGEOM_BOX,
-            size=[CUBE_HALF] * 3,
-            mass=0.05,
-            rgba=[0.85, 0.15, 0.15, 1],
-            friction=[1.2, 0.05, 0.001],
-            condim=4,
-        )
-        model = finish(spec)
-        self._cube_qpos = model.joint("cube").qposadr[0]
-        self._cube_body = model.body("cube").id
-        self._cube_geom = model.geom("cube").id
-        self._table_geom = model.geom("table").id
-        self._right_ee = model.site("right/ee").id
-        return model
+        self.add_box(world, [CUBE_HALF] * 3, mass=0.05)
+        return self.bind_box(finish(spec))
 
     def place_objects(self, rng: np.random.Generator) -> None:
-        x, y = rng.uniform(0.0, 0.2), rng.uniform(-0.1, 0.1)
-        yaw = rng.uniform(-np.pi / 4, np.pi / 4)
-        q = self._cube_qpos
-        self.data.qpos[q : q + 7] = [x, y, CUBE_HALF, np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)]
-
-    def env_state(self) -> np.ndarray:
-        d = self.data
-        return np.concatenate([d.xpos[self._cube_body], rot6d(d.xmat[self._cube_body])])
-
-    def _on_table(self) -> bool:
-        d = self.data
-        return any({c.geom1, c.geom2} == {self._cube_geom, self._table_geom} for c in d.contact[: d.ncon])
-
-    def success(self) -> bool:
-        lifted = self.data.xpos[self._cube_body][2] > 0.05 and not self._on_table()
-        return bool(lifted and self.touching(self._cube_geom, 0) and not self.touching(self._cube_geom, 1))
-
-    def reward(self, success: bool) -> float:
-        d = self.data
-        r = -np.linalg.norm(d.site_xpos[self._right_ee] - d.xpos[self._cube_body])
-        r += 2.0 * self.touching(self._cube_geom, 1) + 4.0 * success
-        return float(r)
+        self.place_box(rng.uniform(0.0, 0.2), rng.uniform(-0.1, 0.1), rng.uniform(-np.pi / 4, np.pi / 4))
 
     def expert(self) -> AlohaTransferCubeExpert:
         return AlohaTransferCubeExpert(self.model)

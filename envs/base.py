@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -442,6 +443,63 @@ class BimanualTaskEnv(ArmTaskEnv):
     def _render(self, camera: str, size: tuple[int, int]) -> np.ndarray:
         # Image keys allow one '/', so the wrist cameras "left/wrist" are named "left_wrist".
         return super()._render(camera.replace("_wrist", "/wrist"), size)
+
+
+class HandOver:
+    """What the hand-over tasks share (mixed into an ``ArmTaskEnv`` with ``left/`` and ``right/``
+    arms): a free box on the table that the right arm passes to the left. ``env_state`` is its
+    position and 6-D orientation; success is the box in the air (centre above ``LIFTED_Z``, off
+    the table) held by the left fingers alone; the reward is ``-|right ee - box| + 2·(touched by
+    the right fingers) + 4·success``, for diagnostics."""
+
+    OBJECT = "block"  # the body, joint and geom name
+    LIFTED_Z = 0.04
+
+    def add_box(self, world: Any, half: Sequence[float], mass: float) -> None:
+        body = world.add_body(name=self.OBJECT, pos=[0.0, 0.0, half[2]])
+        body.add_freejoint(name=self.OBJECT)
+        body.add_geom(
+            name=self.OBJECT,
+            type=mujoco.mjtGeom.mjGEOM_BOX,
+            size=list(half),
+            mass=mass,
+            rgba=[0.85, 0.15, 0.15, 1],
+            friction=[1.2, 0.05, 0.001],
+            condim=4,
+        )
+        self._box_half_z = float(half[2])
+
+    def bind_box(self, model: mujoco.MjModel) -> mujoco.MjModel:
+        """Look up the box and table in the finished model; returns the model."""
+        self._box_qpos = model.joint(self.OBJECT).qposadr[0]
+        self._box_body = model.body(self.OBJECT).id
+        self._box_geom = model.geom(self.OBJECT).id
+        self._table_geom = model.geom("table").id
+        self._right_ee = model.site("right/ee").id
+        return model
+
+    def place_box(self, x: float, y: float, yaw: float) -> None:
+        """Lay the box flat on the table at (x, y), turned ``yaw`` about z."""
+        q = self._box_qpos
+        self.data.qpos[q : q + 7] = [x, y, self._box_half_z, np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)]
+
+    def env_state(self) -> np.ndarray:
+        d = self.data
+        return np.concatenate([d.xpos[self._box_body], rot6d(d.xmat[self._box_body])])
+
+    def _on_table(self) -> bool:
+        d = self.data
+        return any({c.geom1, c.geom2} == {self._box_geom, self._table_geom} for c in d.contact[: d.ncon])
+
+    def success(self) -> bool:
+        lifted = self.data.xpos[self._box_body][2] > self.LIFTED_Z and not self._on_table()
+        return bool(lifted and self.touching(self._box_geom, 0) and not self.touching(self._box_geom, 1))
+
+    def reward(self, success: bool) -> float:
+        d = self.data
+        r = -np.linalg.norm(d.site_xpos[self._right_ee] - d.xpos[self._box_body])
+        r += 2.0 * self.touching(self._box_geom, 1) + 4.0 * success
+        return float(r)
 
 
 class TwoArmExpert:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from envs.base import BimanualTaskEnv, TwoArmExpert, finish, rot6d
+from envs.base import BimanualTaskEnv, HandOver, TwoArmExpert, finish
 from envs.so100 import nearest_grasp_yaw
 
 BLOCK_HALF = (0.035, 0.011, 0.011)
@@ -47,57 +47,18 @@ END_OFFSET_M = 0.02  # grasp points sit this far from the block centre along its
 LEFT_READY = np.array([-0.05, 0.0, 0.11])  # where the left arm waits for the hand-over
 
 
-class TransferCubeEnv(BimanualTaskEnv):
+class TransferCubeEnv(HandOver, BimanualTaskEnv):
     ENV_STATE_DIM = 9
     TIME_LIMIT_S = 12.0
 
     def build_model(self, max_render: tuple[int, int]) -> mujoco.MjModel:
         spec = self.two_arm_scene("transfer_cube", max_render)
-        world = spec.worldbody
-        block = world.add_body(name="block", pos=[0.05, 0, BLOCK_HALF[2]])
-        block.add_freejoint(name="block")
-        block.add_geom(
-            name="block",
-            type=mujoco.mjtGeom.mjGEOM_BOX,
-            size=list(BLOCK_HALF),
-            mass=0.04,
-            rgba=[0.85, 0.15, 0.15, 1],
-            friction=[1.2, 0.05, 0.001],
-            condim=4,
-        )
-        model = finish(spec)
-        self._block_qpos = model.joint("block").qposadr[0]
-        self._block_body = model.body("block").id
-        self._block_geom = model.geom("block").id
-        self._table_geom = model.geom("table").id
-        self._right_ee = model.site("right/ee").id
-        return model
+        self.add_box(spec.worldbody, BLOCK_HALF, mass=0.04)
+        return self.bind_box(finish(spec))
 
     def place_objects(self, rng: np.random.Generator) -> None:
         r, bearing = rng.uniform(0.19, 0.23), rng.uniform(-0.45, 0.45)
-        x, y = BASE_X - r * np.cos(bearing), -r * np.sin(bearing)
-        yaw = rng.uniform(-0.35, 0.35)
-        q = self._block_qpos
-        self.data.qpos[q : q + 7] = [x, y, BLOCK_HALF[2], np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)]
-
-    def env_state(self) -> np.ndarray:
-        d = self.data
-        return np.concatenate([d.xpos[self._block_body], rot6d(d.xmat[self._block_body])])
-
-    def _on_table(self) -> bool:
-        d = self.data
-        return any({c.geom1, c.geom2} == {self._block_geom, self._table_geom} for c in d.contact[: d.ncon])
-
-    def success(self) -> bool:
-        lifted = self.data.xpos[self._block_body][2] > 0.04 and not self._on_table()
-        return bool(lifted and self.touching(self._block_geom, 0) and not self.touching(self._block_geom, 1))
-
-    def reward(self, success: bool) -> float:
-        d = self.data
-        block = d.xpos[self._block_body]
-        r = -np.linalg.norm(d.site_xpos[self._right_ee] - block)
-        r += 2.0 * self.touching(self._block_geom, 1) + 4.0 * success
-        return float(r)
+        self.place_box(BASE_X - r * np.cos(bearing), -r * np.sin(bearing), rng.uniform(-0.35, 0.35))
 
     def expert(self) -> TransferCubeExpert:
         return TransferCubeExpert(self.model)

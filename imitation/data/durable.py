@@ -28,6 +28,7 @@ from zarr.storage import LocalStore
 from imitation.errors import StoreDamage
 
 TMP_SUFFIX = ".partial"
+_UNCACHED_BYTES = 4 << 20  # files at least this large leave the page cache once durable (image shards)
 
 # hook(step, path): called before each step; raising from it aborts the operation at that point.
 FaultHook = Callable[[str, str], None]
@@ -117,6 +118,12 @@ def atomic_write(path: Path, data: Any, hook: FaultHook = _no_hook) -> None:
             f.flush()
             hook("fsync", str(path))
             os.fsync(f.fileno())
+            if sum(len(p) for p in parts) >= _UNCACHED_BYTES:
+                # Written for good and clean now: hand its pages back rather than let the page
+                # cache grow until the kernel must reclaim memory from the writing process itself
+                # (on a machine whose memory is full of cache, that made every page the
+                # recorder's control loop touched cost several times more).
+                os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
         hook("rename", str(path))
         os.replace(tmp, path)
     except BaseException:

@@ -427,3 +427,83 @@ def test_length_column_and_timestamps_locate_a_wrong_boundary():
     assert timestamp_problems(ts, np.array([3, 5, 9])) == []
     (problem,) = timestamp_problems(ts, np.array([2, 5, 9]))
     assert problem.startswith("episode 1: its timestamp does not increase at frame 3 (0.2 then 0.0")
+
+
+BIG = {  # 128x192x3 = 73,728 bytes a frame: large enough for the writer's reused buffers
+    **LOWDIM,
+    "images/top": {
+        "shape": [128, 192, 3],
+        "dtype": "uint8",
+        "kind": "image",
+        "codec": "zstd",
+        "frames_per_file": 7,
+    },
+}
+
+
+def test_reused_frame_buffers_never_leak_between_frames(tmp_path):
+    """The caller overwrites one array in place every frame; the writer's own copies are reused
+    buffers, and every stored frame is still the one handed over at its tick."""
+    path = tmp_path / "d.zarr"
+    rng = np.random.default_rng(3)
+    frame_buf = np.zeros((128, 192, 3), np.uint8)
+    sent = []
+    with EpisodeWriter(path, features=BIG, fps=4) as w:  # keeps at most 4 spare buffers
+        for e, n in enumerate([9, 12]):
+            w.start_episode()
+            for i in range(n):
+                frame_buf[...] = rng.integers(0, 256, frame_buf.shape, dtype=np.uint8)
+                sent.append(frame_buf.copy())
+                w.add_frame(
+                    {"state": np.zeros(6), "action": np.zeros(6), "images/top": frame_buf, "timestamp": i}
+                )
+                if i % 5 == 4:
+                    w.flush()  # the writer hands its buffers back
+                    spare = w._pool.free["images/top"]
+                    assert 1 <= len(spare) <= 4
+                    assert all(b is not frame_buf for b in spare)
+            w.save_episode()
+        assert "state" not in w._pool.free  # small values are plain copies
+    np.testing.assert_array_equal(DemoStore.open(path).read("images/top"), np.stack(sent))
+
+
+def test_a_commit_keeps_its_shard_in_memory_for_the_next_episode(tmp_path, monkeypatch):
+    """Episodes that share a shard: the next episode starts from the frames just committed, not
+    from a read of the shard file; a new writer reads it back."""
+    import imitation.data.store as store_module
+
+    path = tmp_path / "d.zarr"
+    written = write_episodes(path, BIG, [3])  # a shard of 7 frames with 3 committed
+    reads = []
+    real_split = store_module.split_shard
+    monkeypatch.setattr(
+        store_module, "split_shard", lambda *a, **k: reads.append(k.get("where")) or real_split(*a, **k)
+    )
+    rng = np.random.default_rng(9)
+    more = [[smooth_image(rng, 128, 192) for _ in range(n)] for n in (2, 4, 1)]  # 3+2+4 crosses the shard
+    with EpisodeWriter(path) as w:
+        for frames in more:
+            w.start_episode()
+            for i, img in enumerate(frames):
+                w.add_frame({"state": np.zeros(6), "action": np.zeros(6), "images/top": img, "timestamp": i})
+            w.save_episode()
+    assert len(reads) == 1  # the new writer's first episode only
+    got = DemoStore.open(path).read("images/top")
+    want = [f["images/top"] for f in written[0]] + [img for frames in more for img in frames]
+    np.testing.assert_array_equal(got, np.stack(want))
+
+
+def test_large_durable_files_leave_the_page_cache(tmp_path, monkeypatch):
+    """A shard-sized file is dropped from the page cache once fsynced; small files stay cached."""
+    import os
+
+    from imitation.data import durable
+
+    advised = []
+    monkeypatch.setattr(durable.os, "posix_fadvise", lambda fd, off, n, advice: advised.append(advice))
+    durable.atomic_write(tmp_path / "small", b"x" * 1000)
+    assert advised == []
+    big = [b"y" * (1 << 20)] * 5
+    durable.atomic_write(tmp_path / "big", big)
+    assert advised == [os.POSIX_FADV_DONTNEED]
+    assert (tmp_path / "big").read_bytes() == b"".join(big)
