@@ -449,7 +449,7 @@ def test_reused_frame_buffers_never_leak_between_frames(tmp_path):
     frame_buf = np.zeros((128, 192, 3), np.uint8)
     sent = []
     with EpisodeWriter(path, features=BIG, fps=4) as w:  # keeps at most 4 spare buffers
-        for e, n in enumerate([9, 12]):
+        for n in (9, 12):
             w.start_episode()
             for i in range(n):
                 frame_buf[...] = rng.integers(0, 256, frame_buf.shape, dtype=np.uint8)
