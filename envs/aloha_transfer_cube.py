@@ -95,7 +95,7 @@ class AlohaTransferCubeEnv(HandOver, ArmTaskEnv):
         # Seen from the operator's side (-y): high above the table's edge, and low in front.
         world.add_camera(name="cam_high", pos=CAM_HIGH[0], xyaxes=look_at(*CAM_HIGH), fovy=60)
         world.add_camera(name="cam_low", pos=CAM_LOW[0], xyaxes=look_at(*CAM_LOW), fovy=65)
-        self.add_box(world, [CUBE_HALF] * 3, mass=0.05)
+        self.add_box(world, [CUBE_HALF] * 3, mass=0.05, x=0.1)
         return self.bind_box(finish(spec))
 
     def place_objects(self, rng: np.random.Generator) -> None:

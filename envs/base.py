@@ -455,8 +455,9 @@ class HandOver:
     OBJECT = "block"  # the body, joint and geom name
     LIFTED_Z = 0.04
 
-    def add_box(self, world: Any, half: Sequence[float], mass: float) -> None:
-        body = world.add_body(name=self.OBJECT, pos=[0.0, 0.0, half[2]])
+    def add_box(self, world: Any, half: Sequence[float], mass: float, x: float = 0.0) -> None:
+        """The box, resting on the table at (x, 0) in the model (``place_box`` sets each scene's)."""
+        body = world.add_body(name=self.OBJECT, pos=[x, 0.0, half[2]])
         body.add_freejoint(name=self.OBJECT)
         body.add_geom(
             name=self.OBJECT,

@@ -53,7 +53,7 @@ class TransferCubeEnv(HandOver, BimanualTaskEnv):
 
     def build_model(self, max_render: tuple[int, int]) -> mujoco.MjModel:
         spec = self.two_arm_scene("transfer_cube", max_render)
-        self.add_box(spec.worldbody, BLOCK_HALF, mass=0.04)
+        self.add_box(spec.worldbody, BLOCK_HALF, mass=0.04, x=0.05)
         return self.bind_box(finish(spec))
 
     def place_objects(self, rng: np.random.Generator) -> None:

@@ -158,11 +158,11 @@ def test_expert_hands_the_cube_over(seed):
     right_held = False
     while True:
         obs, _, terminated, truncated, info = env.step(expert(obs))
-        right_held |= u.touching(u._cube_geom, 1) and obs["env_state"][2] > 0.1
+        right_held |= u.touching(u._box_geom, 1) and obs["env_state"][2] > 0.1
         if terminated or truncated:
             break
     assert terminated and info["is_success"] and right_held
-    assert u.touching(u._cube_geom, 0) and not u.touching(u._cube_geom, 1)
+    assert u.touching(u._box_geom, 0) and not u.touching(u._box_geom, 1)
     assert obs["env_state"][2] > 0.1 and env.unwrapped.data.time < u.time_limit_s
 
 

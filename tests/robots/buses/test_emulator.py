@@ -351,21 +351,26 @@ def _first_line(proc: subprocess.Popen, timeout_s: float) -> str:
     return proc.stdout.readline()
 
 
-def test_emulate_command_serves_a_robot_until_ctrl_c():
-    # As run from a terminal: a suite started in the background (a non-interactive shell's `&`)
-    # hands its children SIGINT ignored, and Python then installs no KeyboardInterrupt.
+def emulate_command(robot: str, **env: str) -> subprocess.Popen:
+    """``imitation emulate --robot ROBOT`` in a child process, as run from a terminal: a suite
+    started in the background (a non-interactive shell's `&`) hands its children SIGINT ignored,
+    and Python then installs no KeyboardInterrupt, so the child puts Ctrl-C's handler back."""
     as_from_a_terminal = (
         "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
         "sys.argv[0] = 'emulator'; runpy.run_module('imitation.robots.buses.emulator', run_name='__main__')"
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", as_from_a_terminal, "--robot", "so100"],
+    return subprocess.Popen(
+        [sys.executable, "-c", as_from_a_terminal, "--robot", robot],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONWARNINGS": "error::RuntimeWarning"},
+        env={**os.environ, **env},
     )
+
+
+def test_emulate_command_serves_a_robot_until_ctrl_c():
+    proc = emulate_command("so100", PYTHONWARNINGS="error::RuntimeWarning")
     try:
         port = re.search(r"(/dev/pts/\d+)", _first_line(proc, 60)).group(1)
         assert f"connect with --port {port}" in proc.stdout.readline()  # printed with the first

@@ -151,26 +151,12 @@ def test_dynamixel_sdk_on_the_emulated_aloha_buses():
     """`imitation emulate --robot aloha` serves each follower arm on its own pseudo-terminal: the
     vendor's SDK finds the ViperX servos by model number, the shadows at their own ids with their
     Secondary ID and reverse drive mode set, and a goal sync-written to a primary moves its shadow."""
-    import os
     import re
     import signal
-    import subprocess
-    import sys
-    from pathlib import Path
 
-    repo = Path(__file__).resolve().parents[3]
-    as_from_a_terminal = (
-        "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-        "sys.argv[0] = 'emulator'; runpy.run_module('imitation.robots.buses.emulator', run_name='__main__')"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", as_from_a_terminal, "--robot", "aloha"],
-        cwd=repo,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ),
-    )
+    from tests.robots.buses.test_emulator import emulate_command
+
+    proc = emulate_command("aloha")
     try:
         lines = [proc.stdout.readline() for _ in range(3)]
         ports = dict(re.findall(r"(left|right)=(/dev/pts/\d+)", lines[2]))
