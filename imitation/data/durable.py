@@ -29,6 +29,7 @@ from imitation.errors import StoreDamage
 
 TMP_SUFFIX = ".partial"
 _UNCACHED_BYTES = 4 << 20  # files at least this large leave the page cache once durable (image shards)
+_FADVISE = hasattr(os, "posix_fadvise")  # Linux and most Unixes; not macOS or Windows
 
 # hook(step, path): called before each step; raising from it aborts the operation at that point.
 FaultHook = Callable[[str, str], None]
@@ -118,7 +119,7 @@ def atomic_write(path: Path, data: Any, hook: FaultHook = _no_hook) -> None:
             f.flush()
             hook("fsync", str(path))
             os.fsync(f.fileno())
-            if sum(len(p) for p in parts) >= _UNCACHED_BYTES:
+            if _FADVISE and sum(len(p) for p in parts) >= _UNCACHED_BYTES:
                 # Written for good and clean now: hand its pages back rather than let the page
                 # cache grow until the kernel must reclaim memory from the writing process itself
                 # (on a machine whose memory is full of cache, that made every page the

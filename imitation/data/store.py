@@ -823,7 +823,7 @@ class _FramePool:
     def __init__(self, features: Mapping[str, Feature], keep: int) -> None:
         self.keep = keep
         self.free: dict[str, list[np.ndarray]] = {
-            k: [] for k, f in features.items() if math.prod(f.shape) * f.np_dtype.itemsize >= self.MIN_BYTES
+            k: [] for k, f in features.items() if f.frame_nbytes >= self.MIN_BYTES
         }
 
     def copy(self, key: str, value: np.ndarray) -> np.ndarray:
