@@ -525,9 +525,24 @@ class MappedEnv(gym.Env):
         super().reset(seed=seed)
         self._t = 0
         obs, info = self.env.reset(seed=seed, options=options)
+        if self.cameras or self.render_mode:
+            self._refresh_kinematics()
         info = dict(info)
         info["is_success"] = False
         return self._obs(obs), info
+
+    def _refresh_kinematics(self) -> None:
+        """Recompute the positions a camera draws (bodies, sites, cameras, lights) from the state the
+        reset left. An env that moves a model constant after its last ``mj_forward`` (Meta-World's
+        reset places its goal site that way) otherwise shows the previous episode's scene in the first
+        frame. Only derived quantities change: the next ``mj_step`` recomputes them anyway."""
+        data = _mujoco_data(self.env.unwrapped)
+        if data is None:
+            return
+        import mujoco
+
+        mujoco.mj_kinematics(data.model, data)
+        mujoco.mj_camlight(data.model, data)
 
     def step(self, action: np.ndarray):
         obs, reward, terminated, truncated, info = self.env.step(

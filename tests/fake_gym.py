@@ -130,6 +130,31 @@ class Adapter(gym.Env):
         self.env.close()
 
 
+class MovingGoal(Shadowed):
+    """Places a goal marker (a site) from the seed after its last ``mj_forward``, as Meta-World's
+    reset does: the derived positions a camera draws still show the previous episode's goal."""
+
+    XML = SHADOW_XML.replace(
+        '<camera name="front"',
+        '<site name="goal" pos="0 0 0.5" size="0.08" rgba="0 .9 0 1"/>\n    <camera name="front"',
+    )
+
+    def __init__(self, render_mode: str | None = None) -> None:
+        import mujoco
+
+        super().__init__(render_mode)
+        self.renderer.close()
+        self.model = mujoco.MjModel.from_xml_string(self.XML)
+        self.data = mujoco.MjData(self.model)
+        self.renderer = mujoco.Renderer(self.model, 64, 64)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        obs, info = super().reset(seed=seed, options=options)
+        x = -0.4 if (seed or 0) % 2 else 0.4
+        self.model.site("goal").pos = [x, 0.0, 0.5]
+        return obs, info
+
+
 class Wide(gym.Env):
     """Renders 60 x 120 frames (1:2) at dt 0.1 s: a 10 Hz task whose camera is twice as wide as high."""
 
@@ -171,6 +196,7 @@ for _name, _cls, _steps in [
     ("fake/Truncating-v0", Truncating, None),
     ("fake/Shadowed-v0", Shadowed, 5),
     ("fake/Adapter-v0", Adapter, 5),
+    ("fake/MovingGoal-v0", MovingGoal, 5),
     ("fake/Wide-v0", Wide, None),
     ("fake/Noisy-v0", Noisy, None),
 ]:

@@ -74,6 +74,28 @@ def test_a_named_mujoco_camera_renders_beside_the_envs_own_view(tmp_path: Path) 
         )
 
 
+def test_the_first_frame_shows_the_scene_the_reset_made(tmp_path: Path) -> None:
+    import mujoco
+    import numpy as np
+
+    # The env moves its goal marker after its last mj_forward (as Meta-World's reset does): without
+    # a refresh, the first frame of each episode draws the previous episode's goal.
+    images = {"front": {"from": "render", "size": [32, 32]}, "top": {"from": "camera:top", "size": [32, 32]}}
+    env = MappedEnv(write_mapping(tmp_path, "fake/MovingGoal-v0", images=images), obs_mode="images")
+    inner = env.env.unwrapped
+    with mujoco.Renderer(inner.model, 32, 32) as own:
+        for seed in (0, 1, 2):
+            obs, _ = env.reset(seed=seed)
+            np.testing.assert_allclose(inner.data.site("goal").xpos, inner.model.site("goal").pos)
+            own.update_scene(inner.data, camera="top")
+            assert np.array_equal(obs["images/top"], own.render())
+            stepped, *_ = env.step(np.zeros(1, np.float32))  # the goal stays where the reset put it
+            assert np.array_equal(obs["images/top"], stepped["images/top"])
+        # Seeds 1 and 2 put the goal on opposite sides: their first frames differ.
+        assert not np.array_equal(env.reset(seed=1)[0]["images/top"], env.reset(seed=2)[0]["images/top"])
+    env.close()
+
+
 def test_a_mapping_named_by_a_checkpoint_is_found_from_another_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
