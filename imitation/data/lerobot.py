@@ -220,7 +220,7 @@ def _episodes_v21(root: Path, info: dict[str, Any]) -> list[Episode]:
     video_t = info.get("video_path", V21_VIDEO)
     vkeys = video_keys(info)
     episodes = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(_lines(path), 1):
         if not line.strip():
             continue
         try:
@@ -235,6 +235,14 @@ def _episodes_v21(root: Path, info: dict[str, Any]) -> list[Episode]:
         }
         episodes.append(Episode(e, length, [str(t) for t in row.get("tasks") or []], data_file, None, videos))
     return sorted(episodes, key=lambda e: e.index)
+
+
+def _lines(path: Path) -> list[str]:
+    """The lines of one of a v2.x dataset's JSON-lines files (meta/episodes.jsonl, meta/tasks.jsonl)."""
+    try:
+        return path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise StoreError(f"{path} is not readable text ({e}); the dataset is damaged") from e
 
 
 def _read_parquet(pq: Any, path: Path) -> Any:
@@ -681,10 +689,14 @@ def _tasks(ds: Dataset) -> dict[int, str]:
         for t, i in zip(texts, table.column("task_index").to_pylist(), strict=False):
             out[int(i)] = str(t)
     elif v2.is_file():
-        for line in v2.read_text().splitlines():
-            if line.strip():
+        for n, line in enumerate(_lines(v2), 1):
+            if not line.strip():
+                continue
+            try:
                 row = json.loads(line)
                 out[int(row["task_index"])] = str(row["task"])
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+                raise StoreError(f"{v2}:{n}: not a task record ({err!r}); the dataset is damaged") from err
     return out
 
 

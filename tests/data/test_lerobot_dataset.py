@@ -1,14 +1,15 @@
-"""LeRobot datasets in (``imitation data import lerobot``), on datasets LeRobot 0.4.4's own recorder
-wrote (``tests/fixtures/lerobot``, made by ``tools/lerobot_fixture.py``): values bit-exact, every
-camera frame the right one (its index is drawn in its pixels), identical to what LeRobot read and
-within 35 dB of the original,
-episodes, tasks, timestamps and rate kept; a killed import carries on without duplicates; paths
-outside the dataset, damaged files and missing parts refused with one line."""
+"""LeRobot datasets in (``imitation data import lerobot``), on datasets LeRobot's own recorder wrote
+(``tests/fixtures/lerobot``, made by ``tools/lerobot_fixture.py``: format v3.0 by LeRobot 0.4.4,
+format v2.1 by LeRobot 0.3.3): values bit-exact, every camera frame the right one (its index is
+drawn in its pixels), identical to what LeRobot read and within 35 dB of the original, episodes,
+tasks, timestamps and rate kept; a killed import carries on without duplicates; paths outside the
+dataset, damaged files and missing parts refused with one line."""
 
 from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,22 @@ fixture = load_tool("lerobot_fixture")
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def assert_frames_are_the_recorded_ones(store: DemoStore, expected: Mapping[str, np.ndarray]) -> None:
+    """Every camera frame is the one recorded at that row (its index, drawn in its pixels), pixel
+    for pixel what LeRobot's own reader (torchcodec) returned for it, and within 35 dB of the
+    original."""
+    cams = [str(c) for c in expected["cameras"]]
+    assert sorted(k for k in store.features if k.startswith("images/")) == sorted(
+        "images/" + cam.removeprefix("observation.images.") for cam in cams
+    )
+    for c, cam in enumerate(cams):
+        frames = store.read("images/" + cam.removeprefix("observation.images."))
+        assert [fixture.read_frame_index(f) for f in frames] == list(range(len(frames))), cam
+        assert np.array_equal(frames, expected[f"lerobot_read/{cam}"]), cam
+        worst = min(psnr(f, fixture.frame_pattern(i, f.shape[:2], c)) for i, f in enumerate(frames))
+        assert worst >= 35.0, (cam, worst)
 
 
 @pytest.mark.parametrize("name", ["so101_av1_v30", "so101_h264_v30", "so101_hevc_v30"])
@@ -55,15 +72,7 @@ def test_a_dataset_lerobot_wrote_imports_exactly(tmp_path: Path, name: str) -> N
     # Timestamps are the parquet's (float32 seconds), per episode from 0.
     data = pq.read_table(next((src / "data").rglob("*.parquet")))
     assert np.array_equal(store.read("timestamp"), data.column("timestamp").to_numpy().astype(np.float64))
-    # Every camera frame is the one recorded at that row, pixel for pixel what LeRobot's own
-    # reader (torchcodec) returned for it, and within 35 dB of the original.
-    cams = [str(c) for c in expected["cameras"]]
-    for c, cam in enumerate(cams):
-        frames = store.read("images/" + cam.removeprefix("observation.images."))
-        assert [fixture.read_frame_index(f) for f in frames] == list(range(len(frames)))
-        assert np.array_equal(frames, expected[f"lerobot_read/{cam}"]), cam
-        worst = min(psnr(f, fixture.frame_pattern(i, f.shape[:2], c)) for i, f in enumerate(frames))
-        assert worst >= 35.0, (cam, worst)
+    assert_frames_are_the_recorded_ones(store, expected)
     # What the store says of the units: LeRobot's, not radians.
     robot = store.attrs["robot"]
     assert robot["units"] == "lerobot" and robot["name"] == "so101_follower"
@@ -177,9 +186,103 @@ def test_renames_and_drops(tmp_path: Path) -> None:
                        mapping={"action": "state"}, progress=False)  # fmt: skip
 
 
+# ---------------------------------------------------------------------------------------------
+# Format v2.1 (LeRobot 0.3.x): one parquet and one mp4 per episode, meta/episodes.jsonl,
+# meta/tasks.jsonl, meta/episodes_stats.jsonl (tests/fixtures/lerobot/koch_av1_v21, written by
+# LeRobot 0.3.3's own recorder code through tools/lerobot_fixture.py)
+
+V21 = "koch_av1_v21"
+
+
+def test_a_v21_dataset_lerobot_wrote_imports_exactly(tmp_path: Path) -> None:
+    src = FIXTURES / V21
+    assert json.loads((src / "WRITTEN_BY").read_text())["lerobot"] == "0.3.3"
+    info = json.loads((src / "meta/info.json").read_text())
+    assert info["codebase_version"] == "v2.1"
+    expected = np.load(FIXTURES / f"{V21}.expected.npz")
+    store = import_lerobot(src, tmp_path / "out.zarr", image_codec="zstd", progress=False)
+
+    # Values bit-exact, under our names.
+    for key, want in (("state", "state"), ("action", "action"), ("env_state", "env_state")):
+        got = store.read(key)
+        assert got.dtype == np.float32 and np.array_equal(got, expected[want]), key
+    # Episodes, lengths, tasks (two different ones), rate.
+    assert store.fps == info["fps"] == 30
+    lengths = [int(n) for n in expected["lengths"]]
+    assert store.n_episodes == 3 and list(store.episode_lengths) == lengths
+    tasks = [str(t) for t in expected["tasks"]]
+    assert len(set(tasks)) == 2
+    assert [store.episode_meta(e)["task"] for e in range(store.n_episodes)] == tasks
+    assert [store.episode_meta(e)["info"]["source_episode"] for e in range(store.n_episodes)] == [0, 1, 2]
+    # ... the tasks LeRobot itself read for every frame.
+    assert list(expected["lerobot_read/task"]) == [
+        t for t, n in zip(tasks, lengths, strict=True) for _ in range(n)
+    ]
+    # Timestamps are the episode files' (float32 seconds), per episode from 0.
+    files = [src / f"data/chunk-000/episode_{e:06d}.parquet" for e in range(3)]
+    ts = np.concatenate([pq.read_table(f).column("timestamp").to_numpy() for f in files]).astype(np.float64)
+    assert np.array_equal(store.read("timestamp"), ts)
+    assert np.array_equal(
+        ts, np.concatenate([np.arange(n, dtype=np.float32) / np.float32(30) for n in lengths])
+    )
+    # Two cameras, one mp4 per episode each: every frame the recorded one.
+    assert_frames_are_the_recorded_ones(store, expected)
+    # Units: LeRobot's, not radians; the joint names are LeRobot's.
+    robot = store.attrs["robot"]
+    assert robot["units"] == "lerobot" and robot["name"] == "koch_follower"
+    assert robot["source_version"] == "v2.1" and robot["state_names"][0] == "shoulder_pan.pos"
+    assert store.attrs["lerobot"]["version"] == "v2.1"
+
+
+def test_damaged_or_missing_parts_of_a_v21_dataset_are_named(tmp_path: Path) -> None:
+    def damaged(part: str) -> Path:
+        src = tmp_path / part / V21
+        shutil.copytree(FIXTURES / V21, src)
+        return src
+
+    src = damaged("video")
+    (src / "videos/chunk-000/observation.images.wrist/episode_000001.mp4").unlink()
+    with pytest.raises(StoreError, match=r"observation\.images\.wrist/episode_000001\.mp4 is missing"):
+        import_lerobot(src, tmp_path / "a.zarr", progress=False)
+    # A video shorter than its episode (episode 1's 5 frames where episode 2's 10 should be).
+    src = damaged("short")
+    top = src / "videos/chunk-000/observation.images.top"
+    shutil.copy(top / "episode_000001.mp4", top / "episode_000002.mp4")
+    with pytest.raises(StoreError, match=r"episode_000002\.mp4: no frame at 0\.1667 s"):
+        import_lerobot(src, tmp_path / "b.zarr", progress=False)
+    # Another episode's rows in an episode's file.
+    src = damaged("rows")
+    data = src / "data/chunk-000"
+    shutil.copy(data / "episode_000000.parquet", data / "episode_000001.parquet")
+    with pytest.raises(StoreError, match="holds 0 row.s. of episode 1, but the episode table says 5"):
+        import_lerobot(src, tmp_path / "c.zarr", progress=False)
+    src = damaged("parquet")
+    part = src / "data/chunk-000/episode_000002.parquet"
+    part.write_bytes(part.read_bytes()[:-40])
+    with pytest.raises(StoreError, match="not a readable parquet file"):
+        import_lerobot(src, tmp_path / "d.zarr", progress=False)
+    src = damaged("episodes")
+    lines = (src / "meta/episodes.jsonl").read_text().splitlines()
+    (src / "meta/episodes.jsonl").write_text("\n".join([lines[0], lines[1][:20], lines[2]]) + "\n")
+    with pytest.raises(StoreError, match=r"episodes\.jsonl:2: not an episode record"):
+        import_lerobot(src, tmp_path / "e.zarr", progress=False)
+    (src / "meta/episodes.jsonl").unlink()
+    with pytest.raises(StoreError, match=r"v2\.1 dataset without .*episodes\.jsonl"):
+        import_lerobot(src, tmp_path / "f.zarr", progress=False)
+    src = damaged("tasks")
+    (src / "meta/tasks.jsonl").write_text('{"task_index": 0, "task": "pick the cube"}\n{"task_index": 1,\n')
+    with pytest.raises(StoreError, match=r"tasks\.jsonl:2: not a task record"):
+        import_lerobot(src, tmp_path / "g.zarr", progress=False)
+    (src / "meta/tasks.jsonl").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(StoreError, match=r"tasks\.jsonl is not readable text"):
+        import_lerobot(src, tmp_path / "h.zarr", progress=False)
+    assert not any(p.name.endswith(".zarr") for p in tmp_path.iterdir())  # no store where one failed
+
+
 def write_v21(tmp_path: Path) -> tuple[Path, np.ndarray, list[int]]:
-    """A v2.1 dataset in LeRobot's documented layout (one parquet and one mp4 per episode,
-    meta/episodes.jsonl, meta/tasks.jsonl): LeRobot 0.4 writes only v3.0, so this one is ours."""
+    """A v2.1 dataset in LeRobot's documented layout with what the LeRobot-written fixture lacks:
+    joint names as ``{"motors": [...]}`` (as datasets converted from v2.0 keep them) and H.264
+    videos."""
     import av
     import pyarrow as pa
 
@@ -230,7 +333,7 @@ def write_v21(tmp_path: Path) -> tuple[Path, np.ndarray, list[int]]:
     return root, state, lengths
 
 
-def test_a_v21_dataset_imports_too(tmp_path: Path) -> None:
+def test_a_v21_dataset_with_older_names_and_h264_imports_too(tmp_path: Path) -> None:
     src, state, lengths = write_v21(tmp_path)
     store = import_lerobot(src, tmp_path / "out.zarr", progress=False)
     assert list(store.episode_lengths) == lengths
