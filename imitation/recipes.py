@@ -21,7 +21,8 @@ What the recipe picks, and why:
 - **Diffusion Policy**: a 0.64 s horizon of which half is executed and two observations, the
   spans that took TransferCube and Insertion from 83 % to 92 % and beyond (BENCHMARKS.md); clean-
   action prediction with lr 3e-4 (37 % -> 94 % on PickPlace); a (64, 128, 256) UNet.
-- **Cameras** get the settings measured on the CPU camera configs (``_vision``).
+- **Cameras** get the settings measured on the CPU camera configs (``_vision``), and ACT twice
+  their steps (``ACT_STEPS_CAMERAS``).
 - **Two-valued action dimensions** (a gripper the demonstrations hold open or closed) are found in
   the store (``binary_action_dims``) and predicted as such: a logit with a cross-entropy loss in
   ACT, a threshold at the midpoint in Diffusion Policy (``BinaryActions`` in
@@ -50,6 +51,11 @@ ACT_CHUNK_S = (0.2, 2.0)  # clamp of a quarter of the median episode
 DIFFUSION_HORIZON_S = 0.64
 DIFFUSION_OBS_STEPS = 2
 BIG_DATA_FRAMES = 200_000
+ACT_STEPS = 10_000
+# Cameras: 4,000 steps left button-press-topdown at 58% and its validation loss still falling;
+# 8,000 took it to 99% (BENCHMARKS.md, "Tasks nobody tuned for"): about 14 minutes with two
+# 96x96 cameras on a 2-core CPU, under a minute on a GPU.
+ACT_STEPS_CAMERAS = 8_000
 
 # A dimension is two-valued when at least this share of its frames lies within BINARY_TOL of the
 # range from its minimum or its maximum.
@@ -176,7 +182,12 @@ def recipe(store_path: str, policy: str, obs_keys: tuple[str, ...] | None = None
             "weight_decay": 1e-4,
             **({**_vision(store, obs_keys), "camera_embedding": True} if cameras else {}),
         }
-        return {**common, "act": section, "steps": 10_000 if not cameras else 4_000, "batch_size": 32}
+        return {
+            **common,
+            "act": section,
+            "steps": ACT_STEPS_CAMERAS if cameras else ACT_STEPS,
+            "batch_size": 32,
+        }
     if policy == "diffusion":
         horizon = ticks(DIFFUSION_HORIZON_S, fps, minimum=8, multiple=4)
         section = {

@@ -202,7 +202,7 @@ def test_named_inputs_steer_the_recipe(tmp_path):
     assert keys == ("state", "images/corner")
     cam = recipe(store, policy, keys)
     assert cam["act"]["obs_keys"] == ["state", "images/corner"] and cam["act"]["crop_shape"] == [32, 32]
-    assert cam["steps"] == 4_000  # the camera schedule
+    assert cam["steps"] == 8_000  # the camera schedule
     dp = recipe(str(path), "diffusion", ("state", "images/corner"))["diffusion"]
     assert dp["crop_shape"] == [32, 32] and dp["shared_encoder"] is True
     with pytest.raises(
