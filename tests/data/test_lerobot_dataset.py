@@ -11,6 +11,7 @@ import json
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -48,20 +49,23 @@ def assert_frames_are_the_recorded_ones(store: DemoStore, expected: Mapping[str,
         assert worst >= 35.0, (cam, worst)
 
 
-@pytest.mark.parametrize("name", ["so101_av1_v30", "so101_h264_v30", "so101_hevc_v30"])
-def test_a_dataset_lerobot_wrote_imports_exactly(tmp_path: Path, name: str) -> None:
+def import_fixture(name: str, lerobot: str, tmp_path: Path) -> tuple[Path, Any, Any, dict]:
+    """Import the fixture LeRobot ``lerobot`` wrote and check its low-dimensional values bit-exact:
+    (source folder, store, the values handed to LeRobot, info.json)."""
     src = FIXTURES / name
-    written = json.loads((src / "WRITTEN_BY").read_text())
-    assert written["lerobot"] == "0.4.4"
+    assert json.loads((src / "WRITTEN_BY").read_text())["lerobot"] == lerobot
     expected = np.load(FIXTURES / f"{name}.expected.npz")
     store = import_lerobot(src, tmp_path / "out.zarr", image_codec="zstd", progress=False)
-
-    # Values bit-exact, under our names.
-    for key, want in (("state", "state"), ("action", "action"), ("env_state", "env_state")):
+    for key in ("state", "action", "env_state"):  # bit-exact, under our names
         got = store.read(key)
-        assert got.dtype == np.float32 and np.array_equal(got, expected[want]), key
+        assert got.dtype == np.float32 and np.array_equal(got, expected[key]), key
+    return src, store, expected, json.loads((src / "meta/info.json").read_text())
+
+
+@pytest.mark.parametrize("name", ["so101_av1_v30", "so101_h264_v30", "so101_hevc_v30"])
+def test_a_dataset_lerobot_wrote_imports_exactly(tmp_path: Path, name: str) -> None:
+    src, store, expected, info = import_fixture(name, "0.4.4", tmp_path)
     # Episodes, lengths, tasks, rate.
-    info = json.loads((src / "meta/info.json").read_text())
     assert store.fps == info["fps"]
     assert list(store.episode_lengths) == list(expected["lengths"])
     table = pq.read_table(next((src / "meta/episodes").rglob("*.parquet"))).to_pylist()
@@ -195,17 +199,8 @@ V21 = "koch_av1_v21"
 
 
 def test_a_v21_dataset_lerobot_wrote_imports_exactly(tmp_path: Path) -> None:
-    src = FIXTURES / V21
-    assert json.loads((src / "WRITTEN_BY").read_text())["lerobot"] == "0.3.3"
-    info = json.loads((src / "meta/info.json").read_text())
+    src, store, expected, info = import_fixture(V21, "0.3.3", tmp_path)
     assert info["codebase_version"] == "v2.1"
-    expected = np.load(FIXTURES / f"{V21}.expected.npz")
-    store = import_lerobot(src, tmp_path / "out.zarr", image_codec="zstd", progress=False)
-
-    # Values bit-exact, under our names.
-    for key, want in (("state", "state"), ("action", "action"), ("env_state", "env_state")):
-        got = store.read(key)
-        assert got.dtype == np.float32 and np.array_equal(got, expected[want]), key
     # Episodes, lengths, tasks (two different ones), rate.
     assert store.fps == info["fps"] == 30
     lengths = [int(n) for n in expected["lengths"]]
