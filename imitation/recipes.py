@@ -53,8 +53,8 @@ DIFFUSION_OBS_STEPS = 2
 BIG_DATA_FRAMES = 200_000
 ACT_STEPS = 10_000
 # Cameras: 4,000 steps left button-press-topdown at 58% and its validation loss still falling;
-# 8,000 took it to 99% (BENCHMARKS.md, "Tasks nobody tuned for"): about 14 minutes with two
-# 96x96 cameras on a 2-core CPU, under a minute on a GPU.
+# 8,000 took it to 100%, peg-insert-side from 5% to 65% (BENCHMARKS.md, "ACT's camera recipe at
+# 8,000 steps"): 13-14 minutes with two 96x96 cameras on a 2-core CPU.
 ACT_STEPS_CAMERAS = 8_000
 
 # A dimension is two-valued when at least this share of its frames lies within BINARY_TOL of the

@@ -67,12 +67,13 @@ class Shadowed(gym.Env):
     environments do (not gymnasium's ``mujoco_renderer``): shadows and 8x multisampling on."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+    XML = SHADOW_XML
 
     def __init__(self, render_mode: str | None = None) -> None:
         import mujoco
 
         self.render_mode = render_mode
-        self.model = mujoco.MjModel.from_xml_string(SHADOW_XML)
+        self.model = mujoco.MjModel.from_xml_string(self.XML)
         self.data = mujoco.MjData(self.model)
         self.renderer = mujoco.Renderer(self.model, 64, 64)
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (7,), np.float64)
@@ -138,15 +139,6 @@ class MovingGoal(Shadowed):
         '<camera name="front"',
         '<site name="goal" pos="0 0 0.5" size="0.08" rgba="0 .9 0 1"/>\n    <camera name="front"',
     )
-
-    def __init__(self, render_mode: str | None = None) -> None:
-        import mujoco
-
-        super().__init__(render_mode)
-        self.renderer.close()
-        self.model = mujoco.MjModel.from_xml_string(self.XML)
-        self.data = mujoco.MjData(self.model)
-        self.renderer = mujoco.Renderer(self.model, 64, 64)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         obs, info = super().reset(seed=seed, options=options)
