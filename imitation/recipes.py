@@ -9,10 +9,18 @@ so a 10 Hz task and an 80 Hz task get the same span of time.
 What the recipe picks, and why:
 
 - **Inputs.** ``state`` and, when recorded, the simulator's ``env_state``; a store without
-  ``env_state`` (a real arm) gives ``state`` and every camera. Inputs named on the command line
+  ``env_state`` (a real arm) gives every camera, with ``state`` (``camera_inputs``) unless its
+  actions are end-effector steps (``action_kind: ee_delta``). Such actions point from the arm to
+  its target, and demonstrations that start from one pose and head straight for the target write
+  the direction into the arm's own position a few ticks in: a policy given that position copies
+  it and never learns to find the target in the picture, so its first move, made before the
+  path says anything, goes the same way in every scene (de Haan et al. 2019, "Causal Confusion in
+  Imitation Learning", call this causal confusion). Measured on Meta-World reach with two cameras:
+  22 % with the hand's position, 73 % without (BENCHMARKS.md). Joint-position targets keep
+  ``state``: their action is a pose near the current one. Inputs named on the command line
   (``--act.obs-keys state images/corner``) replace that choice, and the rest of the recipe follows
   them: naming a camera gives the camera settings, so a simulated store can train the policy a
-  real arm would run (joints and cameras, no object state).
+  real arm would run (no object state).
 - **ACT** (``ACT_CHUNK_S``): chunks of a quarter of the median episode, clamped to 0.2-2 s (the
   ACT paper's 100 ticks at 50 Hz are 2 s of its 8-10 s tasks); temporal ensembling; no CVAE for
   scripted demonstrations (they are unimodal: same success, half the step time, measured
@@ -99,6 +107,22 @@ def ticks(seconds: float, fps: float, *, minimum: int = 1, multiple: int = 1) ->
     return -(-n // multiple) * multiple
 
 
+# Action kinds whose values are a step to take (not a place to be): with cameras, the recipe leaves
+# the arm's state out of the inputs (module docstring, "Inputs").
+RELATIVE_ACTIONS = ("ee_delta",)
+
+
+def camera_inputs(store: DemoStore) -> tuple[str, ...]:
+    """The inputs the recipe gives a policy that sees ``store``'s cameras: every camera, and the
+    arm's ``state`` unless the actions are relative steps (``RELATIVE_ACTIONS``)."""
+    cams = tuple(sorted(k for k, f in store.features.items() if f.kind == "image"))
+    if not cams:
+        raise ConfigError(f"{store.path} holds no camera images; record with cameras (--obs-mode both)")
+    if str(store.robot.get("action_kind", "joints")) in RELATIVE_ACTIONS:
+        return cams
+    return ("state", *cams)
+
+
 def _obs_keys(store: DemoStore) -> tuple[str, ...]:
     features = store.features
     if "state" not in features:
@@ -108,8 +132,9 @@ def _obs_keys(store: DemoStore) -> tuple[str, ...]:
         )
     if "env_state" in features:
         return ("state", "env_state")
-    cams = tuple(sorted(k for k, f in features.items() if f.kind == "image"))
-    return ("state", *cams)
+    if any(f.kind == "image" for f in features.values()):
+        return camera_inputs(store)
+    return ("state",)
 
 
 def _vision(store: DemoStore, obs_keys: tuple[str, ...]) -> dict[str, Any]:
@@ -151,6 +176,13 @@ def recipe(store_path: str, policy: str, obs_keys: tuple[str, ...] | None = None
     median_s = float(np.median(lengths)) / fps
     obs_keys = _named_keys(store, policy, tuple(obs_keys)) if obs_keys else _obs_keys(store)
     cameras = any(store.features[k].kind == "image" for k in obs_keys)
+    if cameras and "state" in obs_keys and str(store.robot.get("action_kind")) in RELATIVE_ACTIONS:
+        log.warning(
+            "%s: the policy reads 'state' beside its cameras while its actions are end-effector steps; it "
+            "may copy the arm's own path instead of finding the target in the picture (imitation/recipes.py, "
+            "'Inputs'). Without state: --%s.obs-keys %s",
+            store.path, policy, " ".join(k for k in obs_keys if k != "state"),
+        )  # fmt: skip
     binary = binary_action_dims(store_actions(store))
     frames = int(store.n_frames)
     common: dict[str, Any] = {

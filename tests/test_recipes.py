@@ -213,3 +213,36 @@ def test_named_inputs_steer_the_recipe(tmp_path):
     # The parsed config takes the names too (the recipe only decides the rest).
     cfg = from_dict(TrainConfig, cam, where="recipe")
     assert cfg.act.obs_keys == ("state", "images/corner")
+
+
+@pytest.mark.parametrize("kind", ["ee_delta", "joints", None])
+def test_a_camera_store_gives_the_arm_state_unless_actions_are_steps(tmp_path, kind, caplog):
+    """A store with cameras and no object state (a real arm's): with end-effector steps for actions
+    the recipe reads the cameras alone (the arm's path would give the target away); with joint
+    targets, or no declared kind, the state too. Naming the state anyway is honoured, with a warning
+    for step actions."""
+    image = {"shape": [40, 40, 3], "dtype": "uint8", "kind": "image", "codec": {"name": "zstd"}}
+    features = {"state": FEATURES["state"], "action": FEATURES["action"]}
+    features |= {f"images/{c}": image for c in ("wrist", "corner")}
+    path = tmp_path / "arm.zarr"
+    robot = {"name": "toy", **({"action_kind": kind} if kind else {})}
+    rng = np.random.default_rng(0)
+    with EpisodeWriter(path, features=features, fps=20, robot=robot) as w:
+        w.start_episode(task="toy")
+        for t in range(10):
+            w.add_frame({"state": np.zeros(2, np.float32), "action": np.zeros(3, np.float32), "timestamp": t / 20,
+                         **{f"images/{c}": rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+                            for c in ("wrist", "corner")}})  # fmt: skip
+        w.save_episode(outcome="success")
+    cams = ["images/corner", "images/wrist"]
+    want = cams if kind == "ee_delta" else ["state", *cams]
+    for policy in ("act", "diffusion"):
+        section = recipe(str(path), policy)[policy]
+        assert section["obs_keys"] == want and section["crop_shape"] == [32, 32]
+    caplog.clear()
+    named = recipe(str(path), "act", ("state", "images/corner"))["act"]
+    assert named["obs_keys"] == ["state", "images/corner"]
+    warned = [r for r in caplog.records if "copy the arm's own path" in r.getMessage()]
+    assert bool(warned) == (kind == "ee_delta")
+    if warned:
+        assert "--act.obs-keys images/corner" in warned[0].getMessage()

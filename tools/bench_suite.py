@@ -15,9 +15,11 @@ through the command line and nothing else:
     python tools/bench_suite.py --markdown bench/suite/results.json
     python tools/bench_suite.py --obs images --policies act --out bench/suite_images   # camera-based
 
-``--obs images`` records the demos with the mapping's camera too and trains each policy on the arm's
-state and that camera alone (``--<policy>.obs-keys state images/<cam>``: no object state, as on a
-real arm); the recipe then gives its camera settings and eval renders the camera.
+``--obs images`` records the demos with the mapping's cameras too and trains each policy on them
+and no object state, as on a real arm: the inputs the default recipe picks for a store without
+object state (``camera_inputs`` in ``imitation/recipes.py``: Meta-World's end-effector steps get the
+cameras alone; ``--state yes`` adds the arm's state, as the suite's earlier camera rows had). The
+recipe then gives its camera settings and eval renders the cameras.
 
 Writes ``<out>/results.json`` (one record per task and policy; runs into the same ``--out`` add or
 replace rows) and prints the Markdown table of BENCHMARKS.md: per task the expert's success and each
@@ -82,9 +84,17 @@ def run_task(task: str, policy: str, args: argparse.Namespace) -> dict:
     row = {"task": task, "policy": policy, "demos": args.demos, "obs": args.obs}
     inputs = []
     if args.obs == "images" and policy != "expert":
+        from imitation.data.store import DemoStore
+        from imitation.recipes import camera_inputs
+
         chosen = args.cameras or cameras(task)
-        inputs = [f"--{policy}.obs-keys", "state", *(f"images/{c}" for c in chosen)]
+        # The recipe's choice for a store with cameras and no object state (a real arm's), or the
+        # arm's state added or left out by --state.
+        auto = "state" in camera_inputs(DemoStore.open(store))
+        state = {"auto": auto, "yes": True, "no": False}[args.state]
+        inputs = [f"--{policy}.obs-keys", *(["state"] if state else []), *(f"images/{c}" for c in chosen)]
         row["cameras"] = chosen
+        row["state"] = state
     if policy == "expert":
         from imitation.expert import run_expert
 
@@ -156,6 +166,9 @@ def main() -> int:
     ap.add_argument("--max-minutes", type=float, default=15.0)
     ap.add_argument("--obs", choices=["state", "images"], default="state",
                     help="train on the object state (state) or on the mapping's cameras (images)")  # fmt: skip
+    ap.add_argument("--state", choices=["auto", "yes", "no"], default="auto",
+                    help="with --obs images: give the policy the arm's state beside its cameras (auto: the "
+                    "recipe's choice, camera_inputs in imitation/recipes.py)")  # fmt: skip
     ap.add_argument("--cameras", nargs="+", metavar="CAM",
                     help="with --obs images: the cameras the policy sees (default: all of the mapping's)")  # fmt: skip
     ap.add_argument("--out", default="bench/suite")
