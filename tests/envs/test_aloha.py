@@ -200,7 +200,9 @@ def test_so100_tasks_are_unchanged(env_id):
         obs, _, terminated, truncated, info = env.step(actions[-1])
         if terminated or truncated:
             break
-    np.testing.assert_array_equal(np.array(actions), ref[f"{env_id}/episode/actions"])
+    # The expert's joint targets hold numerical zeros (about 1e-19) whose last bits depend on the
+    # CPU it runs on (seen between two x86_64 machines); the simulated states stay bit-exact.
+    np.testing.assert_allclose(np.array(actions), ref[f"{env_id}/episode/actions"], rtol=0, atol=1e-12)
     np.testing.assert_array_equal(np.array(states), ref[f"{env_id}/episode/states"])
     np.testing.assert_array_equal(obs["env_state"], ref[f"{env_id}/episode/final_env_state"])
     assert info["is_success"] == bool(ref[f"{env_id}/episode/success"])
