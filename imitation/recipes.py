@@ -113,15 +113,18 @@ def ticks(seconds: float, fps: float, *, minimum: int = 1, multiple: int = 1) ->
 RELATIVE_ACTIONS = ("ee_delta",)
 
 
+def _steps(store: DemoStore) -> bool:
+    """Whether ``store``'s actions are relative steps (``RELATIVE_ACTIONS``)."""
+    return str(store.robot.get("action_kind")) in RELATIVE_ACTIONS
+
+
 def camera_inputs(store: DemoStore) -> tuple[str, ...]:
     """The inputs the recipe gives a policy that sees ``store``'s cameras: every camera, and the
     arm's ``state`` unless the actions are relative steps (``RELATIVE_ACTIONS``)."""
     cams = tuple(sorted(k for k, f in store.features.items() if f.kind == "image"))
     if not cams:
         raise ConfigError(f"{store.path} holds no camera images; record with cameras (--obs-mode both)")
-    if str(store.robot.get("action_kind", "joints")) in RELATIVE_ACTIONS:
-        return cams
-    return ("state", *cams)
+    return cams if _steps(store) else ("state", *cams)
 
 
 def _obs_keys(store: DemoStore) -> tuple[str, ...]:
@@ -177,7 +180,7 @@ def recipe(store_path: str, policy: str, obs_keys: tuple[str, ...] | None = None
     median_s = float(np.median(lengths)) / fps
     obs_keys = _named_keys(store, policy, tuple(obs_keys)) if obs_keys else _obs_keys(store)
     cameras = any(store.features[k].kind == "image" for k in obs_keys)
-    if cameras and "state" in obs_keys and str(store.robot.get("action_kind")) in RELATIVE_ACTIONS:
+    if cameras and "state" in obs_keys and _steps(store):
         log.warning(
             "%s: the policy reads 'state' beside its cameras while its actions are end-effector steps; it "
             "may copy the arm's own path instead of finding the target in the picture (imitation/recipes.py, "

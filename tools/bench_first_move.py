@@ -73,9 +73,22 @@ def main() -> int:
 
     from imitation.checkpoint import load_policy, resolve
     from imitation.data.store import DemoStore
+    from imitation.evaluate import policy_keys
 
-    policy = load_policy(resolve(args.checkpoint), "cpu")
-    store = DemoStore.open(args.store)
+    if min(args.offset) < 0 or args.episodes < 1:
+        sys.exit(f"error: --offset must be >= 0 and --episodes >= 1 (got {args.offset}, {args.episodes})")
+    from imitation.errors import ImitationError
+
+    try:
+        policy = load_policy(resolve(args.checkpoint), "cpu")
+        store = DemoStore.open(args.store)
+    except ImitationError as e:
+        sys.exit(f"error: {e}")
+    missing = [k for k in (*policy_keys(policy), "action") if k not in store.features]
+    if missing:
+        sys.exit(
+            f"error: {args.store} lacks {', '.join(missing)}, which the policy reads; pass the store it was trained on"
+        )
     names = store.features["action"].names or [str(d) for d in range(store.features["action"].shape[0])]
     out = {}
     for offset in args.offset:
