@@ -103,10 +103,12 @@ class RecordConfig:
     """Keep recording the expert this long after success (its release and retreat), so that a
     policy sees how a task is finished, not only how it is reached; episodes stop at the time limit."""
     action_noise: Annotated[float, Range(ge=0, le=10)] = 0.0
-    """Std (rad) of a smooth random offset (time constant 0.2 s) added to the arm joints the
-    expert commands; the stored action stays the expert's own. Demos then show how to get back
-    to the expert's path from nearby states, which a policy needs when its own small errors
-    take it there (DART, Laskey et al. 2017). Grippers are not perturbed; 0 turns it off."""
+    """Std of a smooth random offset (time constant 0.2 s) added to the actions the expert
+    commands, in the action's units (rad for joint targets, the action space's units for
+    end-effector steps); the stored action stays the expert's own. Demos then show how to get
+    back to the expert's path from nearby states, which a policy needs when its own small errors
+    take it there (DART, Laskey et al. 2017). Grippers (a dimension whose name holds "grip") are
+    not perturbed; 0 turns it off."""
     keep_failed: bool = False
     """Also save the episodes the expert failed (outcome "failure") instead of discarding them."""
 
@@ -115,14 +117,15 @@ class RecordConfig:
 
 
 class ActionNoise:
-    """A seeded Ornstein-Uhlenbeck offset on the arm joints: stationary std ``std`` (rad),
-    correlation time ``tau_s``; zero on the grippers."""
+    """A seeded Ornstein-Uhlenbeck offset on the arm's action dimensions: stationary std ``std``
+    (in the action's units), correlation time ``tau_s``; zero on the grippers (any dimension
+    whose name holds "grip": ``gripper``, ``left_gripper``, Meta-World's ``grip``)."""
 
     def __init__(self, std: float, spec, seed: int, tau_s: float = 0.2) -> None:  # noqa: ANN001
         self.std = std
         self.rng = np.random.default_rng([seed, 0x6E6F6973])
         self.decay = float(np.exp(-1.0 / (tau_s * spec.control_hz)))
-        self.mask = np.array(["gripper" not in n for n in spec.joint_names], dtype=np.float32)
+        self.mask = np.array(["grip" not in n.lower() for n in spec.joint_names], dtype=np.float32)
         self.x = self.rng.normal(0.0, std, len(self.mask)) * self.mask if std else np.zeros(len(self.mask))
 
     def __call__(self) -> np.ndarray:

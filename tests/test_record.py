@@ -112,6 +112,22 @@ def test_action_noise_perturbs_the_arm_but_stores_the_experts_actions(recorded, 
     np.testing.assert_array_equal(DemoStore.open(again.out).read("state"), noisy.read("state"))
 
 
+def test_action_noise_leaves_every_gripper_alone():
+    """The offset moves the arm's dimensions only: a dimension named like a gripper (ours,
+    a bimanual arm's, Meta-World's ``grip``) stays exactly as the expert sent it."""
+    from types import SimpleNamespace
+
+    from imitation.record import ActionNoise
+
+    spec = SimpleNamespace(control_hz=80.0, joint_names=("dx", "dy", "dz", "grip"))
+    noise = ActionNoise(0.3, spec, seed=3)
+    offsets = np.stack([noise() for _ in range(200)])
+    assert np.all(offsets[:, 3] == 0.0)
+    assert np.all(offsets[:, :3].std(axis=0) > 0.05)
+    bimanual = SimpleNamespace(control_hz=50.0, joint_names=("left_waist", "left_gripper", "Right_Gripper"))
+    assert np.all(np.stack([ActionNoise(0.1, bimanual, seed=0)() for _ in range(5)])[:, 1:] == 0.0)
+
+
 def test_negative_action_noise_is_refused(tmp_path):
     from imitation.errors import ConfigError
 
