@@ -79,9 +79,12 @@ def run_task(task: str, policy: str, args: argparse.Namespace) -> dict:
     store = out / "demos" / f"{task}.zarr"
     mode = "both" if args.obs == "images" else "state"
     if not (store / "zarr.json").exists():
+        noise = ["--action-noise", str(args.action_noise)] if args.action_noise else []
         cli("record", "--env", mapping(task), "--teleop", "scripted", "--episodes", str(args.demos),
-            "--obs-mode", mode, "--seed", "0", "--out", str(store))  # fmt: skip
+            "--obs-mode", mode, "--seed", "0", "--out", str(store), *noise)  # fmt: skip
     row = {"task": task, "policy": policy, "demos": args.demos, "obs": args.obs}
+    if args.action_noise:
+        row["action_noise"] = args.action_noise
     inputs = []
     if args.obs == "images" and policy != "expert":
         from imitation.data.store import DemoStore
@@ -171,6 +174,9 @@ def main() -> int:
                     "recipe's choice, camera_inputs in imitation/recipes.py)")  # fmt: skip
     ap.add_argument("--cameras", nargs="+", metavar="CAM",
                     help="with --obs images: the cameras the policy sees (default: all of the mapping's)")  # fmt: skip
+    ap.add_argument("--action-noise", type=float, default=0.0, metavar="STD",
+                    help="record the demos with this DART offset on the expert's actions (imitation "
+                    "record --action-noise; 0: none). A store already in --out is used as it is")  # fmt: skip
     ap.add_argument("--out", default="bench/suite")
     ap.add_argument("--markdown", metavar="RESULTS_JSON", help="print the table of a results.json and exit")
     args = ap.parse_args()
@@ -183,6 +189,8 @@ def main() -> int:
             ap.error(
                 f"--cameras {' '.join(unknown)}: {mapping(task)} has {', '.join(cameras(task)) or 'none'}"
             )
+    if args.action_noise < 0:
+        ap.error(f"--action-noise must be >= 0, got {args.action_noise}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.json"
