@@ -160,7 +160,7 @@ def main(argv: Sequence[str], prog: str = "imitation quickstart") -> int:
     print(f"== 1/5 recording scripted {cfg.env} demonstrations into {cfg.out}")
     result = record(cfg, getattr(tc, cfg.policy).obs_keys)
     print(
-        f"{result['episodes']} episodes, {result['steps']} frames in {result['wall_s']:.1f} s "
+        f"{result['episodes']} episodes, {result['frames']} frames in {result['wall_s']:.1f} s "
         f"({result['failed']} failed expert episode(s) discarded)"
     )
     config.save(cfg, sidecar)  # the resolved configuration, next to the store

@@ -185,7 +185,7 @@ def record_scripted(cfg: RecordConfig, *, progress: bool | None = None) -> dict:
             ) as writer,
         ):
             opened = True
-            saved, failed, steps = _record_episodes(cfg, robot, writer, first_seed, show)
+            saved, failed, steps, frames = _record_episodes(cfg, robot, writer, first_seed, show)
     except BaseException as e:
         if created and opened:
             discard_new_store(cfg.out, e)
@@ -194,6 +194,7 @@ def record_scripted(cfg: RecordConfig, *, progress: bool | None = None) -> dict:
         "episodes": saved,
         "failed": failed,
         "steps": steps,
+        "frames": frames,
         "clipped_actions": robot.clipped_actions,
         "wall_s": time.perf_counter() - t0,
     }
@@ -202,9 +203,10 @@ def record_scripted(cfg: RecordConfig, *, progress: bool | None = None) -> dict:
 def _record_episodes(
     cfg: RecordConfig, robot: Any, writer: Any, first_seed: int, show: bool
 ) -> tuple[int, int, int]:
-    """The episodes of ``record_scripted``: (saved, failed, steps)."""
+    """The episodes of ``record_scripted``: (saved, failed, steps, frames): ``steps`` counts every
+    attempt's simulated steps, ``frames`` those of the saved episodes."""
 
-    saved = failed = steps = 0
+    saved = failed = steps = frames = 0
     max_attempts = cfg.max_attempts or 2 * cfg.episodes + 10
     bar = tqdm(total=cfg.episodes, desc="recording", unit="episode", disable=not show)
     attempt = 0
@@ -224,6 +226,7 @@ def _record_episodes(
             info={"env_id": cfg.env, **({"action_noise": cfg.action_noise} if cfg.action_noise else {})},
         )
         tail = None  # frames still to record after success
+        start = steps
         noise = ActionNoise(cfg.action_noise, robot.spec, seed)
         while tail != 0 and not robot.truncated:
             wanted = expert(obs)
@@ -241,18 +244,20 @@ def _record_episodes(
         if tail is not None and succeeded:
             writer.save_episode(outcome="success")
             saved += 1
+            frames += steps - start
             bar.update(1)
         elif cfg.keep_failed:
             writer.save_episode(outcome="failure")
             saved += 1
             failed += 1
+            frames += steps - start
             bar.update(1)
         else:
             writer.discard_episode()
             failed += 1
         bar.set_postfix(failed=failed)
     bar.close()
-    return saved, failed, steps
+    return saved, failed, steps, frames
 
 
 def main(argv: Sequence[str], prog: str = "imitation record") -> int:
@@ -274,8 +279,8 @@ def main(argv: Sequence[str], prog: str = "imitation record") -> int:
     config.save(cfg, sidecar)
     fate = "kept" if cfg.keep_failed else "discarded"
     print(
-        f"{cfg.out}: recorded {result['episodes']} episode(s) ({result['steps']} frames) in {result['wall_s']:.1f} s; "
-        f"{result['failed']} failed expert episode(s) {fate}; {result['clipped_actions']} action(s) clipped "
-        "to the action space"
+        f"{cfg.out}: recorded {result['episodes']} episode(s) ({result['frames']} frames; {result['steps']} steps "
+        f"simulated) in {result['wall_s']:.1f} s; {result['failed']} failed expert episode(s) {fate}; "
+        f"{result['clipped_actions']} action(s) clipped to the action space"
     )
     return 0

@@ -25,6 +25,8 @@ def test_record_writes_successful_episodes_with_their_seeds(recorded):
     assert result["episodes"] == 3
     store = DemoStore.open(cfg.out)
     assert store.n_episodes == 3 and validate(store, progress=False).ok
+    # Frames are what the store holds; steps also count any attempt that was discarded.
+    assert result["frames"] == store.n_frames <= result["steps"]
     assert set(store.features) == {"state", "action", "env_state", "images/top", "timestamp"}
     seeds = store.meta_table()["seed"].tolist()
     assert seeds[0] == 11 and len(set(seeds)) == 3 and all(s >= 11 for s in seeds)

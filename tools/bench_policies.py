@@ -72,7 +72,7 @@ def record(task: str, demos: int, out: Path, action_noise: float, cameras: tuple
         action_noise=action_noise,
     )
     r = record_scripted(cfg)
-    return {"store": str(store), "episodes": r["episodes"], "frames": r["steps"], "wall_s": r["wall_s"]}
+    return {"store": str(store), "episodes": r["episodes"], "frames": r["frames"], "wall_s": r["wall_s"]}
 
 
 def config_path(config_dir: Path, task: str, policy: str, obs: str = "state") -> Path:
