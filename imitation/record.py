@@ -202,7 +202,7 @@ def record_scripted(cfg: RecordConfig, *, progress: bool | None = None) -> dict:
 
 def _record_episodes(
     cfg: RecordConfig, robot: Any, writer: Any, first_seed: int, show: bool
-) -> tuple[int, int, int]:
+) -> tuple[int, int, int, int]:
     """The episodes of ``record_scripted``: (saved, failed, steps, frames): ``steps`` counts every
     attempt's simulated steps, ``frames`` those of the saved episodes."""
 

@@ -83,11 +83,13 @@ def run_task(task: str, policy: str, args: argparse.Namespace) -> dict:
         cli("record", "--env", mapping(task), "--teleop", "scripted", "--episodes", str(args.demos),
             "--obs-mode", mode, "--seed", "0", "--out", str(store), *noise)  # fmt: skip
     row = {"task": task, "policy": policy, "demos": args.demos, "obs": args.obs}
-    if args.action_noise:
-        row["action_noise"] = args.action_noise
+    from imitation.data.store import DemoStore
+
+    noise = DemoStore.open(store).episode_meta(0)["info"].get("action_noise")  # what the demos had
+    if noise:
+        row["action_noise"] = noise
     inputs = []
     if args.obs == "images" and policy != "expert":
-        from imitation.data.store import DemoStore
         from imitation.recipes import camera_inputs
 
         chosen = args.cameras or cameras(task)
