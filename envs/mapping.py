@@ -11,6 +11,7 @@ evaluator work on it unchanged::
     state_names: [...]                # optional: names of the state's values (default s0, s1, ...)
     action_kind: torque               # joints, ee_delta, ee_pose, torque or other (the default)
     action_names: [...]               # optional: names of the action's values (default a0, a1, ...)
+    grippers: [...]                   # optional: which of them are grippers (default: names holding "grip")
     env_state: "[14:23]"              # optional: object poses (privileged state)
     images:                           # optional cameras: name -> source and size
       front: {from: render, size: [96, 96]}
@@ -31,7 +32,9 @@ entry; each is resized to ``size`` (H, W).
 them the robot's joints in what is recorded (a store's and a checkpoint's ``joint_names`` and
 ``limits_rad``); any other kind is recorded as ``action_kind``, ``action_names`` and
 ``action_limits``, with no joints. ``state`` is named by ``state_names`` (default ``s0``, ``s1``, ...),
-never by the action's names.
+never by the action's names. ``grippers`` names the action's gripper values, which
+``record --action-noise`` leaves alone; by default they are the values whose name holds "grip"
+(``[]``: none).
 
 Wherever a task id is expected (``--env``), the path of a mapping file works too. A mapping that
 imports code (``imports``, ``expert`` or a ``module:Env`` id, outside this project's ``envs``
@@ -80,6 +83,7 @@ class EnvMapping:
     imports: list[str] = field(default_factory=list)
     action_kind: str = "other"
     action_names: list[str] | None = None
+    grippers: list[str] | None = None
     state_names: list[str] | None = None
     expert: str | None = None
     source: str = ""
@@ -372,6 +376,12 @@ class MappedEnv(gym.Env):
         names = m.action_names or [f"a{i}" for i in range(act.shape[0])]
         if len(names) != act.shape[0]:
             raise ConfigError(f"{m.source}: {len(names)} action_names for {act.shape[0]} action dimensions")
+        unknown = [g for g in m.grippers or [] if g not in names]
+        if unknown:
+            raise ConfigError(
+                f"{m.source}: grippers {unknown} are not action names; choose from {list(names)} "
+                "(name the action's values with action_names)"
+            )
         dt = getattr(self.env.unwrapped, "dt", None)
         fps = self.env.metadata.get("render_fps")
         self.dt = float(dt) if dt else 1.0 / float(fps or 10)
@@ -398,6 +408,7 @@ class MappedEnv(gym.Env):
             state_dim=n_state,
             state_names=self.state_names,
             action_kind=m.action_kind,
+            grippers=None if m.grippers is None else tuple(m.grippers),
         )
         if m.env_state:
             spaces["env_state"] = self._box(select(obs, m.env_state))

@@ -107,8 +107,8 @@ class RecordConfig:
     commands, in the action's units (rad for joint targets, the action space's units for
     end-effector steps); the stored action stays the expert's own. Demos then show how to get
     back to the expert's path from nearby states, which a policy needs when its own small errors
-    take it there (DART, Laskey et al. 2017). Grippers (a dimension whose name holds "grip") are
-    not perturbed; 0 turns it off."""
+    take it there (DART, Laskey et al. 2017). Grippers are not perturbed (a value whose name
+    holds "grip", or those a mapping names in ``grippers``); 0 turns it off."""
     keep_failed: bool = False
     """Also save the episodes the expert failed (outcome "failure") instead of discarding them."""
 
@@ -118,14 +118,15 @@ class RecordConfig:
 
 class ActionNoise:
     """A seeded Ornstein-Uhlenbeck offset on the arm's action dimensions: stationary std ``std``
-    (in the action's units), correlation time ``tau_s``; zero on the grippers (any dimension
-    whose name holds "grip": ``gripper``, ``left_gripper``, Meta-World's ``grip``)."""
+    (in the action's units), correlation time ``tau_s``; zero on the grippers
+    (``RobotSpec.gripper_dims``: by default any value whose name holds "grip")."""
 
     def __init__(self, std: float, spec, seed: int, tau_s: float = 0.2) -> None:  # noqa: ANN001
         self.std = std
         self.rng = np.random.default_rng([seed, 0x6E6F6973])
         self.decay = float(np.exp(-1.0 / (tau_s * spec.control_hz)))
-        self.mask = np.array(["grip" not in n.lower() for n in spec.joint_names], dtype=np.float32)
+        self.mask = np.ones(len(spec.joint_names), dtype=np.float32)
+        self.mask[list(spec.gripper_dims)] = 0.0
         self.x = self.rng.normal(0.0, std, len(self.mask)) * self.mask if std else np.zeros(len(self.mask))
 
     def __call__(self) -> np.ndarray:
@@ -154,7 +155,7 @@ def record_scripted(cfg: RecordConfig, *, progress: bool | None = None) -> dict:
     if cfg.episodes < 1:
         raise ConfigError(f"--episodes must be ≥ 1, got {cfg.episodes}")
     if cfg.action_noise < 0:
-        raise ConfigError(f"--action-noise must be ≥ 0 (rad), got {cfg.action_noise}")
+        raise ConfigError(f"--action-noise must be ≥ 0 (in the action's units), got {cfg.action_noise}")
     check_env_seeds(cfg.env, cfg.seed)
     robot = SimRobot(cfg.env, obs_mode=cfg.obs_mode, cameras=cfg.cameras, image_size=cfg.image_size)
     features = store_features(robot.spec)

@@ -117,17 +117,28 @@ def test_action_noise_perturbs_the_arm_but_stores_the_experts_actions(recorded, 
 def test_action_noise_leaves_every_gripper_alone():
     """The offset moves the arm's dimensions only: a dimension named like a gripper (ours,
     a bimanual arm's, Meta-World's ``grip``) stays exactly as the expert sent it."""
-    from types import SimpleNamespace
-
     from imitation.record import ActionNoise
+    from imitation.robots.base import RobotSpec
 
-    spec = SimpleNamespace(control_hz=80.0, joint_names=("dx", "dy", "dz", "grip"))
+    def spec_of(names, hz, **kw):
+        return RobotSpec("t", tuple(names), np.full(len(names), -1.0), np.ones(len(names)), hz, **kw)
+
+    spec = spec_of(("dx", "dy", "dz", "grip"), 80.0)
     noise = ActionNoise(0.3, spec, seed=3)
     offsets = np.stack([noise() for _ in range(200)])
     assert np.all(offsets[:, 3] == 0.0)
     assert np.all(offsets[:, :3].std(axis=0) > 0.05)
-    bimanual = SimpleNamespace(control_hz=50.0, joint_names=("left_waist", "left_gripper", "Right_Gripper"))
+    bimanual = spec_of(("left_waist", "left_gripper", "Right_Gripper"), 50.0)
     assert np.all(np.stack([ActionNoise(0.1, bimanual, seed=0)() for _ in range(5)])[:, 1:] == 0.0)
+
+    # A mapping that names its gripper otherwise declares it (``grippers``); [] declares none.
+    def offsets_of(spec):
+        noise = ActionNoise(0.3, spec, seed=1)
+        return np.stack([noise() for _ in range(100)])
+
+    claw = offsets_of(spec_of(("dx", "dy", "claw"), 10.0, grippers=("claw",)))
+    assert np.all(claw[:, 2] == 0.0) and np.all(claw[:, :2].std(axis=0) > 0.05)
+    assert np.all(offsets_of(spec_of(("dx", "grip"), 10.0, grippers=())).std(axis=0) > 0.05)
 
 
 def test_negative_action_noise_is_refused(tmp_path):

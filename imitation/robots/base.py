@@ -48,7 +48,17 @@ class RobotSpec:
     state_names: tuple[str, ...] | None = None
     # What the action's values are: joint position targets, or another kind (see above).
     action_kind: str = "joints"
+    # Names of the action's gripper values; None: every value whose name holds "grip".
+    grippers: tuple[str, ...] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def gripper_dims(self) -> tuple[int, ...]:
+        """Indices of the action's gripper values: those ``grippers`` names, or by default every
+        value whose name holds "grip" (``gripper``, ``left_gripper``, Meta-World's ``grip``)."""
+        if self.grippers is not None:
+            return tuple(self.joint_names.index(n) for n in self.grippers)
+        return tuple(i for i, n in enumerate(self.joint_names) if "grip" in n.lower())
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values, as recorded in a demo store's ``robot`` attribute: ``joint_names`` and

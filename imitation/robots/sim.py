@@ -64,6 +64,7 @@ class SimRobot(Robot):
             state_dim=state_dim,
             state_names=arm.state_names,
             action_kind=arm.action_kind,
+            grippers=arm.grippers,
             extra=recorded_env(env_id),
         )
         self.seed = seed

@@ -187,6 +187,27 @@ def test_a_mapped_action_is_joints_only_when_the_mapping_says_so(tmp_path: Path)
     assert pusher.action_kind == "torque"
 
 
+def test_a_mapping_declares_its_grippers(tmp_path: Path) -> None:
+    names = ["dx", "dy", "dz", "claw"]
+    # By default a gripper is a value whose name holds "grip": here none is.
+    plain = write_mapping(
+        tmp_path, "fake/Wide-v0", name="plain.yaml", action_kind="ee_delta", action_names=names
+    )
+    assert SimRobot(str(plain)).spec.gripper_dims == ()
+    named = write_mapping(
+        tmp_path,
+        "fake/Wide-v0",
+        name="named.yaml",
+        action_kind="ee_delta",
+        action_names=names,
+        grippers=["claw"],
+    )
+    assert SimRobot(str(named)).spec.gripper_dims == (3,)
+    bad = write_mapping(tmp_path, "fake/Wide-v0", name="bad.yaml", action_names=names, grippers=["grip"])
+    with pytest.raises(ConfigError, match=r"grippers \['grip'\] are not action names; choose from"):
+        MappedEnv(bad)
+
+
 def test_bad_action_kinds_and_state_names_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="action_kind='joint' is not one of joints, ee_delta, ee_pose"):
         EnvMapping.load(write_mapping(tmp_path, "fake/Wide-v0", action_kind="joint"))
