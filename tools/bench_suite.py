@@ -76,13 +76,15 @@ def cameras(task: str) -> list[str]:
 
 def run_task(task: str, policy: str, args: argparse.Namespace) -> dict:
     out = Path(args.out)
-    store = out / "demos" / f"{task}.zarr"
+    store = Path(args.demos_from or out) / "demos" / f"{task}.zarr"
     mode = "both" if args.obs == "images" else "state"
     if not (store / "zarr.json").exists():
         noise = ["--action-noise", str(args.action_noise)] if args.action_noise else []
         cli("record", "--env", mapping(task), "--teleop", "scripted", "--episodes", str(args.demos),
             "--obs-mode", mode, "--seed", "0", "--out", str(store), *noise)  # fmt: skip
     row = {"task": task, "policy": policy, "demos": args.demos, "obs": args.obs}
+    if args.train_seed:
+        row["train_seed"] = args.train_seed
     from imitation.data.store import DemoStore
 
     noise = DemoStore.open(store).episode_meta(0)["info"].get("action_noise")  # what the demos had
@@ -109,7 +111,8 @@ def run_task(task: str, policy: str, args: argparse.Namespace) -> dict:
     run = out / "runs" / f"{task}_{policy}"
     t0 = time.perf_counter()
     cli("train", "--store", str(store), "--policy", policy, "--out", str(run), "--overwrite",
-        "--max-minutes", str(args.max_minutes), "--wandb", "disabled", *inputs)  # fmt: skip
+        "--max-minutes", str(args.max_minutes), "--wandb", "disabled", "--seed", str(args.train_seed),
+        *inputs)  # fmt: skip
     train_s = time.perf_counter() - t0
     ev = out / "eval" / f"{task}_{policy}"
     t0 = time.perf_counter()
@@ -179,6 +182,12 @@ def main() -> int:
     ap.add_argument("--action-noise", type=float, default=0.0, metavar="STD",
                     help="record the demos with this DART offset on the expert's actions (imitation "
                     "record --action-noise; 0: none). A store already in --out is used as it is")  # fmt: skip
+    ap.add_argument("--train-seed", type=int, default=0, metavar="N",
+                    help="imitation train --seed: sample order, initial weights and augmentation draws. "
+                    "Another seed on the same demos measures the spread between training runs")  # fmt: skip
+    ap.add_argument("--demos-from", metavar="DIR",
+                    help="train on the stores of another run's --out (DIR/demos/<task>.zarr, recorded there "
+                    "if missing) instead of --out's own")  # fmt: skip
     ap.add_argument("--out", default="bench/suite")
     ap.add_argument("--markdown", metavar="RESULTS_JSON", help="print the table of a results.json and exit")
     args = ap.parse_args()
