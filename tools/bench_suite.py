@@ -52,8 +52,11 @@ MT10 = tuple(
 TITLES = {"expert": "scripted expert", "act": "ACT (default recipe)", "diffusion": "DP (default recipe)"}
 
 
+MAPPINGS = ROOT / "configs" / "envs" / "metaworld"  # --mappings replaces it
+
+
 def mapping(task: str) -> str:
-    return str(ROOT / "configs" / "envs" / "metaworld" / f"{task.removesuffix('-v3')}.yaml")
+    return str(MAPPINGS / f"{task.removesuffix('-v3')}.yaml")
 
 
 def cli(*args: str) -> None:
@@ -188,9 +191,18 @@ def main() -> int:
     ap.add_argument("--demos-from", metavar="DIR",
                     help="train on the stores of another run's --out (DIR/demos/<task>.zarr, recorded there "
                     "if missing) instead of --out's own")  # fmt: skip
+    ap.add_argument("--mappings", metavar="DIR",
+                    help="take each task's mapping from DIR/<task>.yaml (e.g. other cameras) instead of "
+                    "configs/envs/metaworld/")  # fmt: skip
     ap.add_argument("--out", default="bench/suite")
     ap.add_argument("--markdown", metavar="RESULTS_JSON", help="print the table of a results.json and exit")
     args = ap.parse_args()
+    if args.mappings:
+        global MAPPINGS
+        MAPPINGS = Path(args.mappings).resolve()
+        missing = [mapping(t) for t in args.tasks if not Path(mapping(t)).is_file()]
+        if missing:
+            ap.error(f"--mappings {args.mappings}: no {', '.join(missing)}")
     if args.markdown:
         print(markdown(json.loads(Path(args.markdown).read_text())["rows"]))
         return 0
