@@ -59,6 +59,40 @@ def mapping(task: str) -> str:
     return str(MAPPINGS / f"{task.removesuffix('-v3')}.yaml")
 
 
+def derive_mappings(tasks: list[str], changes: list[str], folder: Path) -> None:
+    """Write each task's mapping with its cameras changed (``NAME=SOURCE`` replaces or adds one,
+    ``NAME=`` drops it) into ``folder``, and make ``folder`` the suite's mappings."""
+    import yaml
+
+    global MAPPINGS
+    parsed = []
+    for change in changes:
+        name, eq, source = change.partition("=")
+        if not eq or not name.strip():
+            raise ValueError(
+                f"--camera {change!r}: expected NAME=SOURCE (e.g. corner=camera:corner4) or NAME="
+            )
+        parsed.append((name.strip(), source.strip()))
+    folder.mkdir(parents=True, exist_ok=True)
+    for task in tasks:
+        spec = yaml.safe_load(Path(mapping(task)).read_text())
+        images = dict(spec.get("images") or {})
+        for name, source in parsed:
+            if not source:
+                if name not in images:
+                    raise ValueError(f"--camera {name}=: {mapping(task)} has no camera {name!r} to drop")
+                images.pop(name)
+            else:
+                size = (images.get(name) or next(iter(images.values()), None) or {}).get("size", [96, 96])
+                images[name] = {"from": source, "size": list(size)}
+        spec["images"] = images
+        (folder / Path(mapping(task)).name).write_text(
+            f"# {Path(mapping(task)).name} of {MAPPINGS} with --camera {' '.join(changes)} (tools/bench_suite.py)\n"
+            + yaml.safe_dump(spec, sort_keys=False)
+        )
+    MAPPINGS = folder.resolve()
+
+
 def cli(*args: str) -> None:
     """One ``imitation`` command, its output passed through; a failure stops the suite."""
     cmd = [sys.executable, "-m", "imitation.cli", *args]
@@ -194,6 +228,10 @@ def main() -> int:
     ap.add_argument("--mappings", metavar="DIR",
                     help="take each task's mapping from DIR/<task>.yaml (e.g. other cameras) instead of "
                     "configs/envs/metaworld/")  # fmt: skip
+    ap.add_argument("--camera", action="append", default=[], metavar="NAME=SOURCE",
+                    help="change one camera of every task's mapping: NAME=camera:<model camera> (or render) "
+                    "replaces or adds it, NAME= drops it; the mappings used are written to <out>/mappings/. "
+                    "Repeatable, e.g. --camera corner=camera:corner4")  # fmt: skip
     ap.add_argument("--out", default="bench/suite")
     ap.add_argument("--markdown", metavar="RESULTS_JSON", help="print the table of a results.json and exit")
     args = ap.parse_args()
@@ -203,6 +241,11 @@ def main() -> int:
         missing = [mapping(t) for t in args.tasks if not Path(mapping(t)).is_file()]
         if missing:
             ap.error(f"--mappings {args.mappings}: no {', '.join(missing)}")
+    if args.camera:
+        try:
+            derive_mappings(args.tasks, args.camera, Path(args.out) / "mappings")
+        except ValueError as exc:
+            ap.error(str(exc))
     if args.markdown:
         print(markdown(json.loads(Path(args.markdown).read_text())["rows"]))
         return 0
