@@ -39,6 +39,8 @@ def measure(
 ) -> dict:
     import mujoco
 
+    if not Path(env_path).is_file():
+        raise ConfigError(f"--env {env_path}: no such file; name a mapping file (configs/envs/...yaml)")
     spec = yaml.safe_load(Path(env_path).read_text())
     if not isinstance(spec, dict) or "env_id" not in spec:
         raise ConfigError(f"--env {env_path}: not a mapping file (no env_id)")
