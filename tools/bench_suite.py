@@ -235,6 +235,9 @@ def main() -> int:
     ap.add_argument("--out", default="bench/suite")
     ap.add_argument("--markdown", metavar="RESULTS_JSON", help="print the table of a results.json and exit")
     args = ap.parse_args()
+    if args.markdown:
+        print(markdown(json.loads(Path(args.markdown).read_text())["rows"]))
+        return 0
     if args.mappings:
         global MAPPINGS
         MAPPINGS = Path(args.mappings).resolve()
@@ -246,9 +249,6 @@ def main() -> int:
             derive_mappings(args.tasks, args.camera, Path(args.out) / "mappings")
         except ValueError as exc:
             ap.error(str(exc))
-    if args.markdown:
-        print(markdown(json.loads(Path(args.markdown).read_text())["rows"]))
-        return 0
     for task in args.tasks if args.cameras else []:
         unknown = sorted(set(args.cameras) - set(cameras(task)))
         if unknown:
