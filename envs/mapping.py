@@ -158,12 +158,37 @@ def is_mapping_id(env_id: str) -> bool:
     return env_id.endswith((".yaml", ".yml"))
 
 
-def recorded_env(env_id: str) -> dict[str, str]:
+def recorded_env(env_id: str) -> dict[str, Any]:
     """What a demo store records of the task it was recorded in: ``env_id`` as typed and, for a
-    mapping, ``env_path``, its absolute path (a relative path holds only from where recording ran)."""
+    mapping, ``env_path``, its absolute path (a relative path holds only from where recording ran),
+    and ``camera_sources``, where each of its cameras renders from (``render``, ``camera:<name>``...):
+    the mapping file may change later, and a policy shown another view than its demos fails quietly
+    (``camera_changes``)."""
     if not is_mapping_id(env_id):
         return {"env_id": env_id}
-    return {"env_id": env_id, "env_path": str(Path(env_id).resolve())}
+    out: dict[str, Any] = {"env_id": env_id, "env_path": str(Path(env_id).resolve())}
+    images = EnvMapping.load(env_id).images
+    if images:
+        out["camera_sources"] = {cam: str(spec.get("from", "render")) for cam, spec in images.items()}
+    return out
+
+
+def camera_changes(env_id: str, recorded: dict[str, str], cameras: Sequence[str]) -> list[str]:
+    """The cameras of ``cameras`` that the mapping ``env_id`` now renders from another source than
+    the one ``recorded`` (a store's or a checkpoint's ``camera_sources``) says, each as
+    ``"NAME: RECORDED -> NOW"``. Empty for a task of ``envs``, for cameras with no recorded source
+    (stores written before sources were recorded) and for cameras the mapping no longer has (the
+    env's own check names those)."""
+    if not is_mapping_id(env_id) or not recorded:
+        return []
+    images = EnvMapping.load(env_id).images
+    changes = []
+    for cam in cameras:
+        if cam in recorded and cam in images:
+            now = str(images[cam].get("from", "render"))
+            if now != recorded[cam]:
+                changes.append(f"{cam}: {recorded[cam]} -> {now}")
+    return changes
 
 
 def locate(

@@ -40,7 +40,7 @@ import torch
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 from tqdm import tqdm
 
-from envs.mapping import check_env_id, locate, make
+from envs.mapping import camera_changes, check_env_id, locate, make
 from imitation import config, outputs
 from imitation.checkpoint import consumed_keys, load_policy, read_meta, resolve
 from imitation.checks import DEVICE, SEED, InPath, OutPath, Range, check_fields
@@ -570,6 +570,7 @@ def evaluate(
     # A clear error for an unknown task or a bad mapping before any worker starts; a task the
     # checkpoint names may not import code (the user's own --env may).
     check_env_id(env_id, trusted=bool(cfg.env), origin=f"checkpoint {ckpt}")
+    check_camera_sources(env_id, meta, ckpt, cfg.force)
     seeds = list(range(cfg.seed, cfg.seed + cfg.episodes))
     used = training_seeds(meta)
     overlap = used & set(seeds)
@@ -614,6 +615,28 @@ def evaluate(
     if cfg.videos:
         summary["videos"] = [e.video for e in episodes if e.video]
     return write_results(out, summary, config.to_dict(cfg), episodes)
+
+
+def check_camera_sources(env_id: str, meta: dict[str, Any], ckpt: Path, force: bool) -> None:
+    """Refuse (unless ``force``, then warn) a mapping that renders one of the policy's cameras from
+    another source than its demos were recorded with: the mapping file changed since, or another was
+    named, and the policy would be shown a view it never saw."""
+    robot = meta.get("robot") or {}
+    cams = [k.removeprefix("images/") for k in robot.get("cameras") or {}]
+    changes = camera_changes(env_id, robot.get("camera_sources") or {}, cams)
+    if not changes:
+        return
+    what = (
+        f"{env_id} renders the policy's camera(s) from another source than its demos were recorded "
+        f"with ({'; '.join(changes)})"
+    )
+    if force:
+        log.warning("%s; evaluating anyway (--force)", what)
+        return
+    raise ConfigError(
+        f"{what}, so checkpoint {ckpt} would see views it was never trained on; pass --env with a "
+        "mapping that renders them as recorded, or --force to evaluate anyway"
+    )
 
 
 def check_scenes(env_id: str, seeds: Sequence[int], meta: dict[str, Any], force: bool) -> int | None:

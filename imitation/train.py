@@ -410,6 +410,17 @@ def checkpoint_meta(
             "env_id": robot.get("env_id"),
             "env_path": robot.get("env_path"),
             **(
+                {
+                    "camera_sources": {
+                        c: sources[c]
+                        for k in policy.io.images
+                        if (c := k.removeprefix("images/")) in sources
+                    }
+                }
+                if (sources := robot.get("camera_sources") or {}) and policy.io.images
+                else {}
+            ),
+            **(
                 {"camera_fit": camera_fit_meta(policy.io.images, cfg.camera_fit)}
                 if cfg.camera_fit and policy.io.images
                 else {}

@@ -896,6 +896,8 @@ class EpisodeWriter:
             self.store = DemoStore.open(self.path, hook=hook)
             if features is not None:
                 _check_same_schema(self.store, parse_features(features), fps)
+            if robot is not None and not self.created:
+                _check_same_cameras(self.store, robot)
         except BaseException:
             self._lock_file.close()
             if self.created:  # empty: nothing but what this call made
@@ -1213,6 +1215,19 @@ def _check_same_schema(store: DemoStore, features: dict[str, Feature], fps: floa
         )
     if fps is not None and float(fps) != store.fps:
         raise StoreError(f"{store.path} was recorded at {store.fps} fps, not {fps}; use the same rate")
+
+
+def _check_same_cameras(store: DemoStore, robot: Mapping[str, Any]) -> None:
+    """Refuse to append frames whose cameras render from other sources (a mapping's ``images.<cam>.from``,
+    recorded as ``camera_sources``) than the store's: same shapes, other pictures, one mixed dataset."""
+    have = store.robot.get("camera_sources") or {}
+    want = robot.get("camera_sources") or {}
+    changed = [f"{c}: {have[c]} -> {want[c]}" for c in sorted(set(have) & set(want)) if have[c] != want[c]]
+    if changed:
+        raise StoreError(
+            f"{store.path} was recorded with other camera sources than this recording's ({'; '.join(changed)}); "
+            "record into a new store, or render the cameras as the store's mapping did"
+        )
 
 
 def _materialising(array: zarr.Array) -> zarr.Array:

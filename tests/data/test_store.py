@@ -268,6 +268,20 @@ def test_append_to_existing_store_and_schema_mismatch(tmp_path):
         EpisodeWriter(path, features=LOWDIM, fps=30)
 
 
+def test_appending_frames_of_other_camera_sources_is_refused(tmp_path):
+    path = tmp_path / "a.zarr"
+    robot = {"name": "sim:task.yaml", "camera_sources": {"corner": "render", "wrist": "camera:hand"}}
+    with EpisodeWriter(path, features=LOWDIM, fps=50, robot=robot):
+        pass
+    moved = {**robot, "camera_sources": {"corner": "camera:corner4", "wrist": "camera:hand"}}
+    with pytest.raises(StoreError, match=r"other camera sources .*\(corner: render -> camera:corner4\); record into"):
+        EpisodeWriter(path, features=LOWDIM, fps=50, robot=moved)
+    # The same sources, a camera only one side names, or no sources at all: appended as before.
+    for same in (robot, {"camera_sources": {"top": "render"}}, {"name": "x"}):
+        with EpisodeWriter(path, features=LOWDIM, fps=50, robot=same):
+            pass
+
+
 @pytest.mark.parametrize(
     "bad, match",
     [

@@ -145,6 +145,7 @@ def test_pusher_record_train_eval(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     cfg.val_fraction, cfg.save_every, cfg.wandb = 0.0, 4, "disabled"
     # The PickPlace config turns samples about its base; Pusher declares no such symmetry.
     cfg.augment_yaw = 0.0
+    cfg.act.obs_keys = ("state", "env_state", "images/front")  # a camera too: the policy sees it
     # Set at 50 Hz; Pusher runs at 20 Hz: the same spans in seconds, converted.
     cfg.rescale = True
     train(cfg)
@@ -167,6 +168,22 @@ def test_pusher_record_train_eval(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert (tmp_path / "ev" / "episode_seed100_failure.mp4").exists() or (
         tmp_path / "ev" / "episode_seed100_success.mp4"
     ).exists()
+    # The store and the checkpoint keep where each camera rendered from; a mapping that renders the
+    # policy's camera from elsewhere (the file edited since, or another one) is refused before any
+    # rollout, unless forced.
+    from imitation.checkpoint import read_meta
+    from imitation.errors import ConfigError
+
+    assert s.robot["camera_sources"] == {"front": "render"}
+    assert read_meta(tmp_path / "run")["robot"]["camera_sources"] == {"front": "render"}
+    moved = yaml.safe_load((REPO / "configs/envs/pusher.yaml").read_text())
+    moved["images"]["front"]["from"] = "camera:elsewhere"
+    (tmp_path / "moved.yaml").write_text(yaml.safe_dump(moved))
+    again = EvalConfig(checkpoint=str(tmp_path / "run"), env=str(tmp_path / "moved.yaml"), episodes=1,
+                       seed=100, out=str(tmp_path / "ev2"))  # fmt: skip
+    with pytest.raises(ConfigError, match=r"\(front: render -> camera:elsewhere\).*or --force"):
+        evaluate(again, progress=False)
+    assert not (tmp_path / "ev2" / "results.json").exists()
 
 
 def _code_mapping(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **over) -> tuple[Path, Path, str]:
@@ -221,3 +238,25 @@ def test_tasks_that_import_nothing_foreign_are_fine_from_a_file(tmp_path: Path) 
     check_env_id(str(REPO / "configs/envs/pusher.yaml"), trusted=False)
     with pytest.raises(ConfigError, match="unknown simulated task"):
         check_env_id("gymnasium_robotics:FetchReach-v4", trusted=False)
+
+
+def test_camera_changes_compare_only_what_both_sides_know(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from envs.mapping import camera_changes, recorded_env
+    from imitation.evaluate import check_camera_sources
+
+    path = _mapping(tmp_path)  # images.cam from the observation's "pixels"
+    assert recorded_env(str(path))["camera_sources"] == {"cam": "pixels"}
+    assert camera_changes(str(path), {"cam": "pixels"}, ["cam"]) == []
+    assert camera_changes(str(path), {"cam": "render"}, ["cam"]) == ["cam: render -> pixels"]
+    # Nothing recorded (an older store), a camera the mapping lacks, a task of envs/: nothing to say.
+    assert camera_changes(str(path), {}, ["cam"]) == []
+    assert camera_changes(str(path), {"wrist": "render"}, ["wrist"]) == []
+    assert camera_changes("imitation/PickPlace-v0", {"top": "x"}, ["top"]) == []
+    meta = {"robot": {"cameras": {"images/cam": [20, 30, 3]}, "camera_sources": {"cam": "render"}}}
+    with pytest.raises(ConfigError, match=r"\(cam: render -> pixels\).*ckpt would see views"):
+        check_camera_sources(str(path), meta, Path("ckpt"), force=False)
+    with caplog.at_level("WARNING"):
+        check_camera_sources(str(path), meta, Path("ckpt"), force=True)
+    assert "cam: render -> pixels" in caplog.text and "--force" in caplog.text
