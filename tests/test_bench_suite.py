@@ -12,14 +12,16 @@ tool = load_tool("bench_suite")
 
 def test_camera_changes_replace_add_and_drop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tool, "MAPPINGS", tool.MAPPINGS)
-    changes = ["corner=camera:corner4", "wrist=", "top=camera:topview"]
+    # The suite's earlier view: the far render() and the wrist camera. Reach's mapping has a top
+    # camera to drop; push's has none, and is left as it is there.
+    changes = ["corner=render", "top=", "wrist=camera:gripperPOV"]
     tool.derive_mappings(["reach-v3", "push-v3"], changes, tmp_path / "m")
     assert (tmp_path / "m").resolve() == tool.MAPPINGS
     for task in ("reach", "push"):
         m = EnvMapping.load(tmp_path / "m" / f"{task}.yaml")
         assert m.images == {
-            "corner": {"from": "camera:corner4", "size": [96, 96]},
-            "top": {"from": "camera:topview", "size": [96, 96]},
+            "corner": {"from": "render", "size": [96, 96]},
+            "wrist": {"from": "camera:gripperPOV", "size": [96, 96]},
         }
         assert m.env_kwargs == {"task": f"{task}-v3"}  # the rest of the mapping kept
     assert tool.mapping("reach-v3") == str((tmp_path / "m" / "reach.yaml").resolve())
@@ -29,5 +31,5 @@ def test_bad_camera_changes_are_refused(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setattr(tool, "MAPPINGS", tool.MAPPINGS)
     with pytest.raises(ValueError, match="expected NAME=SOURCE"):
         tool.derive_mappings(["reach-v3"], ["corner"], tmp_path)
-    with pytest.raises(ValueError, match="no camera 'side' to drop"):
-        tool.derive_mappings(["reach-v3"], ["side="], tmp_path)
+    with pytest.raises(ValueError, match="no camera 'side' to drop in .*reach.yaml, .*push.yaml"):
+        tool.derive_mappings(["reach-v3", "push-v3"], ["side="], tmp_path)

@@ -61,7 +61,7 @@ def mapping(task: str) -> str:
 
 def derive_mappings(tasks: list[str], changes: list[str], folder: Path) -> None:
     """Write each task's mapping with its cameras changed (``NAME=SOURCE`` replaces or adds one,
-    ``NAME=`` drops it) into ``folder``, and make ``folder`` the suite's mappings."""
+    ``NAME=`` drops it where a task has it) into ``folder``, and make ``folder`` the suite's mappings."""
     import yaml
 
     global MAPPINGS
@@ -73,15 +73,18 @@ def derive_mappings(tasks: list[str], changes: list[str], folder: Path) -> None:
                 f"--camera {change!r}: expected NAME=SOURCE (e.g. corner=camera:corner4) or NAME="
             )
         parsed.append((name.strip(), source.strip()))
+    specs = {task: yaml.safe_load(Path(mapping(task)).read_text()) for task in tasks}
+    for name, source in parsed:  # a camera to drop must be in some task's mapping (a typo is not)
+        if not source and not any(name in (spec.get("images") or {}) for spec in specs.values()):
+            raise ValueError(
+                f"--camera {name}=: no camera {name!r} to drop in {', '.join(mapping(t) for t in tasks)}"
+            )
     folder.mkdir(parents=True, exist_ok=True)
-    for task in tasks:
-        spec = yaml.safe_load(Path(mapping(task)).read_text())
+    for task, spec in specs.items():
         images = dict(spec.get("images") or {})
         for name, source in parsed:
             if not source:
-                if name not in images:
-                    raise ValueError(f"--camera {name}=: {mapping(task)} has no camera {name!r} to drop")
-                images.pop(name)
+                images.pop(name, None)  # dropped where the task has it
             else:
                 size = (images.get(name) or next(iter(images.values()), None) or {}).get("size", [96, 96])
                 images[name] = {"from": source, "size": list(size)}
