@@ -412,9 +412,7 @@ def checkpoint_meta(
             **(
                 {
                     "camera_sources": {
-                        c: sources[c]
-                        for k in policy.io.images
-                        if (c := k.removeprefix("images/")) in sources
+                        c: sources[c] for k in policy.io.images if (c := k.removeprefix("images/")) in sources
                     }
                 }
                 if (sources := robot.get("camera_sources") or {}) and policy.io.images

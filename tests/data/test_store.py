@@ -274,7 +274,9 @@ def test_appending_frames_of_other_camera_sources_is_refused(tmp_path):
     with EpisodeWriter(path, features=LOWDIM, fps=50, robot=robot):
         pass
     moved = {**robot, "camera_sources": {"corner": "camera:corner4", "wrist": "camera:hand"}}
-    with pytest.raises(StoreError, match=r"other camera sources .*\(corner: render -> camera:corner4\); record into"):
+    with pytest.raises(
+        StoreError, match=r"other camera sources .*\(corner: render -> camera:corner4\); record into"
+    ):
         EpisodeWriter(path, features=LOWDIM, fps=50, robot=moved)
     # The same sources, a camera only one side names, or no sources at all: appended as before.
     for same in (robot, {"camera_sources": {"top": "render"}}, {"name": "x"}):
