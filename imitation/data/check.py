@@ -242,6 +242,9 @@ def format_info(d: dict[str, Any]) -> str:
         robot = d["robot"]
         names = robot.get("joint_names") or robot.get("action_names") or ""
         lines.append(f"robot      {robot.get('name', '?')}  joints {names}")
+        if robot.get("camera_sources"):
+            sources = ", ".join(f"{cam} from {src}" for cam, src in robot["camera_sources"].items())
+            lines.append(f"cameras    {sources}")
         if robot.get("units"):
             lines.append(
                 f"units      {robot['units']} (its calibrated motor values, not radians; "

@@ -278,6 +278,9 @@ def test_appending_frames_of_other_camera_sources_is_refused(tmp_path):
         StoreError, match=r"other camera sources .*\(corner: render -> camera:corner4\); record into"
     ):
         EpisodeWriter(path, features=LOWDIM, fps=50, robot=moved)
+    from imitation.data.check import format_info, info
+
+    assert "cameras    corner from render, wrist from camera:hand" in format_info(info(DemoStore.open(path)))
     # The same sources, a camera only one side names, or no sources at all: appended as before.
     for same in (robot, {"camera_sources": {"top": "render"}}, {"name": "x"}):
         with EpisodeWriter(path, features=LOWDIM, fps=50, robot=same):
