@@ -24,7 +24,9 @@ A selector picks from the observation: ``"[a:b]"`` slices a flat (Box) observati
 takes one entry of a Dict observation, ``"key[a:b]"`` slices that entry. Image sources are
 ``render`` (``env.render()``), ``camera:<name>`` (a camera of the env's MuJoCo model, rendered here
 from the env's ``MjData``: a wrist camera beside the env's own view) or a selector of an image
-entry; each is resized to ``size`` (H, W).
+entry; each is resized to ``size`` (H, W). ``flip: vertical`` (or ``horizontal``, ``both``) turns a
+camera's picture over, for a model whose camera frames render it upside down (Meta-World's fixed
+cameras do; ``envs/metaworld.py``'s ``render()`` turns its own view over).
 ``success`` reads one ``info`` entry: ``{info: is_success}`` takes it as a truth value,
 ``min``/``max`` compare a number against a bound.
 
@@ -97,12 +99,16 @@ class EnvMapping:
                     f"{where}: {name}={sel!r} is not a selector; use '[a:b]', 'key' or 'key[a:b]'"
                 )
         for cam, spec in self.images.items():
-            unknown = set(spec) - {"from", "size"}
+            unknown = set(spec) - {"from", "size", "flip"}
             if unknown or "size" not in spec:
                 raise ConfigError(
                     f"{where}: images.{cam} needs 'size: [H, W]' and optionally 'from' (render, camera:<name> "
-                    "or a selector); "
+                    "or a selector) and 'flip'; "
                     f"got keys {sorted(spec)}"
+                )
+            if spec.get("flip", "none") not in FLIPS:
+                raise ConfigError(
+                    f"{where}: images.{cam}.flip={spec['flip']!r} must be one of {', '.join(FLIPS)}"
                 )
             if len(spec["size"]) != 2 or min(spec["size"]) < 1:
                 raise ConfigError(f"{where}: images.{cam}.size={spec['size']} must be [H, W] with H, W ≥ 1")
@@ -153,6 +159,10 @@ class EnvMapping:
         return cls(**raw, source=str(path))
 
 
+# A camera's ``flip``: cv2.flip's code for each (some models define their cameras upside down).
+FLIPS: dict[str, int | None] = {"none": None, "vertical": 0, "horizontal": 1, "both": -1}
+
+
 def is_mapping_id(env_id: str) -> bool:
     """Whether a task id names a mapping file rather than a registered task."""
     return env_id.endswith((".yaml", ".yml"))
@@ -169,8 +179,14 @@ def recorded_env(env_id: str) -> dict[str, Any]:
     out: dict[str, Any] = {"env_id": env_id, "env_path": str(Path(env_id).resolve())}
     images = EnvMapping.load(env_id).images
     if images:
-        out["camera_sources"] = {cam: str(spec.get("from", "render")) for cam, spec in images.items()}
+        out["camera_sources"] = {cam: camera_source(spec) for cam, spec in images.items()}
     return out
+
+
+def camera_source(spec: dict[str, Any]) -> str:
+    """What a mapping's camera shows, as recorded: its source, and its flip where it has one."""
+    flip = spec.get("flip", "none")
+    return str(spec.get("from", "render")) + ("" if flip == "none" else f" flipped {flip}")
 
 
 def camera_changes(env_id: str, recorded: dict[str, str], cameras: Sequence[str]) -> list[str]:
@@ -185,7 +201,7 @@ def camera_changes(env_id: str, recorded: dict[str, str], cameras: Sequence[str]
     changes = []
     for cam in cameras:
         if cam in recorded and cam in images:
-            now = str(images[cam].get("from", "render"))
+            now = camera_source(images[cam])
             if now != recorded[cam]:
                 changes.append(f"{cam}: {recorded[cam]} -> {now}")
     return changes
@@ -527,6 +543,9 @@ class MappedEnv(gym.Env):
         if frame.dtype != np.uint8:
             scale = 255.0 if frame.max(initial=0) <= 1.0 else 1.0
             frame = np.clip(frame * scale, 0, 255).astype(np.uint8)
+        flip = FLIPS[self.mapping.images[cam].get("flip", "none")]
+        if flip is not None:
+            frame = cv2.flip(frame, flip)
         h, w = self.sizes[cam]
         if frame.shape[:2] != (h, w):
             frame = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)

@@ -58,6 +58,31 @@ def test_a_named_mujoco_camera_renders_beside_the_envs_own_view(tmp_path: Path) 
     env.step(env.action_space.sample())  # follows the env's state
     env.close()
 
+
+def test_a_camera_can_be_flipped_and_the_store_records_it(tmp_path: Path) -> None:
+    import numpy as np
+
+    from envs.mapping import recorded_env
+
+    images = {"top": {"from": "camera:top", "size": [24, 40]}}
+    flipped = {"top": {"from": "camera:top", "size": [24, 40], "flip": "vertical"}}
+    upright = write_mapping(tmp_path, "fake/Adapter-v0", images=images, name="up.yaml")
+    over = write_mapping(tmp_path, "fake/Adapter-v0", images=flipped, name="over.yaml")
+    frames = []
+    for path in (upright, over):
+        env = MappedEnv(path, obs_mode="images")
+        frames.append(env.reset(seed=0)[0]["images/top"])
+        env.close()
+    assert np.array_equal(frames[1], frames[0][::-1]) and not np.array_equal(frames[0], frames[1])
+    assert recorded_env(str(over))["camera_sources"] == {"top": "camera:top flipped vertical"}
+    bad = write_mapping(
+        tmp_path, "fake/Adapter-v0", images={"top": {**images["top"], "flip": "up"}}, name="b.yaml"
+    )
+    with pytest.raises(
+        ConfigError, match=r"images.top.flip='up' must be one of none, vertical, horizontal, both"
+    ):
+        EnvMapping.load(bad)
+
     bad = {"top": {"from": "camera:nope", "size": [24, 24]}}
     with pytest.raises(ConfigError, match="no camera 'nope'; its cameras are front, top"):
         MappedEnv(write_mapping(tmp_path, "fake/Shadowed-v0", images=bad, name="b.yaml"), obs_mode="images")
