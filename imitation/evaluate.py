@@ -85,7 +85,8 @@ class EvalConfig:
     latency_ticks: Annotated[int, Range(ge=0, le=10_000)] = 0
     """Delay the policy's observations by this many control ticks (a real robot's latency)."""
     force: bool = False
-    """Evaluate even on seeds that the training demos were recorded with."""
+    """Evaluate even on seeds that the training demos were recorded with, in scenes of the training
+    demos, or with cameras the mapping now renders from another source than the demos had."""
     device: Annotated[str, DEVICE] = "cpu"
     """Where the policy runs: cpu, cuda."""
     robot: str | None = None

@@ -223,7 +223,8 @@ def main() -> int:
                     help="record the demos with this DART offset on the expert's actions (imitation "
                     "record --action-noise; 0: none). A store already in --out is used as it is")  # fmt: skip
     ap.add_argument("--train-seed", type=int, default=0, metavar="N",
-                    help="imitation train --seed: sample order, initial weights and augmentation draws. "
+                    help="imitation train --seed: sample order, initial weights, augmentation draws and the "
+                    "episodes held out for validation. "
                     "Another seed on the same demos measures the spread between training runs")  # fmt: skip
     ap.add_argument("--demos-from", metavar="DIR",
                     help="train on the stores of another run's --out (DIR/demos/<task>.zarr, recorded there "
