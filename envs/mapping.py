@@ -197,14 +197,10 @@ def camera_changes(env_id: str, recorded: dict[str, str], cameras: Sequence[str]
     env's own check names those)."""
     if not is_mapping_id(env_id) or not recorded:
         return []
-    images = EnvMapping.load(env_id).images
-    changes = []
-    for cam in cameras:
-        if cam in recorded and cam in images:
-            now = camera_source(images[cam])
-            if now != recorded[cam]:
-                changes.append(f"{cam}: {recorded[cam]} -> {now}")
-    return changes
+    from imitation.data.store import source_changes
+
+    now = {cam: camera_source(spec) for cam, spec in EnvMapping.load(env_id).images.items()}
+    return source_changes(recorded, now, cameras)
 
 
 def locate(

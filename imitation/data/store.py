@@ -43,7 +43,7 @@ import queue
 import shutil
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -1217,12 +1217,19 @@ def _check_same_schema(store: DemoStore, features: dict[str, Feature], fps: floa
         raise StoreError(f"{store.path} was recorded at {store.fps} fps, not {fps}; use the same rate")
 
 
+def source_changes(
+    have: Mapping[str, str], want: Mapping[str, str], names: Sequence[str] | None = None
+) -> list[str]:
+    """The cameras (of ``names``, default all) that both ``camera_sources`` name with different
+    sources, each as ``"NAME: HAVE -> WANT"``."""
+    names = sorted(set(have) & set(want)) if names is None else [n for n in names if n in have and n in want]
+    return [f"{n}: {have[n]} -> {want[n]}" for n in names if have[n] != want[n]]
+
+
 def _check_same_cameras(store: DemoStore, robot: Mapping[str, Any]) -> None:
     """Refuse to append frames whose cameras render from other sources (a mapping's ``images.<cam>.from``,
     recorded as ``camera_sources``) than the store's: same shapes, other pictures, one mixed dataset."""
-    have = store.robot.get("camera_sources") or {}
-    want = robot.get("camera_sources") or {}
-    changed = [f"{c}: {have[c]} -> {want[c]}" for c in sorted(set(have) & set(want)) if have[c] != want[c]]
+    changed = source_changes(store.robot.get("camera_sources") or {}, robot.get("camera_sources") or {})
     if changed:
         raise StoreError(
             f"{store.path} was recorded with other camera sources than this recording's ({'; '.join(changed)}); "
