@@ -133,7 +133,9 @@ class TrainConfig:
     """Task of the evaluations during training (default: the one the store was recorded in; a task
     the store names is never allowed to import code, so name such a mapping here if you trust it)."""
     amp: bool = True
-    """bf16 autocast on CUDA (ignored on CPU)."""
+    """bf16 autocast where the hardware computes in bf16: on CUDA, and on a CPU with AMX (Intel Xeon
+    since Sapphire Rapids), where the camera recipe's step measured 1.3-1.4x faster (BENCHMARKS.md);
+    other CPUs train in fp32. --no-amp: fp32 everywhere. The weights stay fp32 either way."""
     compile: bool = False
     """torch.compile the policy's loss computation (on a GPU with static shapes: --compile-mode
     max-autotune-no-cudagraphs or reduce-overhead; on a CPU it rarely pays, BENCHMARKS.md)."""
@@ -157,6 +159,15 @@ class TrainConfig:
 
 
 # ------------------------------------------------------------------------------ processes and devices
+def bf16_native(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 matrix products natively, so that autocast pays: a CUDA
+    GPU, or a CPU with AMX tiles. Without AMX a CPU emulates bf16 and autocast is no faster."""
+    if device.type == "cuda":
+        return True
+    check = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(check and check())
+
+
 @dataclass
 class Dist:
     rank: int = 0
@@ -580,7 +591,8 @@ def _train(
         stats = widen_stats(stats, symmetry, cfg.augment_yaw)
     policy.set_stats(stats)
     policy.to(device)
-    if device.type == "cuda" and policy.io.images:
+    bf16 = cfg.amp and bf16_native(device)
+    if policy.io.images and (device.type == "cuda" or bf16):
         policy.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(policy, pc)
     schedule = CosineSchedule(pc.warmup_steps, cfg.steps)
@@ -611,7 +623,9 @@ def _train(
         )
     if cfg.compile:
         model = torch.compile(model, mode=cfg.compile_mode)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+    if dist.main and bf16 and device.type == "cpu":
+        log.info("bf16 autocast on this CPU (it has AMX); --no-amp trains in fp32")
 
     path = choose_data_path(cfg.data_path, train_set, device) if dist.main else cfg.data_path
     if dist.world > 1:  # every process takes the main process's choice

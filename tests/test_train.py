@@ -172,6 +172,7 @@ def test_two_process_torchrun_matches_one_process(store, tmp_path):
         "val_fraction": 0.0,
         "save_every": 6,
         "device": "cpu",
+        "amp": False,  # fp32: bf16's rounding (a CPU with AMX autocasts) would hide a wrong split
     }
     for name in ("one", "two"):
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump({**common, "out": str(tmp_path / name)}))
@@ -397,3 +398,42 @@ def test_every_camera_config_reads_no_object_state_and_trains(camera_store, tmp_
     meta = checkpoint.read_meta(tmp_path / "run")
     assert meta["step"] == 2 and meta["robot"]["consumes"] == list(keys)
     assert meta["robot"]["camera_fit"][keys[1]] == {"size": [96, 96], "fit": "center_crop_resize"}
+
+
+@pytest.mark.parametrize("native", [True, False])
+@pytest.mark.parametrize("amp", [True, False])
+def test_bf16_autocast_on_a_cpu_only_where_it_is_native_and_asked_for(
+    camera_store, tmp_path, monkeypatch, native, amp
+):
+    """--amp (the default) trains under bf16 autocast on a CPU with AMX, fp32 on one without and
+    with --no-amp; the weights and the checkpoint stay fp32, and the camera encoder runs
+    channels-last where autocast does."""
+    import imitation.train as train_module
+    from imitation.config import load_yaml
+    from imitation.policies import ACTPolicy
+
+    monkeypatch.setattr(train_module, "bf16_native", lambda device: native)
+    seen = []
+    forward = ACTPolicy.forward
+
+    def spy(self, batch):
+        conv = next(m for m in self.modules() if isinstance(m, torch.nn.Conv2d))
+        seen.append(
+            (torch.is_autocast_enabled("cpu"), conv.weight.is_contiguous(memory_format=torch.channels_last))
+        )
+        return forward(self, batch)
+
+    monkeypatch.setattr(ACTPolicy, "forward", spy)
+    cfg = load_yaml(TrainConfig, CAMERA_CONFIGS[0])
+    assert cfg.policy == "act"
+    cfg.amp = amp
+    train(two_steps(cfg, camera_store, tmp_path / "run", batch_size=4))
+    assert seen and set(seen) == {(native and amp, native and amp)}
+    assert all(v.dtype == torch.float32 for v in weights(tmp_path / "run").values())
+    policy = checkpoint.load_policy(tmp_path / "run")
+    keys = cfg.act.obs_keys
+    obs = {
+        k: torch.zeros(1, 1, 6) if k == "state" else torch.zeros(1, 1, 96, 96, 3, dtype=torch.uint8)
+        for k in keys
+    }
+    assert torch.isfinite(policy.predict_chunk(obs)).all()

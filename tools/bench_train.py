@@ -5,8 +5,9 @@
     python tools/bench_train.py --device cuda    # on a GPU: bf16 autocast, the paper-scale DP UNet
     python tools/bench_train.py --device cuda --lerobot --compile max-autotune-no-cudagraphs
 
-A training step is forward + backward + AdamW on one batch already in memory (fp32), so the
-figure is the model's, not the data loader's. Inference latency is one ``select_action`` call at
+A training step is forward + backward + AdamW on one batch already in memory, so the figure is
+the model's, not the data loader's; it runs under bf16 autocast where ``imitation train`` does (a
+GPU, a CPU with AMX; ``--no-amp``: fp32). Inference latency is one ``select_action`` call at
 batch 1 that has to predict (ACT with temporal ensembling predicts every call; Diffusion Policy
 is reset before each call so that each one runs the whole denoising loop).
 
@@ -35,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from imitation.config import from_dict  # noqa: E402
 from imitation.policies import ACTConfig, ACTPolicy, DiffusionConfig, DiffusionPolicy  # noqa: E402
 from imitation.policies.common import IOSpec, draw_seed  # noqa: E402
-from imitation.train import make_optimizer  # noqa: E402
+from imitation.train import bf16_native, make_optimizer  # noqa: E402
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "train"
 STATE_DIM, ENV_DIM, ACTION_DIM, IMAGE = 6, 12, 6, (96, 96, 3)  # PickPlace's sizes, 96x96 camera
@@ -104,18 +105,17 @@ class Ours:
         torch.manual_seed(0)
         self.io = io_of(cfg)
         self.policy = (ACTPolicy if policy == "act" else DiffusionPolicy)(cfg, self.io).to(device)
-        if device.startswith("cuda") and self.io.images:
-            self.policy.to(memory_format=torch.channels_last)  # as imitation train does on CUDA
+        self.bf16 = amp and bf16_native(torch.device(device))
+        if self.io.images and (device.startswith("cuda") or self.bf16):
+            self.policy.to(memory_format=torch.channels_last)  # as imitation train does
         # What imitation train --compile does: the loss computation compiled, the optimiser not.
         self.step_model = torch.compile(self.policy, mode=compile_mode) if compile_mode else self.policy
         batch = make_batch(cfg, self.io, b, torch.Generator().manual_seed(0))
         self.batch = {k: v.to(device) for k, v in batch.items()}
         self.opt = make_optimizer(self.policy, cfg)  # what imitation train uses
         self.obs1 = {k: v[:1, -1] for k, v in self.batch.items() if k in cfg.obs_keys}
-        # What imitation train does on CUDA: bf16 autocast around the forward pass.
-        self.autocast = torch.autocast(
-            "cuda", dtype=torch.bfloat16, enabled=amp and device.startswith("cuda")
-        )
+        # What imitation train does: bf16 autocast around the forward pass where it is native.
+        self.autocast = torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def params(self) -> int:
         return sum(p.numel() for p in self.policy.parameters())
@@ -231,7 +231,7 @@ class Theirs:
         batch["action"], batch["action_is_pad"] = ours["action"], ours["action_is_pad"]
         self.batch = batch = {k: v.to(device) for k, v in batch.items()}
         self.autocast = torch.autocast(
-            "cuda", dtype=torch.bfloat16, enabled=amp and device.startswith("cuda")
+            torch.device(device).type, dtype=torch.bfloat16, enabled=amp and bf16_native(torch.device(device))
         )
         # What LeRobot's trainer builds from its AdamWConfig: torch's AdamW with default kernels.
         self.opt = torch.optim.AdamW(self.policy.get_optim_params(), lr=1e-4)
@@ -326,7 +326,7 @@ def bench(
         "config": PRESETS[name],
         "batch": b,
         "device": device,
-        "amp": amp and gpu,
+        "amp": sides["ours"].bf16,
         "compile": compile_mode,
     }
     for k, s in sides.items():
@@ -373,7 +373,8 @@ def main() -> None:
     p.add_argument(
         "--device", default="cpu", help="cpu or cuda[:N] (ours only; on CUDA the paper-scale DP UNet)"
     )
-    p.add_argument("--no-amp", dest="amp", action="store_false", help="fp32 on CUDA (default: bf16 autocast)")
+    p.add_argument("--no-amp", dest="amp", action="store_false",
+                   help="fp32 (default: bf16 autocast where imitation train uses it: CUDA, a CPU with AMX)")  # fmt: skip
     p.add_argument(
         "--compile",
         default=None,
