@@ -133,9 +133,10 @@ class TrainConfig:
     """Task of the evaluations during training (default: the one the store was recorded in; a task
     the store names is never allowed to import code, so name such a mapping here if you trust it)."""
     amp: bool = True
-    """bf16 autocast where the hardware computes in bf16: on CUDA, and on a CPU with AMX (Intel Xeon
-    since Sapphire Rapids), where the camera recipe's step measured 1.3-1.4x faster (BENCHMARKS.md);
-    other CPUs train in fp32. --no-amp: fp32 everywhere. The weights stay fp32 either way."""
+    """bf16 autocast where the hardware computes in bf16: on CUDA, and for ACT on a CPU with AMX
+    (Intel Xeon since Sapphire Rapids), where its camera recipe's step measured about 1.4x faster
+    (``use_bf16``; BENCHMARKS.md). Other CPUs, and Diffusion Policy on any CPU, train in fp32.
+    --no-amp: fp32 everywhere. The weights stay fp32 either way."""
     compile: bool = False
     """torch.compile the policy's loss computation (on a GPU with static shapes: --compile-mode
     max-autotune-no-cudagraphs or reduce-overhead; on a CPU it rarely pays, BENCHMARKS.md)."""
@@ -160,12 +161,19 @@ class TrainConfig:
 
 # ------------------------------------------------------------------------------ processes and devices
 def bf16_native(device: torch.device) -> bool:
-    """Whether ``device`` computes bf16 matrix products natively, so that autocast pays: a CUDA
-    GPU, or a CPU with AMX tiles. Without AMX a CPU emulates bf16 and autocast is no faster."""
+    """Whether ``device`` computes bf16 matrix products natively: a CUDA GPU, or a CPU with AMX
+    tiles. Without AMX a CPU emulates bf16 and autocast is no faster."""
     if device.type == "cuda":
         return True
     check = getattr(torch.cpu, "_is_amx_tile_supported", None)
     return bool(check and check())
+
+
+def use_bf16(amp: bool, device: torch.device, policy: str) -> bool:
+    """Whether ``imitation train --amp`` trains ``policy`` under bf16 autocast on ``device``: on a
+    GPU, and on a CPU with AMX for ACT only, whose step measured faster there; Diffusion Policy's
+    1-D UNet measured slower in bf16 on that CPU (BENCHMARKS.md, "bf16 on a CPU with AMX")."""
+    return amp and bf16_native(device) and (device.type == "cuda" or policy == "act")
 
 
 @dataclass
@@ -591,7 +599,7 @@ def _train(
         stats = widen_stats(stats, symmetry, cfg.augment_yaw)
     policy.set_stats(stats)
     policy.to(device)
-    bf16 = cfg.amp and bf16_native(device)
+    bf16 = use_bf16(cfg.amp, device, cfg.policy)
     if policy.io.images and (device.type == "cuda" or bf16):
         policy.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(policy, pc)
@@ -626,6 +634,8 @@ def _train(
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     if dist.main and bf16 and device.type == "cpu":
         log.info("bf16 autocast on this CPU (it has AMX); --no-amp trains in fp32")
+    elif dist.main and cfg.amp and device.type == "cpu" and bf16_native(device):
+        log.info("%s trains in fp32 on this CPU (bf16 measured slower for it)", cfg.policy)
 
     path = choose_data_path(cfg.data_path, train_set, device) if dist.main else cfg.data_path
     if dist.world > 1:  # every process takes the main process's choice

@@ -437,3 +437,25 @@ def test_bf16_autocast_on_a_cpu_only_where_it_is_native_and_asked_for(
         for k in keys
     }
     assert torch.isfinite(policy.predict_chunk(obs)).all()
+
+
+def test_diffusion_policy_trains_in_fp32_on_a_cpu_even_with_amx(store, tmp_path, monkeypatch):
+    """Diffusion Policy's 1-D UNet measured slower under bf16 on a CPU with AMX: --amp leaves it
+    in fp32 there (it still autocasts on a GPU: ``use_bf16``)."""
+    import imitation.train as train_module
+    from imitation.policies import DiffusionPolicy
+
+    monkeypatch.setattr(train_module, "bf16_native", lambda device: True)
+    seen = []
+    forward = DiffusionPolicy.forward
+
+    def spy(self, batch):
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return forward(self, batch)
+
+    monkeypatch.setattr(DiffusionPolicy, "forward", spy)
+    train(config(store, tmp_path / "run", policy="diffusion", steps=2))
+    assert seen and not any(seen)
+    assert train_module.use_bf16(True, torch.device("cuda"), "diffusion")
+    assert train_module.use_bf16(True, torch.device("cpu"), "act")
+    assert not train_module.use_bf16(False, torch.device("cpu"), "act")

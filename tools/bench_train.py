@@ -7,7 +7,7 @@
 
 A training step is forward + backward + AdamW on one batch already in memory, so the figure is
 the model's, not the data loader's; it runs under bf16 autocast where ``imitation train`` does (a
-GPU, a CPU with AMX; ``--no-amp``: fp32). Inference latency is one ``select_action`` call at
+GPU; ACT on a CPU with AMX; ``--no-amp``: fp32). Inference latency is one ``select_action`` call at
 batch 1 that has to predict (ACT with temporal ensembling predicts every call; Diffusion Policy
 is reset before each call so that each one runs the whole denoising loop).
 
@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from imitation.config import from_dict  # noqa: E402
 from imitation.policies import ACTConfig, ACTPolicy, DiffusionConfig, DiffusionPolicy  # noqa: E402
 from imitation.policies.common import IOSpec, draw_seed  # noqa: E402
-from imitation.train import bf16_native, make_optimizer  # noqa: E402
+from imitation.train import make_optimizer, use_bf16  # noqa: E402
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "train"
 STATE_DIM, ENV_DIM, ACTION_DIM, IMAGE = 6, 12, 6, (96, 96, 3)  # PickPlace's sizes, 96x96 camera
@@ -105,7 +105,7 @@ class Ours:
         torch.manual_seed(0)
         self.io = io_of(cfg)
         self.policy = (ACTPolicy if policy == "act" else DiffusionPolicy)(cfg, self.io).to(device)
-        self.bf16 = amp and bf16_native(torch.device(device))
+        self.bf16 = use_bf16(amp, torch.device(device), policy)
         if self.io.images and (device.startswith("cuda") or self.bf16):
             self.policy.to(memory_format=torch.channels_last)  # as imitation train does
         # What imitation train --compile does: the loss computation compiled, the optimiser not.
@@ -231,7 +231,9 @@ class Theirs:
         batch["action"], batch["action_is_pad"] = ours["action"], ours["action_is_pad"]
         self.batch = batch = {k: v.to(device) for k, v in batch.items()}
         self.autocast = torch.autocast(
-            torch.device(device).type, dtype=torch.bfloat16, enabled=amp and bf16_native(torch.device(device))
+            torch.device(device).type,
+            dtype=torch.bfloat16,
+            enabled=use_bf16(amp, torch.device(device), policy),
         )
         # What LeRobot's trainer builds from its AdamWConfig: torch's AdamW with default kernels.
         self.opt = torch.optim.AdamW(self.policy.get_optim_params(), lr=1e-4)
@@ -374,7 +376,7 @@ def main() -> None:
         "--device", default="cpu", help="cpu or cuda[:N] (ours only; on CUDA the paper-scale DP UNet)"
     )
     p.add_argument("--no-amp", dest="amp", action="store_false",
-                   help="fp32 (default: bf16 autocast where imitation train uses it: CUDA, a CPU with AMX)")  # fmt: skip
+                   help="fp32 (default: bf16 autocast where imitation train uses it: CUDA; ACT on a CPU with AMX)")  # fmt: skip
     p.add_argument(
         "--compile",
         default=None,
