@@ -162,7 +162,7 @@ class TrainConfig:
 # ------------------------------------------------------------------------------ processes and devices
 def bf16_native(device: torch.device) -> bool:
     """Whether ``device`` computes bf16 matrix products natively: a CUDA GPU, or a CPU with AMX
-    tiles. Without AMX a CPU emulates bf16 and autocast is no faster."""
+    tiles. Other CPUs convert bf16 in software; autocast was not measured there and stays off."""
     if device.type == "cuda":
         return True
     check = getattr(torch.cpu, "_is_amx_tile_supported", None)
