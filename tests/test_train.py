@@ -439,23 +439,29 @@ def test_bf16_autocast_on_a_cpu_only_where_it_is_native_and_asked_for(
     assert torch.isfinite(policy.predict_chunk(obs)).all()
 
 
-def test_diffusion_policy_trains_in_fp32_on_a_cpu_even_with_amx(store, tmp_path, monkeypatch):
-    """Diffusion Policy's 1-D UNet measured slower under bf16 on a CPU with AMX: --amp leaves it
-    in fp32 there (it still autocasts on a GPU: ``use_bf16``)."""
+@pytest.mark.parametrize("policy", ["diffusion", "act"])
+def test_on_a_cpu_with_amx_diffusion_policy_autocasts_and_state_only_act_does_not(
+    store, tmp_path, monkeypatch, policy
+):
+    """On a CPU with AMX, Diffusion Policy's UNet trains under bf16 even without cameras (measured
+    faster there); a state-only ACT stays fp32 (measured slower). On a GPU both autocast."""
     import imitation.train as train_module
-    from imitation.policies import DiffusionPolicy
+    from imitation.policies import ACTPolicy, DiffusionPolicy
 
     monkeypatch.setattr(train_module, "bf16_native", lambda device: True)
+    cls = DiffusionPolicy if policy == "diffusion" else ACTPolicy
     seen = []
-    forward = DiffusionPolicy.forward
+    forward = cls.forward
 
     def spy(self, batch):
         seen.append(torch.is_autocast_enabled("cpu"))
         return forward(self, batch)
 
-    monkeypatch.setattr(DiffusionPolicy, "forward", spy)
-    train(config(store, tmp_path / "run", policy="diffusion", steps=2))
-    assert seen and not any(seen)
-    assert train_module.use_bf16(True, torch.device("cuda"), "diffusion")
-    assert train_module.use_bf16(True, torch.device("cpu"), "act")
-    assert not train_module.use_bf16(False, torch.device("cpu"), "act")
+    monkeypatch.setattr(cls, "forward", spy)
+    train(config(store, tmp_path / "run", policy=policy, steps=2))
+    assert seen and set(seen) == {policy == "diffusion"}
+    assert all(v.dtype == torch.float32 for v in weights(tmp_path / "run").values())
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert train_module.use_bf16(True, cuda, "act", images=False)
+    assert train_module.use_bf16(True, cpu, "act", images=True)
+    assert not train_module.use_bf16(False, cpu, "diffusion", images=True)
