@@ -134,8 +134,8 @@ class TrainConfig:
     the store names is never allowed to import code, so name such a mapping here if you trust it)."""
     amp: bool = True
     """bf16 autocast where the hardware computes in bf16: on CUDA, and on a CPU with AMX (Intel Xeon
-    since Sapphire Rapids) for camera policies and Diffusion Policy, whose steps measured 1.2-1.4x
-    faster there (``use_bf16``; BENCHMARKS.md). State-only ACT, which measured slower in bf16, and
+    since Sapphire Rapids) for camera policies, whose steps measured 1.3-1.4x faster there
+    (``use_bf16``; BENCHMARKS.md). State-only policies, which measured slower in bf16 there, and
     every policy on other CPUs train in fp32. --no-amp: fp32 everywhere. The weights stay fp32."""
     compile: bool = False
     """torch.compile the policy's loss computation (on a GPU with static shapes: --compile-mode
@@ -169,15 +169,13 @@ def bf16_native(device: torch.device) -> bool:
     return bool(check and check())
 
 
-def use_bf16(amp: bool, device: torch.device, policy: str, images: bool) -> bool:
-    """Whether ``imitation train --amp`` trains ``policy`` (reading cameras when ``images``) under
-    bf16 autocast on ``device``. On a GPU, always. On a CPU with AMX, where the step is convolutions
-    and wide products: a camera policy, or Diffusion Policy's 1-D UNet (both measured 1.2-1.4x
-    faster end to end); a state-only ACT's small transformer measured slower in bf16 there and
-    stays fp32 (BENCHMARKS.md, "bf16 on a CPU with AMX")."""
-    if not (amp and bf16_native(device)):
-        return False
-    return device.type == "cuda" or images or policy == "diffusion"
+def use_bf16(amp: bool, device: torch.device, images: bool) -> bool:
+    """Whether ``imitation train --amp`` trains under bf16 autocast on ``device`` a policy that
+    reads cameras (``images``) or not. On a GPU, always. On a CPU with AMX, camera policies only:
+    their convolutions gain (ACT's and Diffusion Policy's camera recipes measured 1.3-1.4x faster
+    end to end); a state-only policy's small products measured slower in bf16 there (ACT, and
+    Diffusion Policy at a 16-tick horizon) and stay fp32 (BENCHMARKS.md, "bf16 on a CPU with AMX")."""
+    return amp and bf16_native(device) and (device.type == "cuda" or images)
 
 
 @dataclass
@@ -603,7 +601,7 @@ def _train(
         stats = widen_stats(stats, symmetry, cfg.augment_yaw)
     policy.set_stats(stats)
     policy.to(device)
-    bf16 = use_bf16(cfg.amp, device, cfg.policy, bool(policy.io.images))
+    bf16 = use_bf16(cfg.amp, device, bool(policy.io.images))
     if policy.io.images and (device.type == "cuda" or bf16):
         policy.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(policy, pc)
@@ -639,7 +637,7 @@ def _train(
     if dist.main and bf16 and device.type == "cpu":
         log.info("bf16 autocast on this CPU (it has AMX); --no-amp trains in fp32")
     elif dist.main and cfg.amp and device.type == "cpu" and bf16_native(device):
-        log.info("state-only %s trains in fp32 on this CPU (bf16 measured slower for it)", cfg.policy)
+        log.info("a state-only %s trains in fp32 on this CPU (bf16 measured slower for it)", cfg.policy)
 
     path = choose_data_path(cfg.data_path, train_set, device) if dist.main else cfg.data_path
     if dist.world > 1:  # every process takes the main process's choice

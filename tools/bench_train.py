@@ -105,7 +105,7 @@ class Ours:
         torch.manual_seed(0)
         self.io = io_of(cfg)
         self.policy = (ACTPolicy if policy == "act" else DiffusionPolicy)(cfg, self.io).to(device)
-        self.bf16 = use_bf16(amp, torch.device(device), policy, bool(self.io.images))
+        self.bf16 = use_bf16(amp, torch.device(device), bool(self.io.images))
         if self.io.images and (device.startswith("cuda") or self.bf16):
             self.policy.to(memory_format=torch.channels_last)  # as imitation train does
         # What imitation train --compile does: the loss computation compiled, the optimiser not.
@@ -233,7 +233,7 @@ class Theirs:
         self.autocast = torch.autocast(
             torch.device(device).type,
             dtype=torch.bfloat16,
-            enabled=use_bf16(amp, torch.device(device), policy, bool(io.images)),
+            enabled=use_bf16(amp, torch.device(device), bool(io.images)),
         )
         # What LeRobot's trainer builds from its AdamWConfig: torch's AdamW with default kernels.
         self.opt = torch.optim.AdamW(self.policy.get_optim_params(), lr=1e-4)
