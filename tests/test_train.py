@@ -439,16 +439,13 @@ def test_bf16_autocast_on_a_cpu_only_where_it_is_native_and_asked_for(
     assert torch.isfinite(policy.predict_chunk(obs)).all()
 
 
-@pytest.mark.parametrize("policy", ["diffusion", "act"])
-def test_on_a_cpu_with_amx_a_state_only_policy_trains_in_fp32(store, tmp_path, monkeypatch, policy):
-    """On a CPU with AMX only camera policies autocast (test above, and Diffusion Policy's below);
-    a state-only policy's step measured slower in bf16 there and stays fp32. On a GPU it autocasts."""
+def autocast_seen_on_amx(monkeypatch, cls) -> list[bool]:
+    """Pretend the CPU has AMX; return the list into which every forward of ``cls`` during
+    training records whether bf16 autocast was on."""
     import imitation.train as train_module
-    from imitation.policies import ACTPolicy, DiffusionPolicy
 
     monkeypatch.setattr(train_module, "bf16_native", lambda device: True)
-    cls = DiffusionPolicy if policy == "diffusion" else ACTPolicy
-    seen = []
+    seen: list[bool] = []
     forward = cls.forward
 
     def spy(self, batch):
@@ -456,6 +453,17 @@ def test_on_a_cpu_with_amx_a_state_only_policy_trains_in_fp32(store, tmp_path, m
         return forward(self, batch)
 
     monkeypatch.setattr(cls, "forward", spy)
+    return seen
+
+
+@pytest.mark.parametrize("policy", ["diffusion", "act"])
+def test_on_a_cpu_with_amx_a_state_only_policy_trains_in_fp32(store, tmp_path, monkeypatch, policy):
+    """On a CPU with AMX only camera policies autocast (test above, and Diffusion Policy's below);
+    a state-only policy's step measured slower in bf16 there and stays fp32. On a GPU it autocasts."""
+    import imitation.train as train_module
+    from imitation.policies import ACTPolicy, DiffusionPolicy
+
+    seen = autocast_seen_on_amx(monkeypatch, DiffusionPolicy if policy == "diffusion" else ACTPolicy)
     state_only = {**TINY_DP, "obs_keys": ["state"]}
     train(config(store, tmp_path / "run", policy=policy, steps=2, diffusion=state_only))
     assert seen and not any(seen)
@@ -467,21 +475,11 @@ def test_on_a_cpu_with_amx_a_state_only_policy_trains_in_fp32(store, tmp_path, m
 
 def test_on_a_cpu_with_amx_diffusion_policy_with_cameras_autocasts(camera_store, tmp_path, monkeypatch):
     """Diffusion Policy's camera recipe measured 1.3x faster under bf16 on a CPU with AMX."""
-    import imitation.train as train_module
     from imitation.config import load_yaml
     from imitation.policies import DiffusionPolicy
 
-    monkeypatch.setattr(train_module, "bf16_native", lambda device: True)
-    seen = []
-    forward = DiffusionPolicy.forward
-
-    def spy(self, batch):
-        seen.append(torch.is_autocast_enabled("cpu"))
-        return forward(self, batch)
-
-    monkeypatch.setattr(DiffusionPolicy, "forward", spy)
+    seen = autocast_seen_on_amx(monkeypatch, DiffusionPolicy)
     path = next(p for p in CAMERA_CONFIGS if p.name == "pick_place_diffusion_camera_cpu.yaml")
-    cfg = load_yaml(TrainConfig, path)
-    train(two_steps(cfg, camera_store, tmp_path / "run", batch_size=4))
+    train(two_steps(load_yaml(TrainConfig, path), camera_store, tmp_path / "run", batch_size=4))
     assert seen and all(seen)
     assert all(v.dtype == torch.float32 for v in weights(tmp_path / "run").values())
