@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -148,11 +149,14 @@ def run_task(task: str, policy: str, args: argparse.Namespace) -> dict:
         episodes, wall = run_expert(mapping(task), seeds(args))
         s = summarize(episodes)
         return {**row, **_summary(s), "eval_wall_s": wall}
+    extra = [a for arg in args.train_arg for a in shlex.split(arg)]
+    if extra:
+        row["train_args"] = extra
     run = out / "runs" / f"{task}_{policy}"
     t0 = time.perf_counter()
     cli("train", "--store", str(store), "--policy", policy, "--out", str(run), "--overwrite",
         "--max-minutes", str(args.max_minutes), "--wandb", "disabled", "--seed", str(args.train_seed),
-        *inputs)  # fmt: skip
+        *inputs, *extra)  # fmt: skip
     train_s = time.perf_counter() - t0
     ev = out / "eval" / f"{task}_{policy}"
     t0 = time.perf_counter()
@@ -236,6 +240,9 @@ def main() -> int:
                     help="change one camera of every task's mapping: NAME=camera:<model camera> (or render) "
                     "replaces or adds it, NAME= drops it; the mappings used are written to <out>/mappings/. "
                     "Repeatable, e.g. --camera corner=camera:corner4")  # fmt: skip
+    ap.add_argument("--train-arg", action="append", default=[], metavar="ARGS",
+                    help="more imitation train options for the policies' runs (a recipe variant), recorded in "
+                    "results.json; repeatable, e.g. --train-arg='--batch-size 32'")  # fmt: skip
     ap.add_argument("--out", default="bench/suite")
     ap.add_argument("--markdown", metavar="RESULTS_JSON", help="print the table of a results.json and exit")
     args = ap.parse_args()

@@ -4,10 +4,11 @@
     python tools/bench_train.py --lerobot    # in an environment where lerobot 0.4.4 is installed
     python tools/bench_train.py --device cuda    # on a GPU: bf16 autocast, the paper-scale DP UNet
     python tools/bench_train.py --device cuda --lerobot --compile max-autotune-no-cudagraphs
+    python tools/bench_train.py --presets dp-camera --parts --horizon 52    # where a step goes
 
 A training step is forward + backward + AdamW on one batch already in memory, so the figure is
 the model's, not the data loader's; it runs under bf16 autocast where ``imitation train`` does (a
-GPU; ACT on a CPU with AMX; ``--no-amp``: fp32). Inference latency is one ``select_action`` call at
+GPU; camera policies on a CPU with AMX; ``--no-amp``: fp32). Inference latency is one ``select_action`` call at
 batch 1 that has to predict (ACT with temporal ensembling predicts every call; Diffusion Policy
 is reset before each call so that each one runs the whole denoising loop).
 
@@ -26,6 +27,7 @@ import json
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -363,6 +365,60 @@ def bench(
     return row
 
 
+def parts(name: str, steps: int, device: str, amp: bool, batch: int | None, horizon: int | None) -> dict:
+    """Where a Diffusion Policy training step goes: the random crop of each camera's frames (the
+    per-image slices the CPU takes and the one gather a GPU takes), one camera's encoder and the
+    UNet (each forward + backward), and the whole step, in ms (medians of ``steps`` calls)."""
+    from imitation.policies.vision import _crop_each, _crop_gather, to_unit
+
+    policy, cfg, b = preset(name, device.startswith("cuda"))
+    if policy != "diffusion":
+        raise SystemExit(
+            f"--parts: {name} is not a Diffusion Policy preset; choose dp-state, dp-camera or dp-image"
+        )
+    if horizon:
+        cfg = replace(cfg, horizon=horizon, n_action_steps=horizon // 2)
+    b = batch or b
+    ours = Ours(policy, cfg, b, device, amp)
+    net, data = ours.policy, ours.batch
+    net.train()
+
+    def ms(fn) -> float:
+        timed(fn, 2)
+        return round(1e3 * statistics.median(timed(fn, steps)), 2)
+
+    def fwd_bwd(module, *inputs) -> None:
+        with ours.autocast:
+            out = module(*inputs)
+        out.float().square().mean().backward()
+
+    row: dict = {"preset": name, "batch": b, "horizon": cfg.horizon, "n_obs_steps": cfg.n_obs_steps,
+                 "device": device, "amp": ours.bf16}  # fmt: skip
+    with torch.no_grad():
+        cond = net._global_cond(data, None)
+    noisy = torch.randn(b, cfg.horizon, ours.io.action_dim, device=device)
+    t = torch.randint(0, cfg.num_train_timesteps, (b,), device=device)
+    row["unet_ms"] = ms(lambda: fwd_bwd(net.unet, noisy, t, cond))
+    if net.image_keys:
+        key = net.image_keys[0]
+        frames = net.normalizer.normalize_image(key, to_unit(data[key].flatten(0, 1)))  # (B*To, C, H, W)
+        if ours.bf16 or device.startswith("cuda"):
+            frames = frames.contiguous(memory_format=torch.channels_last)
+        size = cfg.crop_shape or tuple(frames.shape[-2:])
+        g = torch.Generator().manual_seed(0)
+        hi = (frames.shape[-2] - size[0] + 1, frames.shape[-1] - size[1] + 1)
+        offsets = torch.stack([torch.randint(0, hi[0], (len(frames),), generator=g),
+                               torch.randint(0, hi[1], (len(frames),), generator=g)], 1).to(device)  # fmt: skip
+        row["images_per_camera"] = len(frames)
+        row["crop_per_image_ms"] = ms(lambda: _crop_each(frames, size, offsets))
+        row["crop_gather_ms"] = ms(lambda: _crop_gather(frames, size, offsets))
+        cropped = _crop_each(frames.cpu(), size, offsets.cpu()).to(device)
+        row["encoder_per_camera_ms"] = ms(lambda: fwd_bwd(net.image_encoders[0], cropped, None))
+        row["cameras"] = len(net.image_keys)
+    row["step_ms"] = ms(ours.train_step)
+    return row
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--presets", nargs="+", default=["act-state", "dp-state", "act-image", "dp-image"],
@@ -376,7 +432,8 @@ def main() -> None:
         "--device", default="cpu", help="cpu or cuda[:N] (ours only; on CUDA the paper-scale DP UNet)"
     )
     p.add_argument("--no-amp", dest="amp", action="store_false",
-                   help="fp32 (default: bf16 autocast where imitation train uses it: CUDA; ACT on a CPU with AMX)")  # fmt: skip
+                   help="fp32 (default: bf16 autocast where imitation train uses it: CUDA; camera policies on a CPU "
+                   "with AMX)")  # fmt: skip
     p.add_argument(
         "--compile",
         default=None,
@@ -385,6 +442,10 @@ def main() -> None:
         help="torch.compile our loss computation with this mode (time of the first steps apart)",
     )
     p.add_argument("--batch", type=int, default=None, help="batch size (default: the config's)")
+    p.add_argument("--parts", action="store_true",
+                   help="Diffusion Policy presets: time the step's parts (crop, encoder, UNet) instead")  # fmt: skip
+    p.add_argument("--horizon", type=int, default=None,
+                   help="with --parts: this horizon in ticks (default: the preset's)")  # fmt: skip
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -392,6 +453,11 @@ def main() -> None:
     if args.device.startswith("cuda"):
         head["gpu"] = torch.cuda.get_device_name(args.device)
     print(json.dumps(head))
+    if args.parts:
+        for name in args.presets:
+            row = parts(name, args.steps, args.device, args.amp, args.batch, args.horizon)
+            print(json.dumps(row), flush=True)
+        return
     for name in args.presets:
         print(
             json.dumps(

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from imitation.errors import ConfigError
-from imitation.policies.vision import ResNet, SpatialSoftmax, crop, load_resnet_weights
+from imitation.policies.vision import ResNet, SpatialSoftmax, _crop_gather, crop, load_resnet_weights
 
 
 def test_resnet18_shapes_and_parameter_count():
@@ -47,6 +47,20 @@ def test_crops():
     torch.testing.assert_close(out[1], x[1, :, 3:6, 4:6])
     with pytest.raises(ConfigError):
         crop(x, (8, 8))
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_per_image_crops_on_a_cpu_match_the_gather_and_keep_the_memory_format(layout):
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(16, 3, 12, 10, generator=g).contiguous(memory_format=layout)
+    offsets = torch.stack(
+        [torch.randint(0, 5, (16,), generator=g), torch.randint(0, 3, (16,), generator=g)], 1
+    )
+    out = crop(x, (8, 8), offsets)  # the CPU path: one slice per image
+    assert torch.equal(out, _crop_gather(x, (8, 8), offsets))
+    for i, (top, left) in enumerate(offsets.tolist()):
+        assert torch.equal(out[i], x[i, :, top : top + 8, left : left + 8])
+    assert out.is_contiguous(memory_format=layout)
 
 
 def test_spatial_softmax_finds_a_bright_spot():
