@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 from tool_modules import load_tool
 
@@ -40,3 +41,13 @@ def test_a_preset_is_timed_and_no_ratio_is_given_for_different_networks(monkeypa
     )
     row = tool.bench("act-state", steps=4, infer_calls=4, lerobot=True, repeats=2)
     assert row["step_ratio"] > 0 and len(row["step_ratio_per_repeat"]) == 2
+
+
+def test_the_parts_of_a_diffusion_camera_step_are_timed_and_other_presets_refused():
+    tool = load_tool("bench_train")
+    row = tool.parts("dp-camera", steps=1, device="cpu", amp=False, batch=2, horizon=16)
+    assert row["horizon"] == 16 and row["cameras"] >= 1 and row["images_per_camera"] == 2 * row["n_obs_steps"]
+    for key in ("unet_ms", "crop_per_image_ms", "crop_gather_ms", "encoder_per_camera_ms", "step_ms"):
+        assert row[key] > 0, key
+    with pytest.raises(SystemExit, match="not a Diffusion Policy preset"):
+        tool.parts("act-state", steps=1, device="cpu", amp=False, batch=2, horizon=None)

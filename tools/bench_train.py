@@ -36,8 +36,9 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from imitation.config import from_dict  # noqa: E402
+from imitation.errors import ConfigError  # noqa: E402
 from imitation.policies import ACTConfig, ACTPolicy, DiffusionConfig, DiffusionPolicy  # noqa: E402
-from imitation.policies.common import IOSpec, draw_seed  # noqa: E402
+from imitation.policies.common import Draws, IOSpec, draw_seed  # noqa: E402
 from imitation.train import make_optimizer, use_bf16  # noqa: E402
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "train"
@@ -405,10 +406,9 @@ def parts(name: str, steps: int, device: str, amp: bool, batch: int | None, hori
         if ours.bf16 or device.startswith("cuda"):
             frames = frames.contiguous(memory_format=torch.channels_last)
         size = cfg.crop_shape or tuple(frames.shape[-2:])
-        g = torch.Generator().manual_seed(0)
-        hi = (frames.shape[-2] - size[0] + 1, frames.shape[-1] - size[1] + 1)
-        offsets = torch.stack([torch.randint(0, hi[0], (len(frames),), generator=g),
-                               torch.randint(0, hi[1], (len(frames),), generator=g)], 1).to(device)  # fmt: skip
+        # The training draws' own offsets (DiffusionPolicy shares one per sample over its frames).
+        seeds = torch.arange(len(frames), device=device)
+        offsets = Draws(seeds).crop_offsets(Draws.CROP, frames.shape[2:4], size)
         row["images_per_camera"] = len(frames)
         row["crop_per_image_ms"] = ms(lambda: _crop_each(frames, size, offsets))
         row["crop_gather_ms"] = ms(lambda: _crop_gather(frames, size, offsets))
@@ -447,6 +447,8 @@ def main() -> None:
     p.add_argument("--horizon", type=int, default=None,
                    help="with --parts: this horizon in ticks (default: the preset's)")  # fmt: skip
     args = p.parse_args()
+    if args.horizon is not None and not args.parts:
+        p.error("--horizon applies to --parts only; add --parts or leave --horizon out")
     if args.threads:
         torch.set_num_threads(args.threads)
     head = {"torch": torch.__version__, "threads": torch.get_num_threads()}
@@ -455,7 +457,10 @@ def main() -> None:
     print(json.dumps(head))
     if args.parts:
         for name in args.presets:
-            row = parts(name, args.steps, args.device, args.amp, args.batch, args.horizon)
+            try:
+                row = parts(name, args.steps, args.device, args.amp, args.batch, args.horizon)
+            except ConfigError as exc:
+                p.error(str(exc))
             print(json.dumps(row), flush=True)
         return
     for name in args.presets:
