@@ -33,3 +33,39 @@ def test_bad_camera_changes_are_refused(tmp_path: Path, monkeypatch: pytest.Monk
         tool.derive_mappings(["reach-v3"], ["corner"], tmp_path)
     with pytest.raises(ValueError, match="no camera 'side' to drop in .*reach.yaml, .*push.yaml"):
         tool.derive_mappings(["reach-v3", "push-v3"], ["side="], tmp_path)
+
+
+def test_bad_train_args_are_refused_before_anything_runs(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    ran = []
+    monkeypatch.setattr(tool, "run_task", lambda *a: ran.append(a))
+    for bad, said in [
+        ("--batch-size '32", "--train-arg: No closing quotation"),
+        ("--seed 3", "--train-arg --seed: the suite sets it; use --train-seed"),
+        ("--out=x --store y", "--train-arg --out --store: the suite sets it; use --out"),
+    ]:
+        monkeypatch.setattr("sys.argv", ["bench_suite.py", "--tasks", "reach-v3", f"--train-arg={bad}"])
+        with pytest.raises(SystemExit) as exc:
+            tool.main()
+        assert exc.value.code == 2 and said in capsys.readouterr().err
+    assert ran == []
+
+
+def test_a_failed_command_stops_the_suite_in_one_line_and_keeps_earlier_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    import json
+    import subprocess
+
+    def run_task(task, policy, args):
+        if policy == "act":
+            raise subprocess.CalledProcessError(2, [tool.sys.executable, "-m", "imitation.cli", "train"])
+        return {"task": task, "policy": policy, "episodes": 1, "successes": 1}
+
+    monkeypatch.setattr(tool, "run_task", run_task)
+    monkeypatch.setattr(tool, "markdown", lambda rows: "")
+    argv = ["bench_suite.py", "--tasks", "reach-v3", "--policies", "expert", "act", "--out", str(tmp_path)]
+    monkeypatch.setattr("sys.argv", argv)
+    assert tool.main() == 1
+    assert "bench_suite: reach-v3 act: `imitation train` failed (exit 2)" in capsys.readouterr().err
+    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert [(r["task"], r["policy"]) for r in rows] == [("reach-v3", "expert")]

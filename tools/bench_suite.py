@@ -104,6 +104,16 @@ def cli(*args: str) -> None:
     subprocess.run(cmd, check=True, env={**os.environ, "WANDB_MODE": "disabled"})
 
 
+# imitation train options each policy run is given by the suite, and the suite's own flag for each.
+SUITE_SETS = {
+    "--store": "--demos-from",
+    "--policy": "--policies",
+    "--out": "--out",
+    "--max-minutes": "--max-minutes",
+    "--seed": "--train-seed",
+}
+
+
 def seeds(args: argparse.Namespace) -> list[int]:
     return list(range(100_000, 100_000 + args.episodes))
 
@@ -149,7 +159,7 @@ def run_task(task: str, policy: str, args: argparse.Namespace) -> dict:
         episodes, wall = run_expert(mapping(task), seeds(args))
         s = summarize(episodes)
         return {**row, **_summary(s), "eval_wall_s": wall}
-    extra = [a for arg in args.train_arg for a in shlex.split(arg)]
+    extra = args.train_args
     if extra:
         row["train_args"] = extra
     run = out / "runs" / f"{task}_{policy}"
@@ -268,13 +278,25 @@ def main() -> int:
             )
     if args.action_noise < 0:
         ap.error(f"--action-noise must be >= 0, got {args.action_noise}")
+    try:
+        args.train_args = [a for arg in args.train_arg for a in shlex.split(arg)]
+    except ValueError as exc:
+        ap.error(f"--train-arg: {exc}")
+    owned = sorted({a.split("=")[0] for a in args.train_args} & set(SUITE_SETS))
+    if owned:
+        ap.error(f"--train-arg {' '.join(owned)}: the suite sets it; use {SUITE_SETS[owned[0]]}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.json"
     rows = json.loads(results.read_text())["rows"] if results.exists() else []
     for task in args.tasks:
         for policy in args.policies:
-            row = run_task(task, policy, args)
+            try:
+                row = run_task(task, policy, args)
+            except subprocess.CalledProcessError as exc:
+                print(f"bench_suite: {task} {policy}: `imitation {exc.cmd[3]}` failed (exit {exc.returncode}); "
+                      f"the rows measured before it are in {results}", file=sys.stderr)  # fmt: skip
+                return 1
             rows = [r for r in rows if (r["task"], r["policy"]) != (task, policy)] + [row]
             tmp = results.with_suffix(".tmp")
             tmp.write_text(json.dumps({"written_by": "tools/bench_suite.py", "rows": rows}, indent=1))
