@@ -159,14 +159,13 @@ def run_task(task: str, policy: str, args: argparse.Namespace) -> dict:
         episodes, wall = run_expert(mapping(task), seeds(args))
         s = summarize(episodes)
         return {**row, **_summary(s), "eval_wall_s": wall}
-    extra = args.train_args
-    if extra:
-        row["train_args"] = extra
+    if args.train_args:
+        row["train_args"] = args.train_args
     run = out / "runs" / f"{task}_{policy}"
     t0 = time.perf_counter()
     cli("train", "--store", str(store), "--policy", policy, "--out", str(run), "--overwrite",
         "--max-minutes", str(args.max_minutes), "--wandb", "disabled", "--seed", str(args.train_seed),
-        *inputs, *extra)  # fmt: skip
+        *inputs, *args.train_args)  # fmt: skip
     train_s = time.perf_counter() - t0
     ev = out / "eval" / f"{task}_{policy}"
     t0 = time.perf_counter()
@@ -284,7 +283,8 @@ def main() -> int:
         ap.error(f"--train-arg: {exc}")
     owned = sorted({a.split("=")[0] for a in args.train_args} & set(SUITE_SETS))
     if owned:
-        ap.error(f"--train-arg {' '.join(owned)}: the suite sets it; use {SUITE_SETS[owned[0]]}")
+        flags = " and ".join(dict.fromkeys(SUITE_SETS[o] for o in owned))
+        ap.error(f"--train-arg {' '.join(owned)}: the suite sets it; use {flags}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.json"
