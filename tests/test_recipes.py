@@ -205,6 +205,10 @@ def test_named_inputs_steer_the_recipe(tmp_path):
     assert cam["steps"] == 8_000  # the camera schedule
     dp = recipe(str(path), "diffusion", ("state", "images/corner"))["diffusion"]
     assert dp["crop_shape"] == [32, 32] and dp["shared_encoder"] is True
+    # Cameras: a 0.40 s horizon (8 ticks at 20 Hz); state alone: 0.64 s (16 ticks). Two observations.
+    assert (dp["horizon"], dp["n_action_steps"], dp["n_obs_steps"]) == (8, 4, 2)
+    plain_dp = recipe(str(path), "diffusion")["diffusion"]
+    assert (plain_dp["horizon"], plain_dp["n_action_steps"], plain_dp["n_obs_steps"]) == (16, 8, 2)
     with pytest.raises(
         ConfigError,
         match=r"'images/top' is not an input .* choose from \['env_state', 'images/corner', 'state'\]",
