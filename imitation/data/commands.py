@@ -416,8 +416,9 @@ def pull_main(argv: Sequence[str], prog: str) -> int:
 @dataclass
 class UnitsConfig:
     """Convert the joints of a store imported from LeRobot (its calibrated motor values) into this
-    project's units (radians, a [0, 1] gripper), with a unit map: given, or derived from the arm's
-    two calibrations, LeRobot's (its calibration JSON) and this project's."""
+    project's units (radians, a [0, 1] gripper), with a unit map: given (configs/units/ has nominal
+    maps for SO-100/101 data whose arm is not at hand), or derived from the arm's two calibrations,
+    LeRobot's (its calibration JSON) and this project's."""
 
     store: Store
     """The imported store (its robot attribute says units: lerobot)."""
@@ -430,7 +431,8 @@ class UnitsConfig:
     lerobot_calibration: Annotated[Path | None, InPath("file", "LeRobot calibration file")] = None
     """LeRobot's calibration JSON of the same arm (~/.cache/huggingface/lerobot/calibration/robots/...)."""
     lerobot_norm: Literal["range", "degrees"] = "range"
-    """How LeRobot normalised the joints: range (-100..100, its default) or degrees (use_degrees=True)."""
+    """How LeRobot normalised the joints: range (-100..100; Koch, and SO-100/101 before LeRobot 0.4.4) or
+    degrees (use_degrees=True; SO-100/101 since 0.4.4)."""
     unit_map: Annotated[Path | None, InPath("file", "unit map")] = None
     """A unit map written before (--save-map), instead of the two calibrations."""
     save_map: Annotated[Path | None, OutPath("file", (".yaml", ".yml"))] = None

@@ -14,7 +14,9 @@ closed)``, with its own homing offset. Both are linear in the servo's actual pos
 arm, calibrated both ways, each joint converts as ``ours = scale · lerobot + offset``: a **unit map**
 (``unit_map``), a small YAML kept beside the arm's calibration and applied by ``convert``
 (``imitation data units``). It is per arm, not per robot type: LeRobot's −100…100 spans the range
-of motion that arm's calibration measured.
+of motion that arm's calibration measured. For data whose arm is not at hand, ``configs/units/``
+holds the maps of a nominal SO-100/101 (``tools/nominal_unit_maps.py``), a few degrees from any
+real one.
 
 On a Dynamixel arm (Koch) LeRobot's calibration writes the servos' ``Drive_Mode`` (reversed
 joints), which this project leaves as it finds it: calibrate with this project after LeRobot's
