@@ -9,8 +9,8 @@ derived for it. What can be derived is the map of a *nominal* arm:
   TheRobotStudio's ``so101_new_calib`` model (its own kinematics converts them with ``deg2rad``),
   whose zero is the middle of each joint's range; ``envs/assets/so101_lerobot_frames.xml`` holds
   that model's frames. Its −100…100 normalisation spans the range its calibration measured, taken
-  here as the model's joint range (the wrist roll: a full turn, as LeRobot calibrates it); the
-  gripper's 0…100 spans closed to open.
+  here as the model's joint range (the wrist roll, where LeRobot calibrates it so: a full turn);
+  the gripper's 0…100 spans closed to open.
 - This project's joints are those of ``envs/assets/so100.xml``: zero with the arm straight up.
 
 Both models are posed and compared by what a pose looks like: the heading of the arm's plane, the
@@ -19,7 +19,7 @@ open in. Each joint of ours is then ``sign · lerobot_angle + offset``, and the 
 ``configs/units/`` are exact for an arm whose calibration sweep reached the model's joint limits;
 a real arm's sweep and pose differ by a few degrees.
 
-    python tools/nominal_unit_maps.py            # writes configs/units/so101_lerobot_{range,degrees}.yaml
+    python tools/nominal_unit_maps.py            # writes configs/units/<VARIANTS>.yaml
     python tools/nominal_unit_maps.py --check    # exit 1 if the shipped maps differ from the derivation
 """
 
@@ -39,7 +39,6 @@ OURS = ROOT / "envs/assets/so100.xml"
 LEROBOT = ROOT / "envs/assets/so101_lerobot_frames.xml"
 OUT = ROOT / "configs/units"
 ARM = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll")
-FULL_TURN = ("wrist_roll",)  # LeRobot calibrates these over 0..4095 ticks, not a measured sweep
 TICKS = 4096
 UP = np.array([0.0, 0.0, 1.0])
 
@@ -116,46 +115,67 @@ def derive() -> dict[str, tuple[int, float]]:
     return out
 
 
-def nominal_map(norm: str) -> dict:
-    """The unit map (the shape ``imitation data units --unit-map`` reads) for LeRobot's ``norm``."""
-    if norm not in ("range", "degrees"):
-        raise ValueError(f"norm {norm!r}: range or degrees")
+# The maps shipped: name -> (LeRobot's normalisation, how its calibration spans the wrist roll,
+# what the file's header says it is for). LeRobot calibrates an SO-100's wrist roll over a full turn
+# (0..4095 ticks, zero where the arm was held at the middle of its range); an SO-101's too since
+# LeRobot 0.4.3, before which its sweep measured the roll like every other joint.
+VARIANTS = {
+    "so101_lerobot_degrees": (
+        "degrees",
+        "turn",
+        "SO-100 and SO-101 data in degrees (use_degrees=True, LeRobot's default since 0.4.4)",
+    ),
+    "so101_lerobot_range": (
+        "range",
+        "sweep",
+        "SO-101 data in -100..100 recorded with LeRobot 0.4.2 or earlier (its default then)",
+    ),
+    "so100_lerobot_range": (
+        "range",
+        "turn",
+        "SO-100 data in -100..100 (LeRobot's default before\n"
+        "# 0.4.4), and SO-101 data so recorded with LeRobot 0.4.3",
+    ),
+}
+
+
+def nominal_map(name: str) -> dict:
+    """The unit map ``name`` of ``VARIANTS``, in the shape ``imitation data units --unit-map`` reads."""
+    norm, roll, _ = VARIANTS[name]
     arm = lerobot()
     joints = {}
     for n, (sign, offset) in derive().items():
-        if norm == "degrees":  # LeRobot: (ticks - mid) * 360 / 4095
+        lo, hi = arm.ranges[n]
+        mid = 0.0
+        if norm == "degrees":  # LeRobot: (ticks - mid) * 360 / 4095, mid the middle pose
             per_unit = (TICKS - 1) / 360 * 2 * math.pi / TICKS
-        elif n in FULL_TURN:  # -100..100 over 0..4095 ticks
+        elif n == "wrist_roll" and roll == "turn":  # -100..100 over 0..4095 ticks
             per_unit = (TICKS - 1) / 200 * 2 * math.pi / TICKS
-        else:  # -100..100 over the calibrated range, taken as the model's
-            lo, hi = arm.ranges[n]
-            per_unit = (hi - lo) / 200
+        else:  # -100..100 over the calibrated sweep, taken as the model's range
+            mid, per_unit = (lo + hi) / 2, (hi - lo) / 200
         joints[n] = {
             "scale": round(float(sign * per_unit), 12),
-            "offset": round(float(offset), 12),
+            "offset": round(float(sign * mid + offset), 12) + 0.0,
             "unit": "rad",
         }
     joints["gripper"] = {"scale": 0.01, "offset": 0.0, "unit": "[0, 1]"}  # 0..100, closed to open
-    return {"from": "lerobot", "norm": norm, "robot": "so101", "nominal": True, "joints": joints}
+    robot = name.split("_")[0]
+    return {"from": "lerobot", "norm": norm, "robot": robot, "nominal": True, "joints": joints}
 
 
-def header(norm: str) -> str:
-    how = (
-        "degrees\n# (use_degrees=True: LeRobot's SO-100/101 default since 0.4.4)"
-        if norm == "degrees"
-        else "-100..100 over each joint's\n# calibrated range (LeRobot's SO-100/101 default before 0.4.4)"
-    )
+def header(name: str) -> str:
     return (
-        f"# Nominal unit map: an SO-100/101 LeRobot dataset whose joints are in {how}\n"
-        "# onto this project's radians and [0, 1] gripper, for data from an arm whose calibration you\n"
-        "# do not have. A nominal arm, not yours: a real arm's calibration differs by a few degrees;\n"
-        "# with both calibrations, derive the exact map (imitation data units --calibration ...).\n"
+        f"# Nominal unit map for {VARIANTS[name][2]}:\n"
+        "# LeRobot's joint values onto this project's radians and [0, 1] gripper, for data from an arm\n"
+        "# whose calibration you do not have. A nominal arm, not yours: a real arm's calibration differs\n"
+        "# by a few degrees; with both calibrations, derive the exact map (imitation data units\n"
+        "# --calibration ... --lerobot-calibration ...).\n"
         "# Written by tools/nominal_unit_maps.py from envs/assets/so101_lerobot_frames.xml; do not edit.\n"
     )
 
 
-def path(norm: str) -> Path:
-    return OUT / f"so101_lerobot_{norm}.yaml"
+def path(name: str) -> Path:
+    return OUT / f"{name}.yaml"
 
 
 def main() -> int:
@@ -165,15 +185,15 @@ def main() -> int:
     )
     args = ap.parse_args()
     stale = []
-    for norm in ("range", "degrees"):
-        text = header(norm) + yaml.safe_dump(nominal_map(norm), sort_keys=False)
+    for name in VARIANTS:
+        text = header(name) + yaml.safe_dump(nominal_map(name), sort_keys=False)
         if args.check:
-            if not path(norm).is_file() or path(norm).read_text() != text:
-                stale.append(str(path(norm).relative_to(ROOT)))
+            if not path(name).is_file() or path(name).read_text() != text:
+                stale.append(str(path(name).relative_to(ROOT)))
         else:
-            path(norm).parent.mkdir(parents=True, exist_ok=True)
-            path(norm).write_text(text)
-            print(f"wrote {path(norm).relative_to(ROOT)}")
+            path(name).parent.mkdir(parents=True, exist_ok=True)
+            path(name).write_text(text)
+            print(f"wrote {path(name).relative_to(ROOT)}")
     if stale:
         print(f"{', '.join(stale)}: differ from the derivation; run python tools/nominal_unit_maps.py",
               file=sys.stderr)  # fmt: skip

@@ -24,27 +24,32 @@ TICKS = 4096
 ARM = nominal.ARM
 
 
-def shipped(norm: str) -> dict:
-    return load_unit_map(ROOT / f"configs/units/so101_lerobot_{norm}.yaml")
+VARIANTS = list(nominal.VARIANTS)
 
 
-def lerobot_angle(norm: str, name: str, value: np.ndarray, ranges: dict) -> np.ndarray:
-    """The joint angle (radians, from the middle of its range) at which LeRobot reports ``value``."""
+def shipped(name: str) -> dict:
+    return load_unit_map(ROOT / f"configs/units/{name}.yaml")
+
+
+def lerobot_angle(name: str, joint: str, value: float, ranges: dict) -> float:
+    """The joint's angle in the LeRobot model when LeRobot reports ``value`` for it, from the
+    servo ticks that LeRobot's normalisation ``name`` gives that value at."""
+    norm, roll, _ = nominal.VARIANTS[name]
+    lo, hi = ranges[joint]
     if norm == "degrees":
         ticks = value * (TICKS - 1) / 360
-    elif name in nominal.FULL_TURN:
+    elif joint == "wrist_roll" and roll == "turn":
         ticks = value * (TICKS - 1) / 200
-    else:
-        lo, hi = ranges[name]
-        return value / 100 * (hi - lo) / 2
+    else:  # over the sweep, whose ends are the model's limits
+        return (lo + hi) / 2 + value / 100 * (hi - lo) / 2
     return ticks * 2 * math.pi / TICKS
 
 
 def test_the_shipped_maps_are_the_derivation(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("sys.argv", ["nominal_unit_maps.py", "--check"])
     assert nominal.main() == 0
-    for norm in ("range", "degrees"):
-        assert shipped(norm) == nominal.nominal_map(norm)
+    for name in VARIANTS:
+        assert shipped(name) == nominal.nominal_map(name)
 
 
 def links(arm, q: dict[str, float]) -> dict[str, np.ndarray]:
@@ -74,9 +79,9 @@ def links(arm, q: dict[str, float]) -> dict[str, np.ndarray]:
     }
 
 
-@pytest.mark.parametrize("norm", ["range", "degrees"])
-def test_a_pose_in_lerobot_values_puts_our_links_where_lerobots_are(norm: str) -> None:
-    umap = shipped(norm)
+@pytest.mark.parametrize("name", VARIANTS)
+def test_a_pose_in_lerobot_values_puts_our_links_where_lerobots_are(name: str) -> None:
+    umap, norm = shipped(name), nominal.VARIANTS[name][0]
     theirs, ours = nominal.lerobot(), nominal.ours()
     rng = np.random.default_rng(0)
     for _ in range(50):
@@ -88,7 +93,7 @@ def test_a_pose_in_lerobot_values_puts_our_links_where_lerobots_are(norm: str) -
                 v = rng.uniform(-100, 100)
             else:
                 v = math.degrees(rng.uniform(lo, hi)) * TICKS / (TICKS - 1)
-            angle[n] = float(lerobot_angle(norm, n, np.array(v), theirs.ranges))
+            angle[n] = lerobot_angle(name, n, v, theirs.ranges)
             mine[n] = umap["joints"][n]["scale"] * v + umap["joints"][n]["offset"]
         a, b = links(theirs, angle), links(ours, mine)
         for part in ("pitch axis", "upper arm", "forearm", "hand"):
@@ -96,11 +101,12 @@ def test_a_pose_in_lerobot_values_puts_our_links_where_lerobots_are(norm: str) -
         assert abs(abs(a["jaws"] @ b["jaws"]) - 1) < 1e-9, f"jaws at {angle}"  # either jaw forward
 
 
-@pytest.mark.parametrize("norm", ["range", "degrees"])
-def test_the_map_is_what_two_calibrations_of_a_nominal_arm_give(norm: str) -> None:
+@pytest.mark.parametrize("name", VARIANTS)
+def test_the_map_is_what_two_calibrations_of_a_nominal_arm_give(name: str) -> None:
     """A nominal arm, calibrated by LeRobot (middle of each range at half a turn, the sweep at the
-    model's limits, the wrist roll over a full turn) and by this project (the zero pose straight up,
+    model's limits, the wrist roll over a full turn or swept as the variant says) and by this project (the zero pose straight up,
     signs from the reference pose), with other homing offsets: ``unit_map`` gives the shipped map."""
+    norm, roll, _ = nominal.VARIANTS[name]
     theirs = nominal.lerobot()
     derived = nominal.derive()
     per_rad = TICKS / (2 * math.pi)
@@ -121,7 +127,7 @@ def test_the_map_is_what_two_calibrations_of_a_nominal_arm_give(norm: str) -> No
                                          range_max=4095, closed=lo + delta, open=hi + delta)  # fmt: skip
             continue
         mid = (TICKS - 1) / 2  # LeRobot's reading at the middle of the range
-        if n in nominal.FULL_TURN:
+        if n == "wrist_roll" and roll == "turn":
             lo, hi = 0.0, TICKS - 1.0
         else:
             lo, hi = (mid + a * per_rad for a in theirs.ranges[n])
@@ -140,7 +146,7 @@ def test_the_map_is_what_two_calibrations_of_a_nominal_arm_give(norm: str) -> No
         )
     ours = Calibration(robot="so101", protocol="feetech", ticks_per_turn=TICKS, joints=joints)
     got = unit_map(lerobot_cal, ours, norm=norm)["joints"]
-    want = shipped(norm)["joints"]
+    want = shipped(name)["joints"]
     for n in want:
         assert got[n]["scale"] == pytest.approx(want[n]["scale"], abs=1e-9), n
         assert got[n]["offset"] == pytest.approx(want[n]["offset"], abs=1e-9), n
