@@ -104,33 +104,31 @@ def test_a_pose_in_lerobot_values_puts_our_links_where_lerobots_are(name: str) -
 @pytest.mark.parametrize("name", VARIANTS)
 def test_the_map_is_what_two_calibrations_of_a_nominal_arm_give(name: str) -> None:
     """A nominal arm, calibrated by LeRobot (middle of each range at half a turn, the sweep at the
-    model's limits, the wrist roll over a full turn or swept as the variant says) and by this project (the zero pose straight up,
-    signs from the reference pose), with other homing offsets: ``unit_map`` gives the shipped map."""
+    model's limits, the wrist roll over a full turn or swept as the variant says) and by this
+    project (the zero pose straight up, signs from the reference pose), with other homing offsets:
+    ``unit_map`` gives the shipped map."""
     norm, roll, _ = nominal.VARIANTS[name]
     theirs = nominal.lerobot()
     derived = nominal.derive()
     per_rad = TICKS / (2 * math.pi)
     lerobot_cal, joints = {}, {}
+    mid = (TICKS - 1) / 2  # LeRobot's reading at the middle of a range
     for i, n in enumerate((*ARM, "gripper")):
         h_lr, h_ours = 150 * i - 400, 500 - 90 * i
+        delta = h_lr - h_ours  # our reading = LeRobot's + delta (Feetech: actual - offset)
         if n == "gripper":
             lo, hi = 1400.0, 2900.0  # LeRobot's readings, closed and open
-            lerobot_cal[n] = {
-                "id": i + 1,
-                "drive_mode": 0,
-                "homing_offset": h_lr,
-                "range_min": lo,
-                "range_max": hi,
-            }
-            delta = h_lr - h_ours  # our reading = LeRobot's + delta (Feetech: actual - offset)
             joints[n] = JointCalibration(id=i + 1, homing_offset=h_ours, sign=1, zero=0, range_min=0,
                                          range_max=4095, closed=lo + delta, open=hi + delta)  # fmt: skip
-            continue
-        mid = (TICKS - 1) / 2  # LeRobot's reading at the middle of the range
-        if n == "wrist_roll" and roll == "turn":
-            lo, hi = 0.0, TICKS - 1.0
         else:
-            lo, hi = (mid + a * per_rad for a in theirs.ranges[n])
+            if n == "wrist_roll" and roll == "turn":
+                lo, hi = 0.0, TICKS - 1.0
+            else:
+                lo, hi = (mid + a * per_rad for a in theirs.ranges[n])
+            sign, offset = derived[n]
+            straight_up = -sign * offset  # the LeRobot model's angle at our zero pose
+            joints[n] = JointCalibration(id=i + 1, homing_offset=h_ours, sign=sign, range_min=0, range_max=4095,
+                                         zero=mid + straight_up * per_rad + delta)  # fmt: skip
         lerobot_cal[n] = {
             "id": i + 1,
             "drive_mode": 0,
@@ -138,12 +136,6 @@ def test_the_map_is_what_two_calibrations_of_a_nominal_arm_give(name: str) -> No
             "range_min": lo,
             "range_max": hi,
         }
-        sign, offset = derived[n]
-        straight_up = -sign * offset  # the LeRobot model's angle at our zero pose
-        zero = mid + straight_up * per_rad + (h_lr - h_ours)
-        joints[n] = JointCalibration(
-            id=i + 1, homing_offset=h_ours, sign=sign, zero=zero, range_min=0, range_max=4095
-        )
     ours = Calibration(robot="so101", protocol="feetech", ticks_per_turn=TICKS, joints=joints)
     got = unit_map(lerobot_cal, ours, norm=norm)["joints"]
     want = shipped(name)["joints"]
